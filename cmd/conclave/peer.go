@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/conclave/conclave/node"
+	"github.com/conclave/conclave/peer"
+)
+
+func runPeer(args []string) error {
+	fs := newFlags("peer", "peer --id I --peers A0,A1,...,AN-1 [flags]")
+	var cfg node.Config
+	id := fs.Int("id", -1, "this peer's id, from 0 to N-1 (required)")
+	peers := fs.String("peers", "", "comma-separated host:port of every peer, in id order; this peer listens on its own entry (required)")
+	fs.StringVar(&cfg.LogDir, "log-dir", "conclave-logs", "directory for the event log peer-<id>.jsonl (empty: no log)")
+	fs.StringVar(&cfg.HTTP, "http", "", "address for the status endpoint, GET /status (empty: none)")
+	fs.DurationVar(&cfg.Peer.Heartbeat, "heartbeat", peer.DefaultHeartbeat, "interval between heartbeats to each peer")
+	fs.DurationVar(&cfg.Peer.SuspectAfter, "suspect-after", peer.DefaultSuspectAfter, "declare a peer down after this long without a heartbeat (a hung process or a partition)")
+	fs.StringVar(&cfg.Cluster, "cluster", node.DefaultCluster, "cluster name; peers of another cluster are refused")
+	fs.BoolVar(&cfg.Peer.Quorum, "quorum", false, "recognise a leader only while a majority of the peers is seen correct")
+	fs.BoolVar(&cfg.LogHeartbeats, "log-heartbeats", false, "log every heartbeat (default: the first on each connection and every 50th)")
+	fs.Uint64Var(&cfg.Incarnation, "incarnation", 0, "incarnation number (default: start time in nanoseconds, so a restart is a newer incarnation)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *peers == "" {
+		return usagef("--peers is required: the host:port of every peer, in id order")
+	}
+	if *id < 0 {
+		return usagef("--id is required and must be 0 or more")
+	}
+	cfg.Addrs = strings.Split(*peers, ",")
+	for i, a := range cfg.Addrs {
+		cfg.Addrs[i] = strings.TrimSpace(a)
+	}
+	cfg.Peer.ID = *id
+	cfg.Stdout = os.Stdout
+	n, err := node.New(cfg)
+	if err != nil {
+		var ne *node.ConfigError
+		if errors.As(err, &ne) {
+			return usageError{err.Error()}
+		}
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := n.Run(ctx); err != nil {
+		return fmt.Errorf("peer %d: %w", *id, err)
+	}
+	return nil
+}

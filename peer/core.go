@@ -1,0 +1,449 @@
+// Package peer is the peer core: failure detection and lowest-id leader
+// election for a fixed set of N peers, as a pure state machine.
+//
+// Core has no sockets, goroutines or clock. A driver (the runtime with real
+// TCP, or the simulator) feeds it inputs with Step, each stamped with the
+// current time as a duration since some fixed origin, and carries out the
+// effects it returns from Ready: frames to send, connections to close or
+// dial, and events to log. Core is not safe for concurrent use.
+//
+// The rules (docs/peer-core.md explains them at length):
+//
+//   - Peer i dials every peer j > i; j accepts. A connection is admitted once
+//     its Hello checks out; a Hello from an older incarnation than one
+//     already seen, or a second connection from the same incarnation, is
+//     refused. A newer incarnation replaces the old connection.
+//   - A heartbeat goes on every admitted connection at once and then every
+//     Heartbeat interval; never on a connection after it closed.
+//   - A peer is up (correct) from the first heartbeat received on its
+//     current connection. It is down as soon as that connection closes
+//     (cause conn_closed) or has been silent longer than SuspectAfter (cause
+//     silence; the connection is then closed, and redialed).
+//   - The leader is the lowest id among the peers this peer considers up,
+//     itself included, but it is none (-1) until this peer has once seen
+//     every peer up at the same time, and, with Quorum, whenever fewer than
+//     a majority of the N peers are up.
+//   - On every change of leader the peer sends a LeaderChange frame followed
+//     by one urgent byte on every admitted connection. A received notice
+//     naming a leader this peer cannot see makes it redial that peer at
+//     once; correctness never depends on the notice.
+package peer
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/conclave/conclave/wire"
+)
+
+// None is the leader value meaning no leader.
+const None = -1
+
+// never is a deadline that does not come.
+const never = time.Duration(1<<63 - 1)
+
+// Core is the state machine of one peer.
+type Core struct {
+	cfg     Config
+	now     time.Duration
+	last    time.Duration // time of the previous Step
+	started bool
+	stopped bool
+	ready   bool // every peer has been seen up at once: elections are open
+	leader  int
+	nextHB  time.Duration
+	peers   []peerState // indexed by id; peers[cfg.ID] is unused
+	out     []Effect
+	hints   uint64 // urgent hint bytes received
+}
+
+type peerState struct {
+	conn      ConnID // admitted connection, 0 if none
+	inc       uint64 // incarnation on conn
+	maxInc    uint64 // highest incarnation ever admitted
+	up        bool
+	lastHeard time.Duration
+	hbSeq     uint64 // heartbeats sent on conn
+	bye       string // reason in a Bye received on conn
+
+	dialing    bool          // a Dial is outstanding
+	dialAt     time.Duration // when to dial next; never if not scheduled
+	backoff    time.Duration
+	dialFailed bool // the last attempt failed and was logged
+}
+
+// New returns a Core for cfg, after validating it.
+func New(cfg Config) (*Core, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Core{cfg: cfg, leader: None, peers: make([]peerState, cfg.N)}
+	for i := range c.peers {
+		c.peers[i].dialAt = never
+	}
+	return c, nil
+}
+
+// Config returns the validated configuration.
+func (c *Core) Config() Config { return c.cfg }
+
+// Leader returns the current leader, or None.
+func (c *Core) Leader() int { return c.leader }
+
+// Step applies one input at time now. It returns an error only for a
+// refused Handshake (the reason to send back) or an input that makes no
+// sense, such as an unknown peer id.
+func (c *Core) Step(now time.Duration, in Input) error {
+	if now > c.now {
+		c.now = now
+	}
+	if c.stopped {
+		return nil
+	}
+	if c.started && c.now-c.last > c.cfg.SuspectAfter {
+		c.resumed(c.now - c.last)
+	}
+	c.last = c.now
+	if _, ok := in.(Start); !ok && !c.started {
+		return fmt.Errorf("peer: %T before Start", in)
+	}
+	var err error
+	switch in := in.(type) {
+	case Start:
+		if c.started {
+			return fmt.Errorf("peer: started twice")
+		}
+		c.started = true
+		c.nextHB = c.now + c.cfg.Heartbeat
+		c.log("start", "id", c.cfg.ID, "n", c.cfg.N, "quorum", c.cfg.Quorum,
+			"heartbeat_ms", ms(c.cfg.Heartbeat), "suspect_after_ms", ms(c.cfg.SuspectAfter))
+		for j := c.cfg.ID + 1; j < c.cfg.N; j++ {
+			c.peers[j].dialAt = c.now
+		}
+	case Tick:
+	case Handshake:
+		err = c.handshake(in)
+	case DialFailed:
+		err = c.dialFailed(in)
+	case Closed:
+		if err = c.checkPeer(in.Peer); err == nil && c.current(in.Peer, in.Conn) {
+			p := &c.peers[in.Peer]
+			reason := in.Reason
+			if p.bye != "" {
+				reason = "bye: " + p.bye
+			}
+			c.drop(in.Peer, "conn_closed", reason)
+		}
+	case Recv:
+		if err = c.checkPeer(in.Peer); err == nil && c.current(in.Peer, in.Conn) {
+			c.recv(in.Peer, in.Frame)
+		}
+	case Stop:
+		c.stop()
+		return nil
+	default:
+		return fmt.Errorf("peer: unknown input %T", in)
+	}
+	c.advance()
+	return err
+}
+
+// Ready returns the effects produced since the last call, in order.
+func (c *Core) Ready() []Effect {
+	out := c.out
+	c.out = nil
+	return out
+}
+
+// Deadline is the time by which the driver must call Step (with Tick if
+// nothing else happens).
+func (c *Core) Deadline() time.Duration {
+	if !c.started || c.stopped {
+		return never
+	}
+	d := c.nextHB
+	for j := range c.peers {
+		p := &c.peers[j]
+		if p.conn != 0 {
+			d = min(d, p.lastHeard+c.cfg.SuspectAfter+1)
+		}
+		if !p.dialing {
+			d = min(d, p.dialAt)
+		}
+	}
+	return d
+}
+
+func (c *Core) checkPeer(j int) error {
+	if j < 0 || j >= c.cfg.N || j == c.cfg.ID {
+		return fmt.Errorf("peer: no peer %d", j)
+	}
+	return nil
+}
+
+func (c *Core) current(j int, conn ConnID) bool {
+	return conn != 0 && c.peers[j].conn == conn
+}
+
+func (c *Core) handshake(h Handshake) error {
+	j := h.Peer
+	if err := c.checkPeer(j); err != nil {
+		return c.refuse(h, fmt.Sprintf("peer id %d is out of range or our own", j))
+	}
+	p := &c.peers[j]
+	switch {
+	case h.Conn == 0:
+		return fmt.Errorf("peer: handshake without a connection id")
+	case h.Dialed && !p.dialing:
+		return c.refuse(h, "connection we did not dial")
+	case !h.Dialed && j > c.cfg.ID:
+		return c.refuse(h, fmt.Sprintf("peer %d dialed us but lower ids dial higher ones", j))
+	case h.Incarnation < p.maxInc:
+		return c.refuse(h, fmt.Sprintf("stale incarnation %d of peer %d (seen %d)", h.Incarnation, j, p.maxInc))
+	case p.conn != 0 && h.Incarnation == p.inc:
+		return c.refuse(h, fmt.Sprintf("peer %d incarnation %d is already connected", j, h.Incarnation))
+	}
+	if h.Dialed {
+		p.dialing = false
+	}
+	if p.conn != 0 {
+		// A new incarnation: the old process is gone.
+		c.emit(Close{Peer: j, Conn: p.conn, Reason: "superseded by a new incarnation"})
+		c.drop(j, "conn_closed", fmt.Sprintf("new incarnation %d replaced %d", h.Incarnation, p.inc))
+	}
+	*p = peerState{conn: h.Conn, inc: h.Incarnation, maxInc: h.Incarnation, lastHeard: c.now, dialAt: never}
+	c.log("conn_up", "peer", j, "peer_inc", h.Incarnation, "dialed", h.Dialed, "addr", h.Addr)
+	c.heartbeat(j)
+	return nil
+}
+
+func (c *Core) refuse(h Handshake, reason string) error {
+	c.log("conn_rejected", "peer", h.Peer, "addr", h.Addr, "reason", reason)
+	if h.Dialed && h.Peer >= 0 && h.Peer < c.cfg.N && c.peers[h.Peer].dialing {
+		c.peers[h.Peer].dialing = false
+		c.scheduleDial(h.Peer)
+	}
+	return fmt.Errorf("%s", reason)
+}
+
+func (c *Core) dialFailed(d DialFailed) error {
+	if err := c.checkPeer(d.Peer); err != nil {
+		return err
+	}
+	p := &c.peers[d.Peer]
+	if !p.dialing {
+		return nil
+	}
+	p.dialing = false
+	if !p.dialFailed {
+		p.dialFailed = true
+		c.log("dial_failed", "peer", d.Peer, "error", d.Err)
+	}
+	c.scheduleDial(d.Peer)
+	return nil
+}
+
+// scheduleDial plans the next attempt to connect to j, if this peer dials j.
+func (c *Core) scheduleDial(j int) {
+	if j < c.cfg.ID {
+		return
+	}
+	p := &c.peers[j]
+	if p.backoff == 0 {
+		p.backoff = c.cfg.RedialMin
+	} else {
+		p.backoff = min(2*p.backoff, c.cfg.RedialMax)
+	}
+	p.dialAt = c.now + p.backoff
+}
+
+func (c *Core) recv(j int, f wire.Frame) {
+	p := &c.peers[j]
+	switch f := f.(type) {
+	case wire.Heartbeat:
+		p.lastHeard = c.now
+		c.log("hb_recv", "from", j, "seq", f.Seq)
+		if !p.up {
+			p.up = true
+			c.log("peer_up", "peer", j, "peer_inc", p.inc)
+			c.elect()
+		}
+	case wire.LeaderChange:
+		c.log("urgent_recv", "from", j, "leader", f.Leader, "prev", f.Prev)
+		// The sender sees a leader we cannot: try to reach it now.
+		l := f.Leader
+		if l > c.cfg.ID && l < c.cfg.N && c.peers[l].conn == 0 && !c.peers[l].dialing {
+			c.peers[l].dialAt = c.now
+		}
+	case wire.Bye:
+		p.bye = f.Reason
+	case wire.Hint:
+		c.hints++
+	}
+}
+
+// drop marks j's connection gone, logging why, and plans a redial.
+func (c *Core) drop(j int, cause, reason string) {
+	p := &c.peers[j]
+	p.conn = 0
+	p.bye = ""
+	if p.up {
+		p.up = false
+		c.log("peer_down", "peer", j, "cause", cause, "reason", reason)
+		c.elect()
+	} else {
+		c.log("conn_down", "peer", j, "reason", reason)
+	}
+	p.backoff = 0
+	c.scheduleDial(j)
+}
+
+// advance does what is due at c.now: silence checks, heartbeats, dials.
+func (c *Core) advance() {
+	for j := range c.peers {
+		p := &c.peers[j]
+		if p.conn != 0 && c.now-p.lastHeard > c.cfg.SuspectAfter {
+			reason := fmt.Sprintf("no heartbeat for %v", c.now-p.lastHeard)
+			c.emit(Close{Peer: j, Conn: p.conn, Reason: "silence: " + reason})
+			c.drop(j, "silence", reason)
+		}
+	}
+	if c.now >= c.nextHB {
+		c.nextHB = c.now + c.cfg.Heartbeat
+		for j := range c.peers {
+			if c.peers[j].conn != 0 {
+				c.heartbeat(j)
+			}
+		}
+	}
+	for j := range c.peers {
+		p := &c.peers[j]
+		if !p.dialing && p.conn == 0 && c.now >= p.dialAt {
+			p.dialing = true
+			p.dialAt = never
+			c.emit(Dial{Peer: j})
+		}
+	}
+}
+
+// resumed handles a gap between steps longer than SuspectAfter. The driver
+// steps at least every Heartbeat, so such a gap means this process itself
+// was stopped (SIGSTOP, a VM pause, starvation): the silence of its peers
+// during the gap says nothing about them, so each gets a fresh SuspectAfter
+// to be heard from.
+func (c *Core) resumed(gap time.Duration) {
+	c.log("paused", "for_ms", ms(gap))
+	for j := range c.peers {
+		if c.peers[j].conn != 0 {
+			c.peers[j].lastHeard = c.now
+		}
+	}
+}
+
+func (c *Core) heartbeat(j int) {
+	p := &c.peers[j]
+	p.hbSeq++
+	c.emit(Send{Peer: j, Conn: p.conn, Frame: wire.Heartbeat{Seq: p.hbSeq}})
+	c.log("hb_sent", "to", j, "seq", p.hbSeq)
+}
+
+// elect recomputes the leader and announces a change.
+func (c *Core) elect() {
+	alive := c.Alive()
+	if !c.ready && len(alive) == c.cfg.N {
+		c.ready = true
+		c.log("election_open")
+	}
+	leader := None
+	switch {
+	case !c.ready:
+	case c.cfg.Quorum && 2*len(alive) <= c.cfg.N:
+	default:
+		leader = alive[0]
+	}
+	if leader == c.leader {
+		return
+	}
+	prev := c.leader
+	c.leader = leader
+	c.log("leader_change", "leader", leader, "prev", prev, "alive", alive)
+	for j := range c.peers {
+		if p := &c.peers[j]; p.conn != 0 {
+			c.emit(Send{Peer: j, Conn: p.conn, Frame: wire.LeaderChange{Leader: leader, Prev: prev}, Urgent: true})
+			c.log("urgent_sent", "to", j, "leader", leader)
+		}
+	}
+}
+
+func (c *Core) stop() {
+	for j := range c.peers {
+		if p := &c.peers[j]; p.conn != 0 {
+			c.emit(Send{Peer: j, Conn: p.conn, Frame: wire.Bye{Reason: "shutdown"}})
+			c.emit(Close{Peer: j, Conn: p.conn, Reason: "shutdown"})
+			p.conn = 0
+		}
+	}
+	c.stopped = true
+	c.log("stop", "leader", c.leader)
+}
+
+// Alive returns the sorted ids this peer considers correct, itself included.
+func (c *Core) Alive() []int {
+	alive := []int{}
+	for j := range c.peers {
+		if j == c.cfg.ID || c.peers[j].up {
+			alive = append(alive, j)
+		}
+	}
+	return alive
+}
+
+func (c *Core) emit(e Effect) { c.out = append(c.out, e) }
+
+func (c *Core) log(ev string, kv ...any) {
+	f := make(map[string]any, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		f[kv[i].(string)] = kv[i+1]
+	}
+	c.emit(Log{Ev: ev, Fields: f})
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// Status is a snapshot of what the peer believes.
+type Status struct {
+	ID        int          `json:"id"`
+	Leader    int          `json:"leader"`
+	Alive     []int        `json:"alive"`
+	Ready     bool         `json:"election_open"`
+	Quorum    bool         `json:"quorum"`
+	HintsRecv uint64       `json:"urgent_hints_recv"`
+	Peers     []PeerStatus `json:"peers"`
+}
+
+// PeerStatus is what the peer knows of one other peer.
+type PeerStatus struct {
+	ID          int     `json:"id"`
+	Up          bool    `json:"up"`
+	Connected   bool    `json:"connected"`
+	Incarnation uint64  `json:"inc,omitempty"`
+	SilenceMS   float64 `json:"silence_ms,omitempty"`
+}
+
+// Status returns a snapshot of the peer's state.
+func (c *Core) Status() Status {
+	s := Status{ID: c.cfg.ID, Leader: c.leader, Alive: c.Alive(), Ready: c.ready, Quorum: c.cfg.Quorum, HintsRecv: c.hints}
+	for j := range c.peers {
+		if j == c.cfg.ID {
+			continue
+		}
+		p := c.peers[j]
+		ps := PeerStatus{ID: j, Up: p.up, Connected: p.conn != 0, Incarnation: p.inc}
+		if p.conn != 0 {
+			ps.SilenceMS = ms(c.now - p.lastHeard)
+		}
+		s.Peers = append(s.Peers, ps)
+	}
+	return s
+}
+

@@ -1,0 +1,111 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"reflect"
+	"testing"
+)
+
+var samples = []Frame{
+	Hello{Version: Version, Cluster: "conclave", ID: 3, N: 4, Incarnation: 1732380000123456789, LC: 17},
+	Hello{Version: Version},
+	Reject{Reason: "wrong cluster", LC: 1},
+	Heartbeat{Seq: 1, LC: 2},
+	Heartbeat{Seq: 1 << 40, LC: 1 << 62},
+	LeaderChange{Leader: 1, Prev: 0, LC: 9},
+	LeaderChange{Leader: -1, Prev: 2, LC: 9},
+	Bye{Reason: "shutdown", LC: 3},
+	Hint{},
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, f := range samples {
+		b := Append(nil, f)
+		got, n, err := Parse(b, 0)
+		if err != nil {
+			t.Fatalf("%#v: %v", f, err)
+		}
+		if n != len(b) || !reflect.DeepEqual(got, f) {
+			t.Fatalf("round trip of %#v gave %#v (%d of %d bytes)", f, got, n, len(b))
+		}
+	}
+}
+
+func TestHintIsOneByte(t *testing.T) {
+	if b := Append(nil, Hint{}); !bytes.Equal(b, []byte{0x21}) {
+		t.Fatalf("hint encodes as %x, want 21", b)
+	}
+}
+
+func TestReaderStreamsAndStopsCleanly(t *testing.T) {
+	var stream []byte
+	for _, f := range samples {
+		stream = Append(stream, f)
+	}
+	r := NewReader(bytes.NewReader(stream), 0)
+	for i, want := range samples {
+		got, err := r.Next()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("frame %d: got %#v want %#v", i, got, want)
+		}
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Fatalf("after last frame: %v, want io.EOF", err)
+	}
+	// Cut inside the last multi-byte frame.
+	r = NewReader(bytes.NewReader(stream[:len(stream)-3]), 0)
+	var err error
+	for err == nil {
+		_, err = r.Next()
+	}
+	if err != io.ErrUnexpectedEOF {
+		t.Fatalf("truncated stream: %v, want io.ErrUnexpectedEOF", err)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	cases := []struct {
+		name string
+		in   []byte
+		want error // nil: any error other than ErrShort
+	}{
+		{"unknown type", []byte{0x7f, 0}, nil},
+		{"http request", []byte("GET / HTTP/1.1\r\n\r\n"), nil},
+		{"too large", append([]byte{byte(TypeHeartbeat)}, 0xff, 0xff, 0xff, 0x7f), ErrTooLarge},
+		{"bad magic", Append(nil, rawFrame{TypeHello, []byte("XXXX\x01\x00\x00\x00\x00\x00")}), nil},
+		{"trailing bytes", Append(nil, rawFrame{TypeHeartbeat, []byte{1, 1, 1}}), nil},
+		{"truncated payload", Append(nil, rawFrame{TypeHeartbeat, []byte{1}}), nil},
+		{"leader below -1", Append(nil, rawFrame{TypeLeaderChange, []byte{5, 0, 0}}), nil},
+		{"long string", Append(nil, rawFrame{TypeBye, []byte{0xff, 0xff, 0x03}}), nil},
+		{"short", []byte{byte(TypeHeartbeat), 5, 1}, ErrShort},
+	}
+	for _, c := range cases {
+		_, _, err := Parse(c.in, 1024)
+		switch {
+		case err == nil:
+			t.Errorf("%s: accepted", c.name)
+		case c.want != nil && !errors.Is(err, c.want):
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		case c.want == nil && errors.Is(err, ErrShort):
+			t.Errorf("%s: reported as short input", c.name)
+		}
+		r := NewReader(bytes.NewReader(c.in), 1024)
+		if _, err := r.Next(); err == nil {
+			t.Errorf("%s: Reader accepted", c.name)
+		}
+	}
+}
+
+// rawFrame lets tests frame arbitrary payloads.
+type rawFrame struct {
+	t Type
+	p []byte
+}
+
+func (f rawFrame) Type() Type                    { return f.t }
+func (f rawFrame) appendPayload(b []byte) []byte { return append(b, f.p...) }
