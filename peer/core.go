@@ -446,4 +446,3 @@ func (c *Core) Status() Status {
 	}
 	return s
 }
-
