@@ -1,0 +1,312 @@
+package sim
+
+import (
+	"flag"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/conclave/conclave/eventlog"
+	"github.com/conclave/conclave/peer"
+)
+
+var seedFlag = flag.Uint64("seed", 0, "run scenario tests with this seed only")
+
+// seeds returns the seeds a scenario test runs with.
+func seeds() []uint64 {
+	if *seedFlag != 0 {
+		return []uint64{*seedFlag}
+	}
+	return []uint64{1, 2, 3, 4, 5, 6, 7, 8}
+}
+
+const (
+	hb      = 100 * time.Millisecond
+	suspect = 500 * time.Millisecond
+)
+
+func newSim(t *testing.T, n int, seed uint64, quorum bool) *Sim {
+	t.Helper()
+	s, err := New(Config{N: n, Seed: seed, Peer: peer.Config{Heartbeat: hb, SuspectAfter: suspect, Quorum: quorum}, LogHeartbeats: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// eachSeed runs f as a subtest per seed, naming the seed so a failure can
+// be replayed with -seed.
+func eachSeed(t *testing.T, f func(t *testing.T, seed uint64)) {
+	for _, seed := range seeds() {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { f(t, seed) })
+	}
+}
+
+// waitLeader runs until every running, unpaused peer reports want, or fails
+// after limit of simulated time.
+func waitLeader(t *testing.T, s *Sim, want int, limit time.Duration) time.Duration {
+	t.Helper()
+	start := s.Now()
+	ok := s.RunUntil(s.Now()+limit, func() bool { l, ok := s.Converged(); return ok && l == want })
+	if !ok {
+		t.Fatalf("at %v: peers did not agree on leader %d within %v: %v", s.Now(), want, limit, leaders(s))
+	}
+	return s.Now() - start
+}
+
+func leaders(s *Sim) []int {
+	var out []int
+	for i := range s.nodes {
+		out = append(out, s.Leader(i))
+	}
+	return out
+}
+
+func events(h []eventlog.Event, node, ev string) []eventlog.Event {
+	var out []eventlog.Event
+	for _, e := range h {
+		if (node == "" || e.Node == node) && e.Ev == ev {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func TestFirstLeaderWaitsForEveryPeer(t *testing.T) {
+	eachSeed(t, func(t *testing.T, seed uint64) {
+		s := newSim(t, 4, seed, false)
+		for i := 1; i < 4; i++ {
+			s.Start(i)
+		}
+		s.RunFor(5 * time.Second)
+		for i := 1; i < 4; i++ {
+			if l := s.Leader(i); l != peer.None {
+				t.Fatalf("peer %d reports leader %d while peer 0 never started", i, l)
+			}
+		}
+		if n := len(events(s.History(), "", "leader_change")); n != 0 {
+			t.Fatalf("%d leader changes before every peer was seen", n)
+		}
+		s.Start(0)
+		waitLeader(t, s, 0, 2*time.Second)
+		for _, e := range events(s.History(), "", "leader_change") {
+			if l, _ := e.Int("leader"); l != 0 {
+				t.Fatalf("%s elected %d first, want 0", e.Node, l)
+			}
+		}
+	})
+}
+
+func TestCrashedLeaderReplacedByNextLowest(t *testing.T) {
+	eachSeed(t, func(t *testing.T, seed uint64) {
+		s := newSim(t, 4, seed, false)
+		s.StartAll()
+		waitLeader(t, s, 0, 2*time.Second)
+		s.Crash(0)
+		// A crash closes connections: detection needs no timeout.
+		waitLeader(t, s, 1, suspect/2)
+		s.Crash(1)
+		waitLeader(t, s, 2, suspect/2)
+		for _, e := range events(s.History(), "", "peer_down") {
+			if e.Str("cause") != "conn_closed" {
+				t.Errorf("%s detected a crash by %s", e.Node, e.Str("cause"))
+			}
+		}
+	})
+}
+
+func TestHungLeaderDetectedBySilence(t *testing.T) {
+	eachSeed(t, func(t *testing.T, seed uint64) {
+		s := newSim(t, 4, seed, false)
+		s.StartAll()
+		waitLeader(t, s, 0, 2*time.Second)
+		s.Pause(0)
+		took := waitLeader(t, s, 1, suspect+2*hb)
+		// The last heartbeat arrived at most one interval before the
+		// pause; silence is counted from it.
+		if took < suspect-hb-s.Config().MaxDelay {
+			t.Fatalf("hang detected after %v: too soon for suspect-after %v", took, suspect)
+		}
+		for _, e := range events(s.History(), "", "peer_down") {
+			if p, _ := e.Int("peer"); p == 0 && e.Str("cause") != "silence" {
+				t.Errorf("%s detected the hang by %s", e.Node, e.Str("cause"))
+			}
+		}
+		s.Resume(0)
+		waitLeader(t, s, 0, 3*time.Second)
+	})
+}
+
+func TestRestartIsNewIncarnation(t *testing.T) {
+	eachSeed(t, func(t *testing.T, seed uint64) {
+		s := newSim(t, 4, seed, false)
+		s.StartAll()
+		waitLeader(t, s, 0, 2*time.Second)
+		s.Crash(0)
+		waitLeader(t, s, 1, time.Second)
+		s.Start(0)
+		waitLeader(t, s, 0, 3*time.Second)
+		for i := 1; i < 4; i++ {
+			ups := events(s.History(), fmt.Sprintf("peer-%d", i), "peer_up")
+			var incs []int
+			for _, e := range ups {
+				if p, _ := e.Int("peer"); p == 0 {
+					inc, _ := e.Int("peer_inc")
+					incs = append(incs, inc)
+				}
+			}
+			if len(incs) != 2 || incs[1] <= incs[0] {
+				t.Fatalf("peer %d saw peer 0 come up with incarnations %v, want two, increasing", i, incs)
+			}
+		}
+	})
+}
+
+func TestPartitionWithoutQuorumElectsOnEachSide(t *testing.T) {
+	eachSeed(t, func(t *testing.T, seed uint64) {
+		s := newSim(t, 5, seed, false)
+		s.StartAll()
+		waitLeader(t, s, 0, 2*time.Second)
+		s.Partition([]int{0, 1}, []int{2, 3, 4})
+		s.RunFor(suspect + 3*hb)
+		if got := leaders(s); !slices.Equal(got, []int{0, 0, 2, 2, 2}) {
+			t.Fatalf("leaders during the partition: %v, want [0 0 2 2 2]", got)
+		}
+		s.Heal()
+		waitLeader(t, s, 0, 3*time.Second)
+	})
+}
+
+func TestQuorumModeMinorityHasNoLeader(t *testing.T) {
+	eachSeed(t, func(t *testing.T, seed uint64) {
+		s := newSim(t, 5, seed, true)
+		s.StartAll()
+		waitLeader(t, s, 0, 2*time.Second)
+		s.Partition([]int{0, 1}, []int{2, 3, 4})
+		s.RunFor(suspect + 3*hb)
+		if got := leaders(s); !slices.Equal(got, []int{-1, -1, 2, 2, 2}) {
+			t.Fatalf("leaders during the partition: %v, want [-1 -1 2 2 2]", got)
+		}
+		s.Heal()
+		waitLeader(t, s, 0, 3*time.Second)
+	})
+}
+
+func TestEveryLeaderChangeIsAnnouncedUrgently(t *testing.T) {
+	eachSeed(t, func(t *testing.T, seed uint64) {
+		s := newSim(t, 4, seed, false)
+		s.StartAll()
+		waitLeader(t, s, 0, 2*time.Second)
+		s.Crash(0)
+		waitLeader(t, s, 1, time.Second)
+		s.Start(0)
+		waitLeader(t, s, 0, 3*time.Second)
+		s.RunFor(time.Second)
+		h := s.History()
+		for i, e := range h {
+			if e.Ev != "leader_change" {
+				continue
+			}
+			leader, _ := e.Int("leader")
+			want := connectedAt(h[:i], e.Node)
+			got := map[int]bool{}
+			for _, u := range h[i+1:] {
+				if u.Node != e.Node || u.Ev != "urgent_sent" {
+					if u.Node == e.Node && u.Ev == "leader_change" {
+						break
+					}
+					continue
+				}
+				if l, _ := u.Int("leader"); l == leader {
+					to, _ := u.Int("to")
+					got[to] = true
+				}
+			}
+			for p := range want {
+				if !got[p] {
+					t.Errorf("%s changed leader to %d but sent no urgent notice to connected peer %d", e.Node, leader, p)
+				}
+			}
+			// And every notice arrives.
+		}
+		if s, r := len(events(h, "", "urgent_sent")), len(events(h, "", "urgent_recv")); r == 0 || r > s {
+			t.Errorf("%d urgent notices sent, %d received", s, r)
+		}
+	})
+}
+
+// connectedAt returns the peers node has an admitted connection to at the
+// end of h.
+func connectedAt(h []eventlog.Event, node string) map[int]bool {
+	conn := map[int]bool{}
+	for _, e := range h {
+		if e.Node != node {
+			continue
+		}
+		p, _ := e.Int("peer")
+		switch e.Ev {
+		case "conn_up":
+			conn[p] = true
+		case "conn_down", "peer_down":
+			delete(conn, p)
+		}
+	}
+	return conn
+}
+
+func TestNoHeartbeatAfterClose(t *testing.T) {
+	eachSeed(t, func(t *testing.T, seed uint64) {
+		s := newSim(t, 4, seed, false)
+		s.StartAll()
+		waitLeader(t, s, 0, 2*time.Second)
+		s.Crash(3)
+		s.Pause(2)
+		s.RunFor(2 * time.Second)
+		open := map[string]map[int]bool{}
+		for _, e := range s.History() {
+			if open[e.Node] == nil {
+				open[e.Node] = map[int]bool{}
+			}
+			p, _ := e.Int("peer")
+			switch e.Ev {
+			case "conn_up":
+				open[e.Node][p] = true
+			case "conn_down", "peer_down":
+				open[e.Node][p] = false
+			case "hb_sent":
+				to, _ := e.Int("to")
+				if !open[e.Node][to] {
+					t.Fatalf("%s sent a heartbeat to %d on a closed connection", e.Node, to)
+				}
+			}
+		}
+	})
+}
+
+func TestSameSeedSameHistory(t *testing.T) {
+	run := func() []eventlog.Event {
+		s := newSim(t, 5, 42, false)
+		s.StartAll()
+		s.RunFor(time.Second)
+		s.Crash(0)
+		s.Pause(2)
+		s.RunFor(time.Second)
+		s.Resume(2)
+		s.Partition([]int{0, 1, 2}, []int{3, 4})
+		s.RunFor(time.Second)
+		s.Heal()
+		s.Start(0)
+		s.RunFor(2 * time.Second)
+		return s.History()
+	}
+	a, b := run(), run()
+	if len(a) != len(b) {
+		t.Fatalf("two runs of one seed recorded %d and %d events", len(a), len(b))
+	}
+	for i := range a {
+		if eventlog.Format(a[i]) != eventlog.Format(b[i]) {
+			t.Fatalf("runs diverge at event %d:\n%s\n%s", i, eventlog.Format(a[i]), eventlog.Format(b[i]))
+		}
+	}
+}
