@@ -1,0 +1,208 @@
+package peer
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/conclave/conclave/wire"
+)
+
+func started(t *testing.T, id, n int) *Core {
+	t.Helper()
+	c, err := New(Config{ID: id, N: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Step(0, Start{}); err != nil {
+		t.Fatal(err)
+	}
+	c.Ready()
+	return c
+}
+
+func logs(effects []Effect, ev string) []Log {
+	var out []Log
+	for _, e := range effects {
+		if l, ok := e.(Log); ok && l.Ev == ev {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func TestConfigValidation(t *testing.T) {
+	cases := []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{ID: 0, N: 1}, "at least 2 peers"},
+		{Config{ID: 4, N: 4}, "out of range"},
+		{Config{ID: -1, N: 4}, "out of range"},
+		{Config{ID: 0, N: 4, Heartbeat: time.Second, SuspectAfter: time.Second}, "must be longer"},
+		{Config{ID: 0, N: 4, Heartbeat: -time.Second}, "positive"},
+	}
+	for _, c := range cases {
+		err := c.cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want an error with %q", c.cfg, err, c.want)
+		}
+	}
+	ok := Config{ID: 1, N: 3}
+	if err := ok.Validate(); err != nil || ok.Heartbeat != DefaultHeartbeat || ok.SuspectAfter != DefaultSuspectAfter {
+		t.Errorf("defaults: %v %+v", err, ok)
+	}
+}
+
+func TestDialsOnlyHigherIDs(t *testing.T) {
+	c, _ := New(Config{ID: 1, N: 4})
+	c.Step(0, Start{})
+	var dials []int
+	for _, e := range c.Ready() {
+		if d, ok := e.(Dial); ok {
+			dials = append(dials, d.Peer)
+		}
+	}
+	if len(dials) != 2 || dials[0] != 2 || dials[1] != 3 {
+		t.Fatalf("peer 1 dialed %v, want [2 3]", dials)
+	}
+}
+
+func TestHandshakeAdmission(t *testing.T) {
+	c := started(t, 2, 4)
+	// Peer 0 connects (it dials us: lower dials higher).
+	if err := c.Step(1, Handshake{Peer: 0, Conn: 1, Incarnation: 10}); err != nil {
+		t.Fatalf("first connection refused: %v", err)
+	}
+	refused := []struct {
+		name string
+		h    Handshake
+		want string
+	}{
+		{"same incarnation again", Handshake{Peer: 0, Conn: 2, Incarnation: 10}, "already connected"},
+		{"older incarnation", Handshake{Peer: 0, Conn: 3, Incarnation: 9}, "stale incarnation"},
+		{"higher id dialing us", Handshake{Peer: 3, Conn: 4, Incarnation: 1}, "lower ids dial higher"},
+		{"out of range", Handshake{Peer: 7, Conn: 5, Incarnation: 1}, "out of range"},
+		{"our own id", Handshake{Peer: 2, Conn: 6, Incarnation: 1}, "out of range or our own"},
+		{"not dialed", Handshake{Peer: 1, Conn: 7, Incarnation: 1, Dialed: true}, "did not dial"},
+	}
+	for _, r := range refused {
+		c.Ready()
+		err := c.Step(2, r.h)
+		if err == nil || !strings.Contains(err.Error(), r.want) {
+			t.Errorf("%s: %v, want refusal with %q", r.name, err, r.want)
+		}
+		if len(logs(c.Ready(), "conn_rejected")) != 1 {
+			t.Errorf("%s: refusal not logged", r.name)
+		}
+	}
+	// A newer incarnation replaces the old connection.
+	c.Step(3, Recv{Peer: 0, Conn: 1, Frame: wire.Heartbeat{Seq: 1}})
+	c.Ready()
+	if err := c.Step(4, Handshake{Peer: 0, Conn: 8, Incarnation: 11}); err != nil {
+		t.Fatalf("new incarnation refused: %v", err)
+	}
+	out := c.Ready()
+	var closed bool
+	for _, e := range out {
+		if cl, ok := e.(Close); ok && cl.Conn == 1 {
+			closed = true
+		}
+	}
+	if !closed || len(logs(out, "peer_down")) != 1 {
+		t.Fatalf("old incarnation's connection not closed and reported down: %v", out)
+	}
+	// Frames on the replaced connection are ignored.
+	c.Step(5, Recv{Peer: 0, Conn: 1, Frame: wire.Heartbeat{Seq: 2}})
+	if len(logs(c.Ready(), "peer_up")) != 0 {
+		t.Fatal("a heartbeat on a replaced connection brought the peer up")
+	}
+}
+
+func TestHeartbeatOnAdmissionAndInterval(t *testing.T) {
+	c := started(t, 0, 2)
+	c.Step(0, Handshake{Peer: 1, Conn: 1, Incarnation: 1, Dialed: true})
+	count := func() int {
+		n := 0
+		for _, e := range c.Ready() {
+			if s, ok := e.(Send); ok {
+				if _, ok := s.Frame.(wire.Heartbeat); ok {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("%d heartbeats on admission, want 1", n)
+	}
+	if d := c.Deadline(); d != DefaultHeartbeat {
+		t.Fatalf("deadline %v, want the next heartbeat at %v", d, DefaultHeartbeat)
+	}
+	c.Step(DefaultHeartbeat, Recv{Peer: 1, Conn: 1, Frame: wire.Heartbeat{Seq: 1}})
+	if n := count(); n != 1 {
+		t.Fatalf("%d heartbeats at the interval, want 1", n)
+	}
+	c.Step(DefaultHeartbeat+1, Closed{Peer: 1, Conn: 1, Reason: "eof"})
+	c.Ready()
+	c.Step(3*DefaultHeartbeat, Tick{})
+	if n := count(); n != 0 {
+		t.Fatalf("%d heartbeats after the connection closed", n)
+	}
+}
+
+func TestSilenceClosesAndNamesCause(t *testing.T) {
+	c := started(t, 0, 2)
+	c.Step(0, Handshake{Peer: 1, Conn: 1, Incarnation: 1, Dialed: true})
+	c.Step(time.Millisecond, Recv{Peer: 1, Conn: 1, Frame: wire.Heartbeat{Seq: 1}})
+	c.Ready()
+	// Keep stepping at the heartbeat interval, hearing nothing.
+	var downs []Log
+	for now := DefaultHeartbeat; now <= time.Second && len(downs) == 0; now += DefaultHeartbeat / 2 {
+		c.Step(now, Tick{})
+		downs = logs(c.Ready(), "peer_down")
+	}
+	if len(downs) != 1 || downs[0].Fields["cause"] != "silence" {
+		t.Fatalf("peer_down: %v, want one with cause silence", downs)
+	}
+}
+
+func TestOwnPauseIsNotPeersSilence(t *testing.T) {
+	c := started(t, 0, 2)
+	c.Step(0, Handshake{Peer: 1, Conn: 1, Incarnation: 1, Dialed: true})
+	c.Step(time.Millisecond, Recv{Peer: 1, Conn: 1, Frame: wire.Heartbeat{Seq: 1}})
+	c.Ready()
+	// The next step comes 3 s later: this process was stopped.
+	c.Step(3*time.Second, Tick{})
+	out := c.Ready()
+	if len(logs(out, "paused")) != 1 || len(logs(out, "peer_down")) != 0 {
+		t.Fatalf("after a pause of our own: %v", out)
+	}
+}
+
+func TestUrgentNoticeForUnseenLeaderRedials(t *testing.T) {
+	c := started(t, 0, 3)
+	c.Step(0, Handshake{Peer: 1, Conn: 1, Incarnation: 1, Dialed: true})
+	c.Step(0, DialFailed{Peer: 2, Err: "refused"})
+	c.Ready()
+	if c.Deadline() <= 0 {
+		t.Fatal("no redial planned")
+	}
+	c.Step(time.Microsecond, Recv{Peer: 1, Conn: 1, Frame: wire.LeaderChange{Leader: 2, Prev: -1}})
+	var dialed bool
+	for _, e := range c.Ready() {
+		if d, ok := e.(Dial); ok && d.Peer == 2 {
+			dialed = true
+		}
+	}
+	if !dialed {
+		t.Fatal("a notice naming a peer we cannot see did not make us dial it at once")
+	}
+}
+
+func TestStepBeforeStart(t *testing.T) {
+	c, _ := New(Config{ID: 0, N: 2})
+	if err := c.Step(0, Tick{}); err == nil {
+		t.Fatal("Tick before Start accepted")
+	}
+}
