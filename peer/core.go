@@ -46,7 +46,7 @@ const never = time.Duration(1<<63 - 1)
 type Core struct {
 	cfg     Config
 	now     time.Duration
-	last    time.Duration // time of the previous Step
+	due     time.Duration // the Deadline after the previous Step
 	started bool
 	stopped bool
 	ready   bool // every peer has been seen up at once: elections are open
@@ -100,10 +100,10 @@ func (c *Core) Step(now time.Duration, in Input) error {
 	if c.stopped {
 		return nil
 	}
-	if c.started && c.now-c.last > c.cfg.SuspectAfter {
-		c.resumed(c.now - c.last)
+	if c.started && c.now > c.due {
+		c.overslept(c.now - c.due)
 	}
-	c.last = c.now
+	defer func() { c.due = c.Deadline() }()
 	if _, ok := in.(Start); !ok && !c.started {
 		return fmt.Errorf("peer: %T before Start", in)
 	}
@@ -326,16 +326,17 @@ func (c *Core) advance() {
 	}
 }
 
-// resumed handles a gap between steps longer than SuspectAfter. The driver
-// steps at least every Heartbeat, so such a gap means this process itself
-// was stopped (SIGSTOP, a VM pause, starvation): the silence of its peers
-// during the gap says nothing about them, so each gets a fresh SuspectAfter
-// to be heard from.
-func (c *Core) resumed(gap time.Duration) {
-	c.log("paused", "for_ms", ms(gap))
+// overslept handles a Step that comes later than the deadline this core
+// asked for. For that long this process did not run (SIGSTOP, a VM pause,
+// starvation), so its peers' silence during that time says nothing about
+// them: silence is counted only while this peer was able to listen.
+func (c *Core) overslept(over time.Duration) {
+	if over > c.cfg.Heartbeat {
+		c.log("paused", "for_ms", ms(over))
+	}
 	for j := range c.peers {
-		if c.peers[j].conn != 0 {
-			c.peers[j].lastHeard = c.now
+		if p := &c.peers[j]; p.conn != 0 {
+			p.lastHeard = min(p.lastHeard+over, c.now)
 		}
 	}
 }

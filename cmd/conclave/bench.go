@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/conclave/conclave/launch"
+	"github.com/conclave/conclave/peer"
+)
+
+func runBench(args []string) error {
+	if len(args) == 0 || args[0] != "failover" {
+		return usagef("usage: conclave bench failover [flags]")
+	}
+	fs := newFlags("bench failover", "bench failover [--n 4] [--runs 20] [--mode both]")
+	n := fs.Int("n", 4, "number of peers")
+	runs := fs.Int("runs", 20, "failovers to measure per mode")
+	mode := fs.String("mode", "both", "what to do to the leader: crash (SIGKILL), hang (SIGSTOP) or both")
+	hb := fs.Duration("heartbeat", peer.DefaultHeartbeat, "heartbeat interval")
+	suspect := fs.Duration("suspect-after", peer.DefaultSuspectAfter, "silence before a peer is declared down")
+	keep := fs.String("log-dir", "", "keep the peers' logs here (default: a temporary directory, removed)")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if *n < 2 || *runs < 1 {
+		return usagef("--n must be at least 2 and --runs at least 1")
+	}
+	if *mode != "crash" && *mode != "hang" && *mode != "both" {
+		return usagef("--mode must be crash, hang or both, not %q", *mode)
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("failover benchmark: %d peers on loopback, heartbeat %v, suspect-after %v, %d runs per mode\n", *n, *hb, *suspect, *runs)
+	fmt.Println("measured: from the signal to the leader until every survivor has printed the new leader")
+	for _, m := range []string{"crash", "hang"} {
+		if *mode != "both" && *mode != m {
+			continue
+		}
+		dir := *keep
+		if dir == "" {
+			if dir, err = os.MkdirTemp("", "conclave-bench-"); err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+		} else {
+			dir = dir + "/" + m
+		}
+		lat, err := benchFailover(launch.Config{Binary: bin, N: *n, Dir: dir, Heartbeat: *hb, SuspectAfter: *suspect}, m, *runs)
+		if err != nil {
+			return fmt.Errorf("%s: %w", m, err)
+		}
+		slices.Sort(lat)
+		what := "SIGKILL (detected by connection close)"
+		if m == "hang" {
+			what = "SIGSTOP (detected by heartbeat silence)"
+		}
+		fmt.Printf("%-5s %-40s p50 %8.2f ms   p99 %8.2f ms   max %8.2f ms   min %8.2f ms\n",
+			m, what, ms(pct(lat, 50)), ms(pct(lat, 99)), ms(lat[len(lat)-1]), ms(lat[0]))
+	}
+	return nil
+}
+
+// benchFailover runs one cluster and fails its leader, peer 0, runs times,
+// bringing it back in between. It returns each failover's duration.
+func benchFailover(cfg launch.Config, mode string, runs int) ([]time.Duration, error) {
+	c, err := launch.Start(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if err := c.StartAll(); err != nil {
+		return nil, err
+	}
+	wait := func(want int, ids []int) (time.Time, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second+4*cfg.SuspectAfter)
+		defer cancel()
+		return c.WaitLeader(ctx, want, ids...)
+	}
+	all, survivors := ids(0, cfg.N), ids(1, cfg.N)
+	var lat []time.Duration
+	for r := 0; r < runs; r++ {
+		if _, err := wait(0, all); err != nil {
+			return nil, err
+		}
+		var t0 time.Time
+		if mode == "crash" {
+			t0, err = c.Kill(0)
+		} else {
+			t0, err = c.Pause(0)
+		}
+		if err != nil {
+			return nil, err
+		}
+		t1, err := wait(1, survivors)
+		if err != nil {
+			return nil, err
+		}
+		lat = append(lat, t1.Sub(t0))
+		if mode == "crash" {
+			err = c.StartPeer(0)
+		} else {
+			_, err = c.Resume(0)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return lat, nil
+}
+
+// pct returns the p-th percentile of sorted xs (nearest rank).
+func pct(xs []time.Duration, p int) time.Duration {
+	k := (p*len(xs) + 99) / 100
+	return xs[max(k-1, 0)]
+}

@@ -1,0 +1,376 @@
+// Package launch starts and faults real `conclave peer` processes on one
+// machine: the demo, the failover benchmark and the real-process tests use
+// it. It follows what each peer reports on stdout, and records what it does
+// to them in <dir>/control.jsonl (node "control"), so the run's merged log
+// and report show the faults next to their effects.
+package launch
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/conclave/conclave/eventlog"
+)
+
+// Config describes a cluster to launch.
+type Config struct {
+	// Binary is the conclave executable.
+	Binary string
+	// N is the number of peers.
+	N int
+	// Dir receives the peers' event logs and control.jsonl.
+	Dir string
+	// Addrs, if set, are the peers' addresses; otherwise free loopback
+	// ports are chosen.
+	Addrs []string
+	// Heartbeat and SuspectAfter are passed to every peer when non-zero.
+	Heartbeat, SuspectAfter time.Duration
+	// Quorum starts every peer with --quorum.
+	Quorum bool
+	// LogHeartbeats starts every peer with --log-heartbeats.
+	LogHeartbeats bool
+	// Echo, if set, receives every line the peers print.
+	Echo io.Writer
+	// Command, if set, builds the command for peer i from the conclave
+	// arguments (to run it inside a network namespace, say). The default
+	// runs Binary directly.
+	Command func(i int, args []string) *exec.Cmd
+}
+
+// Cluster is a set of launched peers.
+type Cluster struct {
+	cfg     Config
+	addrs   []string
+	control *eventlog.Writer
+	ctlFile *os.File
+
+	mu      sync.Mutex
+	procs   []*proc
+	changed chan struct{} // closed and replaced on every report
+}
+
+type proc struct {
+	cmd     *exec.Cmd
+	leader  int       // last leader reported on stdout
+	since   time.Time // when that report arrived
+	stopped bool      // SIGSTOPped
+	exited  chan struct{}
+}
+
+// Start launches no process yet: it prepares the cluster's addresses and
+// control log. Call StartPeer or StartAll.
+func Start(cfg Config) (*Cluster, error) {
+	if cfg.N < 2 {
+		return nil, fmt.Errorf("launch: need at least 2 peers")
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	addrs := cfg.Addrs
+	if addrs == nil {
+		var err error
+		if addrs, err = FreeAddrs(cfg.N); err != nil {
+			return nil, err
+		}
+	}
+	f, err := eventlog.Create(cfg.Dir, "control")
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{cfg: cfg, addrs: addrs, ctlFile: f, procs: make([]*proc, cfg.N), changed: make(chan struct{})}
+	c.control = eventlog.NewWriter(f, "control", 0, &eventlog.Clock{}, nil)
+	return c, nil
+}
+
+// FreeAddrs returns n loopback addresses with ports free right now.
+func FreeAddrs(n int) ([]string, error) {
+	var out []string
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, l)
+		out = append(out, l.Addr().String())
+	}
+	return out, nil
+}
+
+// Addrs returns the peers' addresses.
+func (c *Cluster) Addrs() []string { return c.addrs }
+
+// Args returns the conclave arguments that start peer i.
+func (c *Cluster) Args(i int) []string {
+	args := []string{"peer", "--id", strconv.Itoa(i), "--peers", strings.Join(c.addrs, ","), "--log-dir", c.cfg.Dir}
+	if c.cfg.Heartbeat > 0 {
+		args = append(args, "--heartbeat", c.cfg.Heartbeat.String())
+	}
+	if c.cfg.SuspectAfter > 0 {
+		args = append(args, "--suspect-after", c.cfg.SuspectAfter.String())
+	}
+	if c.cfg.Quorum {
+		args = append(args, "--quorum")
+	}
+	if c.cfg.LogHeartbeats {
+		args = append(args, "--log-heartbeats")
+	}
+	return args
+}
+
+// Log records a control event, such as a story step.
+func (c *Cluster) Log(ev string, kv ...any) eventlog.Event {
+	f := map[string]any{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		f[kv[i].(string)] = kv[i+1]
+	}
+	return c.control.Log(ev, f)
+}
+
+var leaderLine = regexp.MustCompile(`leader is now (none|\d+) \(was`)
+
+// StartPeer starts peer i, which must not be running.
+func (c *Cluster) StartPeer(i int) error {
+	c.mu.Lock()
+	if p := c.procs[i]; p != nil && !isDone(p.exited) {
+		c.mu.Unlock()
+		return fmt.Errorf("launch: peer %d is already running", i)
+	}
+	c.mu.Unlock()
+	args := c.Args(i)
+	var cmd *exec.Cmd
+	if c.cfg.Command != nil {
+		cmd = c.cfg.Command(i, args)
+	} else {
+		cmd = exec.Command(c.cfg.Binary, args...)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("launch: peer %d: %w", i, err)
+	}
+	p := &proc{cmd: cmd, leader: -1, since: time.Now(), exited: make(chan struct{})}
+	c.mu.Lock()
+	c.procs[i] = p
+	c.mu.Unlock()
+	c.Log("proc_start", "peer", i, "pid", cmd.Process.Pid)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			line := sc.Text()
+			now := time.Now()
+			if c.cfg.Echo != nil {
+				fmt.Fprintln(c.cfg.Echo, line)
+			}
+			if m := leaderLine.FindStringSubmatch(line); m != nil {
+				l := -1
+				if m[1] != "none" {
+					l, _ = strconv.Atoi(m[1])
+				}
+				c.mu.Lock()
+				p.leader, p.since = l, now
+				c.notifyLocked()
+				c.mu.Unlock()
+			}
+		}
+		cmd.Wait()
+		close(p.exited)
+		c.mu.Lock()
+		c.notifyLocked()
+		c.mu.Unlock()
+	}()
+	return nil
+}
+
+// StartAll starts every peer.
+func (c *Cluster) StartAll() error {
+	for i := range c.procs {
+		if err := c.StartPeer(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Cluster) notifyLocked() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+func isDone(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// signal sends sig to peer i and records ev; it returns the time just
+// before the signal was sent.
+func (c *Cluster) signal(i int, sig syscall.Signal, ev string) (time.Time, error) {
+	c.mu.Lock()
+	p := c.procs[i]
+	c.mu.Unlock()
+	if p == nil || isDone(p.exited) {
+		return time.Time{}, fmt.Errorf("launch: peer %d is not running", i)
+	}
+	e := c.Log(ev, "peer", i, "pid", p.cmd.Process.Pid)
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		return e.TS, err
+	}
+	c.mu.Lock()
+	switch sig {
+	case syscall.SIGSTOP:
+		p.stopped = true
+	case syscall.SIGCONT:
+		p.stopped = false
+	}
+	c.mu.Unlock()
+	return e.TS, nil
+}
+
+// Kill sends SIGKILL to peer i and waits for it to exit. It returns the
+// time the signal was sent.
+func (c *Cluster) Kill(i int) (time.Time, error) {
+	t, err := c.signal(i, syscall.SIGKILL, "proc_kill")
+	if err == nil {
+		<-c.procs[i].exited
+	}
+	return t, err
+}
+
+// Pause sends SIGSTOP to peer i.
+func (c *Cluster) Pause(i int) (time.Time, error) { return c.signal(i, syscall.SIGSTOP, "proc_stop") }
+
+// Resume sends SIGCONT to peer i.
+func (c *Cluster) Resume(i int) (time.Time, error) { return c.signal(i, syscall.SIGCONT, "proc_cont") }
+
+// Term sends SIGTERM to peer i and waits up to 5 s for it to exit, then
+// kills it.
+func (c *Cluster) Term(i int) error {
+	if _, err := c.signal(i, syscall.SIGTERM, "proc_term"); err != nil {
+		return err
+	}
+	p := c.procs[i]
+	select {
+	case <-p.exited:
+		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+			return fmt.Errorf("launch: peer %d exited with status %d after SIGTERM", i, code)
+		}
+		return nil
+	case <-time.After(5 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.exited
+		return fmt.Errorf("launch: peer %d did not stop within 5s of SIGTERM", i)
+	}
+}
+
+// Leader returns the leader peer i last reported and when the report
+// arrived.
+func (c *Cluster) Leader(i int) (int, time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.procs[i]; p != nil {
+		return p.leader, p.since
+	}
+	return -1, time.Time{}
+}
+
+// ErrExited means a peer being waited for exited.
+var ErrExited = errors.New("peer exited")
+
+// WaitLeader waits until every peer in ids reports want as leader and
+// returns the latest arrival time of those reports.
+func (c *Cluster) WaitLeader(ctx context.Context, want int, ids ...int) (time.Time, error) {
+	for {
+		c.mu.Lock()
+		ch := c.changed
+		var last time.Time
+		done := true
+		for _, i := range ids {
+			p := c.procs[i]
+			if p == nil || isDone(p.exited) {
+				c.mu.Unlock()
+				return time.Time{}, fmt.Errorf("waiting for leader %d: peer %d: %w", want, i, ErrExited)
+			}
+			if p.leader != want {
+				done = false
+				break
+			}
+			if p.since.After(last) {
+				last = p.since
+			}
+		}
+		c.mu.Unlock()
+		if done {
+			return last, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("waiting for leader %d on peers %v: %w (leaders: %v)", want, ids, ctx.Err(), c.leaders())
+		}
+	}
+}
+
+func (c *Cluster) leaders() map[int]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := map[int]int{}
+	for i, p := range c.procs {
+		if p != nil && !isDone(p.exited) {
+			m[i] = p.leader
+		}
+	}
+	return m
+}
+
+// Close stops every peer still running (resuming paused ones first, then
+// SIGTERM, then SIGKILL) and closes the control log.
+func (c *Cluster) Close() error {
+	var errs []error
+	for i := range c.procs {
+		c.mu.Lock()
+		p := c.procs[i]
+		c.mu.Unlock()
+		if p == nil || isDone(p.exited) {
+			continue
+		}
+		if p.stopped {
+			c.Resume(i)
+		}
+		if err := c.Term(i); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	c.ctlFile.Close()
+	return errors.Join(errs...)
+}
+
+// Dir is where the logs are.
+func (c *Cluster) Dir() string { return c.cfg.Dir }
+
+// LogPath returns the path of peer i's event log.
+func (c *Cluster) LogPath(i int) string { return filepath.Join(c.cfg.Dir, fmt.Sprintf("peer-%d.jsonl", i)) }
