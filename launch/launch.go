@@ -373,4 +373,6 @@ func (c *Cluster) Close() error {
 func (c *Cluster) Dir() string { return c.cfg.Dir }
 
 // LogPath returns the path of peer i's event log.
-func (c *Cluster) LogPath(i int) string { return filepath.Join(c.cfg.Dir, fmt.Sprintf("peer-%d.jsonl", i)) }
+func (c *Cluster) LogPath(i int) string {
+	return filepath.Join(c.cfg.Dir, fmt.Sprintf("peer-%d.jsonl", i))
+}
