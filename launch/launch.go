@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,6 +65,7 @@ type Cluster struct {
 
 type proc struct {
 	cmd     *exec.Cmd
+	lines   []string  // everything it printed
 	leader  int       // last leader reported on stdout
 	since   time.Time // when that report arrived
 	stopped bool      // SIGSTOPped
@@ -149,12 +151,9 @@ var leaderLine = regexp.MustCompile(`leader is now (none|\d+) \(was`)
 
 // StartPeer starts peer i, which must not be running.
 func (c *Cluster) StartPeer(i int) error {
-	c.mu.Lock()
-	if p := c.procs[i]; p != nil && !isDone(p.exited) {
-		c.mu.Unlock()
+	if p := c.proc(i); p != nil && !isDone(p.exited) {
 		return fmt.Errorf("launch: peer %d is already running", i)
 	}
-	c.mu.Unlock()
 	args := c.Args(i)
 	var cmd *exec.Cmd
 	if c.cfg.Command != nil {
@@ -183,16 +182,17 @@ func (c *Cluster) StartPeer(i int) error {
 			if c.cfg.Echo != nil {
 				fmt.Fprintln(c.cfg.Echo, line)
 			}
+			c.mu.Lock()
+			p.lines = append(p.lines, line)
 			if m := leaderLine.FindStringSubmatch(line); m != nil {
 				l := -1
 				if m[1] != "none" {
 					l, _ = strconv.Atoi(m[1])
 				}
-				c.mu.Lock()
 				p.leader, p.since = l, now
-				c.notifyLocked()
-				c.mu.Unlock()
 			}
+			c.notifyLocked()
+			c.mu.Unlock()
 		}
 		cmd.Wait()
 		close(p.exited)
@@ -230,9 +230,7 @@ func isDone(ch chan struct{}) bool {
 // signal sends sig to peer i and records ev; it returns the time just
 // before the signal was sent.
 func (c *Cluster) signal(i int, sig syscall.Signal, ev string) (time.Time, error) {
-	c.mu.Lock()
-	p := c.procs[i]
-	c.mu.Unlock()
+	p := c.proc(i)
 	if p == nil || isDone(p.exited) {
 		return time.Time{}, fmt.Errorf("launch: peer %d is not running", i)
 	}
@@ -256,7 +254,7 @@ func (c *Cluster) signal(i int, sig syscall.Signal, ev string) (time.Time, error
 func (c *Cluster) Kill(i int) (time.Time, error) {
 	t, err := c.signal(i, syscall.SIGKILL, "proc_kill")
 	if err == nil {
-		<-c.procs[i].exited
+		<-c.proc(i).exited
 	}
 	return t, err
 }
@@ -273,7 +271,7 @@ func (c *Cluster) Term(i int) error {
 	if _, err := c.signal(i, syscall.SIGTERM, "proc_term"); err != nil {
 		return err
 	}
-	p := c.procs[i]
+	p := c.proc(i)
 	select {
 	case <-p.exited:
 		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
@@ -335,6 +333,55 @@ func (c *Cluster) WaitLeader(ctx context.Context, want int, ids ...int) (time.Ti
 	}
 }
 
+// WaitOutput waits until the current process of peer i has printed a line
+// containing each of subs (in any lines, in any order).
+func (c *Cluster) WaitOutput(ctx context.Context, i int, subs ...string) error {
+	for {
+		c.mu.Lock()
+		ch, p := c.changed, c.procs[i]
+		missing := ""
+		if p == nil {
+			missing = subs[0]
+		} else {
+			for _, s := range subs {
+				if !slices.ContainsFunc(p.lines, func(l string) bool { return strings.Contains(l, s) }) {
+					missing = s
+					break
+				}
+			}
+		}
+		exited := p != nil && isDone(p.exited)
+		c.mu.Unlock()
+		if missing == "" {
+			return nil
+		}
+		if exited {
+			return fmt.Errorf("peer %d exited before printing %q: %w", i, missing, ErrExited)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("peer %d did not print %q: %w", i, missing, ctx.Err())
+		}
+	}
+}
+
+// Output returns what the current process of peer i has printed.
+func (c *Cluster) Output(i int) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.procs[i]; p != nil {
+		return slices.Clone(p.lines)
+	}
+	return nil
+}
+
+func (c *Cluster) proc(i int) *proc {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.procs[i]
+}
+
 func (c *Cluster) leaders() map[int]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -352,13 +399,14 @@ func (c *Cluster) leaders() map[int]int {
 func (c *Cluster) Close() error {
 	var errs []error
 	for i := range c.procs {
-		c.mu.Lock()
-		p := c.procs[i]
-		c.mu.Unlock()
+		p := c.proc(i)
 		if p == nil || isDone(p.exited) {
 			continue
 		}
-		if p.stopped {
+		c.mu.Lock()
+		stopped := p.stopped
+		c.mu.Unlock()
+		if stopped {
 			c.Resume(i)
 		}
 		if err := c.Term(i); err != nil {

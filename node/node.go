@@ -49,6 +49,9 @@ type Config struct {
 	MaxFrame int
 	// Now supplies wall-clock time for the log; nil means time.Now.
 	Now func() time.Time
+	// OnEvent, if set, is called with every event logged (sampled
+	// heartbeats excepted), from the node's goroutine: it must not block.
+	OnEvent func(eventlog.Event)
 }
 
 // ConfigError is returned by New for an invalid Config.
@@ -110,9 +113,11 @@ type Node struct {
 	events chan event
 	quit   chan struct{}
 
-	conns  map[peer.ConnID]*transport.Conn
-	nextID peer.ConnID
-	dials  sync.WaitGroup
+	conns    map[peer.ConnID]*transport.Conn
+	nextID   peer.ConnID
+	stopping bool
+	closing  []*transport.Conn // closed while stopping: wait for them to flush
+	dials    sync.WaitGroup
 
 	mu     sync.Mutex
 	status Status
@@ -201,6 +206,7 @@ func (n *Node) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			n.ln.Close()
+			n.stopping = true
 			n.step(peer.Stop{}, dialCtx)
 			close(n.quit)
 			cancelDials()
@@ -231,7 +237,7 @@ func (n *Node) untilDeadline() time.Duration {
 // waitFlush gives the connections a moment to write their goodbyes.
 func (n *Node) waitFlush() {
 	deadline := time.After(transport.FlushTimeout)
-	for _, c := range n.conns {
+	for _, c := range n.closing {
 		select {
 		case <-c.Done():
 		case <-deadline:
@@ -263,6 +269,9 @@ func (n *Node) apply(e peer.Effect, ctx context.Context) {
 		if c := n.conns[e.Conn]; c != nil {
 			delete(n.conns, e.Conn)
 			c.CloseAfterFlush()
+			if n.stopping {
+				n.closing = append(n.closing, c)
+			}
 		}
 	case peer.Dial:
 		n.dial(ctx, e.Peer)
@@ -311,6 +320,9 @@ func (n *Node) logEvent(e peer.Log) {
 		}
 	}
 	ev := n.log.Log(e.Ev, e.Fields)
+	if n.cfg.OnEvent != nil {
+		n.cfg.OnEvent(ev)
+	}
 	if n.cfg.Stdout == nil {
 		return
 	}
@@ -426,7 +438,7 @@ func (n *Node) handle(e event, ctx context.Context) {
 			n.step(peer.Closed{Peer: e.peer, Conn: e.conn, Reason: e.reason}, ctx)
 		}
 	case evRefused:
-		n.log.Log("conn_rejected", map[string]any{"addr": e.addr, "reason": e.reason})
+		n.logEvent(peer.Log{Ev: "conn_rejected", Fields: map[string]any{"addr": e.addr, "reason": e.reason}})
 	}
 }
 

@@ -20,9 +20,13 @@
 //     (cause conn_closed) or has been silent longer than SuspectAfter (cause
 //     silence; the connection is then closed, and redialed).
 //   - The leader is the lowest id among the peers this peer considers up,
-//     itself included, but it is none (-1) until this peer has once seen
-//     every peer up at the same time, and, with Quorum, whenever fewer than
-//     a majority of the N peers are up.
+//     itself included, but it is none (-1) until this peer has accounted for
+//     every peer, and, with Quorum, whenever fewer than a majority of the N
+//     peers are up. A peer is accounted for when it has been seen up (with a
+//     heartbeat), or when a peer that is up and already elects says in its
+//     heartbeats that it is down. Nobody elects before someone has seen all
+//     N peers, so the first leader of a cluster is 0; a peer restarted while
+//     another is down still gets to elect.
 //   - On every change of leader the peer sends a LeaderChange frame followed
 //     by one urgent byte on every admitted connection. A received notice
 //     naming a leader this peer cannot see makes it redial that peer at
@@ -31,6 +35,7 @@ package peer
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/conclave/conclave/wire"
@@ -65,6 +70,7 @@ type peerState struct {
 	lastHeard time.Duration
 	hbSeq     uint64 // heartbeats sent on conn
 	bye       string // reason in a Bye received on conn
+	told      []int  // alive list in its last heartbeat, if its elections are open
 
 	dialing    bool          // a Dial is outstanding
 	dialAt     time.Duration // when to dial next; never if not scheduled
@@ -263,9 +269,15 @@ func (c *Core) recv(j int, f wire.Frame) {
 	case wire.Heartbeat:
 		p.lastHeard = c.now
 		c.log("hb_recv", "from", j, "seq", f.Seq)
+		p.told = nil
+		if f.Open {
+			p.told = f.Alive
+		}
 		if !p.up {
 			p.up = true
 			c.log("peer_up", "peer", j, "peer_inc", p.inc)
+			c.elect()
+		} else if !c.ready {
 			c.elect()
 		}
 	case wire.LeaderChange:
@@ -287,6 +299,7 @@ func (c *Core) drop(j int, cause, reason string) {
 	p := &c.peers[j]
 	p.conn = 0
 	p.bye = ""
+	p.told = nil
 	if p.up {
 		p.up = false
 		c.log("peer_down", "peer", j, "cause", cause, "reason", reason)
@@ -344,16 +357,22 @@ func (c *Core) overslept(over time.Duration) {
 func (c *Core) heartbeat(j int) {
 	p := &c.peers[j]
 	p.hbSeq++
-	c.emit(Send{Peer: j, Conn: p.conn, Frame: wire.Heartbeat{Seq: p.hbSeq}})
+	hb := wire.Heartbeat{Seq: p.hbSeq, Open: c.ready}
+	if c.ready {
+		hb.Alive = c.Alive()
+	}
+	c.emit(Send{Peer: j, Conn: p.conn, Frame: hb})
 	c.log("hb_sent", "to", j, "seq", p.hbSeq)
 }
 
 // elect recomputes the leader and announces a change.
 func (c *Core) elect() {
 	alive := c.Alive()
-	if !c.ready && len(alive) == c.cfg.N {
-		c.ready = true
-		c.log("election_open")
+	if !c.ready {
+		if via, ok := c.accounted(); ok {
+			c.ready = true
+			c.log("election_open", "via", via)
+		}
 	}
 	leader := None
 	switch {
@@ -374,6 +393,33 @@ func (c *Core) elect() {
 			c.log("urgent_sent", "to", j, "leader", leader)
 		}
 	}
+}
+
+// accounted reports whether this peer has accounted for every peer: it
+// sees it up, or an up peer whose elections are open says it is down. The
+// first is the assignment's rule, which makes 0 the first leader of a
+// cluster; the second lets a restarted peer join a cluster whose first
+// election is long past while some peer is still down. via is the peer that
+// told, or -1 if every peer was seen.
+func (c *Core) accounted() (via int, ok bool) {
+	via = None
+	for k := range c.peers {
+		if k == c.cfg.ID || c.peers[k].up {
+			continue
+		}
+		told := None
+		for j := range c.peers {
+			if p := &c.peers[j]; p.up && p.told != nil && !slices.Contains(p.told, k) {
+				told = j
+				break
+			}
+		}
+		if told == None {
+			return None, false
+		}
+		via = told
+	}
+	return via, true
 }
 
 func (c *Core) stop() {

@@ -310,3 +310,24 @@ func TestSameSeedSameHistory(t *testing.T) {
 		}
 	}
 }
+
+func TestRestartWhileAnotherPeerIsDown(t *testing.T) {
+	eachSeed(t, func(t *testing.T, seed uint64) {
+		s := newSim(t, 4, seed, false)
+		s.StartAll()
+		waitLeader(t, s, 0, 2*time.Second)
+		s.Crash(0)
+		waitLeader(t, s, 1, time.Second)
+		s.Crash(2)
+		s.Start(2)
+		// Peer 2 never sees peer 0, but peers 1 and 3 tell it 0 is down.
+		waitLeader(t, s, 1, 3*time.Second)
+		opens := events(s.History(), "peer-2", "election_open")
+		if len(opens) != 2 {
+			t.Fatalf("peer 2 opened elections %d times, want once per incarnation", len(opens))
+		}
+		if via, _ := opens[1].Int("via"); via != 1 && via != 3 {
+			t.Fatalf("restarted peer 2 opened elections via %d, want a peer that told it", via)
+		}
+	})
+}

@@ -22,12 +22,13 @@ const FlushTimeout = time.Second
 // Conn is an established connection to a peer, with a writer goroutine that
 // drains a queue of frames and a reader goroutine that parses the stream.
 type Conn struct {
-	tcp  *net.TCPConn
-	r    *wire.Reader
-	out  chan item
-	once sync.Once
-	done chan struct{} // closed when the writer has finished
-	lost func(reason string)
+	tcp     *net.TCPConn
+	r       *wire.Reader
+	out     chan item
+	once    sync.Once
+	done    chan struct{} // closed when the writer has finished
+	readEnd chan struct{} // closed when the reader has finished
+	lost    func(reason string)
 }
 
 type item struct {
@@ -39,7 +40,7 @@ type item struct {
 // NewConn wraps a handshaken connection; r is the reader used for the
 // handshake, which may hold buffered bytes.
 func NewConn(tcp *net.TCPConn, r *wire.Reader) *Conn {
-	return &Conn{tcp: tcp, r: r, out: make(chan item, QueueLen), done: make(chan struct{})}
+	return &Conn{tcp: tcp, r: r, out: make(chan item, QueueLen), done: make(chan struct{}), readEnd: make(chan struct{})}
 }
 
 // RemoteAddr returns the address of the other end.
@@ -69,7 +70,10 @@ func (c *Conn) Send(f wire.Frame, urgent bool) bool {
 }
 
 // CloseAfterFlush closes the connection once the frames already queued are
-// written, or after FlushTimeout.
+// written. It closes gracefully: it shuts down its sending side and waits
+// (up to FlushTimeout) for the other side to close too, because closing a
+// socket with unread input makes the kernel send a reset, which can destroy
+// the last frames before the other side reads them.
 func (c *Conn) CloseAfterFlush() {
 	c.silence()
 	select {
@@ -103,6 +107,7 @@ func (c *Conn) fail(reason string) {
 }
 
 func (c *Conn) readLoop(onFrame func(wire.Frame)) {
+	defer close(c.readEnd)
 	for {
 		f, err := c.r.Next()
 		if err != nil {
@@ -123,6 +128,11 @@ func (c *Conn) writeLoop() {
 			if it.close {
 				if len(buf) > 0 {
 					c.tcp.Write(buf)
+				}
+				c.tcp.CloseWrite()
+				select {
+				case <-c.readEnd:
+				case <-time.After(FlushTimeout):
 				}
 				c.tcp.Close()
 				return

@@ -93,11 +93,18 @@ type Reject struct {
 }
 
 // Heartbeat says the sender is running. Seq counts heartbeats on a connection
-// from 1.
+// from 1. Open says the sender's elections are open (it has accounted for
+// every peer); then Alive lists the peers it considers correct, so that a
+// restarted peer can learn which peers are down instead of waiting for them.
 type Heartbeat struct {
-	Seq uint64
-	LC  uint64
+	Seq   uint64
+	LC    uint64
+	Open  bool
+	Alive []int // sorted; only with Open
 }
+
+// MaxPeers bounds the number of ids in a Heartbeat's Alive list.
+const MaxPeers = 4096
 
 // LeaderChange announces that the sender's leader changed from Prev to Leader
 // (-1 is none). It travels in the ordered stream and is followed by a Hint
@@ -167,12 +174,37 @@ func (f *Reject) parsePayload(d *decoder) {
 }
 
 func (f Heartbeat) appendPayload(b []byte) []byte {
-	return binary.AppendUvarint(binary.AppendUvarint(b, f.Seq), f.LC)
+	b = binary.AppendUvarint(binary.AppendUvarint(b, f.Seq), f.LC)
+	if !f.Open {
+		return append(b, 0)
+	}
+	b = append(b, 1)
+	b = binary.AppendUvarint(b, uint64(len(f.Alive)))
+	for _, id := range f.Alive {
+		b = binary.AppendUvarint(b, uint64(id))
+	}
+	return b
 }
 
 func (f *Heartbeat) parsePayload(d *decoder) {
 	f.Seq = d.uvarint()
 	f.LC = d.uvarint()
+	switch flags := d.byte(); flags {
+	case 0:
+	case 1:
+		f.Open = true
+		n := d.uvarint()
+		if n > MaxPeers {
+			d.fail("%d ids in alive list, limit %d", n, MaxPeers)
+			return
+		}
+		f.Alive = make([]int, 0, n)
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			f.Alive = append(f.Alive, d.int())
+		}
+	default:
+		d.fail("unknown heartbeat flags %#x", flags)
+	}
 }
 
 func (f LeaderChange) appendPayload(b []byte) []byte {

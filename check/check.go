@@ -1,0 +1,405 @@
+// Package check holds property checkers over recorded histories: the event
+// logs of a simulated run (package sim) or of real processes (their merged
+// logs), in the same format, with faults recorded under node "control".
+//
+// Each checker returns the violations it finds; an empty result means the
+// property held on that history. The properties are those of the peer core
+// (docs/peer-core.md):
+//
+//   - ElectionGate: no peer reports a leader before it has accounted for
+//     every peer (election_open), a peer that opened by itself had seen
+//     every peer up, and the first leader reported in a run is 0.
+//   - Convergence: at the end of the run every running, unpaused peer
+//     reports the same leader, the lowest id among them, and reached it
+//     within a bound after the last fault.
+//   - DetectionCause: a killed peer is detected by its connection closing, a
+//     hung one by silence, never the other way.
+//   - NoHeartbeatAfterClose: no heartbeat on a connection after its closure
+//     was detected (needs every heartbeat logged).
+//   - UrgentNotices: every leader change is followed by an urgent notice to
+//     every peer connected at that moment.
+//   - NoFalseSuspicion: without faults, nobody is declared down.
+package check
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/conclave/conclave/eventlog"
+)
+
+// Violation is one breach of a property.
+type Violation struct {
+	Rule  string
+	Event eventlog.Event // where it was found
+	Msg   string
+}
+
+func (v Violation) String() string {
+	return fmt.Sprintf("%s: %s (at %s)", v.Rule, v.Msg, eventlog.Format(v.Event))
+}
+
+// Options describe the run being checked.
+type Options struct {
+	// N is the number of peers.
+	N int
+	// ConvergeWithin bounds the time from the last fault to the last
+	// leader change; zero skips that bound.
+	ConvergeWithin time.Duration
+	// AllHeartbeats says every heartbeat was logged, so
+	// NoHeartbeatAfterClose can run.
+	AllHeartbeats bool
+}
+
+// Peer runs every peer-core checker that applies.
+func Peer(h []eventlog.Event, o Options) []Violation {
+	var v []Violation
+	v = append(v, ElectionGate(h, o)...)
+	v = append(v, Convergence(h, o)...)
+	v = append(v, DetectionCause(h)...)
+	v = append(v, UrgentNotices(h)...)
+	v = append(v, NoFalseSuspicion(h)...)
+	if o.AllHeartbeats {
+		v = append(v, NoHeartbeatAfterClose(h)...)
+	}
+	return v
+}
+
+// PeerID returns the id of a node named "peer-<id>", or -1.
+func PeerID(node string) int {
+	s, ok := strings.CutPrefix(node, "peer-")
+	if !ok {
+		return -1
+	}
+	id, err := strconv.Atoi(s)
+	if err != nil {
+		return -1
+	}
+	return id
+}
+
+func intField(e eventlog.Event, k string) int {
+	v, ok := e.Int(k)
+	if !ok {
+		return -2
+	}
+	return v
+}
+
+// ElectionGate checks that no incarnation reports a leader before its
+// election_open; that an election_open with via -1 came after peer_up of
+// every other peer (and no peer_down since); and that the first leader
+// reported in the history is 0.
+func ElectionGate(h []eventlog.Event, o Options) []Violation {
+	var out []Violation
+	type state struct {
+		inc  uint64
+		open bool
+		up   map[int]bool
+	}
+	st := map[string]*state{}
+	first := true
+	for _, e := range h {
+		id := PeerID(e.Node)
+		if id < 0 {
+			continue
+		}
+		s := st[e.Node]
+		if s == nil || s.inc != e.Inc {
+			s = &state{inc: e.Inc, up: map[int]bool{}}
+			st[e.Node] = s
+		}
+		switch e.Ev {
+		case "peer_up":
+			s.up[intField(e, "peer")] = true
+		case "peer_down":
+			delete(s.up, intField(e, "peer"))
+		case "election_open":
+			s.open = true
+			if via, _ := e.Int("via"); via < 0 && len(s.up) != o.N-1 {
+				out = append(out, Violation{"election-gate", e, fmt.Sprintf("opened elections having seen %d of the %d other peers up", len(s.up), o.N-1)})
+			}
+		case "leader_change":
+			l := intField(e, "leader")
+			if l < 0 {
+				continue
+			}
+			if !s.open {
+				out = append(out, Violation{"election-gate", e, "reported a leader before accounting for every peer"})
+			}
+			if first && l != 0 {
+				out = append(out, Violation{"election-gate", e, fmt.Sprintf("first leader of the run is %d, not 0", l)})
+			}
+			first = false
+		}
+	}
+	return out
+}
+
+// procState is what the control events say about one peer's process.
+type procState int
+
+const (
+	notRunning procState = iota
+	running
+	paused
+)
+
+// procs replays control events (and, for runs without them, the peers'
+// own start and stop events) up to each point of the history.
+type procs struct {
+	state   map[int]procState
+	control bool // the history has control events
+}
+
+func newProcs(h []eventlog.Event) *procs {
+	p := &procs{state: map[int]procState{}}
+	p.control = slices.ContainsFunc(h, func(e eventlog.Event) bool { return e.Node == "control" && strings.HasPrefix(e.Ev, "proc_") })
+	return p
+}
+
+// apply updates the states with e and reports whether e was a fault.
+func (p *procs) apply(e eventlog.Event) (fault bool) {
+	if e.Node == "control" {
+		peer := intField(e, "peer")
+		switch e.Ev {
+		case "proc_start":
+			p.state[peer] = running
+		case "proc_kill", "proc_term":
+			p.state[peer] = notRunning
+		case "proc_stop":
+			p.state[peer] = paused
+		case "proc_cont":
+			p.state[peer] = running
+		}
+		return e.Ev != "step" && e.Ev != "converged"
+	}
+	if !p.control {
+		switch e.Ev {
+		case "start":
+			p.state[PeerID(e.Node)] = running
+		case "stop":
+			p.state[PeerID(e.Node)] = notRunning
+		}
+	}
+	return false
+}
+
+// Convergence checks the end of the run: every running, unpaused peer's
+// last reported leader is the lowest id among them, and (with
+// ConvergeWithin) its last leader change came within the bound after the
+// last fault. Runs whose network is still cut at the end are not checked.
+func Convergence(h []eventlog.Event, o Options) []Violation {
+	if len(h) == 0 {
+		return nil
+	}
+	p := newProcs(h)
+	leader := map[int]eventlog.Event{}
+	var lastFault time.Time
+	cut := false
+	for _, e := range h {
+		if p.apply(e) {
+			lastFault = e.TS
+			switch e.Ev {
+			case "net_partition", "net_cut", "net_bridge":
+				cut = true
+			case "net_heal":
+				cut = false
+			}
+		}
+		if e.Ev == "leader_change" {
+			leader[PeerID(e.Node)] = e
+		}
+		if e.Ev == "start" {
+			delete(leader, PeerID(e.Node))
+		}
+	}
+	if cut {
+		return nil
+	}
+	var live []int
+	for id, s := range p.state {
+		if s == running {
+			live = append(live, id)
+		}
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	slices.Sort(live)
+	var out []Violation
+	end := h[len(h)-1]
+	for _, id := range live {
+		e, ok := leader[id]
+		if !ok {
+			out = append(out, Violation{"convergence", end, fmt.Sprintf("peer %d never reported a leader (lowest live id is %d)", id, live[0])})
+			continue
+		}
+		if l := intField(e, "leader"); l != live[0] {
+			out = append(out, Violation{"convergence", e, fmt.Sprintf("peer %d ends with leader %d, lowest live id is %d", id, l, live[0])})
+		}
+		if o.ConvergeWithin > 0 && !lastFault.IsZero() && e.TS.Sub(lastFault) > o.ConvergeWithin {
+			out = append(out, Violation{"convergence", e, fmt.Sprintf("peer %d settled %v after the last fault, bound %v", id, e.TS.Sub(lastFault), o.ConvergeWithin)})
+		}
+	}
+	return out
+}
+
+// DetectionCause checks that while a peer is killed every peer_down about
+// it says conn_closed, and while it is paused every one says silence. A
+// detection by a peer that was itself paused since the fault, or across a
+// network fault, is not judged.
+func DetectionCause(h []eventlog.Event) []Violation {
+	var out []Violation
+	fault := map[int]procState{} // peers killed or paused, and which
+	observerPaused := map[int]bool{}
+	netFault := false
+	for _, e := range h {
+		if e.Node == "control" {
+			peer := intField(e, "peer")
+			if isFault(e) && e.Ev != "proc_cont" {
+				// A peer that was paused before an earlier fault is
+				// judged again from a new fault on.
+				for id := range observerPaused {
+					if fault[id] != paused {
+						delete(observerPaused, id)
+					}
+				}
+			}
+			switch e.Ev {
+			case "proc_kill":
+				fault[peer] = notRunning
+			case "proc_stop":
+				fault[peer] = paused
+				observerPaused[peer] = true
+			case "proc_start", "proc_cont", "proc_term":
+				delete(fault, peer)
+			case "net_partition", "net_cut", "net_bridge", "net_reset", "net_delay":
+				netFault = true
+			}
+			continue
+		}
+		if e.Ev != "peer_down" || netFault || observerPaused[PeerID(e.Node)] {
+			continue
+		}
+		peer := intField(e, "peer")
+		st, ok := fault[peer]
+		switch {
+		case !ok:
+		case st == notRunning && e.Str("cause") != "conn_closed":
+			out = append(out, Violation{"detection-cause", e, fmt.Sprintf("killed peer %d detected by %s", peer, e.Str("cause"))})
+		case st == paused && e.Str("cause") != "silence":
+			out = append(out, Violation{"detection-cause", e, fmt.Sprintf("hung peer %d detected by %s", peer, e.Str("cause"))})
+		}
+	}
+	return out
+}
+
+// NoHeartbeatAfterClose checks that no incarnation sends a heartbeat to a
+// peer whose connection it has seen close, until a new one is admitted.
+func NoHeartbeatAfterClose(h []eventlog.Event) []Violation {
+	var out []Violation
+	type key struct {
+		node string
+		inc  uint64
+		peer int
+	}
+	open := map[key]bool{}
+	for _, e := range h {
+		switch e.Ev {
+		case "conn_up":
+			open[key{e.Node, e.Inc, intField(e, "peer")}] = true
+		case "conn_down", "peer_down":
+			open[key{e.Node, e.Inc, intField(e, "peer")}] = false
+		case "hb_sent":
+			if !open[key{e.Node, e.Inc, intField(e, "to")}] {
+				out = append(out, Violation{"no-heartbeat-after-close", e, "heartbeat sent on a closed connection"})
+			}
+		}
+	}
+	return out
+}
+
+// UrgentNotices checks that after each leader_change, before the node's
+// next leader change, it sends an urgent notice with that leader to every
+// peer it had an admitted connection with.
+func UrgentNotices(h []eventlog.Event) []Violation {
+	var out []Violation
+	type key struct {
+		node string
+		inc  uint64
+	}
+	conns := map[key]map[int]bool{}
+	type pending struct {
+		ev      eventlog.Event
+		leader  int
+		missing map[int]bool
+	}
+	wait := map[key]*pending{}
+	flush := func(k key) {
+		if p := wait[k]; p != nil && len(p.missing) > 0 {
+			var ids []int
+			for id := range p.missing {
+				ids = append(ids, id)
+			}
+			slices.Sort(ids)
+			out = append(out, Violation{"urgent-notices", p.ev, fmt.Sprintf("no urgent notice of leader %d to connected peers %v", p.leader, ids)})
+		}
+		delete(wait, k)
+	}
+	for _, e := range h {
+		if PeerID(e.Node) < 0 {
+			continue
+		}
+		k := key{e.Node, e.Inc}
+		if conns[k] == nil {
+			conns[k] = map[int]bool{}
+		}
+		switch e.Ev {
+		case "conn_up":
+			conns[k][intField(e, "peer")] = true
+		case "conn_down", "peer_down":
+			delete(conns[k], intField(e, "peer"))
+		case "leader_change":
+			flush(k)
+			p := &pending{ev: e, leader: intField(e, "leader"), missing: map[int]bool{}}
+			for id := range conns[k] {
+				p.missing[id] = true
+			}
+			wait[k] = p
+		case "urgent_sent":
+			if p := wait[k]; p != nil && intField(e, "leader") == p.leader {
+				delete(p.missing, intField(e, "to"))
+			}
+		}
+	}
+	for k := range wait {
+		flush(k)
+	}
+	slices.SortFunc(out, func(a, b Violation) int { return a.Event.TS.Compare(b.Event.TS) })
+	return out
+}
+
+// NoFalseSuspicion checks that nobody is declared down in a run, or a
+// stretch of one, without faults: before the first fault, and in
+// histories with no control events at all, there is no peer_down.
+func NoFalseSuspicion(h []eventlog.Event) []Violation {
+	var out []Violation
+	for _, e := range h {
+		if isFault(e) || e.Ev == "stop" {
+			break
+		}
+		if e.Ev == "peer_down" {
+			out = append(out, Violation{"no-false-suspicion", e, "peer declared down with no fault injected"})
+		}
+	}
+	return out
+}
+
+// isFault reports whether e is a control event that injects a fault.
+func isFault(e eventlog.Event) bool {
+	return e.Node == "control" && e.Ev != "proc_start" && e.Ev != "step" && e.Ev != "converged"
+}

@@ -1,0 +1,150 @@
+package check
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/conclave/conclave/eventlog"
+)
+
+// hist builds a history from compact lines: "node ev key=value ...", one
+// millisecond apart. Values are ints when they parse as ints.
+func hist(lines ...string) []eventlog.Event {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var out []eventlog.Event
+	for i, l := range lines {
+		f := strings.Fields(l)
+		e := eventlog.Event{TS: t0.Add(time.Duration(i) * time.Millisecond), Node: f[0], Inc: 1, LC: uint64(i + 1), Ev: f[1], Fields: map[string]any{}}
+		for _, kv := range f[2:] {
+			k, v, _ := strings.Cut(kv, "=")
+			if k == "inc" {
+				var n uint64
+				for _, c := range v {
+					n = n*10 + uint64(c-'0')
+				}
+				e.Inc = n
+				continue
+			}
+			var n int64
+			neg, isInt := strings.HasPrefix(v, "-"), true
+			for _, c := range strings.TrimPrefix(v, "-") {
+				if c < '0' || c > '9' {
+					isInt = false
+					break
+				}
+				n = n*10 + int64(c-'0')
+			}
+			if neg {
+				n = -n
+			}
+			if isInt && v != "" {
+				e.Fields[k] = n
+			} else {
+				e.Fields[k] = v
+			}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func expect(t *testing.T, name string, v []Violation, rule string, n int) {
+	t.Helper()
+	if len(v) != n {
+		t.Fatalf("%s: %d violations, want %d: %v", name, len(v), n, v)
+	}
+	for _, x := range v {
+		if x.Rule != rule {
+			t.Fatalf("%s: rule %s, want %s", name, x.Rule, rule)
+		}
+	}
+}
+
+var good = []string{
+	"control proc_start peer=0",
+	"control proc_start peer=1",
+	"control proc_start peer=2",
+	"peer-0 conn_up peer=1", "peer-0 conn_up peer=2",
+	"peer-1 conn_up peer=0", "peer-1 conn_up peer=2",
+	"peer-2 conn_up peer=0", "peer-2 conn_up peer=1",
+	"peer-0 peer_up peer=1", "peer-0 peer_up peer=2", "peer-0 election_open via=-1",
+	"peer-0 leader_change leader=0 prev=-1", "peer-0 urgent_sent to=1 leader=0", "peer-0 urgent_sent to=2 leader=0",
+	"peer-1 peer_up peer=0", "peer-1 peer_up peer=2", "peer-1 election_open via=-1",
+	"peer-1 leader_change leader=0 prev=-1", "peer-1 urgent_sent to=0 leader=0", "peer-1 urgent_sent to=2 leader=0",
+	"peer-2 peer_up peer=0", "peer-2 peer_up peer=1", "peer-2 election_open via=-1",
+	"peer-2 leader_change leader=0 prev=-1", "peer-2 urgent_sent to=0 leader=0", "peer-2 urgent_sent to=1 leader=0",
+	"control proc_kill peer=0",
+	"peer-1 peer_down peer=0 cause=conn_closed",
+	"peer-1 leader_change leader=1 prev=0", "peer-1 urgent_sent to=2 leader=1",
+	"peer-2 peer_down peer=0 cause=conn_closed",
+	"peer-2 leader_change leader=1 prev=0", "peer-2 urgent_sent to=1 leader=1",
+}
+
+func TestGoodHistoryPasses(t *testing.T) {
+	if v := Peer(hist(good...), Options{N: 3, ConvergeWithin: time.Second}); len(v) != 0 {
+		t.Fatalf("violations in a good history: %v", v)
+	}
+}
+
+// replace returns good with line i replaced by repl (none: removed).
+func replace(i int, repl ...string) []string {
+	out := append([]string{}, good[:i]...)
+	out = append(out, repl...)
+	return append(out, good[i+1:]...)
+}
+
+func index(line string) int {
+	for i, l := range good {
+		if l == line {
+			return i
+		}
+	}
+	panic(line)
+}
+
+func TestEachCheckerCanFail(t *testing.T) {
+	o := Options{N: 3}
+	// A leader before election_open.
+	h := replace(index("peer-2 election_open via=-1"))
+	expect(t, "leader before open", ElectionGate(hist(h...), o), "election-gate", 2)
+	// Opening without having seen everyone.
+	h = replace(index("peer-2 peer_up peer=1"))
+	expect(t, "open too early", ElectionGate(hist(h...), o), "election-gate", 1)
+	// A first leader other than 0.
+	h = replace(index("peer-0 leader_change leader=0 prev=-1"), "peer-0 leader_change leader=2 prev=-1")
+	expect(t, "first leader not 0", ElectionGate(hist(h[:index("peer-0 urgent_sent to=1 leader=0")+1]...), o), "election-gate", 1)
+	// A survivor that ends on the wrong leader.
+	h = replace(index("peer-2 leader_change leader=1 prev=0"), "peer-2 leader_change leader=2 prev=0")
+	expect(t, "wrong final leader", Convergence(hist(h...), o), "convergence", 1)
+	// Settling too late.
+	expect(t, "too slow", Convergence(hist(good...), Options{N: 3, ConvergeWithin: time.Millisecond}), "convergence", 2)
+	// A crash detected by silence.
+	h = replace(index("peer-2 peer_down peer=0 cause=conn_closed"), "peer-2 peer_down peer=0 cause=silence")
+	expect(t, "crash by silence", DetectionCause(hist(h...)), "detection-cause", 1)
+	// A hang detected by a closed connection.
+	h = replace(index("control proc_kill peer=0"), "control proc_stop peer=0")
+	expect(t, "hang by close", DetectionCause(hist(h...)), "detection-cause", 2)
+	// A missing urgent notice.
+	h = replace(index("peer-1 urgent_sent to=2 leader=1"))
+	expect(t, "missing notice", UrgentNotices(hist(h...)), "urgent-notices", 1)
+	// A heartbeat on a closed connection.
+	h = append(append([]string{}, good...), "peer-1 hb_sent to=0 seq=9")
+	expect(t, "heartbeat after close", NoHeartbeatAfterClose(hist(h...)), "no-heartbeat-after-close", 1)
+	// A suspicion with no fault.
+	h = append(append([]string{}, good[:index("control proc_kill peer=0")]...), "peer-2 peer_down peer=1 cause=silence")
+	expect(t, "false suspicion", NoFalseSuspicion(hist(h...)), "no-false-suspicion", 1)
+}
+
+func TestPausedObserverIsNotJudged(t *testing.T) {
+	h := append(append([]string{}, good[:index("control proc_kill peer=0")]...),
+		"control proc_stop peer=1",
+		"peer-0 peer_down peer=1 cause=silence",
+		"control proc_cont peer=1",
+		"peer-1 paused for_ms=900",
+		"peer-1 peer_down peer=2 cause=conn_closed", // 2 closed on it: not a crash
+		"peer-1 peer_down peer=0 cause=silence")
+	if v := DetectionCause(hist(h...)); len(v) != 0 {
+		t.Fatal(v)
+	}
+}

@@ -1,0 +1,194 @@
+package launch
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/conclave/conclave/check"
+	"github.com/conclave/conclave/eventlog"
+)
+
+// binary is the conclave executable built for these tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "conclave-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "conclave")
+	out, err := exec.Command("go", "build", "-o", binary, "github.com/conclave/conclave/cmd/conclave").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building conclave: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const (
+	hb      = 50 * time.Millisecond
+	suspect = 400 * time.Millisecond
+)
+
+func start(t *testing.T, n int, quorum bool) *Cluster {
+	t.Helper()
+	c, err := Start(Config{Binary: binary, N: n, Dir: t.TempDir(), Heartbeat: hb, SuspectAfter: suspect, Quorum: quorum, LogHeartbeats: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return c
+}
+
+func ctx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func wait(t *testing.T, c *Cluster, leader int, ids ...int) {
+	t.Helper()
+	if _, err := c.WaitLeader(ctx(t), leader, ids...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// history closes the cluster and returns its merged log.
+func history(t *testing.T, c *Cluster) []eventlog.Event {
+	t.Helper()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := eventlog.MergeDir(c.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func TestRealFirstElectionWaitsForEveryPeer(t *testing.T) {
+	c := start(t, 4, false)
+	for i := 1; i < 4; i++ {
+		if err := c.StartPeer(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Peers 1..3 see each other up, and still elect nobody.
+	for i := 1; i < 4; i++ {
+		var want []string
+		for j := 1; j < 4; j++ {
+			if j != i {
+				want = append(want, fmt.Sprintf("peer %d is up", j))
+			}
+		}
+		if err := c.WaitOutput(ctx(t), i, want...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 1; i < 4; i++ {
+		if l, _ := c.Leader(i); l != -1 {
+			t.Fatalf("peer %d reports leader %d before peer 0 exists", i, l)
+		}
+	}
+	if err := c.StartPeer(0); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, c, 0, 0, 1, 2, 3)
+	for _, v := range check.ElectionGate(history(t, c), check.Options{N: 4}) {
+		t.Error(v)
+	}
+}
+
+func TestRealCrashHangResumeRestart(t *testing.T) {
+	c := start(t, 4, false)
+	if err := c.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, c, 0, 0, 1, 2, 3)
+	if _, err := c.Kill(0); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, c, 1, 1, 2, 3)
+	if _, err := c.Pause(1); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, c, 2, 2, 3)
+	if _, err := c.Resume(1); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, c, 1, 1, 2, 3)
+	if err := c.StartPeer(0); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, c, 0, 0, 1, 2, 3)
+	h := history(t, c)
+	for _, v := range check.Peer(h, check.Options{N: 4, AllHeartbeats: true}) {
+		t.Error(v)
+	}
+	// Both detectors were exercised.
+	got := map[string]int{}
+	for _, e := range h {
+		if e.Ev == "peer_down" {
+			got[e.Str("cause")]++
+		}
+	}
+	if got["conn_closed"] == 0 || got["silence"] == 0 {
+		t.Errorf("peer_down causes %v: want both conn_closed and silence", got)
+	}
+	// Peer 0 came back as a new incarnation.
+	incs := map[uint64]bool{}
+	for _, e := range h {
+		if e.Node == "peer-0" && e.Ev == "start" {
+			incs[e.Inc] = true
+		}
+	}
+	if len(incs) != 2 {
+		t.Errorf("peer 0 ran as %d incarnations, want 2", len(incs))
+	}
+}
+
+func TestRealQuorum(t *testing.T) {
+	c := start(t, 3, true)
+	if err := c.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, c, 0, 0, 1, 2)
+	c.Kill(0)
+	wait(t, c, 1, 1, 2) // 2 of 3: still a majority
+	c.Kill(1)
+	wait(t, c, -1, 2) // alone: no leader
+	c.StartPeer(1)
+	wait(t, c, 1, 1, 2)
+}
+
+func TestRealCleanStop(t *testing.T) {
+	c := start(t, 3, false)
+	c.StartAll()
+	wait(t, c, 0, 0, 1, 2)
+	if err := c.Term(0); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, c, 1, 1, 2)
+	h := history(t, c)
+	var reasons []string
+	for _, e := range h {
+		if p, _ := e.Int("peer"); e.Ev == "peer_down" && p == 0 {
+			reasons = append(reasons, e.Str("reason"))
+		}
+	}
+	if len(reasons) != 2 || reasons[0] != "bye: shutdown" || reasons[1] != "bye: shutdown" {
+		t.Fatalf("peers saw peer 0 leave with %q, want its goodbye twice", reasons)
+	}
+}

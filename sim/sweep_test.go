@@ -1,0 +1,124 @@
+package sim
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/conclave/conclave/check"
+	"github.com/conclave/conclave/peer"
+)
+
+// Fault is one step of a schedule: at At, do Op to Peer.
+type Fault struct {
+	At   time.Duration
+	Op   string // crash, start, pause, resume, reset, split, isolate, heal
+	Peer int
+}
+
+func (f Fault) String() string { return fmt.Sprintf("%v %s %d", f.At, f.Op, f.Peer) }
+
+// RandomSchedule draws a fault schedule for n peers from seed, ending with
+// everything repaired: every peer running, none paused, the network healed.
+func RandomSchedule(seed uint64, n int) []Fault {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	var out []Fault
+	at := 2 * time.Second // let the cluster form
+	ops := []string{"crash", "start", "pause", "resume", "reset", "split", "isolate", "heal"}
+	for k := rng.IntN(8) + 1; k > 0; k-- {
+		at += time.Duration(rng.Int64N(int64(1500 * time.Millisecond)))
+		out = append(out, Fault{At: at, Op: ops[rng.IntN(len(ops))], Peer: rng.IntN(n)})
+	}
+	at += time.Duration(rng.Int64N(int64(time.Second)))
+	out = append(out, Fault{At: at, Op: "heal"})
+	for i := 0; i < n; i++ {
+		out = append(out, Fault{At: at, Op: "resume", Peer: i}, Fault{At: at, Op: "start", Peer: i})
+	}
+	return out
+}
+
+// apply performs one fault.
+func (s *Sim) apply(f Fault) {
+	switch f.Op {
+	case "crash":
+		s.Crash(f.Peer)
+	case "start":
+		s.Start(f.Peer)
+	case "pause":
+		s.Pause(f.Peer)
+	case "resume":
+		s.Resume(f.Peer)
+	case "reset":
+		s.Reset(f.Peer, (f.Peer+1)%s.cfg.N)
+	case "split":
+		var a, b []int
+		for i := 0; i < s.cfg.N; i++ {
+			if i <= f.Peer {
+				a = append(a, i)
+			} else {
+				b = append(b, i)
+			}
+		}
+		s.Partition(a, b)
+	case "isolate":
+		var rest []int
+		for i := 0; i < s.cfg.N; i++ {
+			if i != f.Peer {
+				rest = append(rest, i)
+			}
+		}
+		s.Partition([]int{f.Peer}, rest)
+	case "heal":
+		s.Heal()
+	}
+}
+
+// runSchedule runs a schedule on n peers and checks the history.
+func runSchedule(seed uint64, n int, faults []Fault) []check.Violation {
+	s, err := New(Config{N: n, Seed: seed, Peer: peer.Config{Heartbeat: hb, SuspectAfter: suspect}, LogHeartbeats: true})
+	if err != nil {
+		panic(err)
+	}
+	s.StartAll()
+	for _, f := range faults {
+		s.RunUntil(f.At, nil)
+		s.apply(f)
+	}
+	s.RunFor(4 * time.Second)
+	// After the last fault: connect (redial back-off), hear a heartbeat,
+	// or wait out a silence.
+	bound := peer.DefaultRedialMax + suspect + 4*hb
+	return check.Peer(s.History(), check.Options{N: n, ConvergeWithin: bound, AllHeartbeats: true})
+}
+
+// TestSweep runs random fault schedules and checks every property. Set
+// CONCLAVE_SWEEP=N for a longer sweep, -seed to replay one.
+func TestSweep(t *testing.T) {
+	count := 1000
+	if v, err := strconv.Atoi(os.Getenv("CONCLAVE_SWEEP")); err == nil {
+		count = v
+	}
+	first := uint64(1)
+	if *seedFlag != 0 {
+		first, count = *seedFlag, 1
+	}
+	start := time.Now()
+	for seed := first; seed < first+uint64(count); seed++ {
+		n := 3 + int(seed%5)
+		faults := RandomSchedule(seed, n)
+		if v := runSchedule(seed, n, faults); len(v) > 0 {
+			t.Errorf("seed %d (n=%d), replay with: go test ./sim -run TestSweep -seed %d\nschedule: %v", seed, n, seed, faults)
+			for _, x := range v[:min(len(v), 5)] {
+				t.Errorf("  %v", x)
+			}
+			if t.Failed() && count > 1 {
+				return
+			}
+		}
+	}
+	el := time.Since(start)
+	t.Logf("%d schedules in %v: %.0f schedules/s", count, el.Round(time.Millisecond), float64(count)/el.Seconds())
+}
