@@ -1,7 +1,10 @@
 package sim
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
+	"slices"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -15,7 +18,7 @@ import (
 // Fault is one step of a schedule: at At, do Op to Peer.
 type Fault struct {
 	At   time.Duration
-	Op   string // crash, start, pause, resume, reset, split, isolate, heal
+	Op   string // crash, start, pause, resume, reset, split, isolate, cut, bridge, delay, heal
 	Peer int
 }
 
@@ -27,7 +30,7 @@ func RandomSchedule(seed uint64, n int) []Fault {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	var out []Fault
 	at := 2 * time.Second // let the cluster form
-	ops := []string{"crash", "start", "pause", "resume", "reset", "split", "isolate", "heal"}
+	ops := []string{"crash", "start", "pause", "resume", "reset", "split", "isolate", "cut", "bridge", "delay", "heal"}
 	for k := rng.IntN(8) + 1; k > 0; k-- {
 		at += time.Duration(rng.Int64N(int64(1500 * time.Millisecond)))
 		out = append(out, Fault{At: at, Op: ops[rng.IntN(len(ops))], Peer: rng.IntN(n)})
@@ -71,8 +74,31 @@ func (s *Sim) apply(f Fault) {
 			}
 		}
 		s.Partition([]int{f.Peer}, rest)
+	case "cut":
+		s.Cut(f.Peer, (f.Peer+1)%s.cfg.N)
+	case "bridge":
+		// Peer is the bridge; the others split into lower and higher ids.
+		var a, b []int
+		for i := 0; i < s.cfg.N; i++ {
+			switch {
+			case i == f.Peer:
+			case i < f.Peer || (f.Peer == 0 && i == 1):
+				a = append(a, i)
+			default:
+				b = append(b, i)
+			}
+		}
+		s.Bridge(a, b, f.Peer)
+	case "delay":
+		// Slow, but well below suspect-after.
+		s.Delay(f.Peer, (f.Peer+1)%s.cfg.N, suspect/5)
 	case "heal":
 		s.Heal()
+		keys := slices.Collect(maps.Keys(s.extra))
+		slices.SortFunc(keys, func(a, b [2]int) int { return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1])) })
+		for _, k := range keys {
+			s.Delay(k[0], k[1], 0)
+		}
 	}
 }
 
