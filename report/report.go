@@ -1,0 +1,344 @@
+// Package report renders a conclave run, from its merged event log, as one
+// self-contained HTML page: a header with the settings, a timeline of every
+// peer's process state, leader beliefs, urgent notices and the faults
+// injected, close-ups after each fault, tables of leader changes and of
+// convergence after faults, event counts, and the log itself.
+package report
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"html/template"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/conclave/conclave/eventlog"
+)
+
+// HTMLFile is the name of the report WriteDir writes.
+const HTMLFile = "report.html"
+
+// MaxLogLines is the most lines of the merged log the report includes.
+const MaxLogLines = 20000
+
+const (
+	maxZooms = 40    // close-ups drawn at most
+	minZoom  = 0.020 // narrowest close-up window, in seconds
+)
+
+//go:embed report.html.tmpl
+var pageText string
+
+var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
+	"f":     f1,
+	"color": leaderColor,
+	"fms":   fmtMS,
+}).Parse(pageText))
+
+// Render writes the report of a run to w. events are in causal order
+// (eventlog.Sort).
+func Render(w io.Writer, title string, events []eventlog.Event) error {
+	p := build(title, events)
+	var b bytes.Buffer
+	if err := pageTmpl.Execute(&b, p); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// WriteDir reads dir/run.jsonl if present (else merges dir/*.jsonl with
+// eventlog.MergeDir), and writes dir/report.html. It returns the path
+// written.
+func WriteDir(dir string) (string, error) {
+	var events []eventlog.Event
+	runPath := filepath.Join(dir, eventlog.RunJSONL)
+	if _, err := os.Stat(runPath); err == nil {
+		ev, _, err := eventlog.ReadFile(runPath)
+		if err != nil {
+			return "", err
+		}
+		eventlog.Sort(ev)
+		events = ev
+	} else {
+		ev, err := eventlog.MergeDir(dir)
+		if err != nil {
+			return "", err
+		}
+		events = ev
+	}
+	title := "conclave run " + filepath.Base(filepath.Clean(dir))
+	if abs, err := filepath.Abs(dir); err == nil {
+		title = "conclave run " + filepath.Base(abs)
+	}
+	var b bytes.Buffer
+	if err := Render(&b, title, events); err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, HTMLFile)
+	tmp := out + ".tmp"
+	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	return out, nil
+}
+
+// page is the data of the template.
+type page struct {
+	Title           string
+	Empty           bool
+	Start, End, Dur string
+	Peers           string
+	Events          int
+	Nodes           string
+	Settings        []kv
+	Notes           []string
+	States          []legendItem
+	Leaders         []legendItem
+	Timeline        *svgView
+	Faults          []faultRow
+	Zooms           []zoomView
+	ZoomNote        string
+	Changes         []change
+	Counts          countTable
+	Log             string
+	LogLines        int
+	LogNote         string
+	UrgentMatched   int
+	UrgentUnmatched int
+}
+
+type kv struct{ K, V string }
+
+type legendItem struct {
+	Class, Color, Label string
+}
+
+type faultRow struct {
+	N         int
+	At        string
+	Label     string
+	Kind      string
+	Step      string
+	Conv      bool
+	Early     bool // converged before the fault was logged
+	ConvMS    string
+	Leader    int
+	NotConv   string
+	Reported  string
+	ZoomID    string
+	LeaderStr string
+}
+
+type zoomView struct {
+	ID, Heading string
+	SVG         *svgView
+}
+
+type countTable struct {
+	Nodes []string
+	Rows  []countRow
+	Total []int
+	All   int
+}
+
+type countRow struct {
+	Ev    string
+	Cells []int
+	Total int
+}
+
+func build(title string, events []eventlog.Event) *page {
+	r := analyze(events)
+	p := &page{Title: title, Events: len(events), Empty: len(events) == 0}
+	if p.Empty {
+		return p
+	}
+	const tf = "2006-01-02 15:04:05.000 MST"
+	if r.hasTime {
+		p.Start, p.End = r.t0.UTC().Format(tf), r.t1.UTC().Format(tf)
+	} else {
+		p.Start, p.End = "?", "?"
+	}
+	p.Dur = fmt.Sprintf("%.3f s", r.dur)
+	switch {
+	case r.n > 0 && r.n == len(r.lanes):
+		p.Peers = strconv.Itoa(r.n)
+	case r.n > 0:
+		p.Peers = fmt.Sprintf("%d (n from start events; %d lanes drawn)", r.n, len(r.lanes))
+	default:
+		p.Peers = fmt.Sprintf("%d (no start events; peers seen in the log)", len(r.lanes))
+	}
+	for _, k := range settingKeys {
+		v := strings.Join(r.settings[k], ", ")
+		if v == "" {
+			v = "—"
+		}
+		p.Settings = append(p.Settings, kv{k, v})
+	}
+	p.Counts = counts(events)
+	p.Nodes = strings.Join(p.Counts.Nodes, ", ")
+
+	var inferred []string
+	for _, q := range r.lanes {
+		if !r.ctrl[q] {
+			inferred = append(inferred, strconv.Itoa(q))
+		}
+	}
+	if len(inferred) > 0 {
+		if r.hasCtrl {
+			p.Notes = append(p.Notes, "No control events for peer "+strings.Join(inferred, ", ")+
+				": its process life is inferred from its own events.")
+		} else {
+			p.Notes = append(p.Notes, "No control events: each peer's process life is inferred from its own start, stop and last events (and paused events).")
+		}
+	}
+	if r.droppedL > 0 {
+		p.Notes = append(p.Notes, fmt.Sprintf("%s not drawn (at most %d lanes).", plural(r.droppedL, "more peer is", "more peers are"), maxLanes))
+	}
+	p.UrgentMatched, p.UrgentUnmatched = len(r.urgent), len(r.unsent)
+	if len(r.unsent) > 0 {
+		p.Notes = append(p.Notes, fmt.Sprintf("%s no matching receipt in the log (open circles on the sender's lane).",
+			plural(len(r.unsent), "urgent notice has", "urgent notices have")))
+	}
+
+	for _, s := range []string{stRunning, stHung, stDown, stStopped, stNotStarted} {
+		p.States = append(p.States, legendItem{Class: "st-" + s, Label: stateName[s]})
+	}
+	for _, l := range r.leaders {
+		p.Leaders = append(p.Leaders, legendItem{Color: leaderColor(l), Label: leaderLabel(l)})
+	}
+	if len(r.lanes) > 0 {
+		p.Timeline = r.view("timeline", 0, r.end, false, 0)
+	}
+
+	win := (2*r.suspect() + 200) / 1000
+	for k, f := range r.faults {
+		row := faultRow{N: k + 1, At: fmt.Sprintf("%.3f", f.At), Label: f.Label, Kind: f.Kind,
+			Step: f.Step, Conv: f.Conv, Leader: f.Leader, LeaderStr: leaderLabel(f.Leader), Reported: f.RepText}
+		if f.Kind == "initial" {
+			row.Label += " (first start)"
+		}
+		switch {
+		case f.Conv:
+			row.ConvMS = fmtMS(f.ConvMS)
+			if f.ConvMS < 0 {
+				row.Early = true
+			}
+		case f.NoneUp:
+			row.NotConv = "no peer left running"
+		case f.HasNext:
+			row.NotConv = fmt.Sprintf("not before the next fault (%.0f ms later)", (f.End-f.Ref)*1000)
+		default:
+			row.NotConv = "not by the end of the run"
+		}
+		if k < maxZooms && len(r.lanes) > 0 {
+			row.ZoomID = fmt.Sprintf("zoom-%d", k+1)
+			to := math.Max(math.Min(f.Ref+win, r.end), f.Ref+minZoom)
+			from := f.At - 0.05*(to-f.At)
+			h := fmt.Sprintf("#%d %s at %.3f s", k+1, row.Label, f.At)
+			if f.Step != "" {
+				h += fmt.Sprintf(" (step %q)", clip(f.Step, labelMax))
+			}
+			if f.Conv {
+				h += fmt.Sprintf(": converged on leader %s after %s ms", leaderLabel(f.Leader), row.ConvMS)
+			} else {
+				h += ": no convergence, " + row.NotConv
+			}
+			p.Zooms = append(p.Zooms, zoomView{ID: row.ZoomID, Heading: h,
+				SVG: r.view(row.ZoomID, from, to, true, f.At)})
+		}
+		p.Faults = append(p.Faults, row)
+	}
+	if len(r.faults) > maxZooms {
+		p.ZoomNote = fmt.Sprintf("Close-ups are drawn for the first %d of %d faults.", maxZooms, len(r.faults))
+	}
+	p.Changes = r.changes
+
+	var b strings.Builder
+	for k, e := range events {
+		if k == MaxLogLines {
+			p.LogNote = fmt.Sprintf("… %d more lines not shown (the report includes at most %d).", len(events)-k, MaxLogLines)
+			break
+		}
+		b.WriteString(eventlog.Format(e))
+		b.WriteByte('\n')
+		p.LogLines++
+	}
+	p.Log = b.String()
+	return p
+}
+
+// counts tabulates events per type per node: control first, then peers by
+// id, then other nodes by name.
+func counts(events []eventlog.Event) countTable {
+	byNode := map[string]map[string]int{}
+	evs := map[string]bool{}
+	for _, e := range events {
+		if byNode[e.Node] == nil {
+			byNode[e.Node] = map[string]int{}
+		}
+		byNode[e.Node][e.Ev]++
+		evs[e.Ev] = true
+	}
+	var t countTable
+	for n := range byNode {
+		t.Nodes = append(t.Nodes, n)
+	}
+	rank := func(n string) int {
+		if n == "control" {
+			return 0
+		}
+		if _, ok := peerID(n); ok {
+			return 1
+		}
+		return 2
+	}
+	sort.Slice(t.Nodes, func(i, j int) bool {
+		a, b := t.Nodes[i], t.Nodes[j]
+		if ra, rb := rank(a), rank(b); ra != rb {
+			return ra < rb
+		}
+		pa, _ := peerID(a)
+		pb, _ := peerID(b)
+		if pa != pb {
+			return pa < pb
+		}
+		return a < b
+	})
+	var names []string
+	for ev := range evs {
+		names = append(names, ev)
+	}
+	sort.Strings(names)
+	t.Total = make([]int, len(t.Nodes))
+	for _, ev := range names {
+		row := countRow{Ev: ev}
+		for k, n := range t.Nodes {
+			c := byNode[n][ev]
+			row.Cells = append(row.Cells, c)
+			row.Total += c
+			t.Total[k] += c
+		}
+		t.All += row.Total
+		t.Rows = append(t.Rows, row)
+	}
+	return t
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}
