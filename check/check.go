@@ -146,6 +146,7 @@ const (
 	notRunning procState = iota
 	running
 	paused
+	hungThenKilled
 )
 
 // procs replays control events (and, for runs without them, the peers'
@@ -254,7 +255,7 @@ func Convergence(h []eventlog.Event, o Options) []Violation {
 // network fault, is not judged.
 func DetectionCause(h []eventlog.Event) []Violation {
 	var out []Violation
-	fault := map[int]procState{} // peers killed or paused, and which
+	fault := map[int]procState{} // peers killed or paused, and how
 	observerPaused := map[int]bool{}
 	netFault := false
 	for _, e := range h {
@@ -271,7 +272,13 @@ func DetectionCause(h []eventlog.Event) []Violation {
 			}
 			switch e.Ev {
 			case "proc_kill":
-				fault[peer] = notRunning
+				if fault[peer] == paused {
+					// Hung, then killed: its silence had begun, so
+					// either detector may fire first.
+					fault[peer] = hungThenKilled
+				} else {
+					fault[peer] = notRunning
+				}
 			case "proc_stop":
 				fault[peer] = paused
 				observerPaused[peer] = true

@@ -148,3 +148,23 @@ func TestPausedObserverIsNotJudged(t *testing.T) {
 		t.Fatal(v)
 	}
 }
+
+// TestHungThenKilled is the regression for sweep seed 15072: a peer killed
+// while hung may be detected by the silence that began before the kill.
+func TestHungThenKilled(t *testing.T) {
+	h := replace(index("control proc_kill peer=0"), "control proc_stop peer=0", "control proc_kill peer=0")
+	h = replace2(h, "peer-2 peer_down peer=0 cause=conn_closed", "peer-2 peer_down peer=0 cause=silence")
+	if v := DetectionCause(hist(h...)); len(v) != 0 {
+		t.Fatal(v)
+	}
+}
+
+func replace2(h []string, old, repl string) []string {
+	out := append([]string{}, h...)
+	for i, l := range out {
+		if l == old {
+			out[i] = repl
+		}
+	}
+	return out
+}

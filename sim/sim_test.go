@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/conclave/conclave/check"
 	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/peer"
 )
@@ -328,6 +329,23 @@ func TestRestartWhileAnotherPeerIsDown(t *testing.T) {
 		}
 		if via, _ := opens[1].Int("via"); via != 1 && via != 3 {
 			t.Fatalf("restarted peer 2 opened elections via %d, want a peer that told it", via)
+		}
+	})
+}
+
+// TestKillOfHungPeer is the regression for sweep seed 15072: a peer killed
+// while hung may be detected by the silence that began before the kill.
+func TestKillOfHungPeer(t *testing.T) {
+	eachSeed(t, func(t *testing.T, seed uint64) {
+		s := newSim(t, 4, seed, false)
+		s.StartAll()
+		waitLeader(t, s, 0, 2*time.Second)
+		s.Pause(0)
+		s.RunFor(suspect - hb/2)
+		s.Crash(0)
+		waitLeader(t, s, 1, suspect)
+		if v := check.DetectionCause(s.History()); len(v) > 0 {
+			t.Fatal(v)
 		}
 	})
 }
