@@ -198,7 +198,7 @@ func (n *Node) Run(ctx context.Context) error {
 	dialCtx, cancelDials := context.WithCancel(ctx)
 	defer cancelDials()
 	n.start = time.Now()
-	n.step(peer.Start{}, dialCtx)
+	n.step(dialCtx, peer.Start{})
 	go n.acceptLoop()
 	timer := time.NewTimer(n.untilDeadline())
 	defer timer.Stop()
@@ -207,16 +207,16 @@ func (n *Node) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			n.ln.Close()
 			n.stopping = true
-			n.step(peer.Stop{}, dialCtx)
+			n.step(dialCtx, peer.Stop{})
 			close(n.quit)
 			cancelDials()
 			n.waitFlush()
 			n.dials.Wait()
 			return n.log.Err()
 		case <-timer.C:
-			n.step(peer.Tick{}, dialCtx)
+			n.step(dialCtx, peer.Tick{})
 		case e := <-n.events:
-			n.handle(e, dialCtx)
+			n.handle(dialCtx, e)
 		}
 		timer.Reset(n.untilDeadline())
 	}
@@ -247,10 +247,10 @@ func (n *Node) waitFlush() {
 }
 
 // step feeds one input to the core and carries out its effects.
-func (n *Node) step(in peer.Input, ctx context.Context) error {
+func (n *Node) step(ctx context.Context, in peer.Input) error {
 	err := n.core.Step(n.now(), in)
 	for _, e := range n.core.Ready() {
-		n.apply(e, ctx)
+		n.apply(ctx, e)
 	}
 	st := Status{Status: n.core.Status(), Node: n.Name(), Incarnation: n.cfg.Incarnation, Addr: n.Addr(), Cluster: n.cfg.Cluster}
 	n.mu.Lock()
@@ -259,11 +259,11 @@ func (n *Node) step(in peer.Input, ctx context.Context) error {
 	return err
 }
 
-func (n *Node) apply(e peer.Effect, ctx context.Context) {
+func (n *Node) apply(ctx context.Context, e peer.Effect) {
 	switch e := e.(type) {
 	case peer.Send:
 		if c := n.conns[e.Conn]; c != nil {
-			c.Send(n.stamp(e.Frame), e.Urgent)
+			c.Send(wire.Stamp(e.Frame, n.clock.Tick(n.cfg.Now())), e.Urgent)
 		}
 	case peer.Close:
 		if c := n.conns[e.Conn]; c != nil {
@@ -278,39 +278,6 @@ func (n *Node) apply(e peer.Effect, ctx context.Context) {
 	case peer.Log:
 		n.logEvent(e)
 	}
-}
-
-// stamp sets the Lamport clock of an outgoing frame.
-func (n *Node) stamp(f wire.Frame) wire.Frame {
-	lc := n.clock.Tick(n.cfg.Now())
-	switch f := f.(type) {
-	case wire.Heartbeat:
-		f.LC = lc
-		return f
-	case wire.LeaderChange:
-		f.LC = lc
-		return f
-	case wire.Bye:
-		f.LC = lc
-		return f
-	}
-	return f
-}
-
-func frameLC(f wire.Frame) uint64 {
-	switch f := f.(type) {
-	case wire.Heartbeat:
-		return f.LC
-	case wire.LeaderChange:
-		return f.LC
-	case wire.Bye:
-		return f.LC
-	case wire.Hello:
-		return f.LC
-	case wire.Reject:
-		return f.LC
-	}
-	return 0
 }
 
 func (n *Node) logEvent(e peer.Log) {
@@ -402,7 +369,7 @@ func (n *Node) post(e event) bool {
 	}
 }
 
-func (n *Node) handle(e event, ctx context.Context) {
+func (n *Node) handle(ctx context.Context, e event) {
 	switch e := e.(type) {
 	case evHandshake:
 		n.clock.Witness(e.hello.LC, n.cfg.Now())
@@ -415,7 +382,7 @@ func (n *Node) handle(e event, ctx context.Context) {
 			c.Send(n.id.Hello(n.clock.Tick(n.cfg.Now())), false)
 		}
 		n.conns[id] = c
-		err := n.step(peer.Handshake{Peer: e.hello.ID, Conn: id, Incarnation: e.hello.Incarnation, Dialed: e.dialed, Addr: addr}, ctx)
+		err := n.step(ctx, peer.Handshake{Peer: e.hello.ID, Conn: id, Incarnation: e.hello.Incarnation, Dialed: e.dialed, Addr: addr})
 		if err != nil {
 			delete(n.conns, id)
 			go transport.Reject(e.tcp, err.Error(), n.clock.Tick(n.cfg.Now()))
@@ -425,17 +392,17 @@ func (n *Node) handle(e event, ctx context.Context) {
 		c.Start(func(f wire.Frame) { n.post(evFrame{peer: j, conn: id, f: f}) },
 			func(reason string) { n.post(evLost{peer: j, conn: id, reason: reason}) })
 	case evDialFailed:
-		n.step(peer.DialFailed{Peer: e.peer, Err: e.err}, ctx)
+		n.step(ctx, peer.DialFailed{Peer: e.peer, Err: e.err})
 	case evFrame:
-		if lc := frameLC(e.f); lc != 0 {
+		if lc := wire.StampOf(e.f); lc != 0 {
 			n.clock.Witness(lc, n.cfg.Now())
 		}
-		n.step(peer.Recv{Peer: e.peer, Conn: e.conn, Frame: e.f}, ctx)
+		n.step(ctx, peer.Recv{Peer: e.peer, Conn: e.conn, Frame: e.f})
 	case evLost:
 		if c := n.conns[e.conn]; c != nil {
 			delete(n.conns, e.conn)
 			c.Close()
-			n.step(peer.Closed{Peer: e.peer, Conn: e.conn, Reason: e.reason}, ctx)
+			n.step(ctx, peer.Closed{Peer: e.peer, Conn: e.conn, Reason: e.reason})
 		}
 	case evRefused:
 		n.logEvent(peer.Log{Ev: "conn_rejected", Fields: map[string]any{"addr": e.addr, "reason": e.reason}})

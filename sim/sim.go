@@ -538,17 +538,7 @@ func (s *Sim) transmit(c *conn, side int, f func()) {
 }
 
 func (s *Sim) sendFrame(c *conn, side int, f wire.Frame, lc uint64) {
-	switch v := f.(type) {
-	case wire.Heartbeat:
-		v.LC = lc
-		f = v
-	case wire.LeaderChange:
-		v.LC = lc
-		f = v
-	case wire.Bye:
-		v.LC = lc
-		f = v
-	}
+	f = wire.Stamp(f, lc)
 	dst := s.nodes[c.ends[1-side]]
 	from := c.ends[side]
 	s.send(c, side, func() {

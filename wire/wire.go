@@ -455,3 +455,43 @@ func (d *decoder) string() string {
 	}
 	return string(d.bytes(int(n)))
 }
+
+// Stamp returns f with its Lamport clock field set to lc; frames without one
+// are returned as they are.
+func Stamp(f Frame, lc uint64) Frame {
+	switch v := f.(type) {
+	case Hello:
+		v.LC = lc
+		return v
+	case Reject:
+		v.LC = lc
+		return v
+	case Heartbeat:
+		v.LC = lc
+		return v
+	case LeaderChange:
+		v.LC = lc
+		return v
+	case Bye:
+		v.LC = lc
+		return v
+	}
+	return f
+}
+
+// StampOf returns the Lamport clock carried by f, or 0.
+func StampOf(f Frame) uint64 {
+	switch v := f.(type) {
+	case Hello:
+		return v.LC
+	case Reject:
+		return v.LC
+	case Heartbeat:
+		return v.LC
+	case LeaderChange:
+		return v.LC
+	case Bye:
+		return v.LC
+	}
+	return 0
+}
