@@ -36,6 +36,16 @@ func newSim(t *testing.T, n int, seed uint64, quorum bool) *Sim {
 	return s
 }
 
+// formed returns a simulation of n peers, all started and agreeing on
+// leader 0.
+func formed(t *testing.T, n int, seed uint64, quorum bool) *Sim {
+	t.Helper()
+	s := newSim(t, n, seed, quorum)
+	s.StartAll()
+	waitLeader(t, s, 0, 2*time.Second)
+	return s
+}
+
 // eachSeed runs f as a subtest per seed, naming the seed so a failure can
 // be replayed with -seed.
 func eachSeed(t *testing.T, f func(t *testing.T, seed uint64)) {
@@ -101,9 +111,7 @@ func TestFirstLeaderWaitsForEveryPeer(t *testing.T) {
 
 func TestCrashedLeaderReplacedByNextLowest(t *testing.T) {
 	eachSeed(t, func(t *testing.T, seed uint64) {
-		s := newSim(t, 4, seed, false)
-		s.StartAll()
-		waitLeader(t, s, 0, 2*time.Second)
+		s := formed(t, 4, seed, false)
 		s.Crash(0)
 		// A crash closes connections: detection needs no timeout.
 		waitLeader(t, s, 1, suspect/2)
@@ -119,9 +127,7 @@ func TestCrashedLeaderReplacedByNextLowest(t *testing.T) {
 
 func TestHungLeaderDetectedBySilence(t *testing.T) {
 	eachSeed(t, func(t *testing.T, seed uint64) {
-		s := newSim(t, 4, seed, false)
-		s.StartAll()
-		waitLeader(t, s, 0, 2*time.Second)
+		s := formed(t, 4, seed, false)
 		s.Pause(0)
 		took := waitLeader(t, s, 1, suspect+2*hb)
 		// The last heartbeat arrived at most one interval before the
@@ -141,9 +147,7 @@ func TestHungLeaderDetectedBySilence(t *testing.T) {
 
 func TestRestartIsNewIncarnation(t *testing.T) {
 	eachSeed(t, func(t *testing.T, seed uint64) {
-		s := newSim(t, 4, seed, false)
-		s.StartAll()
-		waitLeader(t, s, 0, 2*time.Second)
+		s := formed(t, 4, seed, false)
 		s.Crash(0)
 		waitLeader(t, s, 1, time.Second)
 		s.Start(0)
@@ -166,9 +170,7 @@ func TestRestartIsNewIncarnation(t *testing.T) {
 
 func TestPartitionWithoutQuorumElectsOnEachSide(t *testing.T) {
 	eachSeed(t, func(t *testing.T, seed uint64) {
-		s := newSim(t, 5, seed, false)
-		s.StartAll()
-		waitLeader(t, s, 0, 2*time.Second)
+		s := formed(t, 5, seed, false)
 		s.Partition([]int{0, 1}, []int{2, 3, 4})
 		s.RunFor(suspect + 3*hb)
 		if got := leaders(s); !slices.Equal(got, []int{0, 0, 2, 2, 2}) {
@@ -181,9 +183,7 @@ func TestPartitionWithoutQuorumElectsOnEachSide(t *testing.T) {
 
 func TestQuorumModeMinorityHasNoLeader(t *testing.T) {
 	eachSeed(t, func(t *testing.T, seed uint64) {
-		s := newSim(t, 5, seed, true)
-		s.StartAll()
-		waitLeader(t, s, 0, 2*time.Second)
+		s := formed(t, 5, seed, true)
 		s.Partition([]int{0, 1}, []int{2, 3, 4})
 		s.RunFor(suspect + 3*hb)
 		if got := leaders(s); !slices.Equal(got, []int{-1, -1, 2, 2, 2}) {
@@ -196,9 +196,7 @@ func TestQuorumModeMinorityHasNoLeader(t *testing.T) {
 
 func TestEveryLeaderChangeIsAnnouncedUrgently(t *testing.T) {
 	eachSeed(t, func(t *testing.T, seed uint64) {
-		s := newSim(t, 4, seed, false)
-		s.StartAll()
-		waitLeader(t, s, 0, 2*time.Second)
+		s := formed(t, 4, seed, false)
 		s.Crash(0)
 		waitLeader(t, s, 1, time.Second)
 		s.Start(0)
@@ -258,9 +256,7 @@ func connectedAt(h []eventlog.Event, node string) map[int]bool {
 
 func TestNoHeartbeatAfterClose(t *testing.T) {
 	eachSeed(t, func(t *testing.T, seed uint64) {
-		s := newSim(t, 4, seed, false)
-		s.StartAll()
-		waitLeader(t, s, 0, 2*time.Second)
+		s := formed(t, 4, seed, false)
 		s.Crash(3)
 		s.Pause(2)
 		s.RunFor(2 * time.Second)
@@ -314,9 +310,7 @@ func TestSameSeedSameHistory(t *testing.T) {
 
 func TestRestartWhileAnotherPeerIsDown(t *testing.T) {
 	eachSeed(t, func(t *testing.T, seed uint64) {
-		s := newSim(t, 4, seed, false)
-		s.StartAll()
-		waitLeader(t, s, 0, 2*time.Second)
+		s := formed(t, 4, seed, false)
 		s.Crash(0)
 		waitLeader(t, s, 1, time.Second)
 		s.Crash(2)
@@ -337,9 +331,7 @@ func TestRestartWhileAnotherPeerIsDown(t *testing.T) {
 // while hung may be detected by the silence that began before the kill.
 func TestKillOfHungPeer(t *testing.T) {
 	eachSeed(t, func(t *testing.T, seed uint64) {
-		s := newSim(t, 4, seed, false)
-		s.StartAll()
-		waitLeader(t, s, 0, 2*time.Second)
+		s := formed(t, 4, seed, false)
 		s.Pause(0)
 		s.RunFor(suspect - hb/2)
 		s.Crash(0)
