@@ -44,8 +44,8 @@ import (
 // None is the leader value meaning no leader.
 const None = -1
 
-// never is a deadline that does not come.
-const never = time.Duration(1<<63 - 1)
+// Never is the Deadline of a core that has nothing to do.
+const Never = time.Duration(1<<63 - 1)
 
 // Core is the state machine of one peer.
 type Core struct {
@@ -73,7 +73,7 @@ type peerState struct {
 	told      []int  // alive list in its last heartbeat, if its elections are open
 
 	dialing    bool          // a Dial is outstanding
-	dialAt     time.Duration // when to dial next; never if not scheduled
+	dialAt     time.Duration // when to dial next; Never if not scheduled
 	backoff    time.Duration
 	dialFailed bool // the last attempt failed and was logged
 }
@@ -85,7 +85,7 @@ func New(cfg Config) (*Core, error) {
 	}
 	c := &Core{cfg: cfg, leader: None, peers: make([]peerState, cfg.N)}
 	for i := range c.peers {
-		c.peers[i].dialAt = never
+		c.peers[i].dialAt = Never
 	}
 	return c, nil
 }
@@ -165,7 +165,7 @@ func (c *Core) Ready() []Effect {
 // nothing else happens).
 func (c *Core) Deadline() time.Duration {
 	if !c.started || c.stopped {
-		return never
+		return Never
 	}
 	d := c.nextHB
 	for j := range c.peers {
@@ -217,7 +217,7 @@ func (c *Core) handshake(h Handshake) error {
 		c.emit(Close{Peer: j, Conn: p.conn, Reason: "superseded by a new incarnation"})
 		c.drop(j, "conn_closed", fmt.Sprintf("new incarnation %d replaced %d", h.Incarnation, p.inc))
 	}
-	*p = peerState{conn: h.Conn, inc: h.Incarnation, maxInc: h.Incarnation, lastHeard: c.now, dialAt: never}
+	*p = peerState{conn: h.Conn, inc: h.Incarnation, maxInc: h.Incarnation, lastHeard: c.now, dialAt: Never}
 	c.log("conn_up", "peer", j, "peer_inc", h.Incarnation, "dialed", h.Dialed, "addr", h.Addr)
 	c.heartbeat(j)
 	return nil
@@ -333,7 +333,7 @@ func (c *Core) advance() {
 		p := &c.peers[j]
 		if !p.dialing && p.conn == 0 && c.now >= p.dialAt {
 			p.dialing = true
-			p.dialAt = never
+			p.dialAt = Never
 			c.emit(Dial{Peer: j})
 		}
 	}

@@ -448,7 +448,7 @@ func (s *Sim) arm(n *node) {
 	}
 	n.timer++
 	t, gen, at := n.timer, n.gen, n.core.Deadline()
-	if at == time.Duration(1<<63-1) {
+	if at == peer.Never {
 		return
 	}
 	s.after(max(at-s.now, 0), func() {

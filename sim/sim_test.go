@@ -168,30 +168,26 @@ func TestRestartIsNewIncarnation(t *testing.T) {
 	})
 }
 
-func TestPartitionWithoutQuorumElectsOnEachSide(t *testing.T) {
-	eachSeed(t, func(t *testing.T, seed uint64) {
-		s := formed(t, 5, seed, false)
-		s.Partition([]int{0, 1}, []int{2, 3, 4})
-		s.RunFor(suspect + 3*hb)
-		if got := leaders(s); !slices.Equal(got, []int{0, 0, 2, 2, 2}) {
-			t.Fatalf("leaders during the partition: %v, want [0 0 2 2 2]", got)
-		}
-		s.Heal()
-		waitLeader(t, s, 0, 3*time.Second)
-	})
-}
-
-func TestQuorumModeMinorityHasNoLeader(t *testing.T) {
-	eachSeed(t, func(t *testing.T, seed uint64) {
-		s := formed(t, 5, seed, true)
-		s.Partition([]int{0, 1}, []int{2, 3, 4})
-		s.RunFor(suspect + 3*hb)
-		if got := leaders(s); !slices.Equal(got, []int{-1, -1, 2, 2, 2}) {
-			t.Fatalf("leaders during the partition: %v, want [-1 -1 2 2 2]", got)
-		}
-		s.Heal()
-		waitLeader(t, s, 0, 3*time.Second)
-	})
+// TestPartition splits 5 peers 2|3: without quorum each side elects its
+// lowest id; with quorum only the majority side has a leader.
+func TestPartition(t *testing.T) {
+	for _, c := range []struct {
+		quorum bool
+		want   []int
+	}{{false, []int{0, 0, 2, 2, 2}}, {true, []int{-1, -1, 2, 2, 2}}} {
+		t.Run(fmt.Sprintf("quorum=%v", c.quorum), func(t *testing.T) {
+			eachSeed(t, func(t *testing.T, seed uint64) {
+				s := formed(t, 5, seed, c.quorum)
+				s.Partition([]int{0, 1}, []int{2, 3, 4})
+				s.RunFor(suspect + 3*hb)
+				if got := leaders(s); !slices.Equal(got, c.want) {
+					t.Fatalf("leaders during the partition: %v, want %v", got, c.want)
+				}
+				s.Heal()
+				waitLeader(t, s, 0, 3*time.Second)
+			})
+		})
+	}
 }
 
 func TestEveryLeaderChangeIsAnnouncedUrgently(t *testing.T) {
@@ -203,55 +199,13 @@ func TestEveryLeaderChangeIsAnnouncedUrgently(t *testing.T) {
 		waitLeader(t, s, 0, 3*time.Second)
 		s.RunFor(time.Second)
 		h := s.History()
-		for i, e := range h {
-			if e.Ev != "leader_change" {
-				continue
-			}
-			leader, _ := e.Int("leader")
-			want := connectedAt(h[:i], e.Node)
-			got := map[int]bool{}
-			for _, u := range h[i+1:] {
-				if u.Node != e.Node || u.Ev != "urgent_sent" {
-					if u.Node == e.Node && u.Ev == "leader_change" {
-						break
-					}
-					continue
-				}
-				if l, _ := u.Int("leader"); l == leader {
-					to, _ := u.Int("to")
-					got[to] = true
-				}
-			}
-			for p := range want {
-				if !got[p] {
-					t.Errorf("%s changed leader to %d but sent no urgent notice to connected peer %d", e.Node, leader, p)
-				}
-			}
-			// And every notice arrives.
+		for _, v := range check.UrgentNotices(h) {
+			t.Error(v)
 		}
 		if s, r := len(events(h, "", "urgent_sent")), len(events(h, "", "urgent_recv")); r == 0 || r > s {
 			t.Errorf("%d urgent notices sent, %d received", s, r)
 		}
 	})
-}
-
-// connectedAt returns the peers node has an admitted connection to at the
-// end of h.
-func connectedAt(h []eventlog.Event, node string) map[int]bool {
-	conn := map[int]bool{}
-	for _, e := range h {
-		if e.Node != node {
-			continue
-		}
-		p, _ := e.Int("peer")
-		switch e.Ev {
-		case "conn_up":
-			conn[p] = true
-		case "conn_down", "peer_down":
-			delete(conn, p)
-		}
-	}
-	return conn
 }
 
 func TestNoHeartbeatAfterClose(t *testing.T) {
@@ -260,23 +214,8 @@ func TestNoHeartbeatAfterClose(t *testing.T) {
 		s.Crash(3)
 		s.Pause(2)
 		s.RunFor(2 * time.Second)
-		open := map[string]map[int]bool{}
-		for _, e := range s.History() {
-			if open[e.Node] == nil {
-				open[e.Node] = map[int]bool{}
-			}
-			p, _ := e.Int("peer")
-			switch e.Ev {
-			case "conn_up":
-				open[e.Node][p] = true
-			case "conn_down", "peer_down":
-				open[e.Node][p] = false
-			case "hb_sent":
-				to, _ := e.Int("to")
-				if !open[e.Node][to] {
-					t.Fatalf("%s sent a heartbeat to %d on a closed connection", e.Node, to)
-				}
-			}
+		for _, v := range check.NoHeartbeatAfterClose(s.History()) {
+			t.Error(v)
 		}
 	})
 }
