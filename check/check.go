@@ -330,9 +330,11 @@ func NoHeartbeatAfterClose(h []eventlog.Event) []Violation {
 	return out
 }
 
-// UrgentNotices checks that after each leader_change, before the node's
-// next leader change, it sends an urgent notice with that leader to every
-// peer it had an admitted connection with.
+// UrgentNotices checks that each leader_change is followed at once, before
+// any other event of the node, by an urgent notice with that leader to
+// every peer it had an admitted connection with. A process killed before it
+// logged all its notices is excused: SIGKILL may land between the log line
+// of the change and those of the notices.
 func UrgentNotices(h []eventlog.Event) []Violation {
 	var out []Violation
 	type key struct {
@@ -358,6 +360,14 @@ func UrgentNotices(h []eventlog.Event) []Violation {
 		delete(wait, k)
 	}
 	for _, e := range h {
+		if e.Node == "control" && e.Ev == "proc_kill" {
+			node := fmt.Sprintf("peer-%d", intField(e, "peer"))
+			for k := range wait {
+				if k.node == node {
+					delete(wait, k)
+				}
+			}
+		}
 		if PeerID(e.Node) < 0 {
 			continue
 		}
@@ -365,13 +375,17 @@ func UrgentNotices(h []eventlog.Event) []Violation {
 		if conns[k] == nil {
 			conns[k] = map[int]bool{}
 		}
+		if e.Ev != "urgent_sent" {
+			// The notices follow the change in the same step: any other
+			// event of this process means the step is over.
+			flush(k)
+		}
 		switch e.Ev {
 		case "conn_up":
 			conns[k][intField(e, "peer")] = true
 		case "conn_down", "peer_down":
 			delete(conns[k], intField(e, "peer"))
 		case "leader_change":
-			flush(k)
 			p := &pending{ev: e, leader: intField(e, "leader"), missing: map[int]bool{}}
 			for id := range conns[k] {
 				p.missing[id] = true

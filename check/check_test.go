@@ -128,6 +128,9 @@ func TestEachCheckerCanFail(t *testing.T) {
 	// A missing urgent notice.
 	h = replace(index("peer-1 urgent_sent to=2 leader=1"))
 	expect(t, "missing notice", UrgentNotices(hist(h...)), "urgent-notices", 1)
+	// The notices of a peer that is not killed right after are still due.
+	h = replace(index("peer-1 urgent_sent to=2 leader=0"))
+	expect(t, "missing notice before a kill", UrgentNotices(hist(h...)), "urgent-notices", 1)
 	// A heartbeat on a closed connection.
 	h = append(append([]string{}, good...), "peer-1 hb_sent to=0 seq=9")
 	expect(t, "heartbeat after close", NoHeartbeatAfterClose(hist(h...)), "no-heartbeat-after-close", 1)
@@ -145,6 +148,16 @@ func TestPausedObserverIsNotJudged(t *testing.T) {
 		"peer-1 peer_down peer=2 cause=conn_closed", // 2 closed on it: not a crash
 		"peer-1 peer_down peer=0 cause=silence")
 	if v := DetectionCause(hist(h...)); len(v) != 0 {
+		t.Fatal(v)
+	}
+}
+
+// TestKilledBeforeNotices is the regression for a CI failure: SIGKILL landed
+// between peer 0's leader_change line and its urgent_sent lines.
+func TestKilledBeforeNotices(t *testing.T) {
+	i := index("peer-0 urgent_sent to=1 leader=0")
+	h := append(append([]string{}, good[:i]...), "control proc_kill peer=0")
+	if v := UrgentNotices(hist(h...)); len(v) != 0 {
 		t.Fatal(v)
 	}
 }
