@@ -1,0 +1,94 @@
+// Package layers holds the protocol layers of group communication and the
+// stacks conclave ships: detect (failure detector), membership (views,
+// joins, leaves, flush), vsync (reliable FIFO multicast with view
+// synchrony) and total (sequencer total order), registered in Registry,
+// and the stack descriptions vsync and total.
+package layers
+
+import (
+	"embed"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/conclave/conclave/stack"
+)
+
+//go:embed stacks/*.xml
+var shipped embed.FS
+
+// Registry returns a registry of the layer kinds of this package.
+func Registry() *stack.Registry {
+	r := stack.NewRegistry()
+	r.Register(stack.Kind{
+		Name: "detect",
+		Doc:  "failure detector: heartbeats to the view's members; a lost connection or silence makes a member suspected",
+		Params: []stack.Param{
+			{Name: "heartbeat", Type: stack.Duration, Default: "100ms", Min: int64(time.Millisecond), Doc: "interval between heartbeats"},
+			{Name: "suspect-after", Type: stack.Duration, Default: "500ms", Min: int64(time.Millisecond), Doc: "silence after which a member is suspected"},
+		},
+		Unique: true,
+		New:    newDetect,
+	})
+	r.Register(stack.Kind{
+		Name: "membership",
+		Doc:  "views with ranked members; joins, leaves and exclusions through a flush run by the oldest member",
+		Params: []stack.Param{
+			{Name: "retry", Type: stack.Duration, Default: "200ms", Min: int64(time.Millisecond), Doc: "interval between join requests and flush resends"},
+		},
+		Below:  []string{"detect"},
+		Unique: true,
+		New:    newMembership,
+	})
+	r.Register(stack.Kind{
+		Name: "vsync",
+		Doc:  "reliable FIFO multicast with view synchrony: the same messages delivered by members passing together to the next view",
+		Params: []stack.Param{
+			{Name: "window", Type: stack.Int, Default: "1024", Min: 1, Max: 1 << 20, Doc: "unacknowledged messages a sender may have in flight"},
+		},
+		Below:  []string{"membership"},
+		Unique: true,
+		New:    newVsync,
+	})
+	r.Register(stack.Kind{
+		Name:   "total",
+		Doc:    "total order by a sequencer at the coordinator, handed over at view changes",
+		Below:  []string{"vsync"},
+		Unique: true,
+		New:    newTotal,
+	})
+	return r
+}
+
+// Shipped returns the names of the stacks embedded in conclave.
+func Shipped() []string {
+	ents, _ := shipped.ReadDir("stacks")
+	var out []string
+	for _, e := range ents {
+		out = append(out, strings.TrimSuffix(e.Name(), ".xml"))
+	}
+	return out
+}
+
+// ShippedXML returns the text of the shipped stack called name.
+func ShippedXML(name string) ([]byte, bool) {
+	b, err := shipped.ReadFile("stacks/" + name + ".xml")
+	return b, err == nil
+}
+
+// Load returns the stack description called name (a shipped stack) or at
+// path name (a file ending in .xml or containing a slash).
+func Load(name string) (*stack.Description, error) {
+	if b, ok := ShippedXML(name); ok && !strings.ContainsAny(name, "/.") {
+		return Registry().Parse(name+".xml", b)
+	}
+	if !strings.HasSuffix(name, ".xml") && !strings.Contains(name, "/") {
+		return nil, fmt.Errorf("no stack %q: the shipped stacks are %s; a file must end in .xml", name, strings.Join(Shipped(), ", "))
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	return Registry().Parse(name, b)
+}

@@ -1,0 +1,518 @@
+package layers
+
+import (
+	"slices"
+	"time"
+
+	"github.com/conclave/conclave/stack"
+)
+
+// membership keeps the group's views. The coordinator, the oldest member
+// not suspected, changes the view when members join, leave or are
+// suspected: it runs a flush (Flush to every surviving member, whose layers
+// block and contribute their state on the way down, FlushOk back), then
+// sends Install with every contribution to the members of the new view. A
+// failure during the flush restarts it; the failure of the coordinator
+// hands the flush to the next oldest member.
+//
+// A member that finds itself alone (everyone else suspected, or excluded by
+// the others) carries on in a view of its own and asks its contacts to let
+// it in again; merges flow towards the member with the lowest address.
+type membership struct {
+	retry time.Duration
+
+	me       stack.Member
+	contacts []string
+	view     stack.View
+	inView   bool
+	maxSeq   uint64 // the highest view sequence number seen
+	suspects map[string]bool
+	leaving  bool // this member asked to leave
+	left     bool
+
+	// Joining (or rejoining from a view of one).
+	joining   bool
+	status    map[string]string // contact address → "unreachable", "joining <id>", "asked"
+	nextRetry time.Duration
+
+	// Coordinator.
+	joins   []stack.Member
+	leavers map[string]bool
+	flush   *flushRun
+	attempt uint64
+
+	// Member side of a flush.
+	answered stack.FlushID
+	blocked  bool
+}
+
+type flushRun struct {
+	id       stack.FlushID
+	proposal []stack.Member
+	wait     map[string]bool
+	contribs map[string][][]byte
+}
+
+// Membership message kinds (the first byte of its header).
+const (
+	gmsData byte = iota
+	gmsJoin
+	gmsNack
+	gmsLeave
+	gmsFlush
+	gmsFlushOk
+	gmsInstall
+)
+
+func newMembership(p stack.Params) stack.Layer {
+	return &membership{retry: p.Duration("retry"), suspects: map[string]bool{}, leavers: map[string]bool{}}
+}
+
+func (g *membership) Start(c *stack.Ctx) { g.me = c.Me() }
+
+func (g *membership) Deadline() time.Duration {
+	if g.joining || g.flush != nil || g.alone() {
+		return g.nextRetry
+	}
+	return stack.Never
+}
+
+// alone reports whether this member is in a view of its own that it may
+// merge into a larger group.
+func (g *membership) alone() bool {
+	return g.inView && len(g.view.Members) == 1 && len(g.contacts) > 0 && !g.left
+}
+
+func (g *membership) Tick(c *stack.Ctx) {
+	g.nextRetry = c.Now() + g.retry
+	switch {
+	case g.joining:
+		g.askToJoin(c)
+	case g.flush != nil:
+		// Resend to those that have not answered: the Flush may have
+		// reached them before the view it flushes.
+		for id := range g.flush.wait {
+			if id != g.me.ID {
+				g.send(c, g.member(id), g.flushMsg())
+			}
+		}
+	case g.alone():
+		for _, a := range g.contacts {
+			g.send(c, stack.Member{Addr: a}, (&stack.Enc{B: []byte{gmsJoin}}).Member(g.me).B)
+		}
+	}
+}
+
+// askToJoin founds the group if no contact has a group to offer, and asks
+// them all otherwise.
+func (g *membership) askToJoin(c *stack.Ctx) {
+	if g.status != nil && g.mayFound() {
+		c.Log("found")
+		g.install(c, stack.View{ID: g.nextID(), Members: []stack.Member{g.me}}, stack.ViewID{}, nil)
+		return
+	}
+	g.status = map[string]string{}
+	for _, a := range g.contacts {
+		g.status[a] = "asked"
+		g.send(c, stack.Member{Addr: a}, (&stack.Enc{B: []byte{gmsJoin}}).Member(g.me).B)
+	}
+}
+
+// mayFound reports whether, in the last round, every contact was
+// unreachable or itself joining with a higher address: the lowest address
+// among those starting together founds the group.
+func (g *membership) mayFound() bool {
+	for _, a := range g.contacts {
+		switch g.status[a] {
+		case "unreachable":
+		case "joining":
+			if a < g.me.Addr {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (g *membership) nextID() stack.ViewID {
+	g.maxSeq++
+	return stack.ViewID{Seq: g.maxSeq, Coord: g.me.ID}
+}
+
+func (g *membership) coord() string {
+	for _, m := range g.view.Members {
+		if !g.suspects[m.ID] {
+			return m.ID
+		}
+	}
+	return ""
+}
+
+func (g *membership) member(id string) stack.Member {
+	if i := g.view.Rank(id); i >= 0 {
+		return g.view.Members[i]
+	}
+	for _, m := range g.joins {
+		if m.ID == id {
+			return m
+		}
+	}
+	return stack.Member{ID: id}
+}
+
+func (g *membership) send(c *stack.Ctx, to stack.Member, hdr []byte) {
+	c.Down(stack.Out{To: to, Msg: stack.Msg{Hdrs: [][]byte{hdr}}})
+}
+
+func (g *membership) Down(c *stack.Ctx, ev stack.Event) {
+	switch e := ev.(type) {
+	case stack.Join:
+		for _, a := range e.Contacts {
+			if a != g.me.Addr && !slices.Contains(g.contacts, a) {
+				g.contacts = append(g.contacts, a)
+			}
+		}
+		g.joining = true
+		if len(g.contacts) == 0 {
+			g.status = map[string]string{}
+		}
+		g.askToJoin(c)
+		g.nextRetry = c.Now() + g.retry
+	case stack.Leave:
+		g.leaving = true
+		switch {
+		case !g.inView:
+			g.joining = false
+			g.leave(c, "left")
+		case g.coord() == g.me.ID:
+			g.leavers[g.me.ID] = true
+			g.maybeFlush(c)
+		default:
+			g.send(c, g.member(g.coord()), []byte{gmsLeave})
+		}
+	case stack.BlockOk:
+		if e.Flush != g.answered || !g.blocked {
+			return
+		}
+		if e.Flush.Coord == g.me.ID {
+			g.flushOk(c, g.me.ID, e.Flush, e.Parts)
+			return
+		}
+		enc := (&stack.Enc{B: []byte{gmsFlushOk}}).ViewID(e.Flush.View).Str(e.Flush.Coord).Uint(e.Flush.Attempt)
+		enc.Uint(uint64(len(e.Parts)))
+		for _, p := range e.Parts {
+			enc.Bytes(p)
+		}
+		g.send(c, g.member(e.Flush.Coord), enc.B)
+	case stack.Out:
+		c.Down(stack.Out{To: e.To, Msg: e.Msg.Push([]byte{gmsData})})
+	default:
+		c.Down(ev)
+	}
+}
+
+func (g *membership) Up(c *stack.Ctx, ev stack.Event) {
+	switch e := ev.(type) {
+	case stack.Recv:
+		g.recv(c, e)
+	case Suspect:
+		if !g.inView || !g.view.Has(e.ID) {
+			return
+		}
+		wasCoord := g.coord()
+		g.suspects[e.ID] = true
+		if g.coord() == "" {
+			return
+		}
+		if g.leaving && g.coord() != wasCoord && g.coord() != g.me.ID {
+			g.send(c, g.member(g.coord()), []byte{gmsLeave})
+		}
+		if g.leaving && g.coord() == g.me.ID {
+			g.leavers[g.me.ID] = true
+		}
+		g.maybeFlush(c)
+	case stack.Lost:
+		if g.joining && e.ID == "" {
+			if _, ok := g.status[e.Addr]; ok {
+				g.status[e.Addr] = "unreachable"
+			}
+		}
+	default:
+		c.Up(ev)
+	}
+}
+
+func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
+	h, rest, ok := e.Msg.Pop()
+	if !ok || len(h) == 0 {
+		c.Log("bad_msg", "from", e.From.ID, "layer", "membership")
+		return
+	}
+	d := &stack.Dec{B: h[1:]}
+	switch h[0] {
+	case gmsData:
+		c.Up(stack.Recv{From: e.From, Msg: rest})
+	case gmsJoin:
+		j := d.Member()
+		if d.Done() != nil || j.ID == "" {
+			break
+		}
+		g.onJoin(c, j)
+		return
+	case gmsNack:
+		if d.Done() == nil && g.joining {
+			g.status[e.From.Addr] = "joining"
+		}
+		return
+	case gmsLeave:
+		if d.Done() == nil && g.inView && g.view.Has(e.From.ID) {
+			g.leavers[e.From.ID] = true
+			g.maybeFlush(c)
+		}
+		return
+	case gmsFlush:
+		id := stack.FlushID{View: d.ViewID(), Coord: e.From.ID, Attempt: d.Uint()}
+		if d.Done() != nil {
+			break
+		}
+		if !g.inView || id.View != g.view.ID || g.suspects[e.From.ID] || !g.view.Has(e.From.ID) {
+			return
+		}
+		g.answered = id
+		g.blocked = true
+		c.Up(stack.Block{Flush: id})
+		return
+	case gmsFlushOk:
+		id := stack.FlushID{View: d.ViewID(), Coord: d.Str(), Attempt: d.Uint()}
+		n := d.Count(1)
+		parts := make([][]byte, 0, n)
+		for range n {
+			parts = append(parts, d.Bytes())
+		}
+		if d.Done() != nil {
+			break
+		}
+		g.flushOk(c, e.From.ID, id, parts)
+		return
+	case gmsInstall:
+		id := stack.FlushID{View: d.ViewID(), Coord: e.From.ID, Attempt: d.Uint()}
+		v := stack.View{ID: d.ViewID(), Members: d.Members()}
+		n := d.Count(2)
+		contribs := make([]stack.Contrib, 0, n)
+		for range n {
+			ct := stack.Contrib{From: d.Str()}
+			k := d.Count(1)
+			for range k {
+				ct.Parts = append(ct.Parts, d.Bytes())
+			}
+			contribs = append(contribs, ct)
+		}
+		if d.Done() != nil || v.ID.Coord != e.From.ID || len(v.Members) == 0 {
+			break
+		}
+		g.onInstall(c, id, v, contribs)
+		return
+	}
+	c.Log("bad_msg", "from", e.From.ID, "layer", "membership", "kind", int(h[0]))
+}
+
+func (g *membership) onJoin(c *stack.Ctx, j stack.Member) {
+	switch {
+	case g.left:
+	case !g.inView || (g.alone() && j.Addr < g.me.Addr):
+		// Not in a group to offer, or a group of one that should itself
+		// merge into the asker's.
+		g.send(c, j, []byte{gmsNack})
+	case g.view.Has(j.ID):
+	case g.coord() == g.me.ID:
+		if !slices.ContainsFunc(g.joins, func(m stack.Member) bool { return m.ID == j.ID }) {
+			g.joins = append(g.joins, j)
+			c.Log("join_request", "member", j.ID, "addr", j.Addr)
+		}
+		g.maybeFlush(c)
+	default:
+		g.send(c, g.member(g.coord()), (&stack.Enc{B: []byte{gmsJoin}}).Member(j).B)
+	}
+}
+
+// maybeFlush starts (or restarts) a view change if this member is the
+// coordinator and the view should change.
+func (g *membership) maybeFlush(c *stack.Ctx) {
+	if !g.inView || g.coord() != g.me.ID {
+		return
+	}
+	var survivors, proposal []stack.Member
+	for _, m := range g.view.Members {
+		if g.suspects[m.ID] {
+			continue
+		}
+		survivors = append(survivors, m)
+		if !g.leavers[m.ID] {
+			proposal = append(proposal, m)
+		}
+	}
+	for _, m := range g.joins {
+		if !g.view.Has(m.ID) {
+			proposal = append(proposal, m)
+		}
+	}
+	if len(survivors) == len(g.view.Members) && len(proposal) == len(g.view.Members) {
+		return // nothing to change
+	}
+	if g.flush != nil && slices.Equal(g.flush.proposal, proposal) && len(g.flush.wait) <= len(survivors) {
+		still := true
+		for id := range g.flush.wait {
+			if g.suspects[id] {
+				still = false
+			}
+		}
+		if still {
+			return
+		}
+	}
+	g.attempt++
+	f := &flushRun{id: stack.FlushID{View: g.view.ID, Coord: g.me.ID, Attempt: g.attempt}, proposal: proposal,
+		wait: map[string]bool{}, contribs: map[string][][]byte{}}
+	for _, m := range survivors {
+		f.wait[m.ID] = true
+	}
+	g.flush = f
+	c.Log("flush", "view", g.view.ID.String(), "attempt", g.attempt, "proposal", ids(proposal))
+	g.nextRetry = c.Now() + g.retry
+	for _, m := range survivors {
+		if m.ID != g.me.ID {
+			g.send(c, m, g.flushMsg())
+		}
+	}
+	g.answered = f.id
+	g.blocked = true
+	c.Up(stack.Block{Flush: f.id})
+}
+
+func (g *membership) flushMsg() []byte {
+	return (&stack.Enc{B: []byte{gmsFlush}}).ViewID(g.flush.id.View).Uint(g.flush.id.Attempt).B
+}
+
+func (g *membership) flushOk(c *stack.Ctx, from string, id stack.FlushID, parts [][]byte) {
+	f := g.flush
+	if f == nil || f.id != id || !f.wait[from] {
+		return
+	}
+	delete(f.wait, from)
+	f.contribs[from] = parts
+	if len(f.wait) > 0 {
+		return
+	}
+	v := stack.View{ID: g.nextID(), Members: f.proposal}
+	var contribs []stack.Contrib
+	for _, m := range g.view.Members {
+		if p, ok := f.contribs[m.ID]; ok {
+			contribs = append(contribs, stack.Contrib{From: m.ID, Parts: p})
+		}
+	}
+	enc := (&stack.Enc{B: []byte{gmsInstall}}).ViewID(id.View).Uint(id.Attempt).ViewID(v.ID).Members(v.Members)
+	enc.Uint(uint64(len(contribs)))
+	for _, ct := range contribs {
+		enc.Str(ct.From).Uint(uint64(len(ct.Parts)))
+		for _, p := range ct.Parts {
+			enc.Bytes(p)
+		}
+	}
+	for _, m := range v.Members {
+		if m.ID != g.me.ID {
+			g.send(c, m, enc.B)
+		}
+	}
+	for id := range f.contribs {
+		if id != g.me.ID && !v.Has(id) {
+			g.send(c, g.member(id), enc.B) // leavers learn they are out
+		}
+	}
+	g.onInstall(c, id, v, contribs)
+}
+
+func (g *membership) onInstall(c *stack.Ctx, id stack.FlushID, v stack.View, contribs []stack.Contrib) {
+	if v.ID.Seq > g.maxSeq {
+		g.maxSeq = v.ID.Seq
+	}
+	switch {
+	case g.left:
+		return
+	case g.inView && !g.alone() || g.inView && g.blocked:
+		if id != g.answered || !g.blocked {
+			return // not the flush this member took part in
+		}
+	case !v.Has(g.me.ID):
+		return
+	default:
+		// Joining, or merging from a view of one: the previous view's
+		// messages are not this member's business.
+		contribs = nil
+	}
+	if !v.Has(g.me.ID) {
+		if g.leaving {
+			g.leave(c, "left")
+			return
+		}
+		// Excluded: carry on alone and ask to be let in again.
+		c.Log("excluded", "view", v.ID.String())
+		g.install(c, stack.View{ID: g.nextID(), Members: []stack.Member{g.me}}, g.view.ID, nil)
+		return
+	}
+	g.install(c, v, g.view.ID, contribs)
+}
+
+func (g *membership) install(c *stack.Ctx, v stack.View, prev stack.ViewID, contribs []stack.Contrib) {
+	g.view = v
+	g.inView = true
+	g.joining = false
+	g.status = nil
+	g.blocked = false
+	g.answered = stack.FlushID{}
+	g.flush = nil
+	for id := range g.suspects {
+		if !v.Has(id) {
+			delete(g.suspects, id)
+		}
+	}
+	for id := range g.leavers {
+		if !v.Has(id) {
+			delete(g.leavers, id)
+		}
+	}
+	g.joins = slices.DeleteFunc(g.joins, func(m stack.Member) bool { return v.Has(m.ID) })
+	var others []stack.Member
+	for _, m := range v.Members {
+		if m.ID != g.me.ID {
+			others = append(others, m)
+		}
+	}
+	c.Log("view", "view", v.ID.String(), "members", v.IDs(), "prev", prev.String())
+	c.Down(Watch{Members: others})
+	c.Up(stack.Install{View: v, Prev: prev, Contribs: contribs})
+	g.nextRetry = c.Now() + g.retry
+	if g.leaving && g.coord() == g.me.ID {
+		g.leavers[g.me.ID] = true
+	}
+	if g.leaving && g.coord() != g.me.ID {
+		g.send(c, g.member(g.coord()), []byte{gmsLeave})
+	}
+	g.maybeFlush(c)
+}
+
+func (g *membership) leave(c *stack.Ctx, reason string) {
+	g.left = true
+	g.inView = false
+	c.Down(Watch{})
+	c.Up(stack.Left{Reason: reason})
+}
+
+func ids(ms []stack.Member) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.ID
+	}
+	return out
+}

@@ -1,0 +1,193 @@
+package layers
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+
+	"github.com/conclave/conclave/stack"
+)
+
+// total orders the messages of a view: the coordinator (the oldest member)
+// is the sequencer. Every message travels to every member through the
+// layers below; the sequencer sends, once per batch, an order message
+// listing the messages it received since the last one, and members deliver
+// messages in that order. Order messages travel through view synchrony
+// like any other, so at a view change every survivor holds the same
+// messages and the same prefix of the sequencer's orders: each delivers
+// the rest of that prefix (skipping a message nobody holds, which nobody
+// delivered), then the messages left unordered by sender rank and number,
+// then installs the new view. The handover to the next sequencer loses,
+// duplicates and reorders nothing for the survivors.
+type total struct {
+	me      string
+	view    stack.View
+	inView  bool
+	blocked bool
+
+	pending  map[tkey]stack.Deliver // received, not yet delivered
+	orders   []tkey                 // orders received, not yet delivered
+	next     uint64                 // messages delivered in the view
+	toOrder  []tkey                 // sequencer: received, not yet ordered
+	sequence bool                   // this member is the sequencer
+}
+
+type tkey struct {
+	from string
+	seq  uint64
+}
+
+const (
+	totData byte = iota
+	totOrder
+)
+
+func newTotal(stack.Params) stack.Layer { return &total{pending: map[tkey]stack.Deliver{}} }
+
+func (t *total) Start(c *stack.Ctx) { t.me = c.Me().ID }
+
+func (t *total) Down(c *stack.Ctx, ev stack.Event) {
+	switch e := ev.(type) {
+	case stack.Send:
+		c.Down(stack.Send{Msg: e.Msg.Push([]byte{totData}), Token: e.Token})
+	default:
+		c.Down(ev)
+	}
+}
+
+func (t *total) Up(c *stack.Ctx, ev stack.Event) {
+	switch e := ev.(type) {
+	case stack.Deliver:
+		t.deliver(c, e)
+	case stack.Block:
+		t.sendOrder(c)
+		t.blocked = true
+		c.Up(ev)
+	case stack.Install:
+		t.install(c, e)
+	default:
+		c.Up(ev)
+	}
+}
+
+func (t *total) deliver(c *stack.Ctx, e stack.Deliver) {
+	if !t.inView || e.View != t.view.ID {
+		return
+	}
+	h, rest, ok := e.Msg.Pop()
+	if !ok || len(h) == 0 {
+		c.Log("bad_msg", "from", e.From, "layer", "total")
+		return
+	}
+	switch h[0] {
+	case totData:
+		if len(h) != 1 {
+			break
+		}
+		k := tkey{e.From, e.Seq}
+		e.Msg = rest
+		t.pending[k] = e
+		if t.sequence && !t.blocked {
+			t.toOrder = append(t.toOrder, k)
+		}
+		t.drain(c)
+		return
+	case totOrder:
+		if e.From != t.view.Members[0].ID {
+			break
+		}
+		d := &stack.Dec{B: h[1:]}
+		n := d.Count(2)
+		for range n {
+			r, seq := d.Uint(), d.Uint()
+			if d.Err() != nil || r >= uint64(len(t.view.Members)) {
+				c.Log("bad_msg", "from", e.From, "layer", "total")
+				return
+			}
+			t.orders = append(t.orders, tkey{t.view.Members[r].ID, seq})
+		}
+		if d.Done() != nil {
+			break
+		}
+		t.drain(c)
+		return
+	}
+	c.Log("bad_msg", "from", e.From, "layer", "total", "kind", int(h[0]))
+}
+
+// drain delivers ordered messages while the next one is here.
+func (t *total) drain(c *stack.Ctx) {
+	for len(t.orders) > 0 {
+		e, ok := t.pending[t.orders[0]]
+		if !ok {
+			return
+		}
+		t.up(c, t.orders[0], e)
+		t.orders = t.orders[1:]
+	}
+	t.orders = nil
+}
+
+func (t *total) up(c *stack.Ctx, k tkey, e stack.Deliver) {
+	delete(t.pending, k)
+	t.next++
+	e.Order = t.next
+	c.Up(e)
+}
+
+// EndBatch has the sequencer order what arrived in the batch.
+func (t *total) EndBatch(c *stack.Ctx) {
+	if !t.blocked {
+		t.sendOrder(c)
+	}
+}
+
+func (t *total) sendOrder(c *stack.Ctx) {
+	if len(t.toOrder) == 0 {
+		return
+	}
+	enc := &stack.Enc{B: []byte{totOrder}}
+	enc.Uint(uint64(len(t.toOrder)))
+	for _, k := range t.toOrder {
+		enc.Uint(uint64(t.view.Rank(k.from))).Uint(k.seq)
+	}
+	t.toOrder = t.toOrder[:0]
+	c.Down(stack.Send{Msg: stack.Msg{Hdrs: [][]byte{enc.B}}})
+}
+
+func (t *total) install(c *stack.Ctx, e stack.Install) {
+	if t.inView && e.Contribs != nil {
+		// The handover: the survivors hold the same messages and orders.
+		for _, k := range t.orders {
+			if m, ok := t.pending[k]; ok {
+				t.up(c, k, m)
+			} else {
+				c.Log("order_skipped", "from", k.from, "seq", k.seq)
+			}
+		}
+		rest := make([]tkey, 0, len(t.pending))
+		for k := range t.pending {
+			rest = append(rest, k)
+		}
+		slices.SortFunc(rest, func(a, b tkey) int {
+			if ra, rb := t.view.Rank(a.from), t.view.Rank(b.from); ra != rb {
+				return ra - rb
+			}
+			if c := cmp.Compare(a.seq, b.seq); c != 0 {
+				return c
+			}
+			return strings.Compare(a.from, b.from)
+		})
+		for _, k := range rest {
+			t.up(c, k, t.pending[k])
+		}
+	}
+	t.view = e.View
+	t.inView = true
+	t.blocked = false
+	t.orders, t.toOrder = nil, nil
+	clear(t.pending)
+	t.next = 0
+	t.sequence = e.View.Members[0].ID == t.me
+	c.Up(e)
+}

@@ -1,0 +1,345 @@
+package layers
+
+import (
+	"slices"
+
+	"github.com/conclave/conclave/stack"
+)
+
+// vsync is reliable FIFO multicast with view synchrony. In a view, each
+// member numbers its messages and sends them to every member over the
+// runtime's FIFO connections; receivers deliver each sender's messages in
+// order and acknowledge them, once per batch. A message acknowledged by all
+// is stable: its sender reports it Acked and everyone may forget it. A
+// sender has at most window unstable messages; further sends wait.
+//
+// At a view change, the flush: on Block this layer stops sending (sends
+// wait for the next view); on BlockOk it stops delivering and contributes
+// every message of the view it holds that may not be stable. At Install it
+// delivers, in each sender's order, the messages of the union of the
+// contributions it has not delivered yet, then passes the new view up. So
+// members that go from one view to the next together deliver the same
+// messages in it, and every message is delivered in the view it was sent
+// in.
+type vsync struct {
+	window int
+
+	me      string
+	view    stack.View
+	inView  bool
+	blocked bool // a flush has begun: no more sends in this view
+	frozen  bool // contributed: no more deliveries but through Install
+
+	sent    uint64            // messages this member sent in the view
+	streams map[string]*vstream // per sender in the view
+	acked   map[string]uint64 // how many of this member's messages each member holds
+	tokens  map[uint64]uint64 // seq → token of this member's unstable messages
+	stable  uint64            // this member's messages held by all
+	dirty   map[string]bool   // senders owed an acknowledgement
+	waiting []stack.Send      // sends waiting for a view or window
+	future  map[stack.ViewID][]stack.Recv
+	nfuture int
+}
+
+// vstream is what a member holds of one sender's messages in the view.
+type vstream struct {
+	base uint64      // messages forgotten as stable
+	msgs []stack.Msg // messages base+1 .. base+len(msgs)
+	gap  bool        // a message went missing: deliver nothing more until the flush
+}
+
+func (s *vstream) recv() uint64 { return s.base + uint64(len(s.msgs)) }
+
+// forget drops messages up to n, known stable.
+func (s *vstream) forget(n uint64) {
+	if n <= s.base {
+		return
+	}
+	k := min(n-s.base, uint64(len(s.msgs)))
+	s.msgs = slices.Delete(s.msgs, 0, int(k))
+	s.base += k
+}
+
+const (
+	vsData byte = iota
+	vsAck
+)
+
+// maxFuture bounds the messages kept for a view not yet installed.
+const maxFuture = 1 << 16
+
+func newVsync(p stack.Params) stack.Layer {
+	return &vsync{window: p.Int("window"), future: map[stack.ViewID][]stack.Recv{}}
+}
+
+func (v *vsync) Start(c *stack.Ctx) { v.me = c.Me().ID }
+
+func (v *vsync) Down(c *stack.Ctx, ev stack.Event) {
+	switch e := ev.(type) {
+	case stack.Send:
+		v.waiting = append(v.waiting, e)
+		v.pump(c)
+	case stack.BlockOk:
+		v.frozen = true
+		c.Down(stack.BlockOk{Flush: e.Flush, Parts: append(e.Parts, v.contribution())})
+	default:
+		c.Down(ev)
+	}
+}
+
+// pump sends waiting messages while the view and window allow.
+func (v *vsync) pump(c *stack.Ctx) {
+	for len(v.waiting) > 0 && v.inView && !v.blocked && v.sent-v.stable < uint64(v.window) {
+		e := v.waiting[0]
+		v.waiting = v.waiting[1:]
+		v.sent++
+		seq := v.sent
+		if e.Token != 0 {
+			v.tokens[seq] = e.Token
+		}
+		hdr := (&stack.Enc{B: []byte{vsData}}).ViewID(v.view.ID).Uint(seq).Uint(v.stable).B
+		for _, m := range v.view.Members {
+			if m.ID != v.me {
+				c.Down(stack.Out{To: m, Msg: e.Msg.Push(hdr)})
+			}
+		}
+		st := v.streams[v.me]
+		st.msgs = append(st.msgs, e.Msg)
+		c.Up(stack.Deliver{View: v.view.ID, From: v.me, Seq: seq, Msg: e.Msg})
+		v.advance(c)
+	}
+	if len(v.waiting) == 0 {
+		v.waiting = nil
+	}
+}
+
+func (v *vsync) Up(c *stack.Ctx, ev stack.Event) {
+	switch e := ev.(type) {
+	case stack.Recv:
+		v.recv(c, e)
+	case stack.Block:
+		v.blocked = true
+		c.Up(ev)
+	case stack.Install:
+		v.install(c, e)
+	case stack.Left:
+		v.dropTokens(c)
+		v.inView = false
+		c.Up(ev)
+	default:
+		c.Up(ev)
+	}
+}
+
+func (v *vsync) recv(c *stack.Ctx, e stack.Recv) {
+	h, rest, ok := e.Msg.Pop()
+	if !ok || len(h) == 0 {
+		c.Log("bad_msg", "from", e.From.ID, "layer", "vsync")
+		return
+	}
+	d := &stack.Dec{B: h[1:]}
+	view := d.ViewID()
+	switch h[0] {
+	case vsData:
+		seq, stable := d.Uint(), d.Uint()
+		if d.Done() != nil {
+			break
+		}
+		if !v.inView || view != v.view.ID {
+			if view.Seq > v.view.ID.Seq || !v.inView {
+				v.keep(view, e)
+			}
+			return
+		}
+		st := v.streams[e.From.ID]
+		if st == nil {
+			return // not a member of this view
+		}
+		switch {
+		case st.gap || seq <= st.recv():
+			return
+		case seq > st.recv()+1:
+			st.gap = true
+			c.Log("gap", "from", e.From.ID, "want", st.recv()+1, "got", seq)
+			return
+		}
+		st.msgs = append(st.msgs, rest)
+		st.forget(min(stable, st.recv()))
+		v.dirty[e.From.ID] = true
+		if !v.frozen {
+			c.Up(stack.Deliver{View: view, From: e.From.ID, Seq: seq, Msg: rest})
+		}
+		return
+	case vsAck:
+		n := d.Uint()
+		if d.Done() != nil {
+			break
+		}
+		if v.inView && view == v.view.ID && v.view.Has(e.From.ID) && n <= v.sent && n > v.acked[e.From.ID] {
+			v.acked[e.From.ID] = n
+			v.advance(c)
+			v.pump(c)
+		}
+		return
+	}
+	c.Log("bad_msg", "from", e.From.ID, "layer", "vsync", "kind", int(h[0]))
+}
+
+// keep holds a message of a view this member has not installed yet.
+func (v *vsync) keep(view stack.ViewID, e stack.Recv) {
+	if v.nfuture >= maxFuture {
+		return
+	}
+	v.future[view] = append(v.future[view], e)
+	v.nfuture++
+}
+
+// advance recomputes which of this member's messages are stable.
+func (v *vsync) advance(c *stack.Ctx) {
+	s := v.sent
+	for _, m := range v.view.Members {
+		if m.ID != v.me {
+			s = min(s, v.acked[m.ID])
+		}
+	}
+	for seq := v.stable + 1; seq <= s; seq++ {
+		if t, ok := v.tokens[seq]; ok {
+			delete(v.tokens, seq)
+			c.Up(stack.Acked{Token: t})
+		}
+	}
+	v.stable = s
+	v.streams[v.me].forget(s)
+}
+
+// EndBatch acknowledges what arrived in the batch.
+func (v *vsync) EndBatch(c *stack.Ctx) {
+	if !v.inView {
+		return
+	}
+	for _, m := range v.view.Members {
+		if v.dirty[m.ID] {
+			hdr := (&stack.Enc{B: []byte{vsAck}}).ViewID(v.view.ID).Uint(v.streams[m.ID].recv()).B
+			c.Down(stack.Out{To: m, Msg: stack.Msg{Hdrs: [][]byte{hdr}}})
+		}
+	}
+	clear(v.dirty)
+}
+
+// contribution encodes the messages of the view this member holds:
+// for each sender, its id, the number of the first message, the messages.
+func (v *vsync) contribution() []byte {
+	enc := &stack.Enc{}
+	enc.ViewID(v.view.ID)
+	enc.Uint(uint64(len(v.view.Members)))
+	for _, m := range v.view.Members {
+		st := v.streams[m.ID]
+		enc.Str(m.ID).Uint(st.base + 1).Uint(uint64(len(st.msgs)))
+		for _, msg := range st.msgs {
+			enc.Bytes(stack.AppendMsg(nil, msg))
+		}
+	}
+	return enc.B
+}
+
+func (v *vsync) install(c *stack.Ctx, e stack.Install) {
+	if v.inView && e.Contribs != nil {
+		// The union of what the survivors hold, delivered in each
+		// sender's order from where this member stands.
+		union := map[string]map[uint64]stack.Msg{}
+		rests := make([]stack.Contrib, len(e.Contribs))
+		for i, ct := range e.Contribs {
+			part, rest := ct.Pop()
+			if !v.decodeInto(union, part) {
+				c.Log("bad_contribution", "from", ct.From)
+			}
+			rests[i] = rest
+		}
+		e.Contribs = rests
+		for _, m := range v.view.Members {
+			st := v.streams[m.ID]
+			for seq := st.recv() + 1; ; seq++ {
+				msg, ok := union[m.ID][seq]
+				if !ok {
+					break
+				}
+				st.msgs = append(st.msgs, msg)
+				c.Up(stack.Deliver{View: v.view.ID, From: m.ID, Seq: seq, Msg: msg})
+			}
+		}
+		// Every survivor now delivers all this member's messages.
+		seqs := make([]uint64, 0, len(v.tokens))
+		for seq := range v.tokens {
+			seqs = append(seqs, seq)
+		}
+		slices.Sort(seqs)
+		for _, seq := range seqs {
+			c.Up(stack.Acked{Token: v.tokens[seq]})
+		}
+		clear(v.tokens)
+	} else {
+		v.dropTokens(c)
+	}
+	v.view = e.View
+	v.inView = true
+	v.blocked, v.frozen = false, false
+	v.sent, v.stable = 0, 0
+	v.streams = map[string]*vstream{}
+	v.acked = map[string]uint64{}
+	v.tokens = map[uint64]uint64{}
+	v.dirty = map[string]bool{}
+	for _, m := range e.View.Members {
+		v.streams[m.ID] = &vstream{}
+	}
+	c.Up(e)
+	kept := v.future[e.View.ID]
+	for id := range v.future {
+		if id.Seq <= e.View.ID.Seq {
+			v.nfuture -= len(v.future[id])
+			delete(v.future, id)
+		}
+	}
+	for _, r := range kept {
+		v.recv(c, r)
+	}
+	v.pump(c)
+}
+
+// dropTokens reports this member's unstable messages as possibly lost.
+func (v *vsync) dropTokens(c *stack.Ctx) {
+	seqs := make([]uint64, 0, len(v.tokens))
+	for seq := range v.tokens {
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	for _, seq := range seqs {
+		c.Up(stack.Acked{Token: v.tokens[seq], Lost: true})
+	}
+	clear(v.tokens)
+}
+
+// decodeInto adds the messages of one contribution to union.
+func (v *vsync) decodeInto(union map[string]map[uint64]stack.Msg, part []byte) bool {
+	d := &stack.Dec{B: part}
+	if d.ViewID() != v.view.ID {
+		return false
+	}
+	n := d.Count(3)
+	for range n {
+		id, first, k := d.Str(), d.Uint(), d.Count(1)
+		if d.Err() != nil {
+			return false
+		}
+		for i := range k {
+			msg, err := stack.ParseMsg(d.Bytes())
+			if err != nil || d.Err() != nil {
+				return false
+			}
+			if union[id] == nil {
+				union[id] = map[uint64]stack.Msg{}
+			}
+			union[id][first+uint64(i)] = msg
+		}
+	}
+	return d.Done() == nil
+}
