@@ -102,7 +102,10 @@ func (d *detect) Up(c *stack.Ctx, ev stack.Event) {
 			c.Log("bad_msg", "from", e.From.ID, "layer", "detect")
 			return
 		}
-		if w := d.watched[e.From.ID]; w != nil && !w.suspected {
+		// Only heartbeats count: a member that has moved to another
+		// group may still talk to this one (probes, joins) but no longer
+		// watches it.
+		if w := d.watched[e.From.ID]; w != nil && !w.suspected && h[0] == detectBeat {
 			w.heard = c.Now()
 		}
 		if h[0] == detectData {

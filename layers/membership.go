@@ -62,6 +62,9 @@ const (
 	gmsFlush
 	gmsFlushOk
 	gmsInstall
+	gmsProbe
+	gmsDissolve
+	gmsRefuse
 )
 
 func newMembership(p stack.Params) stack.Layer {
@@ -71,7 +74,7 @@ func newMembership(p stack.Params) stack.Layer {
 func (g *membership) Start(c *stack.Ctx) { g.me = c.Me() }
 
 func (g *membership) Deadline() time.Duration {
-	if g.joining || g.flush != nil || g.alone() {
+	if g.joining || g.flush != nil || g.probing() {
 		return g.nextRetry
 	}
 	return stack.Never
@@ -96,11 +99,29 @@ func (g *membership) Tick(c *stack.Ctx) {
 				g.send(c, g.member(id), g.flushMsg())
 			}
 		}
-	case g.alone():
+	case g.probing():
+		// Look for another group of ours among the contacts: the smaller
+		// one dissolves into the larger (ties: the lower address wins).
+		probe := (&stack.Enc{B: []byte{gmsProbe}}).Uint(uint64(len(g.view.Members))).Str(g.me.Addr).B
 		for _, a := range g.contacts {
-			g.send(c, stack.Member{Addr: a}, (&stack.Enc{B: []byte{gmsJoin}}).Member(g.me).B)
+			if !slices.ContainsFunc(g.view.Members, func(m stack.Member) bool { return m.Addr == a }) {
+				g.send(c, stack.Member{Addr: a}, probe)
+			}
 		}
 	}
+}
+
+// probing reports whether this member, a coordinator at rest, looks for
+// other groups to merge with.
+func (g *membership) probing() bool {
+	return g.inView && !g.left && !g.leaving && g.flush == nil && !g.blocked && g.coord() == g.me.ID && len(g.contacts) > 0
+}
+
+// dissolve ends this member's view to join the group at addr.
+func (g *membership) dissolve(c *stack.Ctx, addr string) {
+	c.Log("dissolve", "view", g.view.ID.String(), "into", addr)
+	g.install(c, stack.View{ID: g.nextID(), Members: []stack.Member{g.me}}, g.view.ID, nil)
+	g.send(c, stack.Member{Addr: addr}, (&stack.Enc{B: []byte{gmsJoin}}).Member(g.me).B)
 }
 
 // askToJoin founds the group if no contact has a group to offer, and asks
@@ -158,6 +179,13 @@ func (g *membership) member(id string) stack.Member {
 		if m.ID == id {
 			return m
 		}
+	}
+	return stack.Member{ID: id}
+}
+
+func (g *membership) memberOf(v stack.View, id string) stack.Member {
+	if i := v.Rank(id); i >= 0 {
+		return v.Members[i]
 	}
 	return stack.Member{ID: id}
 }
@@ -254,6 +282,7 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 	switch h[0] {
 	case gmsData:
 		c.Up(stack.Recv{From: e.From, Msg: rest})
+		return
 	case gmsJoin:
 		j := d.Member()
 		if d.Done() != nil || j.ID == "" {
@@ -296,6 +325,43 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 		}
 		g.flushOk(c, e.From.ID, id, parts)
 		return
+	case gmsProbe:
+		size, addr := d.Uint(), d.Str()
+		if d.Done() != nil {
+			break
+		}
+		switch {
+		case g.view.Has(e.From.ID) || !g.probing():
+			if g.inView && !g.left && g.coord() != g.me.ID && g.coord() != "" && !g.view.Has(e.From.ID) {
+				g.send(c, g.member(g.coord()), h) // forward to the coordinator
+			}
+		case size > uint64(len(g.view.Members)) || size == uint64(len(g.view.Members)) && addr < g.me.Addr:
+			dis := (&stack.Enc{B: []byte{gmsDissolve}}).Str(addr).B
+			for _, m := range g.view.Members {
+				if m.ID != g.me.ID {
+					g.send(c, m, dis)
+				}
+			}
+			g.dissolve(c, addr)
+		}
+		return
+	case gmsRefuse:
+		// A member we installed is in another view: exclude it.
+		if d.Done() == nil && g.inView && g.view.Has(e.From.ID) && !g.suspects[e.From.ID] {
+			c.Log("refused", "member", e.From.ID)
+			g.suspects[e.From.ID] = true
+			g.maybeFlush(c)
+		}
+		return
+	case gmsDissolve:
+		addr := d.Str()
+		if d.Done() != nil {
+			break
+		}
+		if g.inView && !g.left && e.From.ID == g.coord() && !g.blocked {
+			g.dissolve(c, addr)
+		}
+		return
 	case gmsInstall:
 		id := stack.FlushID{View: d.ViewID(), Coord: e.From.ID, Attempt: d.Uint()}
 		v := stack.View{ID: d.ViewID(), Members: d.Members()}
@@ -321,10 +387,8 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 func (g *membership) onJoin(c *stack.Ctx, j stack.Member) {
 	switch {
 	case g.left:
-	case !g.inView || (g.alone() && j.Addr < g.me.Addr):
-		// Not in a group to offer, or a group of one that should itself
-		// merge into the asker's.
-		g.send(c, j, []byte{gmsNack})
+	case !g.inView:
+		g.send(c, j, []byte{gmsNack}) // no group to offer
 	case g.view.Has(j.ID):
 	case g.coord() == g.me.ID:
 		if !slices.ContainsFunc(g.joins, func(m stack.Member) bool { return m.ID == j.ID }) {
@@ -442,6 +506,11 @@ func (g *membership) onInstall(c *stack.Ctx, id stack.FlushID, v stack.View, con
 		return
 	case g.inView && !g.alone() || g.inView && g.blocked:
 		if id != g.answered || !g.blocked {
+			if v.Has(g.me.ID) && id.View != g.view.ID {
+				// Taken in by a group this member does not belong to
+				// (it asked several while joining): say so.
+				g.send(c, g.memberOf(v, v.ID.Coord), []byte{gmsRefuse})
+			}
 			return // not the flush this member took part in
 		}
 	case !v.Has(g.me.ID):

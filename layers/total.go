@@ -29,6 +29,7 @@ type total struct {
 	orders   []tkey                 // orders received, not yet delivered
 	next     uint64                 // messages delivered in the view
 	toOrder  []tkey                 // sequencer: received, not yet ordered
+	count    map[string]uint64      // data messages received per sender
 	sequence bool                   // this member is the sequencer
 }
 
@@ -86,6 +87,9 @@ func (t *total) deliver(c *stack.Ctx, e stack.Deliver) {
 		}
 		k := tkey{e.From, e.Seq}
 		e.Msg = rest
+		// Number the sender's data messages apart from the orders.
+		t.count[e.From]++
+		e.Seq = t.count[e.From]
 		t.pending[k] = e
 		if t.sequence && !t.blocked {
 			t.toOrder = append(t.toOrder, k)
@@ -187,6 +191,7 @@ func (t *total) install(c *stack.Ctx, e stack.Install) {
 	t.blocked = false
 	t.orders, t.toOrder = nil, nil
 	clear(t.pending)
+	t.count = map[string]uint64{}
 	t.next = 0
 	t.sequence = e.View.Members[0].ID == t.me
 	c.Up(e)

@@ -30,22 +30,23 @@ type vsync struct {
 	blocked bool // a flush has begun: no more sends in this view
 	frozen  bool // contributed: no more deliveries but through Install
 
-	sent    uint64            // messages this member sent in the view
+	sent    uint64              // messages this member sent in the view
 	streams map[string]*vstream // per sender in the view
-	acked   map[string]uint64 // how many of this member's messages each member holds
-	tokens  map[uint64]uint64 // seq → token of this member's unstable messages
-	stable  uint64            // this member's messages held by all
-	dirty   map[string]bool   // senders owed an acknowledgement
-	waiting []stack.Send      // sends waiting for a view or window
+	acked   map[string]uint64   // how many of this member's messages each member holds
+	tokens  map[uint64]uint64   // seq → token of this member's unstable messages
+	stable  uint64              // this member's messages held by all
+	dirty   map[string]bool     // senders owed an acknowledgement
+	waiting []stack.Send        // sends waiting for a view or window
 	future  map[stack.ViewID][]stack.Recv
 	nfuture int
 }
 
 // vstream is what a member holds of one sender's messages in the view.
 type vstream struct {
-	base uint64      // messages forgotten as stable
-	msgs []stack.Msg // messages base+1 .. base+len(msgs)
-	gap  bool        // a message went missing: deliver nothing more until the flush
+	base      uint64      // messages forgotten as stable
+	msgs      []stack.Msg // messages base+1 .. base+len(msgs)
+	delivered uint64      // messages delivered (and acknowledged)
+	gap       bool        // a message went missing: deliver nothing more until the flush
 }
 
 func (s *vstream) recv() uint64 { return s.base + uint64(len(s.msgs)) }
@@ -105,6 +106,7 @@ func (v *vsync) pump(c *stack.Ctx) {
 		}
 		st := v.streams[v.me]
 		st.msgs = append(st.msgs, e.Msg)
+		st.delivered = seq
 		c.Up(stack.Deliver{View: v.view.ID, From: v.me, Seq: seq, Msg: e.Msg})
 		v.advance(c)
 	}
@@ -164,11 +166,14 @@ func (v *vsync) recv(c *stack.Ctx, e stack.Recv) {
 			return
 		}
 		st.msgs = append(st.msgs, rest)
-		st.forget(min(stable, st.recv()))
-		v.dirty[e.From.ID] = true
 		if !v.frozen {
+			// Acknowledged once delivered: a stable message has been
+			// delivered by every member.
+			st.delivered = seq
+			v.dirty[e.From.ID] = true
 			c.Up(stack.Deliver{View: view, From: e.From.ID, Seq: seq, Msg: rest})
 		}
+		st.forget(min(stable, st.delivered))
 		return
 	case vsAck:
 		n := d.Uint()
@@ -219,7 +224,7 @@ func (v *vsync) EndBatch(c *stack.Ctx) {
 	}
 	for _, m := range v.view.Members {
 		if v.dirty[m.ID] {
-			hdr := (&stack.Enc{B: []byte{vsAck}}).ViewID(v.view.ID).Uint(v.streams[m.ID].recv()).B
+			hdr := (&stack.Enc{B: []byte{vsAck}}).ViewID(v.view.ID).Uint(v.streams[m.ID].delivered).B
 			c.Down(stack.Out{To: m, Msg: stack.Msg{Hdrs: [][]byte{hdr}}})
 		}
 	}
@@ -258,12 +263,15 @@ func (v *vsync) install(c *stack.Ctx, e stack.Install) {
 		e.Contribs = rests
 		for _, m := range v.view.Members {
 			st := v.streams[m.ID]
-			for seq := st.recv() + 1; ; seq++ {
+			for seq := st.delivered + 1; ; seq++ {
 				msg, ok := union[m.ID][seq]
+				if !ok && seq > st.base && seq <= st.recv() {
+					msg, ok = st.msgs[seq-st.base-1], true
+				}
 				if !ok {
 					break
 				}
-				st.msgs = append(st.msgs, msg)
+				st.delivered = seq
 				c.Up(stack.Deliver{View: v.view.ID, From: m.ID, Seq: seq, Msg: msg})
 			}
 		}

@@ -39,8 +39,11 @@ type item struct {
 
 // NewConn wraps a handshaken connection; r is the reader used for the
 // handshake, which may hold buffered bytes.
-func NewConn(tcp *net.TCPConn, r *wire.Reader) *Conn {
-	return &Conn{tcp: tcp, r: r, out: make(chan item, QueueLen), done: make(chan struct{}), readEnd: make(chan struct{})}
+func NewConn(tcp *net.TCPConn, r *wire.Reader) *Conn { return NewConnQueue(tcp, r, QueueLen) }
+
+// NewConnQueue is NewConn with a send queue of n frames.
+func NewConnQueue(tcp *net.TCPConn, r *wire.Reader, n int) *Conn {
+	return &Conn{tcp: tcp, r: r, out: make(chan item, n), done: make(chan struct{}), readEnd: make(chan struct{})}
 }
 
 // RemoteAddr returns the address of the other end.

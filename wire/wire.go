@@ -38,6 +38,8 @@ const (
 	TypeHeartbeat    Type = 3
 	TypeLeaderChange Type = 4
 	TypeBye          Type = 5
+	TypeJoinConn     Type = 6
+	TypeGroupMsg     Type = 7
 	TypeHint         Type = 0x21 // one byte, no length: the urgent byte
 )
 
@@ -124,6 +126,25 @@ type Bye struct {
 // Hint is the one-byte frame sent as TCP urgent data. It carries nothing.
 type Hint struct{}
 
+// JoinConn opens a connection between group members: the group, the
+// member speaking (its id and listening address) and the member it means
+// to reach (To, empty if only the address is known). Such connections carry
+// messages one way, from the dialer.
+type JoinConn struct {
+	Version uint8
+	Group   string
+	ID      string
+	Addr    string
+	To      string
+	LC      uint64
+}
+
+// GroupMsg is a message of a group's protocol stack, in the stack's own
+// encoding.
+type GroupMsg struct {
+	Data []byte
+}
+
 // Type implements Frame.
 func (Hello) Type() Type { return TypeHello }
 
@@ -141,6 +162,39 @@ func (Bye) Type() Type { return TypeBye }
 
 // Type implements Frame.
 func (Hint) Type() Type { return TypeHint }
+
+// Type implements Frame.
+func (JoinConn) Type() Type { return TypeJoinConn }
+
+// Type implements Frame.
+func (GroupMsg) Type() Type { return TypeGroupMsg }
+
+func (f JoinConn) appendPayload(b []byte) []byte {
+	b = append(b, Magic...)
+	b = append(b, f.Version)
+	b = appendString(b, f.Group)
+	b = appendString(b, f.ID)
+	b = appendString(b, f.Addr)
+	b = appendString(b, f.To)
+	return binary.AppendUvarint(b, f.LC)
+}
+
+func (f *JoinConn) parsePayload(d *decoder) {
+	if m := d.bytes(len(Magic)); d.err == nil && string(m) != Magic {
+		d.fail("bad magic %q", m)
+	}
+	f.Version = d.byte()
+	f.Group = d.string()
+	f.ID = d.string()
+	f.Addr = d.string()
+	f.To = d.string()
+	f.LC = d.uvarint()
+}
+
+func (f GroupMsg) appendPayload(b []byte) []byte { return append(b, f.Data...) }
+
+// The data is copied: the reader reuses its buffer.
+func (f *GroupMsg) parsePayload(d *decoder) { f.Data = append([]byte(nil), d.bytes(len(d.b))...) }
 
 func (f Hello) appendPayload(b []byte) []byte {
 	b = append(b, Magic...)
@@ -316,6 +370,10 @@ func newFrame(t Type) parser {
 		return &LeaderChange{}
 	case TypeBye:
 		return &Bye{}
+	case TypeJoinConn:
+		return &JoinConn{}
+	case TypeGroupMsg:
+		return &GroupMsg{}
 	}
 	return nil
 }
@@ -341,6 +399,10 @@ func parsePayload(f parser, p []byte) (Frame, error) {
 		return *v, nil
 	case *Bye:
 		return *v, nil
+	case *JoinConn:
+		return *v, nil
+	case *GroupMsg:
+		return *v, nil
 	}
 	panic("wire: frame type without a value case")
 }
@@ -360,6 +422,10 @@ func (t Type) String() string {
 		return "bye"
 	case TypeHint:
 		return "hint"
+	case TypeJoinConn:
+		return "join-conn"
+	case TypeGroupMsg:
+		return "group-msg"
 	}
 	return fmt.Sprintf("type-%#02x", uint8(t))
 }
@@ -475,6 +541,9 @@ func Stamp(f Frame, lc uint64) Frame {
 	case Bye:
 		v.LC = lc
 		return v
+	case JoinConn:
+		v.LC = lc
+		return v
 	}
 	return f
 }
@@ -491,6 +560,8 @@ func StampOf(f Frame) uint64 {
 	case LeaderChange:
 		return v.LC
 	case Bye:
+		return v.LC
+	case JoinConn:
 		return v.LC
 	}
 	return 0
