@@ -70,7 +70,7 @@ func lives(h []eventlog.Event) map[string][]*life {
 		ls := out[m]
 		switch e.Ev {
 		case "view":
-			if len(ls) > 0 && boolField(e, "flushed") {
+			if len(ls) > 0 && flagField(e, "flushed") {
 				ls[len(ls)-1].next = e.Str("view")
 			}
 			out[m] = append(ls, &life{view: e.Str("view")})
@@ -216,7 +216,7 @@ func AckedDelivered(h []eventlog.Event, quiet bool) []Violation {
 	var out []Violation
 	acked := map[string]eventlog.Event{}
 	for _, e := range h {
-		if e.Ev == "acked" && !boolField(e, "lost") {
+		if e.Ev == "acked" && !flagField(e, "lost") {
 			acked[e.Str("msg")] = e
 		}
 	}
@@ -304,4 +304,10 @@ func strs(e eventlog.Event, k string) []string {
 		return out
 	}
 	return nil
+}
+
+// flagField returns a boolean field, false if absent.
+func flagField(e eventlog.Event, k string) bool {
+	b, _ := e.Fields[k].(bool)
+	return b
 }
