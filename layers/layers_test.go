@@ -1,0 +1,88 @@
+package layers
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/conclave/conclave/stack"
+)
+
+func TestShippedStacksParse(t *testing.T) {
+	for _, name := range []string{"vsync", "total"} {
+		d, err := Load(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Name != name {
+			t.Errorf("stack %s is called %q", name, d.Name)
+		}
+		if _, err := Registry().Build(d, stack.Member{ID: "a", Addr: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := d(t, "total").Layers[0].Params.Duration("suspect-after").String(); got != "500ms" {
+		t.Errorf("suspect-after %s", got)
+	}
+}
+
+func d(t *testing.T, name string) *stack.Description {
+	t.Helper()
+	x, err := Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+func TestBadDescriptions(t *testing.T) {
+	for _, c := range []struct{ xml, want string }{
+		{`<stack name="x"><layer kind="detect"/><layer kind="nope"/></stack>`, `f.xml:1: unknown layer kind "nope"`},
+		{"<stack name=\"x\">\n<layer kind=\"detect\" heartbeat=\"fast\"/></stack>", `f.xml:2: layer "detect": heartbeat="fast" is not a duration`},
+		{`<stack name="x"><layer kind="detect" color="red"/></stack>`, `has no parameter "color"`},
+		{`<stack name="x"><layer kind="detect"/><layer kind="total"/></stack>`, `layer "total" needs a "vsync" layer below it`},
+		{`<stack name="x"><layer kind="detect"/><layer kind="membership"/><layer kind="vsync" window="0"/></stack>`, `window=0 is out of range`},
+		{`<stack name="x"><layer kind="detect"/>`, `f.xml:1: unexpected EOF`},
+		{`<stack><layer kind="detect"/></stack>`, `needs a name`},
+		{`<other/>`, `root element must be <stack>`},
+		{``, `no <stack> element`},
+		{`<stack name="x"></stack>`, `has no layers`},
+		{`<stack name="x"><layer kind="detect"/><layer kind="detect"/></stack>`, `may appear only once`},
+	} {
+		_, err := Registry().Parse("f.xml", []byte(c.xml))
+		var se *stack.Error
+		if err == nil || !errors.As(err, &se) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: got %v, want an error containing %q", c.xml, err, c.want)
+		}
+	}
+}
+
+func TestUserStack(t *testing.T) {
+	x := `<stack name="fast-total"><layer kind="detect" heartbeat="20ms" suspect-after="100ms"/>
+<layer kind="membership"/><layer kind="vsync" window="64"/><layer kind="total"/></stack>`
+	desc, err := Registry().Parse("fast.xml", []byte(x))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := desc.Layers[2].Params.Int("window"); w != 64 {
+		t.Errorf("window %d", w)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, name := range Shipped() {
+		b, _ := ShippedXML(name)
+		f.Add(b)
+	}
+	f.Add([]byte(`<stack name="x"><layer kind="detect" heartbeat="-1s"/></stack>`))
+	reg := Registry()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := reg.Parse("fuzz.xml", b)
+		if err != nil {
+			return
+		}
+		if _, err := reg.Build(d, stack.Member{ID: "a", Addr: "x"}); err != nil {
+			t.Fatalf("parsed but does not build: %v", err)
+		}
+	})
+}
