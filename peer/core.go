@@ -18,7 +18,9 @@
 //   - A peer is up (correct) from the first heartbeat received on its
 //     current connection. It is down as soon as that connection closes
 //     (cause conn_closed) or has been silent longer than SuspectAfter (cause
-//     silence; the connection is then closed, and redialed).
+//     silence; the connection is then closed, and redialed). A connection
+//     has twice SuspectAfter to bring its first heartbeat, which needs a
+//     round trip.
 //   - The leader is the lowest id among the peers this peer considers up,
 //     itself included, but it is none (-1) until this peer has accounted for
 //     every peer, and, with Quorum, whenever fewer than a majority of the N
@@ -171,7 +173,7 @@ func (c *Core) Deadline() time.Duration {
 	for j := range c.peers {
 		p := &c.peers[j]
 		if p.conn != 0 {
-			d = min(d, p.lastHeard+c.cfg.SuspectAfter+1)
+			d = min(d, p.lastHeard+c.silenceLimit(p)+1)
 		}
 		if !p.dialing {
 			d = min(d, p.dialAt)
@@ -315,7 +317,7 @@ func (c *Core) drop(j int, cause, reason string) {
 func (c *Core) advance() {
 	for j := range c.peers {
 		p := &c.peers[j]
-		if p.conn != 0 && c.now-p.lastHeard > c.cfg.SuspectAfter {
+		if p.conn != 0 && c.now-p.lastHeard > c.silenceLimit(p) {
 			reason := fmt.Sprintf("no heartbeat for %v", c.now-p.lastHeard)
 			c.emit(Close{Peer: j, Conn: p.conn, Reason: "silence: " + reason})
 			c.drop(j, "silence", reason)
@@ -337,6 +339,21 @@ func (c *Core) advance() {
 			c.emit(Dial{Peer: j})
 		}
 	}
+}
+
+// silenceLimit is how long p's connection may go without a heartbeat:
+// SuspectAfter, or twice that before its first one. The first heartbeat
+// needs a round trip: the dialer sends it when the acceptor's answer to its
+// Hello arrives, and the acceptor counts from its answer. With one-way
+// delays up to SuspectAfter minus the heartbeat interval (under which no
+// correct peer is suspected) that round trip is longer than SuspectAfter,
+// and the connection would be closed before it was ever up, again and
+// again (sweep seed 38).
+func (c *Core) silenceLimit(p *peerState) time.Duration {
+	if p.up {
+		return c.cfg.SuspectAfter
+	}
+	return 2 * c.cfg.SuspectAfter
 }
 
 // overslept handles a Step that comes later than the deadline this core

@@ -206,3 +206,40 @@ func TestStepBeforeStart(t *testing.T) {
 		t.Fatal("Tick before Start accepted")
 	}
 }
+
+// TestFirstHeartbeatMayTakeARoundTrip is the regression for sweep seed 38:
+// over a link with a one-way delay of 331 ms (below suspect-after minus the
+// heartbeat interval) the dialer's first heartbeat reaches the acceptor
+// 662 ms after the acceptor admitted the connection. The acceptor must not
+// close it as silent; once a heartbeat has come, suspect-after applies.
+func TestFirstHeartbeatMayTakeARoundTrip(t *testing.T) {
+	c := started(t, 1, 2)
+	c.Step(0, Handshake{Peer: 0, Conn: 1, Incarnation: 1})
+	c.Ready()
+	rtt := 2 * (DefaultSuspectAfter - DefaultHeartbeat)
+	for now := DefaultHeartbeat; now < rtt; now += DefaultHeartbeat {
+		c.Step(now, Tick{})
+		if out := c.Ready(); len(logs(out, "conn_down")) > 0 {
+			t.Fatalf("connection closed %v after admission, before a round trip of %v", now, rtt)
+		}
+	}
+	c.Step(rtt, Recv{Peer: 0, Conn: 1, Frame: wire.Heartbeat{Seq: 1}})
+	if ups := logs(c.Ready(), "peer_up"); len(ups) != 1 {
+		t.Fatalf("peer_up: %v, want one on the first heartbeat", ups)
+	}
+	if d := c.Deadline(); d > rtt+DefaultSuspectAfter+1 {
+		t.Fatalf("deadline %v after the first heartbeat at %v: silence must again be judged after suspect-after", d, rtt)
+	}
+	// A connection on which no heartbeat ever comes is still closed.
+	c2 := started(t, 1, 2)
+	c2.Step(0, Handshake{Peer: 0, Conn: 1, Incarnation: 1})
+	c2.Ready()
+	var downs []Log
+	for now := c2.Deadline(); now <= 2*DefaultSuspectAfter+1 && len(downs) == 0; now = c2.Deadline() {
+		c2.Step(now, Tick{})
+		downs = logs(c2.Ready(), "conn_down")
+	}
+	if len(downs) != 1 {
+		t.Fatalf("conn_down: %v, want the silent connection closed after twice suspect-after", downs)
+	}
+}
