@@ -18,7 +18,18 @@
 //     was detected (needs every heartbeat logged).
 //   - UrgentNotices: every leader change is followed by an urgent notice to
 //     every peer connected at that moment.
-//   - NoFalseSuspicion: without faults, nobody is declared down.
+//   - NoFalseSuspicion: without faults, or with only delays below the
+//     settings and process faults, nobody correct is declared down.
+//   - LeaderRule: each peer's leader follows from its own view at once
+//     (with quorum: none unless it sees a majority).
+//   - BeliefBound: a peer considers another correct only if it could
+//     reach it within the detection bound.
+//   - QuorumIsolation: with quorum, a peer recognises a leader only if a
+//     majority could reach it within the detection bound; a minority side
+//     recognises none once a cut has lasted that long.
+//   - StableAgreement: once the network has settled as a clean partition,
+//     no two peers recognise different leaders (with quorum), or no two on
+//     one side (without).
 package check
 
 import (
@@ -52,6 +63,12 @@ type Options struct {
 	// AllHeartbeats says every heartbeat was logged, so
 	// NoHeartbeatAfterClose can run.
 	AllHeartbeats bool
+	// MaxDelay bounds the one-way delay of a message apart from delays
+	// injected with net_delay, and says the network's timing is known (in
+	// the simulator it is Config.MaxDelay). The checkers that rest on
+	// timing run only when it is set: BeliefBound, QuorumIsolation,
+	// StableAgreement, and NoFalseSuspicion beyond the first fault.
+	MaxDelay time.Duration
 }
 
 // Peer runs every peer-core checker that applies.
@@ -61,7 +78,12 @@ func Peer(h []eventlog.Event, o Options) []Violation {
 	v = append(v, Convergence(h, o)...)
 	v = append(v, DetectionCause(h)...)
 	v = append(v, UrgentNotices(h)...)
-	v = append(v, NoFalseSuspicion(h)...)
+	v = append(v, NoFalseSuspicion(h, o)...)
+	v = append(v, LeaderRule(h, o)...)
+	b, q := reachChecks(h, o)
+	v = append(v, b...)
+	v = append(v, q...)
+	v = append(v, StableAgreement(h, o)...)
 	if o.AllHeartbeats {
 		v = append(v, NoHeartbeatAfterClose(h)...)
 	}
@@ -192,24 +214,23 @@ func (p *procs) apply(e eventlog.Event) (fault bool) {
 // Convergence checks the end of the run: every running, unpaused peer's
 // last reported leader is the lowest id among them, and (with
 // ConvergeWithin) its last leader change came within the bound after the
-// last fault. Runs whose network is still cut at the end are not checked.
+// last fault, plus three times the delay still injected at the end (a
+// connection needs three messages to bring its first heartbeat); a delay
+// lifted shortly before the end counts from when the answer to the last
+// message sent before it was lifted was due. Runs whose network is still cut at the end, or still
+// slowed beyond the settings (see NoFalseSuspicion), are not checked.
 func Convergence(h []eventlog.Event, o Options) []Violation {
 	if len(h) == 0 {
 		return nil
 	}
 	p := newProcs(h)
+	nw := newNetwork(o.N)
 	leader := map[int]eventlog.Event{}
 	var lastFault time.Time
-	cut := false
 	for _, e := range h {
 		if p.apply(e) {
 			lastFault = e.TS
-			switch e.Ev {
-			case "net_partition", "net_cut", "net_bridge":
-				cut = true
-			case "net_heal":
-				cut = false
-			}
+			nw.apply(e)
 		}
 		if e.Ev == "leader_change" {
 			leader[PeerID(e.Node)] = e
@@ -218,9 +239,17 @@ func Convergence(h []eventlog.Event, o Options) []Violation {
 			delete(leader, PeerID(e.Node))
 		}
 	}
-	if cut {
+	if len(nw.blocked) > 0 {
 		return nil
 	}
+	if st, ok := runSettings(h); ok && nw.delays() > 0 && !smallDelays(nw, st, o) {
+		return nil
+	}
+	from := lastFault
+	if nw.lateUntil.After(from) {
+		from = nw.lateUntil
+	}
+	deadline := from.Add(o.ConvergeWithin + 3*nw.delays())
 	var live []int
 	for id, s := range p.state {
 		if s == running {
@@ -242,8 +271,8 @@ func Convergence(h []eventlog.Event, o Options) []Violation {
 		if l := intField(e, "leader"); l != live[0] {
 			out = append(out, Violation{"convergence", e, fmt.Sprintf("peer %d ends with leader %d, lowest live id is %d", id, l, live[0])})
 		}
-		if o.ConvergeWithin > 0 && !lastFault.IsZero() && e.TS.Sub(lastFault) > o.ConvergeWithin {
-			out = append(out, Violation{"convergence", e, fmt.Sprintf("peer %d settled %v after the last fault, bound %v", id, e.TS.Sub(lastFault), o.ConvergeWithin)})
+		if o.ConvergeWithin > 0 && !lastFault.IsZero() && e.TS.After(deadline) {
+			out = append(out, Violation{"convergence", e, fmt.Sprintf("peer %d settled %v after the last fault, bound %v", id, e.TS.Sub(lastFault), deadline.Sub(lastFault))})
 		}
 	}
 	return out
@@ -404,17 +433,75 @@ func UrgentNotices(h []eventlog.Event) []Violation {
 	return out
 }
 
-// NoFalseSuspicion checks that nobody is declared down in a run, or a
-// stretch of one, without faults: before the first fault, and in
-// histories with no control events at all, there is no peer_down.
-func NoFalseSuspicion(h []eventlog.Event) []Violation {
+// NoFalseSuspicion checks that nobody is declared down without a fault.
+// It judges the history up to the first fault (histories with no control
+// events at all, up to the first stop). With o.MaxDelay set it judges on,
+// through the faults that must not cause a suspicion of anyone else:
+//
+//   - a delay injected with net_delay that stays below the settings: the
+//     delay plus o.MaxDelay (the network's own jitter) is less than
+//     suspect-after minus the heartbeat interval, so consecutive
+//     heartbeats never arrive further apart than suspect-after;
+//   - a process fault (kill, clean stop, hang, resume). A peer_down by p
+//     of k is excused if k is not running unhung at that moment, or if p
+//     or k was killed, stopped, hung or resumed since a round trip before p
+//     admitted the connection that ended: the handshake was under way
+//     then, and a process hung in it finds, when it resumes, a connection
+//     its peer has given up on.
+//
+// Any other fault (a cut, a partition, a reset, a longer delay) ends the
+// judged stretch.
+func NoFalseSuspicion(h []eventlog.Event, o Options) []Violation {
 	var out []Violation
+	s, ok := runSettings(h)
+	onward := ok && o.MaxDelay > 0
+	nw := newNetwork(max(o.N, 1))
+	procs := newProcs(h)
+	faultAt := map[int]time.Time{}   // peer -> its last process fault
+	connAt := map[[2]int]time.Time{} // (p, k) -> p's last conn_up of k
+	excused := func(p, k int) bool {
+		since := connAt[[2]int{p, k}].Add(-2 * (o.MaxDelay + nw.maxExtra))
+		return procs.state[k] != running || !faultAt[p].Before(since) || !faultAt[k].Before(since)
+	}
+judged:
 	for _, e := range h {
-		if isFault(e) || e.Ev == "stop" {
-			break
+		procs.apply(e)
+		if e.Ev == "stop" && PeerID(e.Node) >= 0 {
+			if !onward {
+				break
+			}
+			faultAt[PeerID(e.Node)] = e.TS
 		}
-		if e.Ev == "peer_down" {
-			out = append(out, Violation{"no-false-suspicion", e, "peer declared down with no fault injected"})
+		if isFault(e) {
+			if !onward {
+				break
+			}
+			switch e.Ev {
+			case "proc_kill", "proc_term", "proc_stop", "proc_cont":
+				faultAt[intField(e, "peer")] = e.TS
+			case "net_delay":
+				if nw.apply(e); !smallDelays(nw, s, o) {
+					break judged
+				}
+			default:
+				break judged
+			}
+			continue
+		}
+		p := PeerID(e.Node)
+		switch e.Ev {
+		case "conn_up":
+			connAt[[2]int{p, intField(e, "peer")}] = e.TS
+		case "peer_down":
+			k := intField(e, "peer")
+			msg := "peer declared down with no fault injected"
+			if onward {
+				if excused(p, k) {
+					continue
+				}
+				msg = fmt.Sprintf("peer %d declared %d down although neither failed since it admitted the connection, and the network was only slowed below the settings", p, k)
+			}
+			out = append(out, Violation{"no-false-suspicion", e, msg})
 		}
 	}
 	return out

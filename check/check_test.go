@@ -1,6 +1,7 @@
 package check
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -9,44 +10,68 @@ import (
 )
 
 // hist builds a history from compact lines: "node ev key=value ...", one
-// millisecond apart. Values are ints when they parse as ints.
+// millisecond apart; a line "+d" (a duration) adds d before the next
+// event. Values are ints when they parse as ints, bools for true and false,
+// id lists for [0,1] and lists of them for [[0],[1,2]].
 func hist(lines ...string) []eventlog.Event {
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	t := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var out []eventlog.Event
-	for i, l := range lines {
+	for _, l := range lines {
+		if d, ok := strings.CutPrefix(l, "+"); ok {
+			dur, err := time.ParseDuration(d)
+			if err != nil {
+				panic(err)
+			}
+			t = t.Add(dur)
+			continue
+		}
 		f := strings.Fields(l)
-		e := eventlog.Event{TS: t0.Add(time.Duration(i) * time.Millisecond), Node: f[0], Inc: 1, LC: uint64(i + 1), Ev: f[1], Fields: map[string]any{}}
+		e := eventlog.Event{TS: t, Node: f[0], Inc: 1, LC: uint64(len(out) + 1), Ev: f[1], Fields: map[string]any{}}
+		t = t.Add(time.Millisecond)
 		for _, kv := range f[2:] {
 			k, v, _ := strings.Cut(kv, "=")
 			if k == "inc" {
-				var n uint64
-				for _, c := range v {
-					n = n*10 + uint64(c-'0')
+				n, err := strconv.ParseUint(v, 10, 64)
+				if err != nil {
+					panic(err)
 				}
 				e.Inc = n
 				continue
 			}
-			var n int64
-			neg, isInt := strings.HasPrefix(v, "-"), true
-			for _, c := range strings.TrimPrefix(v, "-") {
-				if c < '0' || c > '9' {
-					isInt = false
-					break
-				}
-				n = n*10 + int64(c-'0')
-			}
-			if neg {
-				n = -n
-			}
-			if isInt && v != "" {
-				e.Fields[k] = n
-			} else {
-				e.Fields[k] = v
-			}
+			e.Fields[k] = value(v)
 		}
 		out = append(out, e)
 	}
 	return out
+}
+
+func value(v string) any {
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return n
+	}
+	switch {
+	case v == "true" || v == "false":
+		return v == "true"
+	case strings.HasPrefix(v, "[["):
+		var g [][]int
+		for _, part := range strings.Split(strings.Trim(v, "[]"), "],[") {
+			g = append(g, value("["+part+"]").([]int))
+		}
+		return g
+	case strings.HasPrefix(v, "["):
+		ids := []int{}
+		for _, x := range strings.Split(strings.Trim(v, "[]"), ",") {
+			if x != "" {
+				n, err := strconv.Atoi(x)
+				if err != nil {
+					panic(err)
+				}
+				ids = append(ids, n)
+			}
+		}
+		return ids
+	}
+	return v
 }
 
 func expect(t *testing.T, name string, v []Violation, rule string, n int) {
@@ -65,20 +90,23 @@ var good = []string{
 	"control proc_start peer=0",
 	"control proc_start peer=1",
 	"control proc_start peer=2",
+	"peer-0 start id=0 n=3 quorum=false heartbeat_ms=100 suspect_after_ms=500",
+	"peer-1 start id=1 n=3 quorum=false heartbeat_ms=100 suspect_after_ms=500",
+	"peer-2 start id=2 n=3 quorum=false heartbeat_ms=100 suspect_after_ms=500",
 	"peer-0 conn_up peer=1", "peer-0 conn_up peer=2",
 	"peer-1 conn_up peer=0", "peer-1 conn_up peer=2",
 	"peer-2 conn_up peer=0", "peer-2 conn_up peer=1",
 	"peer-0 peer_up peer=1", "peer-0 peer_up peer=2", "peer-0 election_open via=-1",
-	"peer-0 leader_change leader=0 prev=-1", "peer-0 urgent_sent to=1 leader=0", "peer-0 urgent_sent to=2 leader=0",
+	"peer-0 leader_change leader=0 prev=-1 alive=[0,1,2]", "peer-0 urgent_sent to=1 leader=0", "peer-0 urgent_sent to=2 leader=0",
 	"peer-1 peer_up peer=0", "peer-1 peer_up peer=2", "peer-1 election_open via=-1",
-	"peer-1 leader_change leader=0 prev=-1", "peer-1 urgent_sent to=0 leader=0", "peer-1 urgent_sent to=2 leader=0",
+	"peer-1 leader_change leader=0 prev=-1 alive=[0,1,2]", "peer-1 urgent_sent to=0 leader=0", "peer-1 urgent_sent to=2 leader=0",
 	"peer-2 peer_up peer=0", "peer-2 peer_up peer=1", "peer-2 election_open via=-1",
-	"peer-2 leader_change leader=0 prev=-1", "peer-2 urgent_sent to=0 leader=0", "peer-2 urgent_sent to=1 leader=0",
+	"peer-2 leader_change leader=0 prev=-1 alive=[0,1,2]", "peer-2 urgent_sent to=0 leader=0", "peer-2 urgent_sent to=1 leader=0",
 	"control proc_kill peer=0",
 	"peer-1 peer_down peer=0 cause=conn_closed",
-	"peer-1 leader_change leader=1 prev=0", "peer-1 urgent_sent to=2 leader=1",
+	"peer-1 leader_change leader=1 prev=0 alive=[1,2]", "peer-1 urgent_sent to=2 leader=1",
 	"peer-2 peer_down peer=0 cause=conn_closed",
-	"peer-2 leader_change leader=1 prev=0", "peer-2 urgent_sent to=1 leader=1",
+	"peer-2 leader_change leader=1 prev=0 alive=[1,2]", "peer-2 urgent_sent to=1 leader=1",
 }
 
 func TestGoodHistoryPasses(t *testing.T) {
@@ -112,10 +140,10 @@ func TestEachCheckerCanFail(t *testing.T) {
 	h = replace(index("peer-2 peer_up peer=1"))
 	expect(t, "open too early", ElectionGate(hist(h...), o), "election-gate", 1)
 	// A first leader other than 0.
-	h = replace(index("peer-0 leader_change leader=0 prev=-1"), "peer-0 leader_change leader=2 prev=-1")
+	h = replace(index("peer-0 leader_change leader=0 prev=-1 alive=[0,1,2]"), "peer-0 leader_change leader=2 prev=-1 alive=[0,1,2]")
 	expect(t, "first leader not 0", ElectionGate(hist(h[:index("peer-0 urgent_sent to=1 leader=0")+1]...), o), "election-gate", 1)
 	// A survivor that ends on the wrong leader.
-	h = replace(index("peer-2 leader_change leader=1 prev=0"), "peer-2 leader_change leader=2 prev=0")
+	h = replace(index("peer-2 leader_change leader=1 prev=0 alive=[1,2]"), "peer-2 leader_change leader=2 prev=0 alive=[1,2]")
 	expect(t, "wrong final leader", Convergence(hist(h...), o), "convergence", 1)
 	// Settling too late.
 	expect(t, "too slow", Convergence(hist(good...), Options{N: 3, ConvergeWithin: time.Millisecond}), "convergence", 2)
@@ -136,7 +164,7 @@ func TestEachCheckerCanFail(t *testing.T) {
 	expect(t, "heartbeat after close", NoHeartbeatAfterClose(hist(h...)), "no-heartbeat-after-close", 1)
 	// A suspicion with no fault.
 	h = append(append([]string{}, good[:index("control proc_kill peer=0")]...), "peer-2 peer_down peer=1 cause=silence")
-	expect(t, "false suspicion", NoFalseSuspicion(hist(h...)), "no-false-suspicion", 1)
+	expect(t, "false suspicion", NoFalseSuspicion(hist(h...), o), "no-false-suspicion", 1)
 }
 
 func TestPausedObserverIsNotJudged(t *testing.T) {
