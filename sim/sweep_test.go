@@ -57,7 +57,7 @@ func TestSweep(t *testing.T) {
 	}
 	for _, f := range failures {
 		sc := RandomSchedule(f.seed)
-		t.Errorf("seed %d (n=%d, %s) fails, replay with: go test ./sim -run TestSweep -seed %d\nschedule: %v", f.seed, sc.N, kindName(f.seed), f.seed, sc)
+		t.Errorf("seed %d (n=%d, %s) fails, replay with: go test ./sim -run 'TestSweep$' -seed %d\nschedule: %v", f.seed, sc.N, kindName(f.seed), f.seed, sc)
 		for _, x := range f.v[:min(len(f.v), 5)] {
 			t.Errorf("  %v", x)
 		}
