@@ -443,11 +443,13 @@ func UrgentNotices(h []eventlog.Event) []Violation {
 //     suspect-after minus the heartbeat interval, so consecutive
 //     heartbeats never arrive further apart than suspect-after;
 //   - a process fault (kill, clean stop, hang, resume). A peer_down by p
-//     of k is excused if k is not running unhung at that moment, or if p
-//     or k was killed, stopped, hung or resumed since a round trip before p
-//     admitted the connection that ended: the handshake was under way
-//     then, and a process hung in it finds, when it resumes, a connection
-//     its peer has given up on.
+//     of k is excused if k is not running unhung at that moment, or if k
+//     was killed, stopped, hung or resumed since a round trip before p
+//     admitted the connection that ended (the handshake was under way
+//     then). A fault of p itself in that time excuses only a closed
+//     connection (its peer gave up on it while it was hung), never a
+//     silence: a peer must not hold the time it was hung itself against
+//     others.
 //
 // Any other fault (a cut, a partition, a reset, a longer delay) ends the
 // judged stretch.
@@ -459,9 +461,10 @@ func NoFalseSuspicion(h []eventlog.Event, o Options) []Violation {
 	procs := newProcs(h)
 	faultAt := map[int]time.Time{}   // peer -> its last process fault
 	connAt := map[[2]int]time.Time{} // (p, k) -> p's last conn_up of k
-	excused := func(p, k int) bool {
+	excused := func(p, k int, cause string) bool {
 		since := connAt[[2]int{p, k}].Add(-2 * (o.MaxDelay + nw.maxExtra))
-		return procs.state[k] != running || !faultAt[p].Before(since) || !faultAt[k].Before(since)
+		own := cause != "silence" && !faultAt[p].Before(since)
+		return procs.state[k] != running || own || !faultAt[k].Before(since)
 	}
 judged:
 	for _, e := range h {
@@ -496,7 +499,7 @@ judged:
 			k := intField(e, "peer")
 			msg := "peer declared down with no fault injected"
 			if onward {
-				if excused(p, k) {
+				if excused(p, k, e.Str("cause")) {
 					continue
 				}
 				msg = fmt.Sprintf("peer %d declared %d down although neither failed since it admitted the connection, and the network was only slowed below the settings", p, k)
