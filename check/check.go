@@ -15,7 +15,7 @@
 //   - DetectionCause: a killed peer is detected by its connection closing, a
 //     hung one by silence, never the other way.
 //   - NoHeartbeatAfterClose: no heartbeat on a connection after its closure
-//     was detected (needs every heartbeat logged).
+//     was detected (needs every hb_sent logged).
 //   - UrgentNotices: every leader change is followed by an urgent notice to
 //     every peer connected at that moment.
 //   - NoFalseSuspicion: without faults, or with only delays below the

@@ -90,6 +90,9 @@ func TestShrinkRealRun(t *testing.T) {
 		if sc = RandomSchedule(seed); len(sc.Faults) > 10 && silence(sc) {
 			break
 		}
+		if seed == 1000 {
+			t.Fatal("no schedule of the first 1000 seeds silences a peer")
+		}
 	}
 	small := sc
 	small.Faults = Shrink(sc.Faults, 200, func(f []Fault) bool {
@@ -115,6 +118,9 @@ func TestShrinkFailureKeepsTheRepair(t *testing.T) {
 		sc = RandomSchedule(seed)
 		if len(sc.Faults) > 2*sc.N+4 && slices.ContainsFunc(sc.Faults, func(f Fault) bool { return f.Op == "pause" }) {
 			break
+		}
+		if seed == 1000 {
+			t.Fatal("no schedule of the first 1000 seeds hangs a peer")
 		}
 	}
 	hung := func(c Schedule) []check.Violation {
