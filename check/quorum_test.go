@@ -185,3 +185,22 @@ func TestNoFalseSuspicionThroughDelays(t *testing.T) {
 	h = append(append([]string{}, before...), "control net_delay a=1 b=2 ms=100", down)
 	expect(t, "unknown delays", NoFalseSuspicion(hist(h...), Options{N: 3}), "", 0)
 }
+
+// TestStableAgreementWaitsForLiftedDelays is the regression for sweep seed
+// 4006: a delay lifted at a heal still slows what was sent before it, so
+// the network settles a round trip of that delay later.
+func TestStableAgreementWaitsForLiftedDelays(t *testing.T) {
+	o := sim
+	o.ConvergeWithin = 100 * time.Millisecond
+	formed := upTo(quorumGood, "control net_partition groups=[[0],[1,2]]")
+	blip := func(after string) []string {
+		return append(append([]string{}, formed...),
+			"control net_delay a=0 b=1 ms=900", "+100ms", "control net_delay a=0 b=1 ms=0", after,
+			"peer-1 leader_change leader=1 prev=0 alive=[1,2]", "+200ms", "peer-1 leader_change leader=0 prev=1 alive=[0,1,2]", "+3s",
+			"peer-1 paused for_ms=0")
+	}
+	// Within two lifted delays (1.8s) plus the bound: not judged.
+	expect(t, "while the lifted delay lasts", StableAgreement(hist(blip("+1s")...), o), "", 0)
+	// After: judged.
+	expect(t, "after the lifted delay", StableAgreement(hist(blip("+2s")...), o), "stable-agreement", 1)
+}
