@@ -32,7 +32,7 @@ type membership struct {
 
 	// Joining (or rejoining from a view of one).
 	joining   bool
-	status    map[string]string // contact address → "unreachable", "joining <id>", "asked"
+	status    map[string]string // contact address → "asked", "unreachable" or "joining"
 	nextRetry time.Duration
 
 	// Coordinator.

@@ -1,9 +1,7 @@
 package sim
 
 import (
-	"container/heap"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -29,11 +27,8 @@ type GroupConfig struct {
 // processes, as the group runtime uses them. It records views, sends,
 // acknowledgements and deliveries for the checkers.
 type GroupSim struct {
+	engine
 	cfg     GroupConfig
-	rng     *rand.Rand
-	now     time.Duration
-	seq     uint64
-	queue   queue
 	members []*gmember
 	history []eventlog.Event
 	ctrl    eventlog.Clock
@@ -67,7 +62,7 @@ func NewGroup(cfg GroupConfig) *GroupSim {
 	if cfg.MaxDelay == 0 {
 		cfg.MaxDelay = 2 * time.Millisecond
 	}
-	s := &GroupSim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))}
+	s := &GroupSim{cfg: cfg, engine: newEngine(cfg.Seed, cfg.MinDelay, cfg.MaxDelay)}
 	for i := range cfg.N {
 		s.members = append(s.members, &gmember{slot: i})
 	}
@@ -84,9 +79,6 @@ func slotOf(addr string) int {
 	}
 	return i
 }
-
-// Now returns the simulated time.
-func (s *GroupSim) Now() time.Duration { return s.now }
 
 // History returns the recorded events.
 func (s *GroupSim) History() []eventlog.Event { return s.history }
@@ -231,18 +223,7 @@ func (s *GroupSim) breakLink(a, b int) {
 	s.after(s.delay(), func() { s.input(m, gen, func() { s.step(m, stack.Lost{ID: id, Addr: Addr(b), Reason: "eof"}) }) })
 }
 
-func (s *GroupSim) after(d time.Duration, f func()) {
-	s.seq++
-	heap.Push(&s.queue, &item{at: s.now + d, seq: s.seq, f: f})
-}
-
-func (s *GroupSim) delay() time.Duration {
-	d := s.cfg.MinDelay
-	if span := s.cfg.MaxDelay - s.cfg.MinDelay; span > 0 {
-		d += time.Duration(s.rng.Int64N(int64(span) + 1))
-	}
-	return d
-}
+func (s *GroupSim) delay() time.Duration { return s.jitter() }
 
 func (s *GroupSim) input(m *gmember, gen int, f func()) {
 	if !m.running || m.gen != gen {
@@ -339,13 +320,12 @@ func (s *GroupSim) transmit(m *gmember, e stack.Out) {
 	at := max(s.now+s.delay(), m.last[j])
 	m.last[j] = at
 	ogen, mgen := o.gen, m.gen
-	s.seq++
-	heap.Push(&s.queue, &item{at: at, seq: s.seq, f: func() {
+	s.at(at, func() {
 		if m.gen != mgen || m.links[j] != ogen {
 			return // the connection broke meanwhile
 		}
 		s.input(o, ogen, func() { s.step(o, stack.Recv{From: from, Msg: msg}) })
-	}})
+	})
 }
 
 // arm schedules m's next tick.
@@ -354,35 +334,14 @@ func (s *GroupSim) arm(m *gmember) {
 	if d == stack.Never {
 		return
 	}
-	s.seq++
-	m.timer = s.seq
+	m.timer++
 	t, gen := m.timer, m.gen
-	at := max(d, s.now)
-	heap.Push(&s.queue, &item{at: at, seq: s.seq, f: func() {
+	s.at(max(d, s.now), func() {
 		if m.timer != t {
 			return
 		}
 		s.input(m, gen, func() { s.step(m, stack.Tick{}) })
-	}})
-}
-
-// RunFor advances simulated time by d.
-func (s *GroupSim) RunFor(d time.Duration) { s.RunUntil(s.now+d, nil) }
-
-// RunUntil runs until time t or until done returns true.
-func (s *GroupSim) RunUntil(t time.Duration, done func() bool) bool {
-	for len(s.queue) > 0 && s.queue[0].at <= t {
-		it := heap.Pop(&s.queue).(*item)
-		s.now = it.at
-		it.f()
-		if done != nil && done() {
-			return true
-		}
-	}
-	if s.now < t {
-		s.now = t
-	}
-	return done != nil && done()
+	})
 }
 
 // Agreed reports whether every running member is in the same view, with

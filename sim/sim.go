@@ -19,9 +19,7 @@
 package sim
 
 import (
-	"container/heap"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"time"
 
@@ -52,11 +50,8 @@ type Config struct {
 
 // Sim is one simulated cluster.
 type Sim struct {
+	engine
 	cfg     Config
-	rng     *rand.Rand
-	now     time.Duration
-	seq     uint64
-	queue   queue
 	nodes   []*node
 	blocked map[[2]int]bool          // unordered pair (lo, hi) -> cut
 	extra   map[[2]int]time.Duration // unordered pair -> added delay
@@ -114,7 +109,7 @@ func New(cfg Config) (*Sim, error) {
 	cfg.Peer = pc
 	s := &Sim{
 		cfg:     cfg,
-		rng:     rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		engine:  newEngine(cfg.Seed, cfg.MinDelay, cfg.MaxDelay),
 		blocked: map[[2]int]bool{},
 		extra:   map[[2]int]time.Duration{},
 	}
@@ -126,9 +121,6 @@ func New(cfg Config) (*Sim, error) {
 
 // Config returns the configuration with defaults filled in.
 func (s *Sim) Config() Config { return s.cfg }
-
-// Now returns the simulated time.
-func (s *Sim) Now() time.Duration { return s.now }
 
 // History returns every recorded event so far, in order.
 func (s *Sim) History() []eventlog.Event { return s.history }
@@ -349,26 +341,6 @@ func (s *Sim) setBlocked(b map[[2]int]bool) {
 	}
 }
 
-// RunFor advances simulated time by d.
-func (s *Sim) RunFor(d time.Duration) { s.RunUntil(s.now+d, nil) }
-
-// RunUntil runs until simulated time t or until done returns true (checked
-// after every event), whichever comes first. It reports whether done did.
-func (s *Sim) RunUntil(t time.Duration, done func() bool) bool {
-	for len(s.queue) > 0 && s.queue[0].at <= t {
-		it := heap.Pop(&s.queue).(*item)
-		s.now = it.at
-		it.f()
-		if done != nil && done() {
-			return true
-		}
-	}
-	if s.now < t {
-		s.now = t
-	}
-	return done != nil && done()
-}
-
 // Converged reports whether every running, unpaused peer reports the same
 // leader, and returns it.
 func (s *Sim) Converged() (int, bool) {
@@ -386,18 +358,8 @@ func (s *Sim) Converged() (int, bool) {
 	return leader, seen
 }
 
-// after schedules f at now+d.
-func (s *Sim) after(d time.Duration, f func()) {
-	s.seq++
-	heap.Push(&s.queue, &item{at: s.now + d, seq: s.seq, f: f})
-}
-
 func (s *Sim) delay(a, b int) time.Duration {
-	d := s.cfg.MinDelay
-	if span := s.cfg.MaxDelay - s.cfg.MinDelay; span > 0 {
-		d += time.Duration(s.rng.Int64N(int64(span) + 1))
-	}
-	return d + s.extra[pair(a, b)]
+	return s.jitter() + s.extra[pair(a, b)]
 }
 
 // input hands f to node n if it is still the same process, queueing it

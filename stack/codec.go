@@ -48,8 +48,7 @@ type Dec struct {
 	err error
 }
 
-// Err returns the first decoding error, or an error if bytes are left over
-// when all is true.
+// Err returns the first decoding error.
 func (d *Dec) Err() error { return d.err }
 
 // Done returns the first error, or one if bytes are left unread.
