@@ -79,17 +79,23 @@ var (
 
 // Group is a member of a group. It is safe for concurrent use.
 type Group struct {
-	cfg  Config
-	me   stack.Member
-	st   *stack.Stack
-	ln   *net.TCPListener
-	log  *eventlog.Writer
-	file *os.File
-	t0   time.Time
+	cfg   Config
+	me    stack.Member
+	st    *stack.Stack
+	ln    *net.TCPListener
+	log   *eventlog.Writer
+	clock *eventlog.Clock
+	file  *os.File
+	t0    time.Time
 
 	in       chan func()     // work for the loop goroutine
 	outConns map[string]*out // by member id, or "@addr" when the id is unknown
 	inConns  map[string][]*transport.Conn
+	sentMsg  map[uint64]string // token → message, when logging deliveries
+	lastEnc  struct {
+		msg stack.Msg
+		b   []byte
+	}
 
 	mu       sync.Mutex
 	view     stack.View
@@ -149,6 +155,7 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 		in:         make(chan func(), 4096),
 		outConns:   map[string]*out{},
 		inConns:    map[string][]*transport.Conn{},
+		sentMsg:    map[uint64]string{},
 		waiters:    map[uint64]chan error{},
 		left:       make(chan struct{}),
 		firstOK:    make(chan struct{}),
@@ -160,13 +167,13 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 		lc.Close()
 		return nil, err
 	}
-	clock := &eventlog.Clock{}
+	g.clock = &eventlog.Clock{}
 	if cfg.LogDir != "" {
 		if g.file, err = eventlog.Create(cfg.LogDir, cfg.Member); err != nil {
 			lc.Close()
 			return nil, err
 		}
-		g.log = eventlog.NewWriter(g.file, cfg.Member, uint64(time.Now().UnixNano()), clock, nil)
+		g.log = eventlog.NewWriter(g.file, cfg.Member, uint64(time.Now().UnixNano()), g.clock, nil)
 		g.log.Log("start", map[string]any{"member": g.me.ID, "addr": g.me.Addr, "stack": d.Name, "group": cfg.Name})
 	}
 	g.wg.Add(2)
@@ -195,11 +202,12 @@ func (g *Group) View() stack.View {
 }
 
 // Deliveries returns the stream of delivered messages, in delivery order.
-// It is closed when the member leaves or closes.
+// After Leave, what was not yet read stays readable, then the stream is
+// closed; Close drops what was not read and closes it.
 func (g *Group) Deliveries() <-chan Delivery { return g.deliveries.out }
 
 // Views returns the stream of views this member installs, the first
-// included. It is closed when the member leaves or closes.
+// included; it ends like Deliveries.
 func (g *Group) Views() <-chan stack.View { return g.views.out }
 
 // Send multicasts data to the group and waits until every member of the
@@ -230,30 +238,51 @@ func (g *Group) Go(data []byte) (<-chan error, error) {
 	g.waiters[tok] = ch
 	g.mu.Unlock()
 	data = append([]byte(nil), data...)
-	if !g.post(func() { g.step(stack.Send{Msg: stack.Msg{Data: data}, Token: tok}) }) {
+	if !g.post(func() {
+		if g.cfg.LogDeliveries {
+			g.sentMsg[tok] = string(data)
+			g.logEv("send", "msg", string(data))
+		}
+		g.step(stack.Send{Msg: stack.Msg{Data: data}, Token: tok})
+	}) {
+		g.mu.Lock()
+		delete(g.waiters, tok)
+		g.mu.Unlock()
 		return nil, ErrClosed
 	}
 	return ch, nil
 }
 
-// Leave leaves the group and closes the member.
+// Leave leaves the group (the others install a view without this member)
+// and stops the member. If ctx ends first, it stops without leaving. Call
+// Close afterwards to release what the application did not read.
 func (g *Group) Leave(ctx context.Context) error {
 	g.post(func() { g.step(stack.Leave{}) })
+	var err error
 	select {
 	case <-g.left:
 	case <-ctx.Done():
+		err = ctx.Err()
 	}
-	return g.Close()
+	g.stop()
+	return err
 }
 
-// Close stops the member at once, without leaving: the others see it fail.
+// Close stops the member at once, without leaving: the others see it
+// fail. Deliveries and views not yet read are dropped.
 func (g *Group) Close() error {
+	g.stop()
+	g.deliveries.discard()
+	g.views.discard()
+	return nil
+}
+
+func (g *Group) stop() {
 	g.closeOnce.Do(func() {
 		close(g.done)
 		g.ln.Close()
 	})
 	g.wg.Wait()
-	return nil
 }
 
 func (g *Group) post(f func()) bool {
@@ -349,7 +378,8 @@ func (g *Group) effects() {
 				}
 			}
 			if g.cfg.LogDeliveries {
-				g.logEv("acked", "token", e.Token, "lost", e.Lost)
+				g.logEv("acked", "msg", g.sentMsg[e.Token], "lost", e.Lost)
+				delete(g.sentMsg, e.Token)
 			}
 		case stack.Left:
 			g.logEv("left", "reason", e.Reason)
@@ -357,7 +387,7 @@ func (g *Group) effects() {
 			close(g.left)
 			g.closeOnce.Do(func() { close(g.done); g.ln.Close() })
 		case stack.Log:
-			if g.log != nil {
+			if g.log != nil && e.Ev != "view" { // the Install above logs it
 				e.Fields["member"] = g.me.ID
 				g.log.Log(e.Ev, e.Fields)
 			}

@@ -28,7 +28,7 @@ func (g *Group) send(e stack.Out) {
 	if e.To.ID == g.me.ID {
 		return
 	}
-	f := wire.GroupMsg{Data: stack.AppendMsg(nil, e.Msg)}
+	f := wire.GroupMsg{LC: g.clock.Tick(time.Now()), Data: g.encode(e.Msg)}
 	o := g.outConns[key]
 	if o == nil {
 		o = &out{to: e.To}
@@ -43,6 +43,18 @@ func (g *Group) send(e stack.Out) {
 		o.dialing = true
 		go g.dial(key, o, e.To)
 	}
+}
+
+// encode returns the wire form of m, reusing the last one when m is the
+// same message (a multicast is one Out per member, sharing its slices).
+func (g *Group) encode(m stack.Msg) []byte {
+	l := &g.lastEnc
+	if len(m.Hdrs) > 0 && len(l.msg.Hdrs) == len(m.Hdrs) && &l.msg.Hdrs[0] == &m.Hdrs[0] &&
+		len(l.msg.Data) == len(m.Data) && (len(m.Data) == 0 || &l.msg.Data[0] == &m.Data[0]) {
+		return l.b
+	}
+	l.msg, l.b = m, stack.AppendMsg(nil, m)
+	return l.b
 }
 
 // dial connects to a member and reports the outcome to the loop.
@@ -165,6 +177,7 @@ func (g *Group) admit(tcp *net.TCPConn) {
 		if !ok {
 			return
 		}
+		g.clock.Witness(m.LC, time.Now())
 		msg, err := stack.ParseMsg(m.Data)
 		if err != nil {
 			g.post(func() { g.logEv("bad_msg", "from", from.ID, "error", err.Error()) })
@@ -190,18 +203,23 @@ func deleteConn(cs []*transport.Conn, c *transport.Conn) []*transport.Conn {
 
 // queue is an unbounded channel: the loop never blocks on a slow reader.
 type queue[T any] struct {
-	mu     sync.Mutex
-	items  []T
-	wake   chan struct{}
-	out    chan T
-	closed bool
+	mu      sync.Mutex
+	items   []T
+	wake    chan struct{}
+	out     chan T
+	closed  bool
+	drop    chan struct{} // closed by discard
+	dropped sync.Once
 }
 
 func newQueue[T any]() *queue[T] {
-	q := &queue[T]{wake: make(chan struct{}, 1), out: make(chan T)}
+	q := &queue[T]{wake: make(chan struct{}, 1), out: make(chan T), drop: make(chan struct{})}
 	go q.run()
 	return q
 }
+
+// discard drops what is queued and ends the queue once it is closed.
+func (q *queue[T]) discard() { q.dropped.Do(func() { close(q.drop) }) }
 
 func (q *queue[T]) push(v T) {
 	q.mu.Lock()
@@ -230,14 +248,26 @@ func (q *queue[T]) run() {
 		q.items = nil
 		q.mu.Unlock()
 		for _, v := range items {
-			q.out <- v
+			select {
+			case q.out <- v:
+			case <-q.drop:
+			}
 		}
 		if closed && len(items) == 0 {
 			close(q.out)
 			return
 		}
 		if len(items) == 0 {
-			<-q.wake
+			select {
+			case <-q.wake:
+			case <-q.drop:
+				q.mu.Lock()
+				closed = q.closed
+				q.mu.Unlock()
+				if !closed {
+					<-q.wake // the member is still running: wait for it to close
+				}
+			}
 		}
 	}
 }

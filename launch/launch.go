@@ -49,6 +49,12 @@ type Config struct {
 	// arguments (to run it inside a network namespace, say). The default
 	// runs Binary directly.
 	Command func(i int, args []string) *exec.Cmd
+	// Args, if set, gives the conclave arguments of process i instead of
+	// those of a peer of the cluster (to launch group members, say).
+	Args func(i int, addrs []string) []string
+	// Stdin gives every process a pipe on its standard input, written with
+	// Write and closed with CloseStdin.
+	Stdin bool
 }
 
 // Cluster is a set of launched peers.
@@ -65,11 +71,13 @@ type Cluster struct {
 
 type proc struct {
 	cmd     *exec.Cmd
+	stdin   io.WriteCloser
 	lines   []string  // everything it printed
 	leader  int       // last leader reported on stdout
 	since   time.Time // when that report arrived
 	stopped bool      // SIGSTOPped
 	exited  chan struct{}
+	waitErr error // once exited
 }
 
 // Start launches no process yet: it prepares the cluster's addresses and
@@ -122,6 +130,9 @@ func (c *Cluster) Addrs() []string { return c.addrs }
 
 // Args returns the conclave arguments that start peer i.
 func (c *Cluster) Args(i int) []string {
+	if c.cfg.Args != nil {
+		return c.cfg.Args(i, c.addrs)
+	}
 	args := []string{"peer", "--id", strconv.Itoa(i), "--peers", strings.Join(c.addrs, ","), "--log-dir", c.cfg.Dir}
 	if c.cfg.Heartbeat > 0 {
 		args = append(args, "--heartbeat", c.cfg.Heartbeat.String())
@@ -166,10 +177,16 @@ func (c *Cluster) StartPeer(i int) error {
 		return err
 	}
 	cmd.Stderr = cmd.Stdout
+	var in io.WriteCloser
+	if c.cfg.Stdin {
+		if in, err = cmd.StdinPipe(); err != nil {
+			return err
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("launch: peer %d: %w", i, err)
 	}
-	p := &proc{cmd: cmd, leader: -1, since: time.Now(), exited: make(chan struct{})}
+	p := &proc{cmd: cmd, stdin: in, leader: -1, since: time.Now(), exited: make(chan struct{})}
 	c.mu.Lock()
 	c.procs[i] = p
 	c.mu.Unlock()
@@ -194,7 +211,7 @@ func (c *Cluster) StartPeer(i int) error {
 			c.notifyLocked()
 			c.mu.Unlock()
 		}
-		cmd.Wait()
+		p.waitErr = cmd.Wait()
 		close(p.exited)
 		c.mu.Lock()
 		c.notifyLocked()
@@ -336,33 +353,77 @@ func (c *Cluster) WaitLeader(ctx context.Context, want int, ids ...int) (time.Ti
 // WaitOutput waits until the current process of peer i has printed a line
 // containing each of subs (in any lines, in any order).
 func (c *Cluster) WaitOutput(ctx context.Context, i int, subs ...string) error {
+	missing := ""
+	err := c.WaitLines(ctx, i, func(lines []string) bool {
+		missing = ""
+		for _, s := range subs {
+			if !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, s) }) {
+				missing = s
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("peer %d did not print %q: %w", i, missing, err)
+	}
+	return nil
+}
+
+// WaitLines waits until ok holds for what the current process of peer i
+// has printed. ok must not keep or change the lines.
+func (c *Cluster) WaitLines(ctx context.Context, i int, ok func(lines []string) bool) error {
 	for {
 		c.mu.Lock()
 		ch, p := c.changed, c.procs[i]
-		missing := ""
-		if p == nil {
-			missing = subs[0]
-		} else {
-			for _, s := range subs {
-				if !slices.ContainsFunc(p.lines, func(l string) bool { return strings.Contains(l, s) }) {
-					missing = s
-					break
-				}
-			}
-		}
+		done := p != nil && ok(p.lines)
 		exited := p != nil && isDone(p.exited)
 		c.mu.Unlock()
-		if missing == "" {
+		if done {
 			return nil
 		}
 		if exited {
-			return fmt.Errorf("peer %d exited before printing %q: %w", i, missing, ErrExited)
+			return ErrExited
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("peer %d did not print %q: %w", i, missing, ctx.Err())
+			return ctx.Err()
 		}
+	}
+}
+
+// Write writes a line to the standard input of peer i (Config.Stdin).
+func (c *Cluster) Write(i int, line string) error {
+	p := c.proc(i)
+	if p == nil || p.stdin == nil {
+		return fmt.Errorf("launch: peer %d has no standard input", i)
+	}
+	_, err := io.WriteString(p.stdin, line+"\n")
+	return err
+}
+
+// CloseStdin closes the standard input of peer i (Config.Stdin).
+func (c *Cluster) CloseStdin(i int) error {
+	p := c.proc(i)
+	if p == nil || p.stdin == nil {
+		return fmt.Errorf("launch: peer %d has no standard input", i)
+	}
+	return p.stdin.Close()
+}
+
+// WaitExit waits until the current process of peer i has exited and
+// returns its exit error (nil for status 0).
+func (c *Cluster) WaitExit(ctx context.Context, i int) error {
+	p := c.proc(i)
+	if p == nil {
+		return fmt.Errorf("launch: peer %d was never started", i)
+	}
+	select {
+	case <-p.exited:
+		return p.waitErr
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

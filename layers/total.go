@@ -101,6 +101,15 @@ func (t *total) deliver(c *stack.Ctx, e stack.Deliver) {
 			break
 		}
 		d := &stack.Dec{B: h[1:]}
+		if view := d.ViewID(); view != t.view.ID {
+			// Ordered in an earlier view, sent in this one (it waited
+			// for vsync's window): the handover settled those messages.
+			if d.Err() == nil {
+				c.Log("order_stale", "from", e.From, "of", view.String())
+				return
+			}
+			break
+		}
 		n := d.Count(2)
 		for range n {
 			r, seq := d.Uint(), d.Uint()
@@ -150,7 +159,7 @@ func (t *total) sendOrder(c *stack.Ctx) {
 	if len(t.toOrder) == 0 {
 		return
 	}
-	enc := &stack.Enc{B: []byte{totOrder}}
+	enc := (&stack.Enc{B: []byte{totOrder}}).ViewID(t.view.ID)
 	enc.Uint(uint64(len(t.toOrder)))
 	for _, k := range t.toOrder {
 		enc.Uint(uint64(t.view.Rank(k.from))).Uint(k.seq)

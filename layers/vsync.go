@@ -13,8 +13,9 @@ import (
 // is stable: its sender reports it Acked and everyone may forget it. A
 // sender has at most window unstable messages; further sends wait.
 //
-// At a view change, the flush: on Block this layer stops sending (sends
-// wait for the next view); on BlockOk it stops delivering and contributes
+// At a view change, the flush: on BlockOk (once the layers above have
+// sent what they must in this view) it stops sending (sends wait for the
+// next view), stops delivering and contributes
 // every message of the view it holds that may not be stable. At Install it
 // delivers, in each sender's order, the messages of the union of the
 // contributions it has not delivered yet, then passes the new view up. So
@@ -27,7 +28,7 @@ type vsync struct {
 	me      string
 	view    stack.View
 	inView  bool
-	blocked bool // a flush has begun: no more sends in this view
+	blocked bool // contributed to a flush: no more sends in this view
 	frozen  bool // contributed: no more deliveries but through Install
 
 	sent    uint64              // messages this member sent in the view
@@ -81,7 +82,7 @@ func (v *vsync) Down(c *stack.Ctx, ev stack.Event) {
 		v.waiting = append(v.waiting, e)
 		v.pump(c)
 	case stack.BlockOk:
-		v.frozen = true
+		v.blocked, v.frozen = true, true
 		c.Down(stack.BlockOk{Flush: e.Flush, Parts: append(e.Parts, v.contribution())})
 	default:
 		c.Down(ev)
@@ -99,9 +100,10 @@ func (v *vsync) pump(c *stack.Ctx) {
 			v.tokens[seq] = e.Token
 		}
 		hdr := (&stack.Enc{B: []byte{vsData}}).ViewID(v.view.ID).Uint(seq).Uint(v.stable).B
+		msg := e.Msg.Push(hdr) // one value for all: the runtime encodes it once
 		for _, m := range v.view.Members {
 			if m.ID != v.me {
-				c.Down(stack.Out{To: m, Msg: e.Msg.Push(hdr)})
+				c.Down(stack.Out{To: m, Msg: msg})
 			}
 		}
 		st := v.streams[v.me]
@@ -119,9 +121,6 @@ func (v *vsync) Up(c *stack.Ctx, ev stack.Event) {
 	switch e := ev.(type) {
 	case stack.Recv:
 		v.recv(c, e)
-	case stack.Block:
-		v.blocked = true
-		c.Up(ev)
 	case stack.Install:
 		v.install(c, e)
 	case stack.Left:

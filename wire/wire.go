@@ -142,6 +142,7 @@ type JoinConn struct {
 // GroupMsg is a message of a group's protocol stack, in the stack's own
 // encoding.
 type GroupMsg struct {
+	LC   uint64 // sender's Lamport clock, for the merged event log
 	Data []byte
 }
 
@@ -191,10 +192,15 @@ func (f *JoinConn) parsePayload(d *decoder) {
 	f.LC = d.uvarint()
 }
 
-func (f GroupMsg) appendPayload(b []byte) []byte { return append(b, f.Data...) }
+func (f GroupMsg) appendPayload(b []byte) []byte {
+	return append(binary.AppendUvarint(b, f.LC), f.Data...)
+}
 
 // The data is copied: the reader reuses its buffer.
-func (f *GroupMsg) parsePayload(d *decoder) { f.Data = append([]byte(nil), d.bytes(len(d.b))...) }
+func (f *GroupMsg) parsePayload(d *decoder) {
+	f.LC = d.uvarint()
+	f.Data = append([]byte(nil), d.bytes(len(d.b))...)
+}
 
 func (f Hello) appendPayload(b []byte) []byte {
 	b = append(b, Magic...)

@@ -12,8 +12,11 @@ import (
 )
 
 func runBench(args []string) error {
+	if len(args) > 0 && args[0] == "group" {
+		return runBenchGroup(args[1:])
+	}
 	if len(args) == 0 || args[0] != "failover" {
-		return usagef("usage: conclave bench failover [flags]")
+		return usagef("usage: conclave bench failover|group [flags]")
 	}
 	fs := newFlags("bench failover", "bench failover [--n 4] [--runs 20] [--mode both]")
 	n := fs.Int("n", 4, "number of peers")

@@ -3,6 +3,7 @@
 // Usage:
 //
 //	conclave peer --id I --peers A0,A1,...   run one peer
+//	conclave group --group NAME [--contacts A]  join a group; send stdin lines, print deliveries
 //	conclave demo [--n 4] [--out DIR]         run a scripted failure story on loopback
 //	conclave logs merge DIR                   merge DIR/*.jsonl into DIR/run.jsonl and DIR/run.log
 //	conclave report DIR                       write DIR/report.html from a run's logs
@@ -32,6 +33,7 @@ var commands = []struct {
 	run           func(args []string) error
 }{
 	{"peer", "run one peer of a cluster", runPeer},
+	{"group", "join a group: send the lines of stdin, print deliveries and views", runGroup},
 	{"demo", "run N peers on loopback through a scripted failure story", runDemo},
 	{"logs", "work with event logs (logs merge DIR)", runLogs},
 	{"report", "write an HTML report of a run", runReport},

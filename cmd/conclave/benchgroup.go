@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/conclave/conclave/group"
+	"github.com/conclave/conclave/layers"
+	"github.com/conclave/conclave/stack"
+)
+
+// groupBench is the settings of "conclave bench group".
+type groupBench struct {
+	members  int
+	size     int
+	duration time.Duration
+	warmup   time.Duration
+	inflight int
+	stacks   []string
+	modes    []string
+}
+
+func runBenchGroup(args []string) error {
+	fs := newFlags("bench group", "bench group [--members 4] [--size 1024] [--duration 3s] [--stack vsync,total] [--mode async,sync]")
+	var b groupBench
+	fs.IntVar(&b.members, "members", 4, "members of the group")
+	fs.IntVar(&b.size, "size", 1024, "message size in bytes (at least 16)")
+	fs.DurationVar(&b.duration, "duration", 3*time.Second, "measured time per run")
+	fs.DurationVar(&b.warmup, "warmup", 500*time.Millisecond, "traffic before measuring starts")
+	fs.IntVar(&b.inflight, "inflight", 512, "async mode: messages a sender may have sent and not yet seen acknowledged")
+	stacks := fs.String("stack", "vsync,total", "comma-separated stacks to measure (shipped names or XML files)")
+	modes := fs.String("mode", "async,sync", "async: every member sends as fast as acknowledgements allow; sync: one member sends, each Send waits for its acknowledgement")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if b.members < 2 || b.size < 16 || b.duration <= 0 || b.warmup < 0 || b.inflight < 1 {
+		return usagef("--members must be at least 2, --size at least 16, --inflight at least 1 and --duration positive")
+	}
+	b.stacks = strings.Split(*stacks, ",")
+	b.modes = strings.Split(*modes, ",")
+	var descs []*stack.Description
+	for _, s := range b.stacks {
+		d, err := layers.Load(s)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		descs = append(descs, d)
+	}
+	for _, m := range b.modes {
+		if m != "async" && m != "sync" {
+			return usagef("--mode takes async and sync, not %q", m)
+		}
+	}
+	fmt.Printf("group benchmark: %d members in this process over TCP on loopback, %d-byte messages, %v measured after %v of warm-up\n",
+		b.members, b.size, b.duration, b.warmup)
+	fmt.Printf("async: all %d members send, each with at most %d unacknowledged; sync: one member sends, each Send waits for stability\n", b.members, b.inflight)
+	fmt.Println("msgs/s: messages delivered per second at the slowest member; latency: from the send call to delivery, over every member's deliveries")
+	for _, d := range descs {
+		fmt.Printf("stack %s: %s\n", d.Name, describe(d))
+	}
+	fmt.Printf("%-8s %-6s %12s %10s %10s %10s\n", "stack", "mode", "msgs/s", "p50 ms", "p99 ms", "max ms")
+	for _, d := range descs {
+		for _, m := range b.modes {
+			r, err := b.run(d, m)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", d.Name, m, err)
+			}
+			fmt.Printf("%-8s %-6s %12.0f %10.3f %10.3f %10.3f\n", d.Name, m, r.rate, ms(r.p50), ms(r.p99), ms(r.max))
+		}
+	}
+	return nil
+}
+
+// describe lists a stack's layers and parameters.
+func describe(d *stack.Description) string {
+	var parts []string
+	for _, l := range d.Layers {
+		var kv []string
+		for k, v := range l.Params {
+			kv = append(kv, fmt.Sprintf("%s=%v", k, v))
+		}
+		slices.Sort(kv)
+		parts = append(parts, l.Kind+"("+strings.Join(kv, " ")+")")
+	}
+	return strings.Join(parts, " ")
+}
+
+type benchResult struct {
+	rate          float64
+	p50, p99, max time.Duration
+}
+
+// run starts a group, drives it in one mode, and measures it.
+func (b groupBench) run(d *stack.Description, mode string) (benchResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second+b.warmup+b.duration)
+	defer cancel()
+	var gs []*group.Group
+	defer func() {
+		for _, g := range gs {
+			g.Close()
+		}
+	}()
+	for i := range b.members {
+		cfg := group.Config{Name: "bench", Description: d, Listen: "127.0.0.1:0", Member: fmt.Sprintf("b%d", i)}
+		if i > 0 {
+			cfg.Contacts = []string{gs[0].Me().Addr}
+		}
+		g, err := group.Join(ctx, cfg)
+		if err != nil {
+			return benchResult{}, err
+		}
+		gs = append(gs, g)
+	}
+	for _, g := range gs {
+		for len(g.View().Members) != b.members {
+			select {
+			case <-g.Views():
+			case <-ctx.Done():
+				return benchResult{}, fmt.Errorf("the group did not form: %v", g.View().IDs())
+			}
+		}
+	}
+
+	t0 := time.Now()
+	start, end := t0.Add(b.warmup), t0.Add(b.warmup+b.duration)
+	// Each member records, for deliveries within the window, the latency
+	// of every message sent within it.
+	type tally struct {
+		count int
+		lat   []time.Duration
+	}
+	tallies := make([]tally, len(gs))
+	var readers sync.WaitGroup
+	for i, g := range gs {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			tl := &tallies[i]
+			for {
+				select {
+				case m, ok := <-g.Deliveries():
+					if !ok {
+						return
+					}
+					now := time.Now()
+					if now.After(end) {
+						return
+					}
+					if now.Before(start) || len(m.Data) < 16 {
+						continue
+					}
+					tl.count++
+					sent := time.Unix(0, int64(binary.BigEndian.Uint64(m.Data[8:])))
+					if !sent.Before(start) {
+						tl.lat = append(tl.lat, now.Sub(sent))
+					}
+				case <-time.After(time.Until(end)):
+					return
+				}
+			}
+		}()
+	}
+
+	var sendErr atomic.Value
+	var senders sync.WaitGroup
+	send := func(i int, g *group.Group) {
+		defer senders.Done()
+		payload := make([]byte, b.size)
+		window := make(chan struct{}, b.inflight)
+		for seq := uint64(1); time.Now().Before(end); seq++ {
+			binary.BigEndian.PutUint64(payload, seq)
+			binary.BigEndian.PutUint64(payload[8:], uint64(time.Now().UnixNano()))
+			if mode == "sync" {
+				if err := g.Send(ctx, payload); err != nil {
+					sendErr.Store(err)
+					return
+				}
+				continue
+			}
+			select {
+			case window <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			done, err := g.Go(payload)
+			if err != nil {
+				sendErr.Store(err)
+				return
+			}
+			go func() {
+				if err := <-done; err != nil && !errors.Is(err, group.ErrClosed) {
+					sendErr.Store(err)
+				}
+				<-window
+			}()
+		}
+	}
+	for i, g := range gs {
+		if mode == "sync" && i > 0 {
+			break
+		}
+		senders.Add(1)
+		go send(i, g)
+	}
+	senders.Wait()
+	readers.Wait()
+	if err, ok := sendErr.Load().(error); ok {
+		return benchResult{}, err
+	}
+	var r benchResult
+	var lat []time.Duration
+	for i, tl := range tallies {
+		rate := float64(tl.count) / b.duration.Seconds()
+		if i == 0 || rate < r.rate {
+			r.rate = rate
+		}
+		lat = append(lat, tl.lat...)
+	}
+	if len(lat) == 0 {
+		return r, errors.New("nothing was delivered")
+	}
+	slices.Sort(lat)
+	r.p50, r.p99, r.max = pct(lat, 50), pct(lat, 99), lat[len(lat)-1]
+	return r, nil
+}

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/conclave/conclave/group"
+	"github.com/conclave/conclave/layers"
+	"github.com/conclave/conclave/stack"
+)
+
+// groupCmd is one run of "conclave group": its streams are parameters so
+// tests can drive it.
+type groupCmd struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+func runGroup(args []string) error {
+	return groupCmd{os.Stdin, os.Stdout, os.Stderr}.run(args)
+}
+
+func (c groupCmd) run(args []string) error {
+	fs := newFlags("group", "group --group NAME [--stack vsync|total|FILE.xml] [--listen ADDR] [--contacts A,B,...] [flags]")
+	name := fs.String("group", "", "the group's name; members of other groups are refused (required)")
+	stackName := fs.String("stack", "vsync", "quality of service: vsync, total, or the path of an XML stack description")
+	listen := fs.String("listen", "127.0.0.1:0", "host:port to accept the other members' connections on (port 0: any free port)")
+	contacts := fs.String("contacts", "", "comma-separated host:port of members to join through (none: found the group)")
+	member := fs.String("member", "", "this member's name in views and logs; a random suffix makes each run unique (default: member-PORT)")
+	logDir := fs.String("log-dir", "", "directory for the event log <member>.jsonl (empty: no log)")
+	logDeliveries := fs.Bool("log-deliveries", false, "log every send, acknowledgement and delivery (what the checkers need)")
+	stay := fs.Bool("stay", false, "stay in the group at the end of stdin, until SIGINT or SIGTERM")
+	joinTimeout := fs.Duration("join-timeout", 10*time.Second, "give up if no view is installed within this time")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *name == "" {
+		return usagef("--group is required: the name of the group to join")
+	}
+	d, err := layers.Load(*stackName)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	if _, _, err := net.SplitHostPort(*listen); err != nil {
+		return usagef("--listen %q is not host:port", *listen)
+	}
+	var cs []string
+	for _, a := range strings.Split(*contacts, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return usagef("contact %q is not host:port", a)
+		}
+		cs = append(cs, a)
+	}
+	if *joinTimeout <= 0 {
+		return usagef("--join-timeout must be positive")
+	}
+
+	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	jctx, cancel := context.WithTimeout(sig, *joinTimeout)
+	defer cancel()
+	cfg := group.Config{Name: *name, Description: d, Listen: *listen, Contacts: cs,
+		Member: *member, LogDir: *logDir, LogDeliveries: *logDeliveries}
+	if cfg.Member == "" {
+		_, port, _ := net.SplitHostPort(*listen)
+		cfg.Member = "member-" + port
+		if port == "0" {
+			cfg.Member = fmt.Sprintf("member-%d", os.Getpid())
+		}
+	}
+	g, err := group.Join(jctx, cfg)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("no view installed within %v", *joinTimeout)
+		}
+		return err
+	}
+	defer g.Close()
+
+	var out sync.Mutex // one line at a time on stdout
+	println := func(format string, a ...any) {
+		out.Lock()
+		fmt.Fprintf(c.stdout, format+"\n", a...)
+		out.Unlock()
+	}
+	println("joined group %q as %s at %s (stack %s)", *name, g.Me().ID, g.Me().Addr, d.Name)
+	printed := make(chan struct{})
+	go func() {
+		defer close(printed)
+		views, dels := g.Views(), g.Deliveries()
+		var prev stack.View
+		for views != nil || dels != nil {
+			select {
+			case v, ok := <-views:
+				if !ok {
+					views = nil
+					continue
+				}
+				println("%s", viewLine(prev, v))
+				prev = v
+			case m, ok := <-dels:
+				if !ok {
+					dels = nil
+					continue
+				}
+				println("%s> %s", m.From, m.Data)
+			}
+		}
+	}()
+
+	// Lines of stdin are sent in order, several in flight at once.
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(c.stdin)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-sig.Done():
+				return
+			}
+		}
+		if err := sc.Err(); err != nil {
+			fmt.Fprintf(c.stderr, "reading stdin: %v\n", err)
+		}
+	}()
+	inflight := make(chan struct{}, 256)
+	var wg sync.WaitGroup
+	var failMu sync.Mutex
+	failed := 0
+	fail := func(line string, err error) {
+		failMu.Lock()
+		failed++
+		failMu.Unlock()
+		fmt.Fprintf(c.stderr, "not sent for sure: %q: %v\n", line, err)
+	}
+read:
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				break read
+			}
+			inflight <- struct{}{}
+			done, err := g.Go([]byte(line))
+			if err != nil {
+				<-inflight
+				fail(line, err)
+				break read
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := <-done; err != nil {
+					fail(line, err)
+				}
+				<-inflight
+			}()
+		case <-sig.Done():
+			break read
+		}
+	}
+	wg.Wait()
+	if *stay && sig.Err() == nil {
+		<-sig.Done()
+	}
+	lctx, lcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer lcancel()
+	lerr := g.Leave(lctx)
+	<-printed
+	if failed > 0 {
+		return fmt.Errorf("%d messages may not have reached every member", failed)
+	}
+	if lerr != nil {
+		return fmt.Errorf("leaving: %w", lerr)
+	}
+	return nil
+}
+
+// viewLine describes a view and what changed since prev.
+func viewLine(prev, v stack.View) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "view %s: %s", v.ID, strings.Join(v.IDs(), " "))
+	var joined, gone []string
+	for _, m := range v.Members {
+		if !prev.Has(m.ID) {
+			joined = append(joined, m.ID)
+		}
+	}
+	for _, m := range prev.Members {
+		if !v.Has(m.ID) {
+			gone = append(gone, m.ID)
+		}
+	}
+	if len(prev.Members) > 0 && len(joined)+len(gone) > 0 {
+		b.WriteString(" (")
+		sep := ""
+		if len(joined) > 0 {
+			b.WriteString("joined: " + strings.Join(joined, " "))
+			sep = "; "
+		}
+		if len(gone) > 0 {
+			b.WriteString(sep + "gone: " + strings.Join(gone, " "))
+		}
+		b.WriteString(")")
+	}
+	return b.String()
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestGroupBadConfigurationExitsWithStatus2(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.xml")
+	os.WriteFile(bad, []byte("<stack name=\"b\">\n<layer kind=\"detect\" heartbeat=\"soon\"/></stack>"), 0o644)
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"group"}, "--group is required"},
+		{[]string{"group", "--group", "g", "--stack", "fifo"}, `no stack "fifo"`},
+		{[]string{"group", "--group", "g", "--stack", bad}, "bad.xml:2: layer \"detect\": heartbeat=\"soon\" is not a duration"},
+		{[]string{"group", "--group", "g", "--listen", "nowhere"}, "not host:port"},
+		{[]string{"group", "--group", "g", "--contacts", "127.0.0.1:1,x"}, `contact "x" is not host:port`},
+		{[]string{"group", "--group", "g", "extra"}, "unexpected argument"},
+		{[]string{"bench", "group", "--members", "1"}, "at least 2"},
+		{[]string{"bench", "group", "--mode", "fast"}, "--mode takes"},
+	}
+	for _, c := range cases {
+		code, stderr := runCaptured(t, c.args)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("conclave %s: status %d, stderr %q; want status 2 and %q", strings.Join(c.args, " "), code, stderr, c.want)
+		}
+	}
+}
+
+// member runs "conclave group" in-process with piped stdin and stdout.
+type member struct {
+	in    *io.PipeWriter
+	lines chan string
+	done  chan error
+}
+
+func startMember(t *testing.T, args ...string) *member {
+	t.Helper()
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	m := &member{in: inW, lines: make(chan string, 1024), done: make(chan error, 1)}
+	go func() {
+		err := groupCmd{stdin: inR, stdout: outW, stderr: io.Discard}.run(args)
+		outW.Close()
+		m.done <- err
+	}()
+	go func() {
+		sc := bufio.NewScanner(outR)
+		for sc.Scan() {
+			m.lines <- sc.Text()
+		}
+		close(m.lines)
+	}()
+	t.Cleanup(func() { inW.Close() })
+	return m
+}
+
+// expect reads lines until one matches re and returns its submatches.
+func (m *member) expect(t *testing.T, re string) []string {
+	t.Helper()
+	r := regexp.MustCompile(re)
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case l, ok := <-m.lines:
+			if !ok {
+				t.Fatalf("output ended before a line matching %q: %v", re, <-m.done)
+			}
+			if s := r.FindStringSubmatch(l); s != nil {
+				return s
+			}
+		case <-timeout:
+			t.Fatalf("no line matching %q", re)
+		}
+	}
+}
+
+// TestGroupCommand has two members form a group from the command line,
+// exchange lines in total order, and leave when their input ends.
+func TestGroupCommand(t *testing.T) {
+	a := startMember(t, "--group", "chat", "--stack", "total", "--member", "alice")
+	addr := a.expect(t, `^joined group "chat" as (alice\.\w+) at (\S+) \(stack total\)$`)
+	alice := addr[1]
+	a.expect(t, `^view 1@`+alice+`: `+alice+`$`)
+	b := startMember(t, "--group", "chat", "--stack", "total", "--member", "bob", "--contacts", addr[2])
+	bob := b.expect(t, `^joined group "chat" as (bob\.\w+) at`)[1]
+	two := `^view 2@` + alice + `: ` + alice + ` ` + bob
+	a.expect(t, two+` \(joined: `+bob+`\)$`)
+	b.expect(t, two+`$`)
+
+	io.WriteString(b.in, "hello from bob\n")
+	io.WriteString(a.in, "hello from alice\n")
+	var got [2][]string
+	for i, m := range []*member{a, b} {
+		for range 2 {
+			got[i] = append(got[i], m.expect(t, `^(\S+> .*)$`)[1])
+		}
+	}
+	if got[0][0] != got[1][0] || got[0][1] != got[1][1] {
+		t.Errorf("deliveries in different orders: %q and %q", got[0], got[1])
+	}
+
+	b.in.Close()
+	a.expect(t, `^view 3@`+alice+`: `+alice+` \(gone: `+bob+`\)$`)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, m := range []*member{b, a} {
+		if m == a {
+			a.in.Close()
+		}
+		select {
+		case err := <-m.done:
+			if err != nil {
+				t.Errorf("exit: %v", err)
+			}
+		case <-ctx.Done():
+			t.Fatal("a member did not exit at the end of its input")
+		}
+	}
+}
