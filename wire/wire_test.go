@@ -19,6 +19,10 @@ var samples = []Frame{
 	LeaderChange{Leader: 1, Prev: 0, LC: 9},
 	LeaderChange{Leader: -1, Prev: 2, LC: 9},
 	Bye{Reason: "shutdown", LC: 3},
+	JoinConn{Version: Version, Group: "prices", ID: "m1.3fa2", Addr: "127.0.0.1:7001", To: "m0.11aa", LC: 5},
+	JoinConn{Version: Version, Group: "g"},
+	GroupMsg{LC: 1795466917277952, Data: []byte{2, 1, 0, 1, 7, 'h', 'i'}},
+	GroupMsg{},
 	Hint{},
 }
 
