@@ -13,7 +13,11 @@ import (
 // block and contribute their state on the way down, FlushOk back), then
 // sends Install with every contribution to the members of the new view. A
 // failure during the flush restarts it; the failure of the coordinator
-// hands the flush to the next oldest member.
+// hands the flush to the next oldest member. A coordinator that fails while
+// sending Install may leave some members in the new view and others
+// flushing the old one: a member still blocked in the flush it answered
+// accepts that Install later, even while it runs its own flush, and members
+// of the new view relay it to a member that flushes the old view.
 //
 // A member that finds itself alone (everyone else suspected, or excluded by
 // the others) carries on in a view of its own and asks its contacts to let
@@ -43,7 +47,19 @@ type membership struct {
 
 	// Member side of a flush.
 	answered stack.FlushID
+	gave     []stack.FlushID // the flushes of this view this member answered
 	blocked  bool
+
+	// The install that brought this member into its view, relayed to a
+	// member of the view still flushing the previous one (it missed it).
+	last *installed
+}
+
+// installed is an install message as its coordinator sent it.
+type installed struct {
+	prev  stack.ViewID
+	coord string
+	body  []byte
 }
 
 type flushRun struct {
@@ -65,6 +81,7 @@ const (
 	gmsProbe
 	gmsDissolve
 	gmsRefuse
+	gmsRelay // an install relayed by another member of its view
 )
 
 func newMembership(p stack.Params) stack.Layer {
@@ -93,10 +110,13 @@ func (g *membership) Tick(c *stack.Ctx) {
 		g.askToJoin(c)
 	case g.flush != nil:
 		// Resend to those that have not answered: the Flush may have
-		// reached them before the view it flushes.
+		// reached them before the view it flushes, or they may still be
+		// in the previous view, waiting for the Install that brought
+		// this member here (its coordinator failed while sending it).
 		for id := range g.flush.wait {
 			if id != g.me.ID {
 				g.send(c, g.member(id), g.flushMsg())
+				g.relay(c, g.member(id))
 			}
 		}
 	case g.probing():
@@ -108,6 +128,13 @@ func (g *membership) Tick(c *stack.Ctx) {
 				g.send(c, stack.Member{Addr: a}, probe)
 			}
 		}
+	}
+}
+
+// relay sends to m the install that brought this member into its view.
+func (g *membership) relay(c *stack.Ctx, m stack.Member) {
+	if l := g.last; l != nil {
+		g.send(c, m, append((&stack.Enc{B: []byte{gmsRelay}}).Str(l.coord).B, l.body...))
 	}
 }
 
@@ -307,9 +334,16 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 			break
 		}
 		if !g.inView || id.View != g.view.ID || g.suspects[e.From.ID] || !g.view.Has(e.From.ID) {
+			if l := g.last; l != nil && g.inView && id.View == l.prev && g.view.Has(e.From.ID) && !g.left {
+				// It flushes the view this member has left for its
+				// own: the install it is waiting for is lost with its
+				// coordinator.
+				g.relay(c, e.From)
+			}
 			return
 		}
 		g.answered = id
+		g.gave = append(g.gave, id)
 		g.blocked = true
 		c.Up(stack.Block{Flush: id})
 		return
@@ -362,8 +396,13 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 			g.dissolve(c, addr)
 		}
 		return
-	case gmsInstall:
-		id := stack.FlushID{View: d.ViewID(), Coord: e.From.ID, Attempt: d.Uint()}
+	case gmsInstall, gmsRelay:
+		coord := e.From.ID
+		if h[0] == gmsRelay {
+			coord = d.Str()
+		}
+		body := d.B
+		id := stack.FlushID{View: d.ViewID(), Coord: coord, Attempt: d.Uint()}
 		v := stack.View{ID: d.ViewID(), Members: d.Members()}
 		n := d.Count(2)
 		contribs := make([]stack.Contrib, 0, n)
@@ -375,10 +414,16 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 			}
 			contribs = append(contribs, ct)
 		}
-		if d.Done() != nil || v.ID.Coord != e.From.ID || len(v.Members) == 0 {
+		if d.Done() != nil || v.ID.Coord != coord || len(v.Members) == 0 {
 			break
 		}
+		if h[0] == gmsRelay && !(g.inView && g.blocked && id.View == g.view.ID) {
+			return // only for a member still in the flush of that view
+		}
 		g.onInstall(c, id, v, contribs)
+		if g.inView && g.view.ID == v.ID {
+			g.last = &installed{prev: id.View, coord: coord, body: body}
+		}
 		return
 	}
 	c.Log("bad_msg", "from", e.From.ID, "layer", "membership", "kind", int(h[0]))
@@ -495,6 +540,9 @@ func (g *membership) flushOk(c *stack.Ctx, from string, id stack.FlushID, parts 
 		}
 	}
 	g.onInstall(c, id, v, contribs)
+	if g.inView && g.view.ID == v.ID {
+		g.last = &installed{prev: id.View, coord: g.me.ID, body: enc.B[1:]}
+	}
 }
 
 func (g *membership) onInstall(c *stack.Ctx, id stack.FlushID, v stack.View, contribs []stack.Contrib) {
@@ -505,8 +553,12 @@ func (g *membership) onInstall(c *stack.Ctx, id stack.FlushID, v stack.View, con
 	case g.left:
 		return
 	case g.inView && !g.alone() || g.inView && g.blocked:
-		if id != g.answered || !g.blocked {
-			if v.Has(g.me.ID) && id.View != g.view.ID {
+		// Any flush of this view this member answered, whoever runs a
+		// flush now: a coordinator that failed while sending Install
+		// installed it at some members, and this member has delivered
+		// nothing since it first answered.
+		if id != g.answered && !slices.Contains(g.gave, id) || id.View != g.view.ID || !g.blocked {
+			if v.Has(g.me.ID) && id.View != g.view.ID && v.ID != g.view.ID {
 				// Taken in by a group this member does not belong to
 				// (it asked several while joining): say so.
 				g.send(c, g.memberOf(v, v.ID.Coord), []byte{gmsRefuse})
@@ -535,6 +587,8 @@ func (g *membership) onInstall(c *stack.Ctx, id stack.FlushID, v stack.View, con
 
 func (g *membership) install(c *stack.Ctx, v stack.View, prev stack.ViewID, contribs []stack.Contrib) {
 	g.view = v
+	g.last = nil // the caller records the install message, if there was one
+	g.gave = nil
 	g.inView = true
 	g.joining = false
 	g.status = nil

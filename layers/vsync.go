@@ -39,7 +39,8 @@ type vsync struct {
 	dirty   map[string]bool     // senders owed an acknowledgement
 	waiting []stack.Send        // sends waiting for a view or window
 	future  map[stack.ViewID][]stack.Recv
-	nfuture int
+	nfuture int // messages in future
+	bfuture int // and their bytes
 }
 
 // vstream is what a member holds of one sender's messages in the view.
@@ -67,8 +68,12 @@ const (
 	vsAck
 )
 
-// maxFuture bounds the messages kept for a view not yet installed.
-const maxFuture = 1 << 16
+// maxFuture and maxFutureBytes bound the messages kept for views not yet
+// installed.
+const (
+	maxFuture      = 1 << 16
+	maxFutureBytes = 64 << 20
+)
 
 func newVsync(p stack.Params) stack.Layer {
 	return &vsync{window: p.Int("window"), future: map[stack.ViewID][]stack.Recv{}}
@@ -147,7 +152,10 @@ func (v *vsync) recv(c *stack.Ctx, e stack.Recv) {
 			break
 		}
 		if !v.inView || view != v.view.ID {
-			if view.Seq > v.view.ID.Seq || !v.inView {
+			// A view this member may install next: sequence numbers
+			// grow along one coordinator's views only (a member that
+			// dissolved its own group joins one with any number).
+			if !v.inView || view.Seq > v.view.ID.Seq || view.Coord != v.view.ID.Coord {
 				v.keep(view, e)
 			}
 			return
@@ -191,11 +199,13 @@ func (v *vsync) recv(c *stack.Ctx, e stack.Recv) {
 
 // keep holds a message of a view this member has not installed yet.
 func (v *vsync) keep(view stack.ViewID, e stack.Recv) {
-	if v.nfuture >= maxFuture {
+	size := msgSize(e.Msg)
+	if v.nfuture >= maxFuture || v.bfuture+size > maxFutureBytes {
 		return
 	}
 	v.future[view] = append(v.future[view], e)
 	v.nfuture++
+	v.bfuture += size
 }
 
 // advance recomputes which of this member's messages are stable.
@@ -260,13 +270,12 @@ func (v *vsync) install(c *stack.Ctx, e stack.Install) {
 			rests[i] = rest
 		}
 		e.Contribs = rests
+		// Only the union: what this member received after it
+		// contributed (from a sender that failed) others may not have.
 		for _, m := range v.view.Members {
 			st := v.streams[m.ID]
 			for seq := st.delivered + 1; ; seq++ {
 				msg, ok := union[m.ID][seq]
-				if !ok && seq > st.base && seq <= st.recv() {
-					msg, ok = st.msgs[seq-st.base-1], true
-				}
 				if !ok {
 					break
 				}
@@ -300,9 +309,13 @@ func (v *vsync) install(c *stack.Ctx, e stack.Install) {
 	}
 	c.Up(e)
 	kept := v.future[e.View.ID]
+	alone := len(e.View.Members) == 1 // it may be about to join any group
 	for id := range v.future {
-		if id.Seq <= e.View.ID.Seq {
+		if id.Seq <= e.View.ID.Seq && (id.Coord == e.View.ID.Coord || !alone) {
 			v.nfuture -= len(v.future[id])
+			for _, r := range v.future[id] {
+				v.bfuture -= msgSize(r.Msg)
+			}
 			delete(v.future, id)
 		}
 	}
@@ -349,4 +362,13 @@ func (v *vsync) decodeInto(union map[string]map[uint64]stack.Msg, part []byte) b
 		}
 	}
 	return d.Done() == nil
+}
+
+// msgSize is a message's size in memory, roughly.
+func msgSize(m stack.Msg) int {
+	n := len(m.Data)
+	for _, h := range m.Hdrs {
+		n += len(h) + 24
+	}
+	return n
 }
