@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -16,22 +15,7 @@ import (
 // binary is the conclave executable built for these tests.
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "conclave-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "conclave")
-	out, err := exec.Command("go", "build", "-o", binary, "github.com/conclave/conclave/cmd/conclave").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building conclave: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(RunTests(m, &binary)) }
 
 const (
 	hb      = 50 * time.Millisecond

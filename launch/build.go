@@ -1,0 +1,37 @@
+package launch
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// Build compiles the conclave command into dir and returns its path.
+func Build(dir string) (string, error) {
+	bin := filepath.Join(dir, "conclave")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/conclave/conclave/cmd/conclave").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("building conclave: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// RunTests is a TestMain for packages whose tests start conclave
+// processes: it builds the binary into a temporary directory, sets *bin to
+// its path, runs the tests and removes the directory. It returns the exit
+// status for os.Exit.
+func RunTests(m *testing.M, bin *string) int {
+	dir, err := os.MkdirTemp("", "conclave-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *bin, err = Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
