@@ -143,6 +143,8 @@ func (b groupBench) run(d *stack.Description, mode string) (benchResult, error) 
 		go func() {
 			defer readers.Done()
 			tl := &tallies[i]
+			stop := time.NewTimer(time.Until(end))
+			defer stop.Stop()
 			for {
 				select {
 				case m, ok := <-g.Deliveries():
@@ -161,7 +163,7 @@ func (b groupBench) run(d *stack.Description, mode string) (benchResult, error) 
 					if !sent.Before(start) {
 						tl.lat = append(tl.lat, now.Sub(sent))
 					}
-				case <-time.After(time.Until(end)):
+				case <-stop.C:
 					return
 				}
 			}

@@ -127,3 +127,34 @@ func TestGroupCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchGroupRuns runs a short group benchmark and checks it reports
+// a rate and latencies for each stack and mode.
+func TestBenchGroupRuns(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stdout
+	os.Stdout = w
+	errc := make(chan error, 1)
+	go func() {
+		errc <- runBench([]string{"group", "--members", "3", "--duration", "300ms", "--warmup", "100ms", "--inflight", "64"})
+		w.Close()
+	}()
+	out, _ := io.ReadAll(r)
+	os.Stdout = old
+	if err := <-errc; err != nil {
+		t.Fatalf("bench group: %v\n%s", err, out)
+	}
+	row := regexp.MustCompile(`(?m)^(vsync|total) +(async|sync) +([0-9]+) +[0-9.]+ +[0-9.]+ +[0-9.]+$`)
+	rows := row.FindAllStringSubmatch(string(out), -1)
+	if len(rows) != 4 {
+		t.Fatalf("want 4 result rows, got %d:\n%s", len(rows), out)
+	}
+	for _, r := range rows {
+		if r[3] == "0" {
+			t.Errorf("%s %s delivered nothing:\n%s", r[1], r[2], out)
+		}
+	}
+}
