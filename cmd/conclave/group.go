@@ -94,12 +94,12 @@ func (c groupCmd) run(args []string) error {
 	defer g.Close()
 
 	var out sync.Mutex // one line at a time on stdout
-	println := func(format string, a ...any) {
+	say := func(format string, a ...any) {
 		out.Lock()
 		fmt.Fprintf(c.stdout, format+"\n", a...)
 		out.Unlock()
 	}
-	println("joined group %q as %s at %s (stack %s)", *name, g.Me().ID, g.Me().Addr, d.Name)
+	say("joined group %q as %s at %s (stack %s)", *name, g.Me().ID, g.Me().Addr, d.Name)
 	printed := make(chan struct{})
 	go func() {
 		defer close(printed)
@@ -112,14 +112,14 @@ func (c groupCmd) run(args []string) error {
 					views = nil
 					continue
 				}
-				println("%s", viewLine(prev, v))
+				say("%s", viewLine(prev, v))
 				prev = v
 			case m, ok := <-dels:
 				if !ok {
 					dels = nil
 					continue
 				}
-				println("%s> %s", m.From, m.Data)
+				say("%s> %s", m.From, m.Data)
 			}
 		}
 	}()
