@@ -20,6 +20,10 @@ type GroupConfig struct {
 	Stack func(me stack.Member) *stack.Stack
 	// MinDelay and MaxDelay bound one-way delays (defaults 50µs and 2ms).
 	MinDelay, MaxDelay time.Duration
+	// Trace, if set, sees every input stepped into a member's stack, as
+	// the stack sees it: the slot, its incarnation, the time and the input.
+	// It must not keep in.Msg's memory beyond the call.
+	Trace func(slot int, inc uint64, now time.Duration, in stack.Event)
 }
 
 // GroupSim is a simulated group: member processes running stacks on a
@@ -237,6 +241,9 @@ func (s *GroupSim) input(m *gmember, gen int, f func()) {
 }
 
 func (s *GroupSim) step(m *gmember, in stack.Event) {
+	if s.cfg.Trace != nil {
+		s.cfg.Trace(m.slot, m.inc, s.now, in)
+	}
 	if err := m.st.Step(s.now, in); err != nil {
 		panic(err)
 	}
