@@ -274,7 +274,10 @@ func (g *membership) Up(c *stack.Ctx, ev stack.Event) {
 
 func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 	h, rest, ok := e.Msg.Pop()
-	if !ok || len(h) == 0 {
+	if !ok || len(h) == 0 || e.From.ID == g.me.ID || e.From.ID == "" {
+		// A member never hears from itself through the network: a
+		// message that claims to would make it act on its own behalf
+		// (a Leave from itself, say, would exclude it from every view).
 		c.Log("bad_msg", "from", e.From.ID, "layer", "membership")
 		return
 	}
@@ -375,7 +378,7 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 			}
 			contribs = append(contribs, ct)
 		}
-		if d.Done() != nil || v.ID.Coord != e.From.ID || len(v.Members) == 0 {
+		if d.Done() != nil || v.ID.Coord != e.From.ID || !wellFormed(v) {
 			break
 		}
 		g.onInstall(c, id, v, contribs)
@@ -576,6 +579,22 @@ func (g *membership) leave(c *stack.Ctx, reason string) {
 	g.inView = false
 	c.Down(Watch{})
 	c.Up(stack.Left{Reason: reason})
+}
+
+// wellFormed reports whether a view received from the network can be
+// installed: it has members, each with an ID, none twice.
+func wellFormed(v stack.View) bool {
+	if len(v.Members) == 0 {
+		return false
+	}
+	seen := make(map[string]bool, len(v.Members))
+	for _, m := range v.Members {
+		if m.ID == "" || seen[m.ID] {
+			return false
+		}
+		seen[m.ID] = true
+	}
+	return true
 }
 
 func ids(ms []stack.Member) []string {
