@@ -504,7 +504,7 @@ func headerKinds(script []byte, total bool) map[string]int {
 			}
 			kinds["detect:data"]++
 			h, m, _ = m.Pop()
-			gms := []string{"data", "join", "nack", "leave", "flush", "flush-ok", "install", "probe", "dissolve", "refuse"}
+			gms := []string{"data", "join", "nack", "leave", "flush", "flush-ok", "install", "probe", "dissolve", "refuse", "suspect"}
 			kinds["membership:"+gms[h[0]]]++
 			if h[0] != 0 {
 				continue
@@ -552,7 +552,7 @@ func TestStackRecvCorpus(t *testing.T) {
 	t.Logf("header kinds: %v", all)
 	for _, k := range []string{"detect:beat", "detect:data", "membership:data", "membership:join", "membership:nack",
 		"membership:leave", "membership:flush", "membership:flush-ok", "membership:install", "membership:probe",
-		"membership:dissolve", "membership:refuse", "vsync:data", "vsync:ack", "total:data", "total:order"} {
+		"membership:dissolve", "membership:refuse", "membership:suspect", "vsync:data", "vsync:ack", "total:data", "total:order"} {
 		if all[k] == 0 {
 			t.Errorf("no %s message in the recorded scripts", k)
 		}

@@ -65,6 +65,7 @@ const (
 	gmsProbe
 	gmsDissolve
 	gmsRefuse
+	gmsSuspect
 )
 
 func newMembership(p stack.Params) stack.Layer {
@@ -121,7 +122,15 @@ func (g *membership) probing() bool {
 func (g *membership) dissolve(c *stack.Ctx, addr string) {
 	c.Log("dissolve", "view", g.view.ID.String(), "into", addr)
 	g.install(c, stack.View{ID: g.nextID(), Members: []stack.Member{g.me}}, g.view.ID, nil)
-	g.send(c, stack.Member{Addr: addr}, (&stack.Enc{B: []byte{gmsJoin}}).Member(g.me).B)
+	g.send(c, stack.Member{Addr: addr}, g.joinMsg(g.me, g.maxSeq))
+}
+
+// joinMsg asks to let j in. seq is the highest view sequence number j has
+// seen: the view that takes it in is numbered above, so that the views a
+// member installs are numbered in increasing order, whichever group they
+// come from (vsync relies on it to tell a coming view from a past one).
+func (g *membership) joinMsg(j stack.Member, seq uint64) []byte {
+	return (&stack.Enc{B: []byte{gmsJoin}}).Member(j).Uint(seq).B
 }
 
 // askToJoin founds the group if no contact has a group to offer, and asks
@@ -135,7 +144,7 @@ func (g *membership) askToJoin(c *stack.Ctx) {
 	g.status = map[string]string{}
 	for _, a := range g.contacts {
 		g.status[a] = "asked"
-		g.send(c, stack.Member{Addr: a}, (&stack.Enc{B: []byte{gmsJoin}}).Member(g.me).B)
+		g.send(c, stack.Member{Addr: a}, g.joinMsg(g.me, g.maxSeq))
 	}
 }
 
@@ -160,6 +169,17 @@ func (g *membership) mayFound() bool {
 func (g *membership) nextID() stack.ViewID {
 	g.maxSeq++
 	return stack.ViewID{Seq: g.maxSeq, Coord: g.me.ID}
+}
+
+// maxViewSeq bounds the view sequence numbers taken from the network, far
+// from overflow.
+const maxViewSeq = 1 << 62
+
+// see notes a view sequence number heard of.
+func (g *membership) see(seq uint64) {
+	if seq > g.maxSeq && seq < maxViewSeq {
+		g.maxSeq = seq
+	}
 }
 
 func (g *membership) coord() string {
@@ -254,6 +274,18 @@ func (g *membership) Up(c *stack.Ctx, ev stack.Event) {
 		if g.coord() == "" {
 			return
 		}
+		// The coordinator decides: tell it, or the new one everything.
+		switch c2 := g.coord(); {
+		case c2 == g.me.ID:
+		case c2 != wasCoord:
+			for _, m := range g.view.Members {
+				if g.suspects[m.ID] {
+					g.send(c, g.member(c2), (&stack.Enc{B: []byte{gmsSuspect}}).Str(m.ID).B)
+				}
+			}
+		default:
+			g.send(c, g.member(c2), (&stack.Enc{B: []byte{gmsSuspect}}).Str(e.ID).B)
+		}
 		if g.leaving && g.coord() != wasCoord && g.coord() != g.me.ID {
 			g.send(c, g.member(g.coord()), []byte{gmsLeave})
 		}
@@ -287,11 +319,11 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 		c.Up(stack.Recv{From: e.From, Msg: rest})
 		return
 	case gmsJoin:
-		j := d.Member()
+		j, seq := d.Member(), d.Uint()
 		if d.Done() != nil || j.ID == "" {
 			break
 		}
-		g.onJoin(c, j)
+		g.onJoin(c, j, seq)
 		return
 	case gmsNack:
 		if d.Done() == nil && g.joining {
@@ -308,6 +340,13 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 		id := stack.FlushID{View: d.ViewID(), Coord: e.From.ID, Attempt: d.Uint()}
 		if d.Done() != nil {
 			break
+		}
+		if g.inView && !g.left && id.View != g.view.ID && id.View.Seq <= g.view.ID.Seq {
+			// A view this member has left (views are numbered in
+			// increasing order along a member's life): the flusher
+			// waits for it in vain. It must go on without it.
+			g.send(c, e.From, []byte{gmsRefuse})
+			return
 		}
 		if !g.inView || id.View != g.view.ID || g.suspects[e.From.ID] || !g.view.Has(e.From.ID) {
 			return
@@ -351,8 +390,23 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 	case gmsRefuse:
 		// A member we installed is in another view: exclude it.
 		if d.Done() == nil && g.inView && g.view.Has(e.From.ID) && !g.suspects[e.From.ID] {
-			c.Log("refused", "member", e.From.ID)
+			c.Log("refused", "of", e.From.ID)
 			g.suspects[e.From.ID] = true
+			g.maybeFlush(c)
+		}
+		return
+	case gmsSuspect:
+		// A member suspects another: the coordinator excludes it, unless
+		// the member is itself suspected (a cut between two members
+		// makes each suspect the other: one goes).
+		id := d.Str()
+		if d.Done() != nil {
+			break
+		}
+		if g.inView && !g.left && g.coord() == g.me.ID && g.view.Has(e.From.ID) && !g.suspects[e.From.ID] &&
+			id != g.me.ID && g.view.Has(id) && !g.suspects[id] {
+			c.Log("suspect_report", "of", id, "by", e.From.ID)
+			g.suspects[id] = true
 			g.maybeFlush(c)
 		}
 		return
@@ -387,7 +441,8 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 	c.Log("bad_msg", "from", e.From.ID, "layer", "membership", "kind", int(h[0]))
 }
 
-func (g *membership) onJoin(c *stack.Ctx, j stack.Member) {
+func (g *membership) onJoin(c *stack.Ctx, j stack.Member, seq uint64) {
+	g.see(seq)
 	switch {
 	case g.left:
 	case !g.inView:
@@ -396,11 +451,11 @@ func (g *membership) onJoin(c *stack.Ctx, j stack.Member) {
 	case g.coord() == g.me.ID:
 		if !slices.ContainsFunc(g.joins, func(m stack.Member) bool { return m.ID == j.ID }) {
 			g.joins = append(g.joins, j)
-			c.Log("join_request", "member", j.ID, "addr", j.Addr)
+			c.Log("join_request", "of", j.ID, "addr", j.Addr)
 		}
 		g.maybeFlush(c)
 	default:
-		g.send(c, g.member(g.coord()), (&stack.Enc{B: []byte{gmsJoin}}).Member(j).B)
+		g.send(c, g.member(g.coord()), g.joinMsg(j, seq))
 	}
 }
 
@@ -501,9 +556,7 @@ func (g *membership) flushOk(c *stack.Ctx, from string, id stack.FlushID, parts 
 }
 
 func (g *membership) onInstall(c *stack.Ctx, id stack.FlushID, v stack.View, contribs []stack.Contrib) {
-	if v.ID.Seq > g.maxSeq {
-		g.maxSeq = v.ID.Seq
-	}
+	g.see(v.ID.Seq)
 	switch {
 	case g.left:
 		return
@@ -584,7 +637,7 @@ func (g *membership) leave(c *stack.Ctx, reason string) {
 // wellFormed reports whether a view received from the network can be
 // installed: it has members, each with an ID, none twice.
 func wellFormed(v stack.View) bool {
-	if len(v.Members) == 0 {
+	if len(v.Members) == 0 || v.ID.Seq >= maxViewSeq {
 		return false
 	}
 	seen := make(map[string]bool, len(v.Members))

@@ -261,13 +261,13 @@ func (v *vsync) install(c *stack.Ctx, e stack.Install) {
 			rests[i] = rest
 		}
 		e.Contribs = rests
+		// Only the union: this member's own contribution is in it, and
+		// what it received after contributing is not, so others may not
+		// have it.
 		for _, m := range v.view.Members {
 			st := v.streams[m.ID]
 			for seq := st.delivered + 1; ; seq++ {
 				msg, ok := union[m.ID][seq]
-				if !ok && seq > st.base && seq <= st.recv() {
-					msg, ok = st.msgs[seq-st.base-1], true
-				}
 				if !ok {
 					break
 				}
