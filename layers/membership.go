@@ -42,8 +42,9 @@ type membership struct {
 	attempt uint64
 
 	// Member side of a flush.
-	answered stack.FlushID
-	blocked  bool
+	answered    stack.FlushID          // the last flush answered
+	contributed map[stack.FlushID]bool // the flushes of the view contributed to
+	blocked     bool
 }
 
 type flushRun struct {
@@ -51,7 +52,12 @@ type flushRun struct {
 	proposal []stack.Member
 	wait     map[string]bool
 	contribs map[string][][]byte
+	tries    int // resends
 }
+
+// flushPatience is how many times a flush is sent again to a member that
+// does not answer before it is suspected.
+const flushPatience = 5
 
 // Membership message kinds (the first byte of its header).
 const (
@@ -94,11 +100,24 @@ func (g *membership) Tick(c *stack.Ctx) {
 		g.askToJoin(c)
 	case g.flush != nil:
 		// Resend to those that have not answered: the Flush may have
-		// reached them before the view it flushes.
-		for id := range g.flush.wait {
-			if id != g.me.ID {
-				g.send(c, g.member(id), g.flushMsg())
+		// reached them before the view it flushes. Past patience, they
+		// are suspected: a member that heartbeats but never answers
+		// (it lost the Install of the view flushed, say, and waits for
+		// a flush of the previous one) would block the group for good.
+		g.flush.tries++
+		for _, m := range g.view.Members {
+			if m.ID == g.me.ID || !g.flush.wait[m.ID] {
+				continue
 			}
+			if g.flush.tries > flushPatience {
+				c.Log("flush_timeout", "of", m.ID, "attempt", g.flush.id.Attempt)
+				g.suspects[m.ID] = true
+				continue
+			}
+			g.send(c, m, g.flushMsg())
+		}
+		if g.flush.tries > flushPatience {
+			g.maybeFlush(c)
 		}
 	case g.probing():
 		// Look for another group of ours among the contacts: the smaller
@@ -244,6 +263,10 @@ func (g *membership) Down(c *stack.Ctx, ev stack.Event) {
 		if e.Flush != g.answered || !g.blocked {
 			return
 		}
+		if g.contributed == nil {
+			g.contributed = map[stack.FlushID]bool{}
+		}
+		g.contributed[e.Flush] = true
 		if e.Flush.Coord == g.me.ID {
 			g.flushOk(c, g.me.ID, e.Flush, e.Parts)
 			return
@@ -547,9 +570,9 @@ func (g *membership) flushOk(c *stack.Ctx, from string, id stack.FlushID, parts 
 			g.send(c, m, enc.B)
 		}
 	}
-	for id := range f.contribs {
-		if id != g.me.ID && !v.Has(id) {
-			g.send(c, g.member(id), enc.B) // leavers learn they are out
+	for _, m := range g.view.Members {
+		if _, ok := f.contribs[m.ID]; ok && m.ID != g.me.ID && !v.Has(m.ID) {
+			g.send(c, m, enc.B) // leavers learn they are out
 		}
 	}
 	g.onInstall(c, id, v, contribs)
@@ -561,7 +584,11 @@ func (g *membership) onInstall(c *stack.Ctx, id stack.FlushID, v stack.View, con
 	case g.left:
 		return
 	case g.inView && !g.alone() || g.inView && g.blocked:
-		if id != g.answered || !g.blocked {
+		// Any flush of the view this member contributed to will do: it
+		// has delivered nothing since its first contribution, and the
+		// Install carries its contribution to this one, as it does to
+		// every member that installs the view.
+		if !g.contributed[id] || !g.blocked {
 			if v.Has(g.me.ID) && id.View != g.view.ID {
 				// Taken in by a group this member does not belong to
 				// (it asked several while joining): say so.
@@ -596,6 +623,7 @@ func (g *membership) install(c *stack.Ctx, v stack.View, prev stack.ViewID, cont
 	g.status = nil
 	g.blocked = false
 	g.answered = stack.FlushID{}
+	clear(g.contributed)
 	g.flush = nil
 	for id := range g.suspects {
 		if !v.Has(id) {

@@ -36,12 +36,13 @@ type GroupConfig struct {
 // The network is TCP-like, as in the peer simulator: a connection is
 // reliable and FIFO in each direction; when one end closes it or its
 // process dies, the other end learns it (stack.Lost) after the data in
-// flight; a partition holds traffic, closes included, until it heals, and a
-// connection attempt across it times out after DialTimeout. A one-way cut
-// blocks both directions of the pair, since TCP's acknowledgements cannot
-// return. A reset breaks a connection at both ends at once. One connection
-// per pair of processes stands for the group runtime's two (one per
-// direction): they carry the same traffic and end together.
+// flight (a crash loses what was in flight); a partition holds traffic,
+// closes included, until it heals, and a connection attempt across it
+// times out after DialTimeout. A one-way cut blocks both directions of the
+// pair, since TCP's acknowledgements cannot return. A reset breaks a
+// connection at both ends at once. One connection per pair of processes
+// stands for the group runtime's two (one per direction): they carry the
+// same traffic and end together.
 type GroupSim struct {
 	engine
 	cfg     GroupConfig
@@ -179,10 +180,14 @@ func (s *GroupSim) Crash(i int) {
 	}
 	s.control("proc_kill", "peer", i)
 	m.running = false
+	for _, c := range m.links {
+		c.broken = true // what it sent last may not have left
+	}
 	s.closeAll(m)
 }
 
-// stopLeft ends a member that left the group: its connections close.
+// stopLeft ends a member that left the group: its connections close after
+// what it sent, as the group runtime closes them.
 func (s *GroupSim) stopLeft(m *gmember) {
 	if !m.running || !m.left {
 		return
@@ -477,7 +482,7 @@ func (s *GroupSim) transmit(m *gmember, e stack.Out) {
 	msg := stack.Msg{Hdrs: append([][]byte(nil), e.Msg.Hdrs...), Data: e.Msg.Data}
 	me := c.side(m.slot)
 	s.send(m.slot, j, func() {
-		if c.broken || !c.open[me] || !c.open[1-me] || m.gen != c.gens[me] || o.gen != c.gens[1-me] {
+		if c.broken || !c.open[1-me] || o.gen != c.gens[1-me] {
 			return // the connection ended meanwhile
 		}
 		s.input(o, c.gens[1-me], func() { s.step(o, stack.Recv{From: from, Msg: msg}) })

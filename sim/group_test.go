@@ -1,10 +1,13 @@
 package sim
 
 import (
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,20 +146,27 @@ func TestGroupFaultsDuringTraffic(t *testing.T) {
 // schedules.
 func TestGroupSweep(t *testing.T) {
 	n := 40
+	if *seedFlag != 0 {
+		n = 1 // replay one, or CONCLAVE_GROUP_SWEEP from there
+	}
 	if v := os.Getenv("CONCLAVE_GROUP_SWEEP"); v != "" {
 		n, _ = strconv.Atoi(v)
 	}
 	base := seed(1)
-	if *seedFlag != 0 {
-		n = 1
-	}
 	start := time.Now()
+	var failed []uint64
 	for k := range n {
 		sd := base + uint64(k)
 		name := []string{"vsync", "total"}[sd%2]
 		if !runGroupSchedule(t, sd, name) {
-			t.Fatalf("seed %d (%s) failed; replay with: go test ./sim -run TestGroupSweep -seed %d", sd, name, sd)
+			t.Errorf("seed %d (%s) failed; replay with: go test ./sim -run TestGroupSweep -seed %d", sd, name, sd)
+			if failed = append(failed, sd); len(failed) == 5 {
+				break
+			}
 		}
+	}
+	if len(failed) > 0 {
+		t.Fatalf("failing seeds: %v", failed)
 	}
 	t.Logf("%d group schedules in %v (%.0f/s)", n, time.Since(start).Round(time.Millisecond), float64(n)/time.Since(start).Seconds())
 }
@@ -172,6 +182,8 @@ var groupRegressions = []struct {
 	{1, "vsync delivered at Install messages received after its flush contribution, which the others did not have (view synchrony)"},
 	{25, "a member that suspected another (a cut between them) did not tell the coordinator: no view change, total order stuck (acked-delivered)"},
 	{199, "competing flushes left members in different views, each waiting for the other's flush answer (no agreed view)"},
+	{3501, "a member that missed the Install of a view (its connection to the coordinator closed) waited for a flush of the view before while the others' flush waited for its answer (no agreed view)"},
+	{3243, "a member took only the Install of the last flush it answered: after competing flushes, the coordinator whose Install it dropped counted it in the new view while it stayed in the old one (no agreed view)"},
 }
 
 // TestGroupRegressions replays the sweep seeds that found bugs.
@@ -184,8 +196,22 @@ func TestGroupRegressions(t *testing.T) {
 	}
 }
 
+var groupDump = flag.String("dump", "", "with -seed: print the events (but sends, deliveries and acks) of these nodes, e.g. m0,m2, or all")
+
 func runGroupSchedule(t *testing.T, sd uint64, name string) bool {
-	return runGroupScheduleHist(t, sd, name, nil)
+	var h []eventlog.Event
+	ok := runGroupScheduleHist(t, sd, name, &h)
+	if *groupDump != "" && *seedFlag != 0 {
+		for _, e := range h {
+			if e.Ev == "send" || e.Ev == "deliver" || e.Ev == "acked" || e.Ev == "order_skipped" {
+				continue
+			}
+			if *groupDump == "all" || e.Node == "control" || slices.Contains(strings.Split(*groupDump, ","), e.Node) {
+				t.Log(eventlog.Format(e))
+			}
+		}
+	}
+	return ok
 }
 
 func runGroupScheduleHist(t *testing.T, sd uint64, name string, hist *[]eventlog.Event) bool {
