@@ -89,7 +89,7 @@ func (d *detect) Tick(c *stack.Ctx) {
 
 func (d *detect) suspect(c *stack.Ctx, w *watched, cause string) {
 	w.suspected = true
-	c.Log("suspect", "member", w.m.ID, "cause", cause)
+	c.Log("suspect", "of", w.m.ID, "cause", cause)
 	c.Down(stack.Close{ID: w.m.ID})
 	c.Up(Suspect{ID: w.m.ID, Cause: cause})
 }

@@ -13,11 +13,7 @@ import (
 // block and contribute their state on the way down, FlushOk back), then
 // sends Install with every contribution to the members of the new view. A
 // failure during the flush restarts it; the failure of the coordinator
-// hands the flush to the next oldest member. A coordinator that fails while
-// sending Install may leave some members in the new view and others
-// flushing the old one: a member still blocked in the flush it answered
-// accepts that Install later, even while it runs its own flush, and members
-// of the new view relay it to a member that flushes the old view.
+// hands the flush to the next oldest member.
 //
 // A member that finds itself alone (everyone else suspected, or excluded by
 // the others) carries on in a view of its own and asks its contacts to let
@@ -46,20 +42,9 @@ type membership struct {
 	attempt uint64
 
 	// Member side of a flush.
-	answered stack.FlushID
-	gave     []stack.FlushID // the flushes of this view this member answered
-	blocked  bool
-
-	// The install that brought this member into its view, relayed to a
-	// member of the view still flushing the previous one (it missed it).
-	last *installed
-}
-
-// installed is an install message as its coordinator sent it.
-type installed struct {
-	prev  stack.ViewID
-	coord string
-	body  []byte
+	answered    stack.FlushID          // the last flush answered
+	contributed map[stack.FlushID]bool // the flushes of the view contributed to
+	blocked     bool
 }
 
 type flushRun struct {
@@ -67,7 +52,12 @@ type flushRun struct {
 	proposal []stack.Member
 	wait     map[string]bool
 	contribs map[string][][]byte
+	tries    int // resends
 }
+
+// flushPatience is how many times a flush is sent again to a member that
+// does not answer before it is suspected.
+const flushPatience = 5
 
 // Membership message kinds (the first byte of its header).
 const (
@@ -81,7 +71,7 @@ const (
 	gmsProbe
 	gmsDissolve
 	gmsRefuse
-	gmsRelay // an install relayed by another member of its view
+	gmsSuspect
 )
 
 func newMembership(p stack.Params) stack.Layer {
@@ -110,14 +100,24 @@ func (g *membership) Tick(c *stack.Ctx) {
 		g.askToJoin(c)
 	case g.flush != nil:
 		// Resend to those that have not answered: the Flush may have
-		// reached them before the view it flushes, or they may still be
-		// in the previous view, waiting for the Install that brought
-		// this member here (its coordinator failed while sending it).
-		for id := range g.flush.wait {
-			if id != g.me.ID {
-				g.send(c, g.member(id), g.flushMsg())
-				g.relay(c, g.member(id))
+		// reached them before the view it flushes. Past patience, they
+		// are suspected: a member that heartbeats but never answers
+		// (it lost the Install of the view flushed, say, and waits for
+		// a flush of the previous one) would block the group for good.
+		g.flush.tries++
+		for _, m := range g.view.Members {
+			if m.ID == g.me.ID || !g.flush.wait[m.ID] {
+				continue
 			}
+			if g.flush.tries > flushPatience {
+				c.Log("flush_timeout", "of", m.ID, "attempt", g.flush.id.Attempt)
+				g.suspects[m.ID] = true
+				continue
+			}
+			g.send(c, m, g.flushMsg())
+		}
+		if g.flush.tries > flushPatience {
+			g.maybeFlush(c)
 		}
 	case g.probing():
 		// Look for another group of ours among the contacts: the smaller
@@ -131,13 +131,6 @@ func (g *membership) Tick(c *stack.Ctx) {
 	}
 }
 
-// relay sends to m the install that brought this member into its view.
-func (g *membership) relay(c *stack.Ctx, m stack.Member) {
-	if l := g.last; l != nil {
-		g.send(c, m, append((&stack.Enc{B: []byte{gmsRelay}}).Str(l.coord).B, l.body...))
-	}
-}
-
 // probing reports whether this member, a coordinator at rest, looks for
 // other groups to merge with.
 func (g *membership) probing() bool {
@@ -148,7 +141,15 @@ func (g *membership) probing() bool {
 func (g *membership) dissolve(c *stack.Ctx, addr string) {
 	c.Log("dissolve", "view", g.view.ID.String(), "into", addr)
 	g.install(c, stack.View{ID: g.nextID(), Members: []stack.Member{g.me}}, g.view.ID, nil)
-	g.send(c, stack.Member{Addr: addr}, (&stack.Enc{B: []byte{gmsJoin}}).Member(g.me).B)
+	g.send(c, stack.Member{Addr: addr}, g.joinMsg(g.me, g.maxSeq))
+}
+
+// joinMsg asks to let j in. seq is the highest view sequence number j has
+// seen: the view that takes it in is numbered above, so that the views a
+// member installs are numbered in increasing order, whichever group they
+// come from (vsync relies on it to tell a coming view from a past one).
+func (g *membership) joinMsg(j stack.Member, seq uint64) []byte {
+	return (&stack.Enc{B: []byte{gmsJoin}}).Member(j).Uint(seq).B
 }
 
 // askToJoin founds the group if no contact has a group to offer, and asks
@@ -162,7 +163,7 @@ func (g *membership) askToJoin(c *stack.Ctx) {
 	g.status = map[string]string{}
 	for _, a := range g.contacts {
 		g.status[a] = "asked"
-		g.send(c, stack.Member{Addr: a}, (&stack.Enc{B: []byte{gmsJoin}}).Member(g.me).B)
+		g.send(c, stack.Member{Addr: a}, g.joinMsg(g.me, g.maxSeq))
 	}
 }
 
@@ -187,6 +188,17 @@ func (g *membership) mayFound() bool {
 func (g *membership) nextID() stack.ViewID {
 	g.maxSeq++
 	return stack.ViewID{Seq: g.maxSeq, Coord: g.me.ID}
+}
+
+// maxViewSeq bounds the view sequence numbers taken from the network, far
+// from overflow.
+const maxViewSeq = 1 << 62
+
+// see notes a view sequence number heard of.
+func (g *membership) see(seq uint64) {
+	if seq > g.maxSeq && seq < maxViewSeq {
+		g.maxSeq = seq
+	}
 }
 
 func (g *membership) coord() string {
@@ -251,6 +263,10 @@ func (g *membership) Down(c *stack.Ctx, ev stack.Event) {
 		if e.Flush != g.answered || !g.blocked {
 			return
 		}
+		if g.contributed == nil {
+			g.contributed = map[stack.FlushID]bool{}
+		}
+		g.contributed[e.Flush] = true
 		if e.Flush.Coord == g.me.ID {
 			g.flushOk(c, g.me.ID, e.Flush, e.Parts)
 			return
@@ -281,6 +297,18 @@ func (g *membership) Up(c *stack.Ctx, ev stack.Event) {
 		if g.coord() == "" {
 			return
 		}
+		// The coordinator decides: tell it, or the new one everything.
+		switch c2 := g.coord(); {
+		case c2 == g.me.ID:
+		case c2 != wasCoord:
+			for _, m := range g.view.Members {
+				if g.suspects[m.ID] {
+					g.send(c, g.member(c2), (&stack.Enc{B: []byte{gmsSuspect}}).Str(m.ID).B)
+				}
+			}
+		default:
+			g.send(c, g.member(c2), (&stack.Enc{B: []byte{gmsSuspect}}).Str(e.ID).B)
+		}
 		if g.leaving && g.coord() != wasCoord && g.coord() != g.me.ID {
 			g.send(c, g.member(g.coord()), []byte{gmsLeave})
 		}
@@ -301,7 +329,10 @@ func (g *membership) Up(c *stack.Ctx, ev stack.Event) {
 
 func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 	h, rest, ok := e.Msg.Pop()
-	if !ok || len(h) == 0 {
+	if !ok || len(h) == 0 || e.From.ID == g.me.ID || e.From.ID == "" {
+		// A member never hears from itself through the network: a
+		// message that claims to would make it act on its own behalf
+		// (a Leave from itself, say, would exclude it from every view).
 		c.Log("bad_msg", "from", e.From.ID, "layer", "membership")
 		return
 	}
@@ -311,11 +342,11 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 		c.Up(stack.Recv{From: e.From, Msg: rest})
 		return
 	case gmsJoin:
-		j := d.Member()
+		j, seq := d.Member(), d.Uint()
 		if d.Done() != nil || j.ID == "" {
 			break
 		}
-		g.onJoin(c, j)
+		g.onJoin(c, j, seq)
 		return
 	case gmsNack:
 		if d.Done() == nil && g.joining {
@@ -333,17 +364,17 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 		if d.Done() != nil {
 			break
 		}
+		if g.inView && !g.left && id.View != g.view.ID && id.View.Seq <= g.view.ID.Seq {
+			// A view this member has left (views are numbered in
+			// increasing order along a member's life): the flusher
+			// waits for it in vain. It must go on without it.
+			g.send(c, e.From, []byte{gmsRefuse})
+			return
+		}
 		if !g.inView || id.View != g.view.ID || g.suspects[e.From.ID] || !g.view.Has(e.From.ID) {
-			if l := g.last; l != nil && g.inView && id.View == l.prev && g.view.Has(e.From.ID) && !g.left {
-				// It flushes the view this member has left for its
-				// own: the install it is waiting for is lost with its
-				// coordinator.
-				g.relay(c, e.From)
-			}
 			return
 		}
 		g.answered = id
-		g.gave = append(g.gave, id)
 		g.blocked = true
 		c.Up(stack.Block{Flush: id})
 		return
@@ -382,8 +413,23 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 	case gmsRefuse:
 		// A member we installed is in another view: exclude it.
 		if d.Done() == nil && g.inView && g.view.Has(e.From.ID) && !g.suspects[e.From.ID] {
-			c.Log("refused", "member", e.From.ID)
+			c.Log("refused", "of", e.From.ID)
 			g.suspects[e.From.ID] = true
+			g.maybeFlush(c)
+		}
+		return
+	case gmsSuspect:
+		// A member suspects another: the coordinator excludes it, unless
+		// the member is itself suspected (a cut between two members
+		// makes each suspect the other: one goes).
+		id := d.Str()
+		if d.Done() != nil {
+			break
+		}
+		if g.inView && !g.left && g.coord() == g.me.ID && g.view.Has(e.From.ID) && !g.suspects[e.From.ID] &&
+			id != g.me.ID && g.view.Has(id) && !g.suspects[id] {
+			c.Log("suspect_report", "of", id, "by", e.From.ID)
+			g.suspects[id] = true
 			g.maybeFlush(c)
 		}
 		return
@@ -396,13 +442,8 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 			g.dissolve(c, addr)
 		}
 		return
-	case gmsInstall, gmsRelay:
-		coord := e.From.ID
-		if h[0] == gmsRelay {
-			coord = d.Str()
-		}
-		body := d.B
-		id := stack.FlushID{View: d.ViewID(), Coord: coord, Attempt: d.Uint()}
+	case gmsInstall:
+		id := stack.FlushID{View: d.ViewID(), Coord: e.From.ID, Attempt: d.Uint()}
 		v := stack.View{ID: d.ViewID(), Members: d.Members()}
 		n := d.Count(2)
 		contribs := make([]stack.Contrib, 0, n)
@@ -414,22 +455,17 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 			}
 			contribs = append(contribs, ct)
 		}
-		if d.Done() != nil || v.ID.Coord != coord || len(v.Members) == 0 {
+		if d.Done() != nil || v.ID.Coord != e.From.ID || !wellFormed(v) {
 			break
 		}
-		if h[0] == gmsRelay && !(g.inView && g.blocked && id.View == g.view.ID) {
-			return // only for a member still in the flush of that view
-		}
 		g.onInstall(c, id, v, contribs)
-		if g.inView && g.view.ID == v.ID {
-			g.last = &installed{prev: id.View, coord: coord, body: body}
-		}
 		return
 	}
 	c.Log("bad_msg", "from", e.From.ID, "layer", "membership", "kind", int(h[0]))
 }
 
-func (g *membership) onJoin(c *stack.Ctx, j stack.Member) {
+func (g *membership) onJoin(c *stack.Ctx, j stack.Member, seq uint64) {
+	g.see(seq)
 	switch {
 	case g.left:
 	case !g.inView:
@@ -438,11 +474,11 @@ func (g *membership) onJoin(c *stack.Ctx, j stack.Member) {
 	case g.coord() == g.me.ID:
 		if !slices.ContainsFunc(g.joins, func(m stack.Member) bool { return m.ID == j.ID }) {
 			g.joins = append(g.joins, j)
-			c.Log("join_request", "member", j.ID, "addr", j.Addr)
+			c.Log("join_request", "of", j.ID, "addr", j.Addr)
 		}
 		g.maybeFlush(c)
 	default:
-		g.send(c, g.member(g.coord()), (&stack.Enc{B: []byte{gmsJoin}}).Member(j).B)
+		g.send(c, g.member(g.coord()), g.joinMsg(j, seq))
 	}
 }
 
@@ -534,31 +570,26 @@ func (g *membership) flushOk(c *stack.Ctx, from string, id stack.FlushID, parts 
 			g.send(c, m, enc.B)
 		}
 	}
-	for id := range f.contribs {
-		if id != g.me.ID && !v.Has(id) {
-			g.send(c, g.member(id), enc.B) // leavers learn they are out
+	for _, m := range g.view.Members {
+		if _, ok := f.contribs[m.ID]; ok && m.ID != g.me.ID && !v.Has(m.ID) {
+			g.send(c, m, enc.B) // leavers learn they are out
 		}
 	}
 	g.onInstall(c, id, v, contribs)
-	if g.inView && g.view.ID == v.ID {
-		g.last = &installed{prev: id.View, coord: g.me.ID, body: enc.B[1:]}
-	}
 }
 
 func (g *membership) onInstall(c *stack.Ctx, id stack.FlushID, v stack.View, contribs []stack.Contrib) {
-	if v.ID.Seq > g.maxSeq {
-		g.maxSeq = v.ID.Seq
-	}
+	g.see(v.ID.Seq)
 	switch {
 	case g.left:
 		return
 	case g.inView && !g.alone() || g.inView && g.blocked:
-		// Any flush of this view this member answered, whoever runs a
-		// flush now: a coordinator that failed while sending Install
-		// installed it at some members, and this member has delivered
-		// nothing since it first answered.
-		if id != g.answered && !slices.Contains(g.gave, id) || id.View != g.view.ID || !g.blocked {
-			if v.Has(g.me.ID) && id.View != g.view.ID && v.ID != g.view.ID {
+		// Any flush of the view this member contributed to will do: it
+		// has delivered nothing since its first contribution, and the
+		// Install carries its contribution to this one, as it does to
+		// every member that installs the view.
+		if !g.contributed[id] || !g.blocked {
+			if v.Has(g.me.ID) && id.View != g.view.ID {
 				// Taken in by a group this member does not belong to
 				// (it asked several while joining): say so.
 				g.send(c, g.memberOf(v, v.ID.Coord), []byte{gmsRefuse})
@@ -587,13 +618,12 @@ func (g *membership) onInstall(c *stack.Ctx, id stack.FlushID, v stack.View, con
 
 func (g *membership) install(c *stack.Ctx, v stack.View, prev stack.ViewID, contribs []stack.Contrib) {
 	g.view = v
-	g.last = nil // the caller records the install message, if there was one
-	g.gave = nil
 	g.inView = true
 	g.joining = false
 	g.status = nil
 	g.blocked = false
 	g.answered = stack.FlushID{}
+	clear(g.contributed)
 	g.flush = nil
 	for id := range g.suspects {
 		if !v.Has(id) {
@@ -630,6 +660,22 @@ func (g *membership) leave(c *stack.Ctx, reason string) {
 	g.inView = false
 	c.Down(Watch{})
 	c.Up(stack.Left{Reason: reason})
+}
+
+// wellFormed reports whether a view received from the network can be
+// installed: it has members, each with an ID, none twice.
+func wellFormed(v stack.View) bool {
+	if len(v.Members) == 0 || v.ID.Seq >= maxViewSeq {
+		return false
+	}
+	seen := make(map[string]bool, len(v.Members))
+	for _, m := range v.Members {
+		if m.ID == "" || seen[m.ID] {
+			return false
+		}
+		seen[m.ID] = true
+	}
+	return true
 }
 
 func ids(ms []stack.Member) []string {

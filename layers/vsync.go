@@ -270,8 +270,9 @@ func (v *vsync) install(c *stack.Ctx, e stack.Install) {
 			rests[i] = rest
 		}
 		e.Contribs = rests
-		// Only the union: what this member received after it
-		// contributed (from a sender that failed) others may not have.
+		// Only the union: this member's own contribution is in it, and
+		// what it received after contributing is not, so others may not
+		// have it.
 		for _, m := range v.view.Members {
 			st := v.streams[m.ID]
 			for seq := st.delivered + 1; ; seq++ {

@@ -1,7 +1,10 @@
 package sim
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,12 +23,26 @@ type GroupConfig struct {
 	Stack func(me stack.Member) *stack.Stack
 	// MinDelay and MaxDelay bound one-way delays (defaults 50µs and 2ms).
 	MinDelay, MaxDelay time.Duration
+	// Trace, if set, sees every input stepped into a member's stack, as
+	// the stack sees it: the slot, its incarnation, the time and the input.
+	// It must not keep in.Msg's memory beyond the call.
+	Trace func(slot int, inc uint64, now time.Duration, in stack.Event)
 }
 
 // GroupSim is a simulated group: member processes running stacks on a
-// simulated network of FIFO connections, one per direction between two
-// processes, as the group runtime uses them. It records views, sends,
-// acknowledgements and deliveries for the checkers.
+// simulated network of FIFO connections between processes. It records
+// views, sends, acknowledgements and deliveries for the checkers.
+//
+// The network is TCP-like, as in the peer simulator: a connection is
+// reliable and FIFO in each direction; when one end closes it or its
+// process dies, the other end learns it (stack.Lost) after the data in
+// flight (a crash loses what was in flight); a partition holds traffic,
+// closes included, until it heals, and a connection attempt across it
+// times out after DialTimeout. A one-way cut blocks both directions of the
+// pair, since TCP's acknowledgements cannot return. A reset breaks a
+// connection at both ends at once. One connection per pair of processes
+// stands for the group runtime's two (one per direction): they carry the
+// same traffic and end together.
 type GroupSim struct {
 	engine
 	cfg     GroupConfig
@@ -33,6 +50,41 @@ type GroupSim struct {
 	history []eventlog.Event
 	ctrl    eventlog.Clock
 	sent    int
+	blocked map[[2]int]bool // unordered pair (lo, hi) → cut
+	pipes   map[[2]int]*pipe
+}
+
+// DialTimeout is how long a simulated connection attempt across a
+// partition takes to fail, as the group runtime's dial timeout.
+const DialTimeout = time.Second
+
+// gconn is a connection between two processes; side 0 dialed.
+type gconn struct {
+	ends   [2]int
+	gens   [2]int
+	incs   [2]uint64
+	open   [2]bool // side i has not closed it nor learnt that it ended
+	broken bool    // reset: nothing more gets through
+}
+
+// far returns the member id at the end of c that is not slot.
+func (c *gconn) far(slot int) string {
+	o := 1 - c.side(slot)
+	return memberID(c.ends[o], c.incs[o])
+}
+
+func (c *gconn) side(slot int) int {
+	if c.ends[0] == slot {
+		return 0
+	}
+	return 1
+}
+
+// pipe is one direction between two processes: what it carries arrives in
+// order, and waits while the pair is cut.
+type pipe struct {
+	last time.Duration // the last scheduled arrival
+	held []func()
 }
 
 type gmember struct {
@@ -46,8 +98,7 @@ type gmember struct {
 	backlog []func()
 	timer   uint64
 	clock   eventlog.Clock
-	links   map[int]int // slot → gen of the far end this member has a connection with
-	last    map[int]time.Duration
+	links   map[int]*gconn // slot → the connection this member uses with it
 	view    stack.View
 	inView  bool
 	count   int // messages sent
@@ -62,7 +113,8 @@ func NewGroup(cfg GroupConfig) *GroupSim {
 	if cfg.MaxDelay == 0 {
 		cfg.MaxDelay = 2 * time.Millisecond
 	}
-	s := &GroupSim{cfg: cfg, engine: newEngine(cfg.Seed, cfg.MinDelay, cfg.MaxDelay)}
+	s := &GroupSim{cfg: cfg, engine: newEngine(cfg.Seed, cfg.MinDelay, cfg.MaxDelay),
+		blocked: map[[2]int]bool{}, pipes: map[[2]int]*pipe{}}
 	for i := range cfg.N {
 		s.members = append(s.members, &gmember{slot: i})
 	}
@@ -105,8 +157,7 @@ func (s *GroupSim) Start(i int) {
 	m.gen++
 	m.running, m.paused, m.left, m.inView = true, false, false, false
 	m.backlog = nil
-	m.links = map[int]int{}
-	m.last = map[int]time.Duration{}
+	m.links = map[int]*gconn{}
 	m.tokens = map[uint64]string{}
 	m.clock = eventlog.Clock{}
 	s.control("proc_start", "peer", i)
@@ -120,7 +171,8 @@ func (s *GroupSim) Start(i int) {
 	s.step(m, stack.Join{Contacts: contacts})
 }
 
-// Crash kills slot i: its connections break.
+// Crash kills slot i: its connections end, which the far ends learn once
+// the network lets them.
 func (s *GroupSim) Crash(i int) {
 	m := s.members[i]
 	if !m.running {
@@ -128,30 +180,29 @@ func (s *GroupSim) Crash(i int) {
 	}
 	s.control("proc_kill", "peer", i)
 	m.running = false
-	m.gen++
-	for j := range m.links {
-		s.breakLink(i, j)
+	for _, c := range m.links {
+		c.broken = true // what it sent last may not have left
 	}
-	for _, o := range s.members {
-		if _, ok := o.links[i]; ok {
-			s.breakLink(o.slot, i)
-		}
-	}
+	s.closeAll(m)
 }
 
-// stopLeft ends a member that left the group: its connections close.
+// stopLeft ends a member that left the group: its connections close after
+// what it sent, as the group runtime closes them.
 func (s *GroupSim) stopLeft(m *gmember) {
 	if !m.running || !m.left {
 		return
 	}
 	m.running = false
-	m.gen++
-	for _, o := range s.members {
-		if _, ok := o.links[m.slot]; ok {
-			s.breakLink(o.slot, m.slot)
-		}
+	s.closeAll(m)
+}
+
+// closeAll closes every connection of a process that ends.
+func (s *GroupSim) closeAll(m *gmember) {
+	for _, j := range slices.Sorted(maps.Keys(m.links)) {
+		s.closeConn(m, m.links[j], "eof")
 	}
-	m.links = map[int]int{}
+	m.links = map[int]*gconn{}
+	m.gen++
 }
 
 // Pause stops slot i without closing anything, like SIGSTOP.
@@ -210,17 +261,126 @@ func (s *GroupSim) Send(i int) {
 	s.step(m, stack.Send{Msg: stack.Msg{Data: []byte(id)}, Token: uint64(m.count)})
 }
 
-// breakLink closes the connections between a and b as seen from a: a
-// learns that b is lost, after a delay.
-func (s *GroupSim) breakLink(a, b int) {
-	m := s.members[a]
-	delete(m.links, b)
-	if !m.running {
+// closeConn closes c at m's end: the far end learns it after what m sent
+// before, once the network lets it through.
+func (s *GroupSim) closeConn(m *gmember, c *gconn, reason string) {
+	me := c.side(m.slot)
+	if !c.open[me] {
 		return
 	}
-	id := memberID(b, s.members[b].inc)
-	gen := m.gen
-	s.after(s.delay(), func() { s.input(m, gen, func() { s.step(m, stack.Lost{ID: id, Addr: Addr(b), Reason: "eof"}) }) })
+	c.open[me] = false
+	if m.links[c.ends[1-me]] == c {
+		delete(m.links, c.ends[1-me])
+	}
+	id := c.far(c.ends[1-me])
+	s.send(m.slot, c.ends[1-me], func() { s.ended(c, 1-me, id, reason) })
+}
+
+// ended tells side of c that the connection is over, if it still is the
+// same process and has not closed c itself.
+func (s *GroupSim) ended(c *gconn, side int, id, reason string) {
+	o := s.members[c.ends[side]]
+	if !c.open[side] || o.gen != c.gens[side] {
+		return
+	}
+	c.open[side] = false
+	if o.links[c.ends[1-side]] == c {
+		delete(o.links, c.ends[1-side])
+	}
+	s.input(o, c.gens[side], func() {
+		s.step(o, stack.Lost{ID: id, Addr: Addr(c.ends[1-side]), Reason: reason})
+	})
+}
+
+// send carries f from slot a to slot b in order after what a sent before,
+// holding it while the pair is cut.
+func (s *GroupSim) send(a, b int, f func()) {
+	p := s.pipes[[2]int{a, b}]
+	if p == nil {
+		p = &pipe{}
+		s.pipes[[2]int{a, b}] = p
+	}
+	if s.blocked[pair(a, b)] {
+		p.held = append(p.held, f)
+		return
+	}
+	at := max(s.now+s.delay(), p.last)
+	p.last = at
+	s.at(at, f)
+}
+
+// Partition splits the slots into groups that cannot reach each other;
+// slots in no group reach nobody. It replaces any earlier partition or
+// cut.
+func (s *GroupSim) Partition(groups ...[]int) {
+	side := map[int]int{}
+	for g, ids := range groups {
+		for _, i := range ids {
+			side[i] = g + 1
+		}
+	}
+	blocked := map[[2]int]bool{}
+	for a := range s.cfg.N {
+		for b := a + 1; b < s.cfg.N; b++ {
+			if side[a] == 0 || side[a] != side[b] {
+				blocked[[2]int{a, b}] = true
+			}
+		}
+	}
+	s.control("net_partition", "groups", groups)
+	s.setBlocked(blocked)
+}
+
+// Cut blocks traffic from a to b, in addition to earlier cuts. Over TCP
+// that stops both directions of the pair.
+func (s *GroupSim) Cut(a, b int) {
+	s.control("net_cut", "from", a, "to", b)
+	blocked := maps.Clone(s.blocked)
+	blocked[pair(a, b)] = true
+	s.setBlocked(blocked)
+}
+
+// Heal removes every partition and cut; held traffic flows again.
+func (s *GroupSim) Heal() {
+	s.control("net_heal")
+	s.setBlocked(map[[2]int]bool{})
+}
+
+// Reset resets the connection between a and b, if there is one: both ends
+// see it end at once, and what was in flight is lost.
+func (s *GroupSim) Reset(a, b int) {
+	c := s.members[a].links[b]
+	if c == nil {
+		c = s.members[b].links[a]
+	}
+	if c == nil {
+		return
+	}
+	s.control("net_reset", "a", a, "b", b)
+	c.broken = true
+	for side := range 2 {
+		s.after(s.delay(), func() { s.ended(c, side, c.far(c.ends[side]), "reset") })
+	}
+}
+
+// Blocked reports whether traffic between slots a and b is cut.
+func (s *GroupSim) Blocked(a, b int) bool { return s.blocked[pair(a, b)] }
+
+func (s *GroupSim) setBlocked(b map[[2]int]bool) {
+	s.blocked = b
+	for _, k := range slices.SortedFunc(maps.Keys(s.pipes), func(x, y [2]int) int {
+		return cmp.Or(cmp.Compare(x[0], y[0]), cmp.Compare(x[1], y[1]))
+	}) {
+		p := s.pipes[k]
+		if len(p.held) == 0 || s.blocked[pair(k[0], k[1])] {
+			continue
+		}
+		held := p.held
+		p.held = nil
+		for _, f := range held {
+			s.send(k[0], k[1], f)
+		}
+	}
 }
 
 func (s *GroupSim) delay() time.Duration { return s.jitter() }
@@ -237,6 +397,9 @@ func (s *GroupSim) input(m *gmember, gen int, f func()) {
 }
 
 func (s *GroupSim) step(m *gmember, in stack.Event) {
+	if s.cfg.Trace != nil {
+		s.cfg.Trace(m.slot, m.inc, s.now, in)
+	}
 	if err := m.st.Step(s.now, in); err != nil {
 		panic(err)
 	}
@@ -250,13 +413,8 @@ func (s *GroupSim) effects(m *gmember) {
 			s.transmit(m, e)
 		case stack.Close:
 			if j := slotOf(strings.SplitN(e.ID, ".", 2)[0]); j >= 0 && j < s.cfg.N {
-				if _, ok := m.links[j]; ok {
-					delete(m.links, j)
-					// The far end sees its connections to m end.
-					o := s.members[j]
-					if _, ok := o.links[m.slot]; ok {
-						s.breakLink(j, m.slot)
-					}
+				if c := m.links[j]; c != nil && c.far(m.slot) == e.ID {
+					s.closeConn(m, c, "eof")
 				}
 			}
 		case stack.Deliver:
@@ -290,41 +448,44 @@ func (s *GroupSim) effects(m *gmember) {
 // e.To.Addr, connecting first.
 func (s *GroupSim) transmit(m *gmember, e stack.Out) {
 	j := slotOf(e.To.Addr)
-	if j < 0 || j >= s.cfg.N {
+	if j < 0 || j >= s.cfg.N || j == m.slot {
 		return
 	}
 	o := s.members[j]
 	gen := m.gen
-	lost := func(reason string) {
-		s.after(s.delay(), func() {
+	lost := func(after time.Duration, reason string) {
+		s.after(after, func() {
 			s.input(m, gen, func() { s.step(m, stack.Lost{ID: e.To.ID, Addr: e.To.Addr, Reason: reason}) })
 		})
 	}
-	if j == m.slot {
-		return
+	c := m.links[j]
+	if c != nil && e.To.ID != "" && e.To.ID != c.far(m.slot) {
+		c = nil // meant for another incarnation than the one connected
 	}
-	if !o.running {
-		lost("refused")
-		return
-	}
-	if e.To.ID != "" && e.To.ID != memberID(j, o.inc) {
-		lost("gone") // a new incarnation answers at that address
-		return
-	}
-	if og, ok := m.links[j]; !ok || og != o.gen {
-		m.links[j] = o.gen
-		o.links[m.slot] = m.gen
+	if c == nil {
+		switch {
+		case s.blocked[pair(m.slot, j)]:
+			lost(DialTimeout, "timeout")
+			return
+		case !o.running:
+			lost(s.delay(), "refused")
+			return
+		case e.To.ID != "" && e.To.ID != memberID(j, o.inc):
+			lost(s.delay(), "gone") // a new incarnation answers at that address
+			return
+		}
+		c = &gconn{ends: [2]int{m.slot, j}, gens: [2]int{m.gen, o.gen}, incs: [2]uint64{m.inc, o.inc}, open: [2]bool{true, true}}
+		m.links[j] = c
+		o.links[m.slot] = c
 	}
 	from := stack.Member{ID: memberID(m.slot, m.inc), Addr: Addr(m.slot)}
 	msg := stack.Msg{Hdrs: append([][]byte(nil), e.Msg.Hdrs...), Data: e.Msg.Data}
-	at := max(s.now+s.delay(), m.last[j])
-	m.last[j] = at
-	ogen, mgen := o.gen, m.gen
-	s.at(at, func() {
-		if m.gen != mgen || m.links[j] != ogen {
-			return // the connection broke meanwhile
+	me := c.side(m.slot)
+	s.send(m.slot, j, func() {
+		if c.broken || !c.open[1-me] || o.gen != c.gens[1-me] {
+			return // the connection ended meanwhile
 		}
-		s.input(o, ogen, func() { s.step(o, stack.Recv{From: from, Msg: msg}) })
+		s.input(o, c.gens[1-me], func() { s.step(o, stack.Recv{From: from, Msg: msg}) })
 	})
 }
 
@@ -342,6 +503,53 @@ func (s *GroupSim) arm(m *gmember) {
 		}
 		s.input(m, gen, func() { s.step(m, stack.Tick{}) })
 	})
+}
+
+// Apply performs one fault of a group schedule now: crash, start, pause,
+// resume or leave slot i; reset (i's connection with the next slot), cut
+// (i's link to the next slot), isolate (i from the rest), split (slots up
+// to i | the rest) or heal.
+func (s *GroupSim) Apply(op string, i int) {
+	n := s.cfg.N
+	next := (i + 1) % n
+	switch op {
+	case "crash":
+		s.Crash(i)
+	case "start":
+		s.Start(i)
+	case "pause":
+		s.Pause(i)
+	case "resume":
+		s.Resume(i)
+	case "leave":
+		s.Leave(i)
+	case "reset":
+		s.Reset(i, next)
+	case "cut":
+		s.Cut(i, next)
+	case "isolate":
+		var rest []int
+		for j := range n {
+			if j != i {
+				rest = append(rest, j)
+			}
+		}
+		s.Partition([]int{i}, rest)
+	case "split":
+		var a, b []int
+		for j := range n {
+			if j <= i {
+				a = append(a, j)
+			} else {
+				b = append(b, j)
+			}
+		}
+		s.Partition(a, b)
+	case "heal":
+		s.Heal()
+	default:
+		panic("sim: unknown group fault " + op)
+	}
 }
 
 // Agreed reports whether every running member is in the same view, with

@@ -46,21 +46,3 @@ func TestGroupAllLeaveAtOnce(t *testing.T) {
 		}
 	}
 }
-
-// TestGroupRegressions replays sweep schedules that once failed (with the
-// schedule generator of the commit that added them):
-//   - 399: a member that had dissolved its own group several times (view
-//     10@m0) dropped the first messages of the group it joined (view 8@m2)
-//     as "old", since 8 < 10: vsync now keeps messages of any other
-//     coordinator's view until it knows better.
-//   - 92: a relayed install reached a member already alone in a view of its
-//     own, which went back to the old view: relays are now accepted only
-//     by a member still blocked in the flush of that view.
-func TestGroupRegressions(t *testing.T) {
-	for _, sd := range []uint64{399, 92} {
-		name := []string{"vsync", "total"}[sd%2]
-		if !runGroupSchedule(t, sd, name) {
-			t.Errorf("seed %d (%s) failed; replay with: go test ./sim -run TestGroupSweep -seed %d", sd, name, sd)
-		}
-	}
-}
