@@ -57,25 +57,28 @@ func TestRealGroupSurvivesKilledMembers(t *testing.T) {
 			for i := range 4 {
 				tr.Send(c, i, fmt.Sprintf("m%d", i), 2*time.Millisecond)
 			}
-			must(c.WaitDelivered(ctx, 2, "m3-100"))
+			// Progress marks are a member's own messages: under load a
+			// member may be suspected and excluded for a while, and miss
+			// others' messages meanwhile.
+			must(c.WaitDelivered(ctx, 3, "m3-100"))
 			_, err := c.Kill(1)
 			must(err)
 			for _, i := range []int{0, 2, 3} {
 				must(c.WaitView(ctx, i, "m0", "m2", "m3"))
 			}
-			must(c.WaitDelivered(ctx, 2, "m3-300"))
+			must(c.WaitDelivered(ctx, 3, "m3-300"))
 			_, err = c.Kill(0) // the coordinator
 			must(err)
 			for _, i := range []int{2, 3} {
 				must(c.WaitView(ctx, i, "m2", "m3"))
 			}
-			must(c.WaitDelivered(ctx, 3, "m2-500"))
+			must(c.WaitDelivered(ctx, 2, "m2-500"))
 			must(c.StartPeer(1)) // a new incarnation
 			tr.Send(c, 1, "m1again", 2*time.Millisecond)
 			for _, i := range []int{1, 2, 3} {
 				must(c.WaitView(ctx, i, "m1", "m2", "m3"))
 			}
-			must(c.WaitDelivered(ctx, 2, "m1again-100"))
+			must(c.WaitDelivered(ctx, 1, "m1again-100"))
 			tr.Stop()
 
 			// Every survivor sends what it has read, leaves, and exits 0:
@@ -90,13 +93,19 @@ func TestRealGroupSurvivesKilledMembers(t *testing.T) {
 			}
 			h, err := eventlog.MergeDir(c.Dir())
 			must(err)
-			delivered := 0
+			delivered, fromOthers := 0, 0
 			for _, e := range h {
 				if e.Ev == "deliver" {
 					delivered++
+					if e.Str("from") != e.Str("member") {
+						fromOthers++
+					}
 				}
 			}
-			t.Logf("%d events, %d deliveries", len(h), delivered)
+			t.Logf("%d events, %d deliveries, %d of others' messages", len(h), delivered, fromOthers)
+			if fromOthers < 1000 {
+				t.Errorf("only %d deliveries of others' messages", fromOthers)
+			}
 			for _, v := range check.Group(h, check.GroupOptions{Total: st == "total"}) {
 				t.Error(v)
 			}
