@@ -27,6 +27,11 @@ type GroupConfig struct {
 	// the stack sees it: the slot, its incarnation, the time and the input.
 	// It must not keep in.Msg's memory beyond the call.
 	Trace func(slot int, inc uint64, now time.Duration, in stack.Event)
+	// Batch, if positive, has members collect their stacks' effects (and
+	// so end a batch, stack.Batcher) only Batch after the first input of a
+	// batch, as the group runtime does when inputs queue up, instead of
+	// after every input.
+	Batch time.Duration
 }
 
 // GroupSim is a simulated group: member processes running stacks on a
@@ -103,6 +108,7 @@ type gmember struct {
 	inView  bool
 	count   int // messages sent
 	tokens  map[uint64]string
+	batch   bool // effects are due (GroupConfig.Batch)
 }
 
 // NewGroup returns a simulated group of cfg.N member slots, none started.
@@ -157,6 +163,7 @@ func (s *GroupSim) Start(i int) {
 	m.gen++
 	m.running, m.paused, m.left, m.inView = true, false, false, false
 	m.backlog = nil
+	m.batch = false
 	m.links = map[int]*gconn{}
 	m.tokens = map[uint64]string{}
 	m.clock = eventlog.Clock{}
@@ -403,7 +410,23 @@ func (s *GroupSim) step(m *gmember, in stack.Event) {
 	if err := m.st.Step(s.now, in); err != nil {
 		panic(err)
 	}
-	s.effects(m)
+	if s.cfg.Batch <= 0 {
+		s.effects(m)
+		return
+	}
+	if m.batch {
+		return
+	}
+	m.batch = true
+	gen := m.gen
+	s.after(s.cfg.Batch, func() {
+		s.input(m, gen, func() {
+			if m.batch {
+				m.batch = false
+				s.effects(m)
+			}
+		})
+	})
 }
 
 func (s *GroupSim) effects(m *gmember) {

@@ -217,7 +217,7 @@ func runGroupSchedule(t *testing.T, sd uint64, name string) bool {
 func runGroupScheduleHist(t *testing.T, sd uint64, name string, hist *[]eventlog.Event) bool {
 	rng := rand.New(rand.NewPCG(sd, 7))
 	nm := 3 + rng.IntN(4)
-	s := NewGroup(GroupConfig{N: nm, Seed: sd, Stack: groupStack(t, name)})
+	s := NewGroup(GroupConfig{N: nm, Seed: sd, Stack: groupStack(t, name), Batch: groupBatch})
 	for i := range nm {
 		s.Start(i)
 	}
