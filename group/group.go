@@ -6,6 +6,7 @@
 //	g, err := group.Join(ctx, group.Config{Name: "prices", Stack: "total",
 //		Listen: "127.0.0.1:7001", Contacts: []string{"127.0.0.1:7000"}})
 //	...
+//	defer g.Close()
 //	go func() {
 //		for d := range g.Deliveries() {
 //			fmt.Printf("%s: %s\n", d.From, d.Data)
