@@ -20,14 +20,15 @@ type GroupOptions struct {
 // Group runs every group checker over a history of view, send, acked and
 // deliver events (fields as docs/events.md gives them).
 func Group(h []eventlog.Event, o GroupOptions) []Violation {
+	ls := lives(h)
 	var out []Violation
 	out = append(out, ViewAgreement(h)...)
-	out = append(out, ViewSynchrony(h)...)
-	out = append(out, SenderFIFO(h)...)
+	out = append(out, viewSynchrony(ls)...)
+	out = append(out, senderFIFO(ls)...)
 	if o.Total {
-		out = append(out, TotalOrder(h)...)
+		out = append(out, totalOrder(h, ls)...)
 	}
-	out = append(out, AckedDelivered(h, o.Quiet)...)
+	out = append(out, ackedDelivered(h, ls, o.Quiet)...)
 	return out
 }
 
@@ -56,56 +57,82 @@ func ViewAgreement(h []eventlog.Event) []Violation {
 type life struct {
 	view      string
 	next      string // the view it installed next, through a flush
-	delivered []eventlog.Event
+	delivered []delivery
+}
+
+// delivery is a deliver event with the fields the checkers read.
+type delivery struct {
+	ev         eventlog.Event
+	msg, view  string
+	from       string
+	seq, order int
+}
+
+// memberLives is every member's history split into views, members in
+// order.
+type memberLives struct {
+	members []string
+	of      map[string][]*life
 }
 
 // lives splits each member's history into views.
-func lives(h []eventlog.Event) map[string][]*life {
-	out := map[string][]*life{}
+func lives(h []eventlog.Event) memberLives {
+	out := memberLives{of: map[string][]*life{}}
 	for _, e := range h {
+		if e.Ev != "view" && e.Ev != "deliver" {
+			continue
+		}
 		m := e.Str("member")
 		if m == "" {
 			continue
 		}
-		ls := out[m]
+		ls, ok := out.of[m]
+		if !ok {
+			out.members = append(out.members, m)
+		}
 		switch e.Ev {
 		case "view":
 			if len(ls) > 0 && flagField(e, "flushed") {
 				ls[len(ls)-1].next = e.Str("view")
 			}
-			out[m] = append(ls, &life{view: e.Str("view")})
+			out.of[m] = append(ls, &life{view: e.Str("view")})
 		case "deliver":
 			if len(ls) > 0 {
 				l := ls[len(ls)-1]
-				l.delivered = append(l.delivered, e)
+				l.delivered = append(l.delivered, delivery{ev: e, msg: e.Str("msg"), view: e.Str("view"),
+					from: e.Str("from"), seq: intField(e, "seq"), order: intField(e, "order")})
+			} else {
+				out.of[m] = ls
 			}
 		}
 	}
+	slices.Sort(out.members)
 	return out
 }
 
 // ViewSynchrony checks that members that pass together from a view to the
 // next delivered the same messages in it, and that every message is
 // delivered in one view only, the one its sender delivered it in.
-func ViewSynchrony(h []eventlog.Event) []Violation {
+func ViewSynchrony(h []eventlog.Event) []Violation { return viewSynchrony(lives(h)) }
+
+func viewSynchrony(all memberLives) []Violation {
 	var out []Violation
 	type pass struct{ from, to string }
 	sets := map[pass]map[string]bool{}
 	firsts := map[pass]string{}
 	viewOf := map[string]string{}
-	for m, ls := range lives(h) {
-		for _, l := range ls {
-			set := map[string]bool{}
+	for _, m := range all.members {
+		for _, l := range all.of[m] {
+			set := make(map[string]bool, len(l.delivered))
 			for _, d := range l.delivered {
-				msg := d.Str("msg")
-				set[msg] = true
-				if d.Str("view") != l.view {
-					out = append(out, Violation{"view-synchrony", d, fmt.Sprintf("delivered in view %s while in view %s", d.Str("view"), l.view)})
+				set[d.msg] = true
+				if d.view != l.view {
+					out = append(out, Violation{"view-synchrony", d.ev, fmt.Sprintf("delivered in view %s while in view %s", d.view, l.view)})
 				}
-				if v, ok := viewOf[msg]; ok && v != d.Str("view") {
-					out = append(out, Violation{"view-synchrony", d, fmt.Sprintf("message %s delivered in views %s and %s", msg, v, d.Str("view"))})
+				if v, ok := viewOf[d.msg]; ok && v != d.view {
+					out = append(out, Violation{"view-synchrony", d.ev, fmt.Sprintf("message %s delivered in views %s and %s", d.msg, v, d.view)})
 				}
-				viewOf[msg] = d.Str("view")
+				viewOf[d.msg] = d.view
 			}
 			if l.next == "" {
 				continue
@@ -145,18 +172,19 @@ func symDiff(a, b map[string]bool) []string {
 
 // SenderFIFO checks that each member delivers each sender's messages of a
 // view in the order sent, without gaps or duplicates: numbers 1, 2, 3...
-func SenderFIFO(h []eventlog.Event) []Violation {
+func SenderFIFO(h []eventlog.Event) []Violation { return senderFIFO(lives(h)) }
+
+func senderFIFO(all memberLives) []Violation {
 	var out []Violation
-	for _, ls := range lives(h) {
-		for _, l := range ls {
+	for _, m := range all.members {
+		for _, l := range all.of[m] {
 			next := map[string]int{}
 			for _, d := range l.delivered {
-				from := d.Str("from")
-				want := next[from] + 1
-				if got := intField(d, "seq"); got != want {
-					out = append(out, Violation{"sender-fifo", d, fmt.Sprintf("message %d of %s delivered, expected %d", got, from, want)})
+				want := next[d.from] + 1
+				if d.seq != want {
+					out = append(out, Violation{"sender-fifo", d.ev, fmt.Sprintf("message %d of %s delivered, expected %d", d.seq, d.from, want)})
 				}
-				next[from] = intField(d, "seq")
+				next[d.from] = d.seq
 			}
 		}
 	}
@@ -168,24 +196,27 @@ func SenderFIFO(h []eventlog.Event) []Violation {
 // prefixes of one sequence, numbered 1, 2, 3... without gaps or
 // duplicates. The order is not uniform: a member that crashes, or is
 // excluded and goes on alone, may have delivered a different last part.
-func TotalOrder(h []eventlog.Event) []Violation {
+func TotalOrder(h []eventlog.Event) []Violation { return totalOrder(h, lives(h)) }
+
+func totalOrder(h []eventlog.Event, all memberLives) []Violation {
 	var out []Violation
 	type pass struct{ from, to string }
 	longest := map[pass][]string{}
 	who := map[pass]string{}
 	dead := killed(h)
-	for m, ls := range lives(h) {
+	for _, m := range all.members {
+		ls := all.of[m]
 		for i, l := range ls {
 			if l.next == "" && (i < len(ls)-1 || dead[m]) {
 				continue // not a survivor of the view
 			}
 			p := pass{l.view, l.next}
-			var seq []string
+			seq := make([]string, 0, len(l.delivered))
 			for i, d := range l.delivered {
-				if intField(d, "order") != i+1 {
-					out = append(out, Violation{"total-order", d, fmt.Sprintf("delivery %d numbered %d", i+1, intField(d, "order"))})
+				if d.order != i+1 {
+					out = append(out, Violation{"total-order", d.ev, fmt.Sprintf("delivery %d numbered %d", i+1, d.order)})
 				}
-				seq = append(seq, d.Str("msg"))
+				seq = append(seq, d.msg)
 			}
 			ref := longest[p]
 			n := min(len(ref), len(seq))
@@ -194,7 +225,7 @@ func TotalOrder(h []eventlog.Event) []Violation {
 				for i < n && ref[i] == seq[i] {
 					i++
 				}
-				out = append(out, Violation{"total-order", l.delivered[i], fmt.Sprintf("in view %s, %s delivered %s where %s delivered %s", l.view, m, seq[i], who[p], ref[i])})
+				out = append(out, Violation{"total-order", l.delivered[i].ev, fmt.Sprintf("in view %s, %s delivered %s where %s delivered %s", l.view, m, seq[i], who[p], ref[i])})
 				continue
 			}
 			if len(seq) > len(ref) {
@@ -213,57 +244,64 @@ func TotalOrder(h []eventlog.Event) []Violation {
 // view delivered it, and, if quiet, so did every member of the last view
 // installed.
 func AckedDelivered(h []eventlog.Event, quiet bool) []Violation {
+	return ackedDelivered(h, lives(h), quiet)
+}
+
+func ackedDelivered(h []eventlog.Event, all memberLives, quiet bool) []Violation {
 	var out []Violation
 	acked := map[string]eventlog.Event{}
-	for _, e := range h {
-		if e.Ev == "acked" && !flagField(e, "lost") {
-			acked[e.Str("msg")] = e
-		}
-	}
 	final := ""
 	for _, e := range h {
-		if e.Ev == "view" {
+		switch e.Ev {
+		case "acked":
+			if !flagField(e, "lost") {
+				acked[e.Str("msg")] = e
+			}
+		case "view":
 			final = e.Str("view")
 		}
 	}
-	all := lives(h)
-	// Where each acknowledged message was sent and where its sender went.
-	type origin struct{ view, next string }
-	from := map[string]origin{}
-	for m, ls := range all {
-		for _, l := range ls {
+	// Where each acknowledged message was sent and where its sender went,
+	// and the acknowledged messages sent in each view.
+	type origin struct {
+		msg, next string
+	}
+	sentIn := map[string][]origin{}
+	for _, m := range all.members {
+		for _, l := range all.of[m] {
 			for _, d := range l.delivered {
-				if msg := d.Str("msg"); d.Str("from") == m && acked[msg].Ev != "" {
-					from[msg] = origin{l.view, l.next}
+				if d.from == m {
+					if _, ok := acked[d.msg]; ok {
+						sentIn[l.view] = append(sentIn[l.view], origin{d.msg, l.next})
+					}
 				}
 			}
 		}
 	}
-	for m, ls := range all {
-		for _, l := range ls {
-			got := map[string]bool{}
+	for _, m := range all.members {
+		for _, l := range all.of[m] {
+			sent := sentIn[l.view]
+			if len(sent) == 0 {
+				continue
+			}
+			got := make(map[string]bool, len(l.delivered))
 			for _, d := range l.delivered {
-				got[d.Str("msg")] = true
+				got[d.msg] = true
 			}
 			var missing []string
-			var first eventlog.Event
-			for msg, a := range acked {
-				o, ok := from[msg]
-				if !ok || o.view != l.view || got[msg] {
+			for _, o := range sent {
+				if got[o.msg] {
 					continue
 				}
 				due := (o.next != "" && l.next == o.next) ||
 					(o.next == "" && (l.next != "" || quiet && l.view == final))
-				if !due {
-					continue
+				if due {
+					missing = append(missing, o.msg)
 				}
-				if missing == nil {
-					first = a
-				}
-				missing = append(missing, msg)
 			}
 			if len(missing) > 0 {
 				slices.Sort(missing)
+				first := acked[missing[0]]
 				if len(missing) > 5 {
 					missing = append(missing[:5], "...")
 				}

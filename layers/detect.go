@@ -45,6 +45,13 @@ const (
 	detectBeat
 )
 
+// Headers shared by every message that carries them: headers are never
+// written to once made.
+var (
+	detectDataHdr = []byte{detectData}
+	detectBeatHdr = []byte{detectBeat}
+)
+
 func newDetect(p stack.Params) stack.Layer {
 	return &detect{hb: p.Duration("heartbeat"), suspectAfter: p.Duration("suspect-after"), watched: map[string]*watched{}}
 }
@@ -81,7 +88,7 @@ func (d *detect) Tick(c *stack.Ctx) {
 			d.suspect(c, w, "silence")
 			continue
 		}
-		c.Down(stack.Out{To: w.m, Msg: stack.Msg{Hdrs: [][]byte{{detectBeat}}}})
+		c.Down(stack.Out{To: w.m, Msg: stack.Msg{Hdrs: [][]byte{detectBeatHdr}}})
 	}
 	d.nextBeat = now + d.hb
 	d.last = now
@@ -136,7 +143,7 @@ func (d *detect) Down(c *stack.Ctx, ev stack.Event) {
 		}
 		d.watched = next
 	case stack.Out:
-		c.Down(stack.Out{To: e.To, Msg: e.Msg.Push([]byte{detectData})})
+		c.Down(stack.Out{To: e.To, Msg: e.Msg.Push(detectDataHdr)})
 	default:
 		c.Down(ev)
 	}

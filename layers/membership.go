@@ -74,6 +74,9 @@ const (
 	gmsSuspect
 )
 
+// gmsDataHdr is the header of every data message (never written to).
+var gmsDataHdr = []byte{gmsData}
+
 func newMembership(p stack.Params) stack.Layer {
 	return &membership{retry: p.Duration("retry"), suspects: map[string]bool{}, leavers: map[string]bool{}}
 }
@@ -278,7 +281,7 @@ func (g *membership) Down(c *stack.Ctx, ev stack.Event) {
 		}
 		g.send(c, g.member(e.Flush.Coord), enc.B)
 	case stack.Out:
-		c.Down(stack.Out{To: e.To, Msg: e.Msg.Push([]byte{gmsData})})
+		c.Down(stack.Out{To: e.To, Msg: e.Msg.Push(gmsDataHdr)})
 	default:
 		c.Down(ev)
 	}

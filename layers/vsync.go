@@ -59,7 +59,11 @@ func (s *vstream) forget(n uint64) {
 		return
 	}
 	k := min(n-s.base, uint64(len(s.msgs)))
-	s.msgs = slices.Delete(s.msgs, 0, int(k))
+	// Cut the front off rather than shift what is left: append moves
+	// the rest to a new array once this one is full, which frees the
+	// forgotten part.
+	clear(s.msgs[:k])
+	s.msgs = s.msgs[k:]
 	s.base += k
 }
 
@@ -260,7 +264,7 @@ func (v *vsync) install(c *stack.Ctx, e stack.Install) {
 	if v.inView && e.Contribs != nil {
 		// The union of what the survivors hold, delivered in each
 		// sender's order from where this member stands.
-		union := map[string]map[uint64]stack.Msg{}
+		union := map[string][]span{}
 		rests := make([]stack.Contrib, len(e.Contribs))
 		for i, ct := range e.Contribs {
 			part, rest := ct.Pop()
@@ -275,8 +279,9 @@ func (v *vsync) install(c *stack.Ctx, e stack.Install) {
 		// have it.
 		for _, m := range v.view.Members {
 			st := v.streams[m.ID]
+			spans := union[m.ID]
 			for seq := st.delivered + 1; ; seq++ {
-				msg, ok := union[m.ID][seq]
+				msg, ok := find(spans, seq)
 				if !ok {
 					break
 				}
@@ -339,8 +344,26 @@ func (v *vsync) dropTokens(c *stack.Ctx) {
 	clear(v.tokens)
 }
 
-// decodeInto adds the messages of one contribution to union.
-func (v *vsync) decodeInto(union map[string]map[uint64]stack.Msg, part []byte) bool {
+// span is a run of one sender's messages, numbered from first, as one
+// contribution holds them.
+type span struct {
+	first uint64
+	msgs  []stack.Msg
+}
+
+// find returns message seq from the last of spans that holds it.
+func find(spans []span, seq uint64) (stack.Msg, bool) {
+	for i := len(spans) - 1; i >= 0; i-- {
+		if k := seq - spans[i].first; k < uint64(len(spans[i].msgs)) {
+			return spans[i].msgs[k], true
+		}
+	}
+	return stack.Msg{}, false
+}
+
+// decodeInto adds the messages of one contribution to union, per sender.
+// A malformed contribution adds what came before the fault.
+func (v *vsync) decodeInto(union map[string][]span, part []byte) bool {
 	d := &stack.Dec{B: part}
 	if d.ViewID() != v.view.ID {
 		return false
@@ -351,16 +374,18 @@ func (v *vsync) decodeInto(union map[string]map[uint64]stack.Msg, part []byte) b
 		if d.Err() != nil {
 			return false
 		}
-		for i := range k {
+		sp := span{first: first, msgs: make([]stack.Msg, 0, k)}
+		for range k {
 			msg, err := stack.ParseMsg(d.Bytes())
 			if err != nil || d.Err() != nil {
+				if len(sp.msgs) > 0 {
+					union[id] = append(union[id], sp)
+				}
 				return false
 			}
-			if union[id] == nil {
-				union[id] = map[uint64]stack.Msg{}
-			}
-			union[id][first+uint64(i)] = msg
+			sp.msgs = append(sp.msgs, msg)
 		}
+		union[id] = append(union[id], sp)
 	}
 	return d.Done() == nil
 }

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"container/heap"
 	"math/rand/v2"
 	"time"
 )
@@ -30,7 +29,7 @@ func (e *engine) RunFor(d time.Duration) { e.RunUntil(e.now+d, nil) }
 // after every event), whichever comes first. It reports whether done did.
 func (e *engine) RunUntil(t time.Duration, done func() bool) bool {
 	for len(e.queue) > 0 && e.queue[0].at <= t {
-		it := heap.Pop(&e.queue).(*item)
+		it := e.queue.pop()
 		e.now = it.at
 		it.f()
 		if done != nil && done() {
@@ -50,7 +49,7 @@ func (e *engine) after(d time.Duration, f func()) { e.at(e.now+d, f) }
 // scheduled.
 func (e *engine) at(t time.Duration, f func()) {
 	e.seq++
-	heap.Push(&e.queue, &item{at: t, seq: e.seq, f: f})
+	e.queue.push(item{at: t, seq: e.seq, f: f})
 }
 
 // jitter returns a random one-way delay within the bounds.
@@ -60,4 +59,60 @@ func (e *engine) jitter() time.Duration {
 		d += time.Duration(e.rng.Int64N(int64(span) + 1))
 	}
 	return d
+}
+
+// item is an event of the queue: f runs at at; seq orders events of the
+// same time in the order they were scheduled.
+type item struct {
+	at  time.Duration
+	seq uint64
+	f   func()
+}
+
+func (a item) before(b item) bool {
+	if a.at != b.at {
+		return a.at < b.at
+	}
+	return a.seq < b.seq
+}
+
+// queue is a binary min-heap of items by (at, seq).
+type queue []item
+
+func (q *queue) push(it item) {
+	*q = append(*q, it)
+	h := *q
+	for i := len(h) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !h[i].before(h[p]) {
+			break
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+}
+
+func (q *queue) pop() item {
+	h := *q
+	it := h[0]
+	n := len(h) - 1
+	h[0] = h[n]
+	h[n] = item{}
+	h = h[:n]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && h[l].before(h[m]) {
+			m = l
+		}
+		if r < n && h[r].before(h[m]) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+	*q = h
+	return it
 }

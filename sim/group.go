@@ -67,15 +67,14 @@ const DialTimeout = time.Second
 type gconn struct {
 	ends   [2]int
 	gens   [2]int
-	incs   [2]uint64
-	open   [2]bool // side i has not closed it nor learnt that it ended
-	broken bool    // reset: nothing more gets through
+	ids    [2]string // the member at each end
+	open   [2]bool   // side i has not closed it nor learnt that it ended
+	broken bool      // reset: nothing more gets through
 }
 
 // far returns the member id at the end of c that is not slot.
 func (c *gconn) far(slot int) string {
-	o := 1 - c.side(slot)
-	return memberID(c.ends[o], c.incs[o])
+	return c.ids[1-c.side(slot)]
 }
 
 func (c *gconn) side(slot int) int {
@@ -94,18 +93,22 @@ type pipe struct {
 
 type gmember struct {
 	slot    int
+	addr    string
+	id      string // of the current incarnation
 	inc     uint64
 	gen     int
 	running bool
 	paused  bool
 	left    bool
 	st      *stack.Stack
-	backlog []func()
+	backlog []stack.Event
 	timer   uint64
 	clock   eventlog.Clock
 	links   map[int]*gconn // slot → the connection this member uses with it
 	view    stack.View
 	inView  bool
+	viewID  stack.ViewID // the view named by viewStr
+	viewStr string
 	count   int // messages sent
 	tokens  map[uint64]string
 	batch   bool // effects are due (GroupConfig.Batch)
@@ -122,7 +125,7 @@ func NewGroup(cfg GroupConfig) *GroupSim {
 	s := &GroupSim{cfg: cfg, engine: newEngine(cfg.Seed, cfg.MinDelay, cfg.MaxDelay),
 		blocked: map[[2]int]bool{}, pipes: map[[2]int]*pipe{}}
 	for i := range cfg.N {
-		s.members = append(s.members, &gmember{slot: i})
+		s.members = append(s.members, &gmember{slot: i, addr: Addr(i), id: memberID(i, 0)})
 	}
 	return s
 }
@@ -148,7 +151,7 @@ func (s *GroupSim) Running(i int) bool { return s.members[i].running && !s.membe
 func (s *GroupSim) View(i int) (stack.View, bool) { return s.members[i].view, s.members[i].inView }
 
 // Member returns the member id of slot i's current incarnation.
-func (s *GroupSim) Member(i int) string { return memberID(i, s.members[i].inc) }
+func (s *GroupSim) Member(i int) string { return s.members[i].id }
 
 func memberID(slot int, inc uint64) string { return fmt.Sprintf("m%d.%d", slot, inc) }
 
@@ -168,7 +171,8 @@ func (s *GroupSim) Start(i int) {
 	m.tokens = map[uint64]string{}
 	m.clock = eventlog.Clock{}
 	s.control("proc_start", "peer", i)
-	me := stack.Member{ID: memberID(i, m.inc), Addr: Addr(i)}
+	m.id = memberID(i, m.inc)
+	me := stack.Member{ID: m.id, Addr: m.addr}
 	m.st = s.cfg.Stack(me)
 	var contacts []string
 	for j := range s.cfg.N {
@@ -233,11 +237,11 @@ func (s *GroupSim) Resume(i int) {
 	backlog := m.backlog
 	m.backlog = nil
 	gen := m.gen
-	for _, f := range backlog {
+	for _, in := range backlog {
 		if m.gen != gen || m.paused {
 			break
 		}
-		f()
+		s.step(m, in)
 	}
 	if m.gen == gen && !m.paused {
 		s.step(m, stack.Tick{})
@@ -262,7 +266,7 @@ func (s *GroupSim) Send(i int) {
 	}
 	m.count++
 	s.sent++
-	id := fmt.Sprintf("%s:%d", memberID(i, m.inc), m.count)
+	id := m.id + ":" + strconv.Itoa(m.count)
 	m.tokens[uint64(m.count)] = id
 	s.log(m, "send", "msg", id)
 	s.step(m, stack.Send{Msg: stack.Msg{Data: []byte(id)}, Token: uint64(m.count)})
@@ -294,9 +298,7 @@ func (s *GroupSim) ended(c *gconn, side int, id, reason string) {
 	if o.links[c.ends[1-side]] == c {
 		delete(o.links, c.ends[1-side])
 	}
-	s.input(o, c.gens[side], func() {
-		s.step(o, stack.Lost{ID: id, Addr: Addr(c.ends[1-side]), Reason: reason})
-	})
+	s.input(o, c.gens[side], stack.Lost{ID: id, Addr: s.members[c.ends[1-side]].addr, Reason: reason})
 }
 
 // send carries f from slot a to slot b in order after what a sent before,
@@ -392,15 +394,17 @@ func (s *GroupSim) setBlocked(b map[[2]int]bool) {
 
 func (s *GroupSim) delay() time.Duration { return s.jitter() }
 
-func (s *GroupSim) input(m *gmember, gen int, f func()) {
+// input steps in into m if it is still the same process, queueing it
+// while m is paused.
+func (s *GroupSim) input(m *gmember, gen int, in stack.Event) {
 	if !m.running || m.gen != gen {
 		return
 	}
 	if m.paused {
-		m.backlog = append(m.backlog, f)
+		m.backlog = append(m.backlog, in)
 		return
 	}
-	f()
+	s.step(m, in)
 }
 
 func (s *GroupSim) step(m *gmember, in stack.Event) {
@@ -420,12 +424,13 @@ func (s *GroupSim) step(m *gmember, in stack.Event) {
 	m.batch = true
 	gen := m.gen
 	s.after(s.cfg.Batch, func() {
-		s.input(m, gen, func() {
-			if m.batch {
-				m.batch = false
-				s.effects(m)
-			}
-		})
+		if !m.running || m.gen != gen || !m.batch {
+			return
+		}
+		m.batch = false
+		if !m.paused { // else the first step after Resume collects them
+			s.effects(m)
+		}
 	})
 }
 
@@ -441,7 +446,10 @@ func (s *GroupSim) effects(m *gmember) {
 				}
 			}
 		case stack.Deliver:
-			s.log(m, "deliver", "view", e.View.String(), "from", e.From, "seq", e.Seq, "order", e.Order, "msg", string(e.Msg.Data))
+			if e.View != m.viewID || m.viewStr == "" {
+				m.viewID, m.viewStr = e.View, e.View.String()
+			}
+			s.log(m, "deliver", "view", m.viewStr, "from", e.From, "seq", e.Seq, "order", e.Order, "msg", string(e.Msg.Data))
 		case stack.Install:
 			m.view, m.inView = e.View, true
 			s.log(m, "view", "view", e.View.ID.String(), "prev", e.Prev.String(), "members", e.View.IDs(), "flushed", e.Contribs != nil)
@@ -478,7 +486,7 @@ func (s *GroupSim) transmit(m *gmember, e stack.Out) {
 	gen := m.gen
 	lost := func(after time.Duration, reason string) {
 		s.after(after, func() {
-			s.input(m, gen, func() { s.step(m, stack.Lost{ID: e.To.ID, Addr: e.To.Addr, Reason: reason}) })
+			s.input(m, gen, stack.Lost{ID: e.To.ID, Addr: e.To.Addr, Reason: reason})
 		})
 	}
 	c := m.links[j]
@@ -493,22 +501,22 @@ func (s *GroupSim) transmit(m *gmember, e stack.Out) {
 		case !o.running:
 			lost(s.delay(), "refused")
 			return
-		case e.To.ID != "" && e.To.ID != memberID(j, o.inc):
+		case e.To.ID != "" && e.To.ID != o.id:
 			lost(s.delay(), "gone") // a new incarnation answers at that address
 			return
 		}
-		c = &gconn{ends: [2]int{m.slot, j}, gens: [2]int{m.gen, o.gen}, incs: [2]uint64{m.inc, o.inc}, open: [2]bool{true, true}}
+		c = &gconn{ends: [2]int{m.slot, j}, gens: [2]int{m.gen, o.gen}, ids: [2]string{m.id, o.id}, open: [2]bool{true, true}}
 		m.links[j] = c
 		o.links[m.slot] = c
 	}
-	from := stack.Member{ID: memberID(m.slot, m.inc), Addr: Addr(m.slot)}
-	msg := stack.Msg{Hdrs: append([][]byte(nil), e.Msg.Hdrs...), Data: e.Msg.Data}
+	from := stack.Member{ID: m.id, Addr: m.addr}
+	msg := e.Msg // no copy: a message is never written to once made (Push copies)
 	me := c.side(m.slot)
 	s.send(m.slot, j, func() {
 		if c.broken || !c.open[1-me] || o.gen != c.gens[1-me] {
 			return // the connection ended meanwhile
 		}
-		s.input(o, c.gens[1-me], func() { s.step(o, stack.Recv{From: from, Msg: msg}) })
+		s.input(o, c.gens[1-me], stack.Recv{From: from, Msg: msg})
 	})
 }
 
@@ -524,7 +532,7 @@ func (s *GroupSim) arm(m *gmember) {
 		if m.timer != t {
 			return
 		}
-		s.input(m, gen, func() { s.step(m, stack.Tick{}) })
+		s.input(m, gen, stack.Tick{})
 	})
 }
 
@@ -604,9 +612,9 @@ func (s *GroupSim) log(m *gmember, ev string, kv ...any) {
 	for i := 0; i+1 < len(kv); i += 2 {
 		f[kv[i].(string)] = kv[i+1]
 	}
-	f["member"] = memberID(m.slot, m.inc)
+	f["member"] = m.id
 	t := s.wall()
-	s.history = append(s.history, eventlog.Event{TS: t, Node: Addr(m.slot), Inc: m.inc, LC: m.clock.Tick(t), Ev: ev, Fields: f})
+	s.history = append(s.history, eventlog.Event{TS: t, Node: m.addr, Inc: m.inc, LC: m.clock.Tick(t), Ev: ev, Fields: f})
 }
 
 func (s *GroupSim) control(ev string, kv ...any) {

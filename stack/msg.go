@@ -11,6 +11,10 @@ import (
 //
 // On the wire (Append/ParseMsg): uvarint count of headers, then each header
 // as uvarint length and bytes, outermost last; the data is the rest.
+//
+// A Msg is never written to once made: Push returns a new one, and nothing
+// writes to a header's or the data's bytes. So a layer may hand one Msg to
+// several Outs, and a simulator may give the receiver the sender's memory.
 type Msg struct {
 	Hdrs [][]byte
 	Data []byte

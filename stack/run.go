@@ -55,7 +55,8 @@ type Stack struct {
 	kinds   []string
 	ctxs    []Ctx
 	now     time.Duration
-	queue   []item
+	queue   []item // events to run, from head on
+	head    int
 	out     []Event
 	started bool
 }
@@ -149,9 +150,10 @@ func (s *Stack) Deadline() time.Duration {
 
 // run processes queued events in order until none is left.
 func (s *Stack) run() {
-	for len(s.queue) > 0 {
-		it := s.queue[0]
-		s.queue = s.queue[1:]
+	for s.head < len(s.queue) {
+		it := s.queue[s.head]
+		s.queue[s.head] = item{}
+		s.head++
 		switch {
 		case it.at < 0:
 			s.out = append(s.out, it.ev)
@@ -168,6 +170,8 @@ func (s *Stack) run() {
 			s.layers[it.at].Down(&s.ctxs[it.at], it.ev)
 		}
 	}
+	// Empty: the array is reused, unless a burst made it large.
+	s.queue, s.head = s.queue[:0], 0
 	if cap(s.queue) > 1024 {
 		s.queue = nil
 	}
