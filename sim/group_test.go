@@ -145,7 +145,7 @@ func TestGroupFaultsDuringTraffic(t *testing.T) {
 }
 
 // groupSweepCount is the number of schedules of the default group sweep.
-const groupSweepCount = 40
+const groupSweepCount = 80
 
 // TestGroupSweep runs random schedules of crashes, restarts, pauses,
 // resumes, leaves, connection resets, cuts, partitions and heals during
