@@ -38,7 +38,8 @@ type vsync struct {
 	dirty   map[string]bool     // senders owed an acknowledgement
 	waiting []stack.Send        // sends waiting for a view or window
 	future  map[stack.ViewID][]stack.Recv
-	nfuture int
+	nfuture int // messages in future
+	bfuture int // and their bytes
 }
 
 // vstream is what a member holds of one sender's messages in the view.
@@ -70,8 +71,21 @@ const (
 	vsAck
 )
 
-// maxFuture bounds the messages kept for a view not yet installed.
-const maxFuture = 1 << 16
+// maxFuture and maxFutureBytes bound the messages kept for views not yet
+// installed, in number and in bytes.
+const (
+	maxFuture      = 1 << 16
+	maxFutureBytes = 64 << 20
+)
+
+// size is the memory a message holds.
+func size(m stack.Msg) int {
+	n := len(m.Data)
+	for _, h := range m.Hdrs {
+		n += len(h)
+	}
+	return n
+}
 
 func newVsync(p stack.Params) stack.Layer {
 	return &vsync{window: p.Int("window"), future: map[stack.ViewID][]stack.Recv{}}
@@ -197,11 +211,12 @@ func (v *vsync) recv(c *stack.Ctx, e stack.Recv) {
 
 // keep holds a message of a view this member has not installed yet.
 func (v *vsync) keep(view stack.ViewID, e stack.Recv) {
-	if v.nfuture >= maxFuture {
+	if v.nfuture >= maxFuture || v.bfuture+size(e.Msg) > maxFutureBytes {
 		return
 	}
 	v.future[view] = append(v.future[view], e)
 	v.nfuture++
+	v.bfuture += size(e.Msg)
 }
 
 // advance recomputes which of this member's messages are stable.
@@ -310,6 +325,9 @@ func (v *vsync) install(c *stack.Ctx, e stack.Install) {
 	for id := range v.future {
 		if id.Seq <= e.View.ID.Seq {
 			v.nfuture -= len(v.future[id])
+			for _, r := range v.future[id] {
+				v.bfuture -= size(r.Msg)
+			}
 			delete(v.future, id)
 		}
 	}
