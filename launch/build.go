@@ -35,3 +35,19 @@ func RunTests(m *testing.M, bin *string) int {
 	}
 	return m.Run()
 }
+
+// Keep copies a failed test's logs in dir to $CONCLAVE_KEEP/<test name>, if
+// CONCLAVE_KEEP is set, for reading after the test's temporary directory
+// is gone.
+func Keep(t *testing.T, dir string) {
+	dst := os.Getenv("CONCLAVE_KEEP")
+	if dst == "" {
+		return
+	}
+	dst = filepath.Join(dst, t.Name())
+	if err := os.CopyFS(dst, os.DirFS(dir)); err != nil {
+		t.Logf("keeping logs: %v", err)
+		return
+	}
+	t.Logf("logs kept in %s", dst)
+}

@@ -22,7 +22,7 @@ func members(t *testing.T, n int, stackName string) *Cluster {
 	t.Cleanup(func() {
 		c.Close()
 		if t.Failed() {
-			keep(t, c.Dir())
+			Keep(t, c.Dir())
 		}
 	})
 	return c

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -33,25 +32,10 @@ func start(t *testing.T, n int, quorum bool) *Cluster {
 			t.Error(err)
 		}
 		if t.Failed() {
-			keep(t, c.Dir())
+			Keep(t, c.Dir())
 		}
 	})
 	return c
-}
-
-// keep copies a failed test's logs to $CONCLAVE_KEEP, if set, for reading
-// after the test's temporary directory is gone.
-func keep(t *testing.T, dir string) {
-	dst := os.Getenv("CONCLAVE_KEEP")
-	if dst == "" {
-		return
-	}
-	dst = filepath.Join(dst, t.Name())
-	if err := os.CopyFS(dst, os.DirFS(dir)); err != nil {
-		t.Logf("keeping logs: %v", err)
-		return
-	}
-	t.Logf("logs kept in %s", dst)
 }
 
 func ctx(t *testing.T) context.Context {

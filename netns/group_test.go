@@ -38,7 +38,7 @@ func TestNetGroupPartitionAndHeal(t *testing.T) {
 			t.Cleanup(func() {
 				c.Close()
 				if t.Failed() {
-					keep(t, c.Dir())
+					launch.Keep(t, c.Dir())
 				}
 			})
 			must := func(err error) {

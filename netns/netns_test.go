@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -77,7 +76,7 @@ func start(t *testing.T) (*Net, *launch.Cluster) {
 			t.Error(err)
 		}
 		if t.Failed() {
-			keep(t, c.Dir())
+			launch.Keep(t, c.Dir())
 		}
 	})
 	if err := c.StartAll(); err != nil {
@@ -85,21 +84,6 @@ func start(t *testing.T) (*Net, *launch.Cluster) {
 	}
 	wait(t, c, 0, all...)
 	return nw, c
-}
-
-// keep copies a failed test's logs to $CONCLAVE_KEEP, if set, for reading
-// after the test's temporary directory is gone.
-func keep(t *testing.T, dir string) {
-	dst := os.Getenv("CONCLAVE_KEEP")
-	if dst == "" {
-		return
-	}
-	dst = filepath.Join(dst, t.Name())
-	if err := os.CopyFS(dst, os.DirFS(dir)); err != nil {
-		t.Logf("keeping logs: %v", err)
-		return
-	}
-	t.Logf("logs kept in %s", dst)
 }
 
 func ctx(t *testing.T) context.Context {
