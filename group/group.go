@@ -388,7 +388,7 @@ func (g *Group) effects() {
 			close(g.left)
 			g.closeOnce.Do(func() { close(g.done); g.ln.Close() })
 		case stack.Log:
-			if g.log != nil && e.Ev != "view" { // the Install above logs it
+			if g.log != nil {
 				e.Fields["member"] = g.me.ID
 				g.log.Log(e.Ev, e.Fields)
 			}

@@ -645,7 +645,6 @@ func (g *membership) install(c *stack.Ctx, v stack.View, prev stack.ViewID, cont
 			others = append(others, m)
 		}
 	}
-	c.Log("view", "view", v.ID.String(), "members", v.IDs(), "prev", prev.String())
 	c.Down(Watch{Members: others})
 	c.Up(stack.Install{View: v, Prev: prev, Contribs: contribs})
 	g.nextRetry = c.Now() + g.retry

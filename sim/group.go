@@ -462,9 +462,6 @@ func (s *GroupSim) effects(m *gmember) {
 			// The process ends, as the group runtime does.
 			s.after(0, func() { s.stopLeft(m) })
 		case stack.Log:
-			if e.Ev == "view" {
-				continue // the Install above records it
-			}
 			kv := make([]any, 0, 2*len(e.Fields)+2)
 			for k, v := range e.Fields {
 				kv = append(kv, k, v)
