@@ -170,7 +170,8 @@ func (b groupBench) run(d *stack.Description, mode string) (benchResult, error) 
 		}()
 	}
 
-	var sendErr atomic.Value
+	// The first send error; errors of different types, so not an atomic.Value.
+	var sendErr atomic.Pointer[error]
 	var senders sync.WaitGroup
 	send := func(i int, g *group.Group) {
 		defer senders.Done()
@@ -181,7 +182,7 @@ func (b groupBench) run(d *stack.Description, mode string) (benchResult, error) 
 			binary.BigEndian.PutUint64(payload[8:], uint64(time.Now().UnixNano()))
 			if mode == "sync" {
 				if err := g.Send(ctx, payload); err != nil {
-					sendErr.Store(err)
+					sendErr.CompareAndSwap(nil, &err)
 					return
 				}
 				continue
@@ -193,12 +194,12 @@ func (b groupBench) run(d *stack.Description, mode string) (benchResult, error) 
 			}
 			done, err := g.Go(payload)
 			if err != nil {
-				sendErr.Store(err)
+				sendErr.CompareAndSwap(nil, &err)
 				return
 			}
 			go func() {
 				if err := <-done; err != nil && !errors.Is(err, group.ErrClosed) {
-					sendErr.Store(err)
+					sendErr.CompareAndSwap(nil, &err)
 				}
 				<-window
 			}()
@@ -213,8 +214,8 @@ func (b groupBench) run(d *stack.Description, mode string) (benchResult, error) 
 	}
 	senders.Wait()
 	readers.Wait()
-	if err, ok := sendErr.Load().(error); ok {
-		return benchResult{}, err
+	if err := sendErr.Load(); err != nil {
+		return benchResult{}, *err
 	}
 	var r benchResult
 	var lat []time.Duration
