@@ -1,7 +1,9 @@
-// Package group runs a named group of processes over TCP: each member runs
-// a protocol stack (see package stack; the shipped ones in package layers)
-// in one goroutine, and this package owns its connections, timers and
-// channels. Members reach each other with one connection per direction.
+// Package group runs members of named groups: each member runs a protocol
+// stack (see package stack; the shipped ones in package layers) on a host
+// (package host), which drives the stack from one goroutine and routes the
+// member's connections to it. Members reach each other with one connection
+// per direction. Any number of members of different groups may share one
+// host, and so one listening address.
 //
 //	g, err := group.Join(ctx, group.Config{Name: "prices", Stack: "total",
 //		Listen: "127.0.0.1:7001", Contacts: []string{"127.0.0.1:7000"}})
@@ -26,13 +28,19 @@ import (
 	"net"
 	"os"
 	"sync"
-	"time"
 
 	"github.com/conclave/conclave/eventlog"
+	"github.com/conclave/conclave/host"
 	"github.com/conclave/conclave/layers"
 	"github.com/conclave/conclave/stack"
 	"github.com/conclave/conclave/transport"
 	"github.com/conclave/conclave/wire"
+)
+
+// Defaults of Config.
+const (
+	DefaultStack      = "vsync"
+	DefaultMaxMessage = 1 << 20
 )
 
 // Config configures a member.
@@ -40,25 +48,70 @@ type Config struct {
 	// Name is the group's name; members of other groups are refused.
 	Name string
 	// Stack is a shipped stack's name ("vsync", "total") or the path of
-	// an XML stack description. Default "vsync".
+	// an XML stack description. Default DefaultStack.
 	Stack string
 	// Description, if set, is used instead of Stack.
 	Description *stack.Description
-	// Listen is the address to accept connections on.
+	// Host, if set, is the host the member runs on, shared with other
+	// machines (members of other groups, a peer core). By default the
+	// member makes its own host, listening on Listen, and closes it when
+	// it stops.
+	Host *host.Host
+	// Listen is the address the member's own host accepts connections on
+	// (when Host is not set). Default "127.0.0.1:0": any free port.
 	Listen string
+	// Network makes the member's own host's listener (when Host is not
+	// set) and its outgoing connections (default TCP).
+	Network transport.Network
 	// Contacts are addresses of members to join through. With none (or
-	// only Listen), this member founds the group.
+	// only this member's own address), this member founds the group.
 	Contacts []string
-	// Name of this member in logs (default "member"); an incarnation
-	// suffix makes its member id unique.
+	// Member names this member in views and logs; an incarnation suffix
+	// makes its member id unique. Default "member-<process id>".
 	Member string
 	// LogDir, if set, receives the event log <LogDir>/<Member>.jsonl.
 	LogDir string
 	// LogDeliveries logs every send, acknowledgement and delivery (for
 	// the checkers; heavy).
 	LogDeliveries bool
-	// MaxMessage bounds a message's size (default 1 MiB).
+	// OnEvent, if set, is called with every event the member logs, from
+	// the member's goroutine: it must not block.
+	OnEvent func(eventlog.Event)
+	// MaxMessage bounds a message's size (default DefaultMaxMessage).
 	MaxMessage int
+}
+
+// Validate fills in defaults and reports the first problem with c.
+func (c *Config) Validate() error {
+	if c.Name == "" {
+		return errors.New("a group needs a name")
+	}
+	if c.Description == nil && c.Stack == "" {
+		c.Stack = DefaultStack
+	}
+	if c.Host == nil {
+		if c.Listen == "" {
+			c.Listen = "127.0.0.1:0"
+		}
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			return fmt.Errorf("listen address %q is not host:port", c.Listen)
+		}
+	}
+	for _, a := range c.Contacts {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("contact %q is not host:port", a)
+		}
+	}
+	if c.Member == "" {
+		c.Member = fmt.Sprintf("member-%d", os.Getpid())
+	}
+	if c.MaxMessage == 0 {
+		c.MaxMessage = DefaultMaxMessage
+	}
+	if c.MaxMessage < 0 {
+		return fmt.Errorf("the largest message (%d bytes) must be positive", c.MaxMessage)
+	}
+	return nil
 }
 
 // Delivery is a message delivered to the application.
@@ -80,16 +133,16 @@ var (
 
 // Group is a member of a group. It is safe for concurrent use.
 type Group struct {
-	cfg   Config
-	me    stack.Member
-	st    *stack.Stack
-	ln    *net.TCPListener
-	log   *eventlog.Writer
-	clock *eventlog.Clock
-	file  *os.File
-	t0    time.Time
+	cfg     Config
+	me      stack.Member
+	st      *stack.Stack
+	loop    *host.Loop[stack.Event, stack.Event]
+	host    *host.Host
+	ownHost bool
+	unroute func()
+	file    *os.File
 
-	in       chan func()     // work for the loop goroutine
+	// Owned by the loop goroutine.
 	outConns map[string]*out // by member id, or "@addr" when the id is unknown
 	inConns  map[string][]*transport.Conn
 	sentMsg  map[uint64]string // token → message, when logging deliveries
@@ -97,21 +150,19 @@ type Group struct {
 		msg stack.Msg
 		b   []byte
 	}
-
-	mu       sync.Mutex
-	view     stack.View
-	waiters  map[uint64]chan error
-	token    uint64
-	left     chan struct{}
-	leftErr  error
-	firstOK  chan struct{}
 	firstSet bool
+
+	mu      sync.Mutex
+	view    stack.View
+	waiters map[uint64]chan error
+	token   uint64
+	left    chan struct{}
+	leftErr error
+	firstOK chan struct{}
 
 	deliveries *queue[Delivery]
 	views      *queue[stack.View]
-	done       chan struct{}
-	closeOnce  sync.Once
-	wg         sync.WaitGroup
+	stopOnce   sync.Once
 }
 
 type out struct {
@@ -124,36 +175,18 @@ type out struct {
 // Join starts a member and returns once it is in a view of the group (or
 // ctx ends).
 func Join(ctx context.Context, cfg Config) (*Group, error) {
-	if cfg.Name == "" {
-		return nil, errors.New("group: a group needs a name")
-	}
-	if cfg.Member == "" {
-		cfg.Member = "member"
-	}
-	if cfg.MaxMessage == 0 {
-		cfg.MaxMessage = 1 << 20
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("group: %w", err)
 	}
 	d := cfg.Description
 	if d == nil {
-		name := cfg.Stack
-		if name == "" {
-			name = "vsync"
-		}
 		var err error
-		if d, err = layers.Load(name); err != nil {
+		if d, err = layers.Load(cfg.Stack); err != nil {
 			return nil, err
 		}
 	}
-	lc, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, err
-	}
-	var inc [4]byte
-	rand.Read(inc[:])
 	g := &Group{
-		cfg: cfg, ln: lc.(*net.TCPListener), t0: time.Now(),
-		me:         stack.Member{ID: cfg.Member + "." + hex.EncodeToString(inc[:]), Addr: lc.Addr().String()},
-		in:         make(chan func(), 4096),
+		cfg: cfg, host: cfg.Host,
 		outConns:   map[string]*out{},
 		inConns:    map[string][]*transport.Conn{},
 		sentMsg:    map[uint64]string{},
@@ -162,24 +195,49 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 		firstOK:    make(chan struct{}),
 		deliveries: newQueue[Delivery](),
 		views:      newQueue[stack.View](),
-		done:       make(chan struct{}),
 	}
-	if g.st, err = layers.Registry().Build(d, g.me); err != nil {
-		lc.Close()
+	fail := func(err error) (*Group, error) {
+		g.deliveries.close()
+		g.views.close()
+		if g.file != nil {
+			g.file.Close()
+		}
+		if g.ownHost {
+			g.host.Close()
+		}
 		return nil, err
 	}
-	g.clock = &eventlog.Clock{}
+	if g.host == nil {
+		h, err := host.New(host.Config{Listen: cfg.Listen, Network: cfg.Network})
+		if err != nil {
+			return fail(err)
+		}
+		g.host, g.ownHost = h, true
+	}
+	var inc [4]byte
+	rand.Read(inc[:])
+	g.me = stack.Member{ID: cfg.Member + "." + hex.EncodeToString(inc[:]), Addr: g.host.Addr()}
+	var err error
+	if g.st, err = layers.Registry().Build(d, g.me); err != nil {
+		return fail(err)
+	}
+	lc := host.LoopConfig[stack.Event, stack.Event]{Tick: stack.Tick{}, Apply: g.effect, OnStop: g.shutdown,
+		Name: cfg.Member, Inc: uint64(incarnation()), Observe: cfg.OnEvent}
 	if cfg.LogDir != "" {
 		if g.file, err = eventlog.Create(cfg.LogDir, cfg.Member); err != nil {
-			lc.Close()
-			return nil, err
+			return fail(err)
 		}
-		g.log = eventlog.NewWriter(g.file, cfg.Member, uint64(time.Now().UnixNano()), g.clock, nil)
-		g.log.Log("start", map[string]any{"member": g.me.ID, "addr": g.me.Addr, "stack": d.Name, "group": cfg.Name})
+		lc.LogTo = g.file
 	}
-	g.wg.Add(2)
-	go g.accept()
-	go g.loop(cfg.Contacts)
+	g.loop = host.NewLoop[stack.Event, stack.Event](g.st, lc)
+	if g.unroute, err = g.host.Handle(host.Route{Kind: wire.KindGroup, Scope: cfg.Name}, g.admit); err != nil {
+		return fail(fmt.Errorf("group %q: this host already has a member of it", cfg.Name))
+	}
+	g.loop.Start(func() {
+		g.logEv("start", "addr", g.me.Addr, "stack", d.Name, "group", cfg.Name)
+		g.loop.Step(stack.Start{})
+		g.loop.Step(stack.Join{Contacts: cfg.Contacts})
+	})
 	select {
 	case <-g.firstOK:
 		return g, nil
@@ -239,12 +297,12 @@ func (g *Group) Go(data []byte) (<-chan error, error) {
 	g.waiters[tok] = ch
 	g.mu.Unlock()
 	data = append([]byte(nil), data...)
-	if !g.post(func() {
+	if !g.loop.Do(func() {
 		if g.cfg.LogDeliveries {
 			g.sentMsg[tok] = string(data)
 			g.logEv("send", "msg", string(data))
 		}
-		g.step(stack.Send{Msg: stack.Msg{Data: data}, Token: tok})
+		g.loop.Step(stack.Send{Msg: stack.Msg{Data: data}, Token: tok})
 	}) {
 		g.mu.Lock()
 		delete(g.waiters, tok)
@@ -258,7 +316,7 @@ func (g *Group) Go(data []byte) (<-chan error, error) {
 // and stops the member. If ctx ends first, it stops without leaving. Call
 // Close afterwards to release what the application did not read.
 func (g *Group) Leave(ctx context.Context) error {
-	g.post(func() { g.step(stack.Leave{}) })
+	g.loop.Do(func() { g.loop.Step(stack.Leave{}) })
 	var err error
 	select {
 	case <-g.left:
@@ -278,136 +336,92 @@ func (g *Group) Close() error {
 	return nil
 }
 
+// stop ends the loop, which closes the connections, and releases the
+// member's route and own host.
 func (g *Group) stop() {
-	g.closeOnce.Do(func() {
-		close(g.done)
-		g.ln.Close()
+	g.stopOnce.Do(func() {
+		g.unroute()
+		g.loop.Stop()
+		<-g.loop.Done()
+		if g.ownHost {
+			g.host.Close()
+		}
 	})
-	g.wg.Wait()
 }
 
-func (g *Group) post(f func()) bool {
-	select {
-	case g.in <- f:
-		return true
-	case <-g.done:
-		return false
-	}
-}
-
-func (g *Group) now() time.Duration { return time.Since(g.t0) }
-
-func (g *Group) loop(contacts []string) {
-	defer g.wg.Done()
-	defer g.shutdown()
-	g.step(stack.Start{})
-	g.step(stack.Join{Contacts: contacts})
-	timer := time.NewTimer(time.Hour)
-	for {
-		d := g.st.Deadline()
-		if d == stack.Never {
-			d = g.now() + time.Hour
+func (g *Group) effect(e stack.Event) {
+	switch e := e.(type) {
+	case stack.Out:
+		g.send(e)
+	case stack.Close:
+		if o := g.outConns[e.ID]; o != nil {
+			if o.conn != nil {
+				o.conn.Close()
+			}
+			delete(g.outConns, e.ID)
 		}
-		timer.Reset(max(d-g.now(), 0))
-		select {
-		case f := <-g.in:
-			f()
-			// Drain what is queued before ending the batch.
-			for n := 0; n < 256; n++ {
-				select {
-				case f := <-g.in:
-					f()
-					continue
-				default:
-				}
-				break
-			}
-		case <-timer.C:
-			g.step(stack.Tick{})
-		case <-g.done:
-			return
+		for _, c := range g.inConns[e.ID] {
+			c.Close()
 		}
-		g.effects()
-	}
-}
-
-func (g *Group) step(in stack.Event) {
-	g.st.Step(g.now(), in)
-}
-
-func (g *Group) effects() {
-	for _, e := range g.st.Ready() {
-		switch e := e.(type) {
-		case stack.Out:
-			g.send(e)
-		case stack.Close:
-			if o := g.outConns[e.ID]; o != nil {
-				if o.conn != nil {
-					o.conn.Close()
-				}
-				delete(g.outConns, e.ID)
+		delete(g.inConns, e.ID)
+	case stack.Deliver:
+		if g.cfg.LogDeliveries {
+			g.logEv("deliver", "view", e.View.String(), "from", e.From, "seq", e.Seq, "order", e.Order, "msg", string(e.Msg.Data))
+		}
+		g.deliveries.push(Delivery{View: e.View, From: e.From, Seq: e.Seq, Order: e.Order, Data: e.Msg.Data})
+	case stack.Install:
+		g.mu.Lock()
+		g.view = e.View
+		g.mu.Unlock()
+		g.logEv("view", "view", e.View.ID.String(), "prev", e.Prev.String(), "members", e.View.IDs(), "flushed", e.Contribs != nil)
+		g.views.push(e.View)
+		if !g.firstSet {
+			g.firstSet = true
+			close(g.firstOK)
+		}
+	case stack.Acked:
+		g.mu.Lock()
+		ch := g.waiters[e.Token]
+		delete(g.waiters, e.Token)
+		g.mu.Unlock()
+		if ch != nil {
+			if e.Lost {
+				ch <- ErrLost
+			} else {
+				ch <- nil
 			}
-			for _, c := range g.inConns[e.ID] {
-				c.Close()
-			}
-			delete(g.inConns, e.ID)
-		case stack.Deliver:
-			if g.cfg.LogDeliveries {
-				g.logEv("deliver", "view", e.View.String(), "from", e.From, "seq", e.Seq, "order", e.Order, "msg", string(e.Msg.Data))
-			}
-			g.deliveries.push(Delivery{View: e.View, From: e.From, Seq: e.Seq, Order: e.Order, Data: e.Msg.Data})
-		case stack.Install:
-			g.mu.Lock()
-			g.view = e.View
-			g.mu.Unlock()
-			g.logEv("view", "view", e.View.ID.String(), "prev", e.Prev.String(), "members", e.View.IDs(), "flushed", e.Contribs != nil)
-			g.views.push(e.View)
-			if !g.firstSet {
-				g.firstSet = true
-				close(g.firstOK)
-			}
-		case stack.Acked:
-			g.mu.Lock()
-			ch := g.waiters[e.Token]
-			delete(g.waiters, e.Token)
-			g.mu.Unlock()
-			if ch != nil {
-				if e.Lost {
-					ch <- ErrLost
-				} else {
-					ch <- nil
-				}
-			}
-			if g.cfg.LogDeliveries {
-				g.logEv("acked", "msg", g.sentMsg[e.Token], "lost", e.Lost)
-				delete(g.sentMsg, e.Token)
-			}
-		case stack.Left:
-			g.logEv("left", "reason", e.Reason)
-			g.leftErr = fmt.Errorf("group: left (%s)", e.Reason)
-			close(g.left)
-			g.closeOnce.Do(func() { close(g.done); g.ln.Close() })
-		case stack.Log:
-			if g.log != nil {
-				e.Fields["member"] = g.me.ID
-				g.log.Log(e.Ev, e.Fields)
-			}
+		}
+		if g.cfg.LogDeliveries {
+			g.logEv("acked", "msg", g.sentMsg[e.Token], "lost", e.Lost)
+			delete(g.sentMsg, e.Token)
+		}
+	case stack.Left:
+		g.logEv("left", "reason", e.Reason)
+		g.leftErr = fmt.Errorf("group: left (%s)", e.Reason)
+		close(g.left)
+		g.unroute()
+		g.loop.Stop()
+	case stack.Log:
+		if g.loop.Logging() {
+			e.Fields["member"] = g.me.ID
+			g.loop.Log(e.Ev, e.Fields)
 		}
 	}
 }
 
 func (g *Group) logEv(ev string, kv ...any) {
-	if g.log == nil {
+	if !g.loop.Logging() {
 		return
 	}
 	f := map[string]any{"member": g.me.ID}
 	for i := 0; i+1 < len(kv); i += 2 {
 		f[kv[i].(string)] = kv[i+1]
 	}
-	g.log.Log(ev, f)
+	g.loop.Log(ev, f)
 }
 
-// shutdown ends every connection and stream.
+// shutdown ends every connection and stream; it runs on the loop
+// goroutine as the loop ends.
 func (g *Group) shutdown() {
 	for _, o := range g.outConns {
 		if o.conn != nil {
@@ -427,8 +441,8 @@ func (g *Group) shutdown() {
 	g.mu.Unlock()
 	g.deliveries.close()
 	g.views.close()
-	if g.log != nil {
-		g.log.Log("stop", map[string]any{"member": g.me.ID})
+	g.logEv("stop")
+	if g.file != nil {
 		g.file.Close()
 	}
 }

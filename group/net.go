@@ -3,8 +3,6 @@ package group
 import (
 	"context"
 	"fmt"
-	"net"
-	"sync"
 	"time"
 
 	"github.com/conclave/conclave/stack"
@@ -13,11 +11,24 @@ import (
 )
 
 const (
+	// dialTimeout bounds a connection attempt to a member, handshake
+	// included; the simulator models the same (sim.DialTimeout).
 	dialTimeout = time.Second
-	sendQueue   = 1 << 14
+	// sendQueue is the frames a connection to a member may queue: a
+	// multicast burst up to the vsync window, and flush traffic.
+	sendQueue = 1 << 14
 )
 
+func incarnation() int64 { return time.Now().UnixNano() }
+
+// maxFrame is the largest frame a member accepts: a message with its
+// headers, or a flush that carries the unstable messages of a view.
 func (g *Group) maxFrame() int { return 64<<20 + g.cfg.MaxMessage }
+
+func (g *Group) hello(to string) wire.Hello {
+	return wire.Hello{Version: wire.Version, Kind: wire.KindGroup, Scope: g.cfg.Name,
+		From: g.me.ID, Addr: g.me.Addr, To: to, LC: g.loop.Lamport().Tick(g.loop.Wall())}
+}
 
 // send carries one message to a member, connecting first if needed.
 func (g *Group) send(e stack.Out) {
@@ -28,7 +39,7 @@ func (g *Group) send(e stack.Out) {
 	if e.To.ID == g.me.ID {
 		return
 	}
-	f := wire.GroupMsg{LC: g.clock.Tick(time.Now()), Data: g.encode(e.Msg)}
+	f := wire.GroupMsg{LC: g.loop.Lamport().Tick(g.loop.Wall()), Data: g.encode(e.Msg)}
 	o := g.outConns[key]
 	if o == nil {
 		o = &out{to: e.To}
@@ -41,7 +52,7 @@ func (g *Group) send(e stack.Out) {
 	o.pending = append(o.pending, f)
 	if !o.dialing {
 		o.dialing = true
-		go g.dial(key, o, e.To)
+		go g.dial(key, o, e.To, g.hello(e.To.ID))
 	}
 }
 
@@ -57,13 +68,16 @@ func (g *Group) encode(m stack.Msg) []byte {
 	return l.b
 }
 
-// dial connects to a member and reports the outcome to the loop.
-func (g *Group) dial(key string, o *out, to stack.Member) {
-	tcp, r, err := g.handshake(to)
-	g.post(func() {
+// dial connects to a member and reports the outcome to the loop. The
+// connection carries messages one way, so it has no idle limit: the
+// member answers nothing after its Hello.
+func (g *Group) dial(key string, o *out, to stack.Member, hello wire.Hello) {
+	c, _, err := transport.Dial(context.Background(), g.host.Network(), to.Addr, hello, dialTimeout,
+		transport.Limits{MaxFrame: transport.HelloMax, Idle: -1, SendQueue: sendQueue})
+	if !g.loop.Do(func() {
 		if g.outConns[key] != o {
-			if tcp != nil {
-				tcp.Close()
+			if c != nil {
+				c.Close()
 			}
 			return
 		}
@@ -71,16 +85,15 @@ func (g *Group) dial(key string, o *out, to stack.Member) {
 		if err != nil {
 			delete(g.outConns, key)
 			g.logEv("dial_failed", "to", to.ID, "addr", to.Addr, "error", err.Error())
-			g.step(stack.Lost{ID: to.ID, Addr: to.Addr, Reason: err.Error()})
+			g.loop.Step(stack.Lost{ID: to.ID, Addr: to.Addr, Reason: err.Error()})
 			return
 		}
-		c := transport.NewConnQueue(tcp, r, sendQueue)
 		o.conn = c
 		c.Start(func(wire.Frame) {}, func(reason string) {
-			g.post(func() {
+			g.loop.Do(func() {
 				if g.outConns[key] == o {
 					delete(g.outConns, key)
-					g.step(stack.Lost{ID: to.ID, Addr: to.Addr, Reason: reason})
+					g.loop.Step(stack.Lost{ID: to.ID, Addr: to.Addr, Reason: reason})
 				}
 			})
 		})
@@ -88,108 +101,59 @@ func (g *Group) dial(key string, o *out, to stack.Member) {
 			c.Send(f, false)
 		}
 		o.pending = nil
-	})
-}
-
-func (g *Group) handshake(to stack.Member) (*net.TCPConn, *wire.Reader, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
-	defer cancel()
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", to.Addr)
-	if err != nil {
-		return nil, nil, err
-	}
-	tcp := nc.(*net.TCPConn)
-	tcp.SetNoDelay(true)
-	tcp.SetDeadline(time.Now().Add(dialTimeout))
-	hello := wire.JoinConn{Version: wire.Version, Group: g.cfg.Name, ID: g.me.ID, Addr: g.me.Addr, To: to.ID}
-	if _, err := tcp.Write(wire.Append(nil, hello)); err != nil {
-		tcp.Close()
-		return nil, nil, err
-	}
-	r := wire.NewReader(tcp, g.maxFrame())
-	f, err := r.Next()
-	if err != nil {
-		tcp.Close()
-		return nil, nil, fmt.Errorf("handshake: %s", transport.Reason(err))
-	}
-	switch f := f.(type) {
-	case wire.JoinConn:
-		tcp.SetDeadline(time.Time{})
-		return tcp, r, nil
-	case wire.Reject:
-		tcp.Close()
-		return nil, nil, fmt.Errorf("refused: %s", f.Reason)
-	default:
-		tcp.Close()
-		return nil, nil, fmt.Errorf("handshake: unexpected %s", f.Type())
+	}) && c != nil {
+		c.Close()
 	}
 }
 
-func (g *Group) accept() {
-	defer g.wg.Done()
-	for {
-		c, err := g.ln.AcceptTCP()
-		if err != nil {
-			return
-		}
-		go g.admit(c)
-	}
-}
-
-// admit checks an accepted connection's handshake and reads its messages.
-func (g *Group) admit(tcp *net.TCPConn) {
-	tcp.SetDeadline(time.Now().Add(dialTimeout))
-	r := wire.NewReader(tcp, g.maxFrame())
-	f, err := r.Next()
-	h, ok := f.(wire.JoinConn)
+// admit checks a connection the host routed to this group and reads its
+// messages.
+func (g *Group) admit(a *transport.Accepted) {
+	h := a.Hello
 	var why string
 	switch {
-	case err != nil:
-		why = "bad handshake: " + transport.Reason(err)
-	case !ok:
-		why = "bad handshake: expected join-conn, got " + f.Type().String()
-	case h.Group != g.cfg.Name:
-		why = fmt.Sprintf("this is group %q, not %q", g.cfg.Name, h.Group)
 	case h.To != "" && h.To != g.me.ID:
 		why = fmt.Sprintf("member %s is gone; this is %s", h.To, g.me.ID)
-	case h.ID == "" || h.ID == g.me.ID:
+	case h.From == "" || h.From == g.me.ID:
 		why = "bad member id"
 	}
 	if why != "" {
-		g.post(func() { g.logEv("conn_refused", "addr", tcp.RemoteAddr().String(), "reason", why) })
-		transport.Reject(tcp, why, 0)
-		return
-	}
-	if _, err := tcp.Write(wire.Append(nil, wire.JoinConn{Version: wire.Version, Group: g.cfg.Name, ID: g.me.ID, Addr: g.me.Addr})); err != nil {
-		tcp.Close()
-		return
-	}
-	tcp.SetDeadline(time.Time{})
-	from := stack.Member{ID: h.ID, Addr: h.Addr}
-	c := transport.NewConnQueue(tcp, r, 16)
-	if !g.post(func() { g.inConns[from.ID] = append(g.inConns[from.ID], c) }) {
-		tcp.Close()
-		return
-	}
-	c.Start(func(f wire.Frame) {
-		m, ok := f.(wire.GroupMsg)
-		if !ok {
-			return
+		if !g.loop.Do(func() { g.logEv("conn_refused", "addr", a.RemoteAddr(), "reason", why) }) {
+			why = "member stopped"
 		}
-		g.clock.Witness(m.LC, time.Now())
-		msg, err := stack.ParseMsg(m.Data)
-		if err != nil {
-			g.post(func() { g.logEv("bad_msg", "from", from.ID, "error", err.Error()) })
-			return
-		}
-		g.post(func() { g.step(stack.Recv{From: from, Msg: msg}) })
-	}, func(reason string) {
-		g.post(func() {
-			g.inConns[from.ID] = deleteConn(g.inConns[from.ID], c)
-			g.step(stack.Lost{ID: from.ID, Addr: from.Addr, Reason: reason})
+		a.Reject(why, 0)
+		return
+	}
+	from := stack.Member{ID: h.From, Addr: h.Addr}
+	c := a.Accept(g.hello(""), transport.Limits{MaxFrame: g.maxFrame(), SendQueue: 16})
+	if !g.loop.Do(func() {
+		g.loop.Lamport().Witness(h.LC, g.loop.Wall())
+		g.inConns[from.ID] = append(g.inConns[from.ID], c)
+		c.Start(func(f wire.Frame) { g.recv(from, f) }, func(reason string) {
+			g.loop.Do(func() {
+				g.inConns[from.ID] = deleteConn(g.inConns[from.ID], c)
+				g.loop.Step(stack.Lost{ID: from.ID, Addr: from.Addr, Reason: reason})
+			})
 		})
-	})
+	}) {
+		a.Reject("member stopped", 0)
+	}
+}
+
+// recv hands a message from a member to the stack; it runs on the
+// connection's reader goroutine.
+func (g *Group) recv(from stack.Member, f wire.Frame) {
+	m, ok := f.(wire.GroupMsg)
+	if !ok {
+		return
+	}
+	g.loop.Lamport().Witness(m.LC, g.loop.Wall())
+	msg, err := stack.ParseMsg(m.Data)
+	if err != nil {
+		g.loop.Do(func() { g.logEv("bad_msg", "from", from.ID, "error", err.Error()) })
+		return
+	}
+	g.loop.Do(func() { g.loop.Step(stack.Recv{From: from, Msg: msg}) })
 }
 
 func deleteConn(cs []*transport.Conn, c *transport.Conn) []*transport.Conn {
@@ -199,75 +163,4 @@ func deleteConn(cs []*transport.Conn, c *transport.Conn) []*transport.Conn {
 		}
 	}
 	return cs
-}
-
-// queue is an unbounded channel: the loop never blocks on a slow reader.
-type queue[T any] struct {
-	mu      sync.Mutex
-	items   []T
-	wake    chan struct{}
-	out     chan T
-	closed  bool
-	drop    chan struct{} // closed by discard
-	dropped sync.Once
-}
-
-func newQueue[T any]() *queue[T] {
-	q := &queue[T]{wake: make(chan struct{}, 1), out: make(chan T), drop: make(chan struct{})}
-	go q.run()
-	return q
-}
-
-// discard drops what is queued and ends the queue once it is closed.
-func (q *queue[T]) discard() { q.dropped.Do(func() { close(q.drop) }) }
-
-func (q *queue[T]) push(v T) {
-	q.mu.Lock()
-	q.items = append(q.items, v)
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (q *queue[T]) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (q *queue[T]) run() {
-	for {
-		q.mu.Lock()
-		items, closed := q.items, q.closed
-		q.items = nil
-		q.mu.Unlock()
-		for _, v := range items {
-			select {
-			case q.out <- v:
-			case <-q.drop:
-			}
-		}
-		if closed && len(items) == 0 {
-			close(q.out)
-			return
-		}
-		if len(items) == 0 {
-			select {
-			case <-q.wake:
-			case <-q.drop:
-				q.mu.Lock()
-				closed = q.closed
-				q.mu.Unlock()
-				if !closed {
-					<-q.wake // the member is still running: wait for it to close
-				}
-			}
-		}
-	}
 }

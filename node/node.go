@@ -1,13 +1,12 @@
-// Package node runs a peer core over real TCP: it owns the listener, the
-// dialers, the connections' goroutines, the timer, the event log and the
-// status endpoint, and feeds everything that happens to a peer.Core from a
-// single goroutine.
+// Package node runs a peer core on a host (package host): the host's loop
+// drives the core, and this package carries out what the core asks —
+// dialing peers, admitting the connections the host routes to the
+// cluster, sending frames — and serves the status endpoint.
 package node
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/conclave/conclave/eventlog"
+	"github.com/conclave/conclave/host"
 	"github.com/conclave/conclave/peer"
 	"github.com/conclave/conclave/transport"
 	"github.com/conclave/conclave/wire"
@@ -47,6 +47,14 @@ type Config struct {
 	Stdout io.Writer
 	// MaxFrame limits incoming frame payloads (0: wire.DefaultMaxFrame).
 	MaxFrame int
+	// Host, if set, is the host the peer runs on, shared with other
+	// machines; its address must be Addrs[Peer.ID]. By default the node
+	// makes its own host, listening on Addrs[Peer.ID], and closes it at
+	// the end of Run.
+	Host *host.Host
+	// Network makes the node's own host's listener and the node's
+	// outgoing connections, when Host is not set (default TCP).
+	Network transport.Network
 	// Now supplies wall-clock time for the log; nil means time.Now.
 	Now func() time.Time
 	// OnEvent, if set, is called with every event logged (sampled
@@ -102,21 +110,20 @@ func (c *Config) Validate() error {
 
 // Node is one running peer.
 type Node struct {
-	cfg    Config
-	core   *peer.Core
-	id     transport.Identity
-	ln     *net.TCPListener
-	clock  eventlog.Clock
-	log    *eventlog.Writer
-	logf   *os.File
-	start  time.Time
-	events chan event
-	quit   chan struct{}
+	cfg     Config
+	core    *peer.Core
+	loop    *host.Loop[peer.Input, peer.Effect]
+	host    *host.Host
+	ownHost bool
+	unroute func()
+	logf    *os.File
 
+	// Owned by the loop goroutine.
 	conns    map[peer.ConnID]*transport.Conn
 	nextID   peer.ConnID
 	stopping bool
 	closing  []*transport.Conn // closed while stopping: wait for them to flush
+	dialCtx  context.Context
 	dials    sync.WaitGroup
 
 	mu     sync.Mutex
@@ -132,7 +139,8 @@ type Status struct {
 	Cluster     string `json:"cluster"`
 }
 
-// New validates cfg, opens the log and listens on the node's address.
+// New validates cfg, opens the log and starts listening: on the node's own
+// host, or on cfg.Host.
 func New(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, &ConfigError{err}
@@ -141,37 +149,49 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{
-		cfg:    cfg,
-		core:   core,
-		id:     transport.Identity{Cluster: cfg.Cluster, ID: cfg.Peer.ID, N: cfg.Peer.N, Incarnation: cfg.Incarnation},
-		events: make(chan event, 256),
-		quit:   make(chan struct{}),
-		conns:  map[peer.ConnID]*transport.Conn{},
+	n := &Node{cfg: cfg, core: core, conns: map[peer.ConnID]*transport.Conn{}, host: cfg.Host}
+	lc := host.LoopConfig[peer.Input, peer.Effect]{
+		Tick: peer.Tick{}, Apply: n.apply, AfterBatch: n.snapshot,
+		Clock: clock{cfg.Now}, Name: n.Name(), Inc: cfg.Incarnation, Observe: cfg.OnEvent,
 	}
-	var w io.Writer = io.Discard
 	if cfg.LogDir != "" {
 		f, err := eventlog.Create(cfg.LogDir, n.Name())
 		if err != nil {
 			return nil, fmt.Errorf("event log: %w", err)
 		}
-		n.logf, w = f, f
+		n.logf, lc.LogTo = f, f
+	} else {
+		lc.LogTo = io.Discard
 	}
-	n.log = eventlog.NewWriter(w, n.Name(), cfg.Incarnation, &n.clock, cfg.Now)
-	ln, err := net.Listen("tcp", cfg.Addrs[cfg.Peer.ID])
+	n.loop = host.NewLoop[peer.Input, peer.Effect](core, lc)
+	if n.host == nil {
+		n.host, err = host.New(host.Config{Listen: cfg.Addrs[cfg.Peer.ID], Network: cfg.Network, Refused: n.refused})
+		if err != nil {
+			n.closeLog()
+			return nil, err
+		}
+		n.ownHost = true
+	}
+	n.unroute, err = n.host.Handle(host.Route{Kind: wire.KindPeer, Scope: cfg.Cluster}, n.accept)
 	if err != nil {
+		n.closeHost()
 		n.closeLog()
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Addrs[cfg.Peer.ID], err)
+		return nil, err
 	}
-	n.ln = ln.(*net.TCPListener)
 	return n, nil
 }
+
+// clock is the system clock with the configured wall-clock source.
+type clock struct{ now func() time.Time }
+
+func (c clock) Now() time.Time                      { return c.now() }
+func (c clock) NewTimer(d time.Duration) host.Timer { return host.RealClock{}.NewTimer(d) }
 
 // Name is the node's name in logs: "peer-<id>".
 func (n *Node) Name() string { return fmt.Sprintf("peer-%d", n.cfg.Peer.ID) }
 
 // Addr is the address the node listens on.
-func (n *Node) Addr() string { return n.ln.Addr().String() }
+func (n *Node) Addr() string { return n.host.Addr() }
 
 // Status returns the latest snapshot of the node's state.
 func (n *Node) Status() Status {
@@ -181,44 +201,43 @@ func (n *Node) Status() Status {
 }
 
 // Run runs the node until ctx is done, then says goodbye to its peers and
-// returns. It returns an error only if the node could not run at all.
+// returns. It returns an error only if the node could not run at all, or
+// its event log could not be written.
 func (n *Node) Run(ctx context.Context) error {
 	defer n.closeLog()
-	var srv *http.Server
+	defer n.closeHost()
 	if n.cfg.HTTP != "" {
 		hl, err := net.Listen("tcp", n.cfg.HTTP)
 		if err != nil {
-			n.ln.Close()
+			n.unroute()
 			return fmt.Errorf("status endpoint: %w", err)
 		}
-		srv = &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Handler: n.Handler(), ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(hl)
 		defer srv.Close()
 	}
 	dialCtx, cancelDials := context.WithCancel(ctx)
 	defer cancelDials()
-	n.start = time.Now()
-	n.step(dialCtx, peer.Start{})
-	go n.acceptLoop()
-	timer := time.NewTimer(n.untilDeadline())
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			n.ln.Close()
-			n.stopping = true
-			n.step(dialCtx, peer.Stop{})
-			close(n.quit)
-			cancelDials()
-			n.waitFlush()
-			n.dials.Wait()
-			return n.log.Err()
-		case <-timer.C:
-			n.step(dialCtx, peer.Tick{})
-		case e := <-n.events:
-			n.handle(dialCtx, e)
-		}
-		timer.Reset(n.untilDeadline())
+	n.dialCtx = dialCtx
+	n.loop.Start(func() { n.loop.Step(peer.Start{}) })
+	<-ctx.Done()
+	n.unroute()
+	n.loop.Do(func() {
+		n.stopping = true
+		n.loop.Step(peer.Stop{})
+		n.loop.Flush()
+		n.loop.Stop()
+	})
+	<-n.loop.Done()
+	cancelDials()
+	n.waitFlush()
+	n.dials.Wait()
+	return n.loop.LogErr()
+}
+
+func (n *Node) closeHost() {
+	if n.ownHost {
+		n.host.Close()
 	}
 }
 
@@ -228,42 +247,31 @@ func (n *Node) closeLog() {
 	}
 }
 
-func (n *Node) now() time.Duration { return time.Since(n.start) }
-
-func (n *Node) untilDeadline() time.Duration {
-	return max(n.core.Deadline()-n.now(), 0)
-}
-
 // waitFlush gives the connections a moment to write their goodbyes.
 func (n *Node) waitFlush() {
-	deadline := time.After(transport.FlushTimeout)
+	deadline := time.NewTimer(transport.FlushTimeout)
+	defer deadline.Stop()
 	for _, c := range n.closing {
 		select {
 		case <-c.Done():
-		case <-deadline:
+		case <-deadline.C:
 			return
 		}
 	}
 }
 
-// step feeds one input to the core and carries out its effects.
-func (n *Node) step(ctx context.Context, in peer.Input) error {
-	err := n.core.Step(n.now(), in)
-	for _, e := range n.core.Ready() {
-		n.apply(ctx, e)
-	}
+func (n *Node) snapshot() {
 	st := Status{Status: n.core.Status(), Node: n.Name(), Incarnation: n.cfg.Incarnation, Addr: n.Addr(), Cluster: n.cfg.Cluster}
 	n.mu.Lock()
 	n.status = st
 	n.mu.Unlock()
-	return err
 }
 
-func (n *Node) apply(ctx context.Context, e peer.Effect) {
+func (n *Node) apply(e peer.Effect) {
 	switch e := e.(type) {
 	case peer.Send:
 		if c := n.conns[e.Conn]; c != nil {
-			c.Send(wire.Stamp(e.Frame, n.clock.Tick(n.cfg.Now())), e.Urgent)
+			c.Send(wire.Stamp(e.Frame, n.loop.Lamport().Tick(n.loop.Wall())), e.Urgent)
 		}
 	case peer.Close:
 		if c := n.conns[e.Conn]; c != nil {
@@ -274,7 +282,7 @@ func (n *Node) apply(ctx context.Context, e peer.Effect) {
 			}
 		}
 	case peer.Dial:
-		n.dial(ctx, e.Peer)
+		n.dial(e.Peer)
 	case peer.Log:
 		n.logEvent(e)
 	}
@@ -286,14 +294,11 @@ func (n *Node) logEvent(e peer.Log) {
 			return
 		}
 	}
-	ev := n.log.Log(e.Ev, e.Fields)
-	if n.cfg.OnEvent != nil {
-		n.cfg.OnEvent(ev)
-	}
+	n.loop.Log(e.Ev, e.Fields)
 	if n.cfg.Stdout == nil {
 		return
 	}
-	ts := ev.TS.Local().Format("15:04:05.000")
+	ts := n.loop.Wall().Local().Format("15:04:05.000")
 	switch e.Ev {
 	case "leader_change":
 		fmt.Fprintf(n.cfg.Stdout, "%s %s: leader is now %s (was %s)\n", ts, n.Name(), leaderName(e.Fields["leader"].(int)), leaderName(e.Fields["prev"].(int)))
@@ -327,132 +332,119 @@ func (n *Node) Handler() http.Handler {
 	return mux
 }
 
-// Events from the connection goroutines to the loop.
-type event interface{}
-
-type evHandshake struct {
-	hello  wire.Hello
-	tcp    *net.TCPConn
-	r      *wire.Reader
-	dialed bool
-}
-
-type evDialFailed struct {
-	peer int
-	err  string
-}
-
-type evFrame struct {
-	peer int
-	conn peer.ConnID
-	f    wire.Frame
-}
-
-type evLost struct {
-	peer   int
-	conn   peer.ConnID
-	reason string
-}
-
-type evRefused struct {
-	addr   string
-	reason string
-}
-
-// post hands an event to the loop, unless the node is stopping.
-func (n *Node) post(e event) bool {
-	select {
-	case n.events <- e:
-		return true
-	case <-n.quit:
-		return false
+// hello is this node's Hello to peer to (-1: an answer).
+func (n *Node) hello(to int) wire.Hello {
+	h := wire.Hello{Version: wire.Version, Kind: wire.KindPeer, Scope: n.cfg.Cluster,
+		From: strconv.Itoa(n.cfg.Peer.ID), Addr: n.Addr(), N: n.cfg.Peer.N,
+		Incarnation: n.cfg.Incarnation, LC: n.loop.Lamport().Tick(n.loop.Wall())}
+	if to >= 0 {
+		h.To = strconv.Itoa(to)
 	}
+	return h
 }
 
-func (n *Node) handle(ctx context.Context, e event) {
-	switch e := e.(type) {
-	case evHandshake:
-		n.clock.Witness(e.hello.LC, n.cfg.Now())
-		n.nextID++
-		id := n.nextID
-		addr := e.tcp.RemoteAddr().String()
-		c := transport.NewConn(e.tcp, e.r)
-		if !e.dialed {
-			// Our Hello must precede the heartbeat the admission sends.
-			c.Send(n.id.Hello(n.clock.Tick(n.cfg.Now())), false)
-		}
-		n.conns[id] = c
-		err := n.step(ctx, peer.Handshake{Peer: e.hello.ID, Conn: id, Incarnation: e.hello.Incarnation, Dialed: e.dialed, Addr: addr})
-		if err != nil {
-			delete(n.conns, id)
-			go transport.Reject(e.tcp, err.Error(), n.clock.Tick(n.cfg.Now()))
-			return
-		}
-		j := e.hello.ID
-		c.Start(func(f wire.Frame) { n.post(evFrame{peer: j, conn: id, f: f}) },
-			func(reason string) { n.post(evLost{peer: j, conn: id, reason: reason}) })
-	case evDialFailed:
-		n.step(ctx, peer.DialFailed{Peer: e.peer, Err: e.err})
-	case evFrame:
-		if lc := wire.StampOf(e.f); lc != 0 {
-			n.clock.Witness(lc, n.cfg.Now())
-		}
-		n.step(ctx, peer.Recv{Peer: e.peer, Conn: e.conn, Frame: e.f})
-	case evLost:
-		if c := n.conns[e.conn]; c != nil {
-			delete(n.conns, e.conn)
-			c.Close()
-			n.step(ctx, peer.Closed{Peer: e.peer, Conn: e.conn, Reason: e.reason})
-		}
-	case evRefused:
-		n.logEvent(peer.Log{Ev: "conn_rejected", Fields: map[string]any{"addr": e.addr, "reason": e.reason}})
+// check reports why a peer's Hello is unacceptable, and otherwise its id.
+func (n *Node) check(h wire.Hello) (int, error) {
+	id, err := strconv.Atoi(h.From)
+	switch {
+	case h.N != n.cfg.Peer.N:
+		return 0, fmt.Errorf("configured with %d peers, we have %d", h.N, n.cfg.Peer.N)
+	case err != nil || id < 0 || id >= n.cfg.Peer.N:
+		return 0, fmt.Errorf("peer id %q out of range 0..%d", h.From, n.cfg.Peer.N-1)
+	case id == n.cfg.Peer.ID:
+		return 0, fmt.Errorf("peer id %d is our own", id)
+	case h.To != "" && h.To != strconv.Itoa(n.cfg.Peer.ID):
+		return 0, fmt.Errorf("this is peer %d, not %s", n.cfg.Peer.ID, h.To)
 	}
+	return id, nil
 }
 
-func (n *Node) dial(ctx context.Context, j int) {
-	n.dials.Add(1)
-	lc := n.clock.Tick(n.cfg.Now())
-	go func() {
-		defer n.dials.Done()
-		tcp, r, h, err := transport.Dial(ctx, n.cfg.Addrs[j], j, n.id, lc, n.cfg.Peer.SuspectAfter, n.cfg.MaxFrame)
-		if err != nil {
-			n.post(evDialFailed{peer: j, err: err.Error()})
-			return
+// refused logs a connection the node's own host refused.
+func (n *Node) refused(addr string, h *wire.Hello, reason string) {
+	n.loop.Do(func() {
+		if h != nil {
+			n.loop.Lamport().Witness(h.LC, n.loop.Wall())
 		}
-		if !n.post(evHandshake{hello: h, tcp: tcp, r: r, dialed: true}) {
-			tcp.Close()
-		}
-	}()
+		n.logEvent(peer.Log{Ev: "conn_rejected", Fields: map[string]any{"addr": addr, "reason": reason}})
+	})
 }
 
-func (n *Node) acceptLoop() {
-	for {
-		tcp, err := n.ln.AcceptTCP()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of descriptors and the like: pause rather than spin.
-			select {
-			case <-time.After(50 * time.Millisecond):
-				continue
-			case <-n.quit:
-				return
-			}
-		}
-		go n.accept(tcp)
-	}
-}
-
-func (n *Node) accept(tcp *net.TCPConn) {
-	addr := tcp.RemoteAddr().String()
-	h, r, err := transport.ReadHello(tcp, n.id, n.cfg.Peer.SuspectAfter, n.cfg.MaxFrame)
+// accept takes a connection the host routed to the cluster.
+func (n *Node) accept(a *transport.Accepted) {
+	id, err := n.check(a.Hello)
 	if err != nil {
-		n.post(evRefused{addr: addr, reason: err.Error()})
-		transport.Reject(tcp, err.Error(), n.clock.Tick(n.cfg.Now()))
+		n.refused(a.RemoteAddr(), &a.Hello, err.Error())
+		a.Reject(err.Error(), 0)
 		return
 	}
-	if !n.post(evHandshake{hello: h, tcp: tcp, r: r}) {
-		tcp.Close()
+	if !n.loop.Do(func() {
+		n.loop.Lamport().Witness(a.Hello.LC, n.loop.Wall())
+		// Our Hello must precede the heartbeat the admission sends.
+		c := a.Accept(n.hello(-1), n.limits())
+		n.admit(id, a.Hello, c, false, a.RemoteAddr(), func(reason string) { go a.Reject(reason, 0) })
+	}) {
+		a.Reject("shutting down", 0)
 	}
+}
+
+func (n *Node) limits() transport.Limits {
+	return transport.Limits{MaxFrame: n.cfg.MaxFrame}
+}
+
+// admit asks the core to admit a handshaken connection; refuse tells the
+// other end if it does not.
+func (n *Node) admit(j int, h wire.Hello, c *transport.Conn, dialed bool, addr string, refuse func(string)) {
+	n.nextID++
+	id := n.nextID
+	n.conns[id] = c
+	err := n.loop.Step(peer.Handshake{Peer: j, Conn: id, Incarnation: h.Incarnation, Dialed: dialed, Addr: addr})
+	if err != nil {
+		delete(n.conns, id)
+		refuse(err.Error())
+		return
+	}
+	c.Start(func(f wire.Frame) {
+		n.loop.Do(func() {
+			if lc := wire.StampOf(f); lc != 0 {
+				n.loop.Lamport().Witness(lc, n.loop.Wall())
+			}
+			n.loop.Step(peer.Recv{Peer: j, Conn: id, Frame: f})
+		})
+	}, func(reason string) {
+		n.loop.Do(func() {
+			if c := n.conns[id]; c != nil {
+				delete(n.conns, id)
+				c.Close()
+				n.loop.Step(peer.Closed{Peer: j, Conn: id, Reason: reason})
+			}
+		})
+	})
+}
+
+func (n *Node) dial(j int) {
+	n.dials.Add(1)
+	hello := n.hello(j)
+	go func() {
+		defer n.dials.Done()
+		c, h, err := transport.Dial(n.dialCtx, n.host.Network(), n.cfg.Addrs[j], hello, n.cfg.Peer.SuspectAfter, n.limits())
+		if err == nil {
+			var id int
+			if id, err = n.check(h); err == nil && id != j {
+				err = fmt.Errorf("%s answered as peer %d, expected %d", n.cfg.Addrs[j], id, j)
+			}
+			if err != nil {
+				c.Close()
+			}
+		}
+		if err != nil {
+			n.loop.Do(func() { n.loop.Step(peer.DialFailed{Peer: j, Err: err.Error()}) })
+			return
+		}
+		if !n.loop.Do(func() {
+			n.loop.Lamport().Witness(h.LC, n.loop.Wall())
+			n.admit(j, h, c, true, c.RemoteAddr(), func(string) { c.Close() })
+		}) {
+			c.Close()
+		}
+	}()
 }

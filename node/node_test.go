@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -127,7 +128,7 @@ func TestBadInputIsRefusedAndThePeerKeepsWorking(t *testing.T) {
 	n2, ev2 := startNode(t, 2, addrs)
 	ev2.wait(t, func(e eventlog.Event) bool { p, _ := e.Int("peer"); return e.Ev == "peer_up" && p == 0 })
 	hello := func(cluster string, id int, inc uint64) []byte {
-		return wire.Append(nil, wire.Hello{Version: wire.Version, Cluster: cluster, ID: id, N: 3, Incarnation: inc})
+		return wire.Append(nil, wire.Hello{Version: wire.Version, Kind: wire.KindPeer, Scope: cluster, From: strconv.Itoa(id), N: 3, Incarnation: inc})
 	}
 	inc0 := n2.Status().Peers[0].Incarnation
 
@@ -138,7 +139,9 @@ func TestBadInputIsRefusedAndThePeerKeepsWorking(t *testing.T) {
 		{"garbage", "unknown frame type", []byte("GET /status HTTP/1.1\r\nHost: x\r\n\r\n")},
 		{"wrong cluster", "cluster", hello("other", 1, 1)},
 		{"id out of range", "out of range", hello(DefaultCluster, 9, 1)},
-		{"wrong peer count", "configured with 4 peers", wire.Append(nil, wire.Hello{Version: wire.Version, Cluster: DefaultCluster, ID: 1, N: 4, Incarnation: 1})},
+		{"wrong peer count", "configured with 4 peers", wire.Append(nil, wire.Hello{Version: wire.Version, Kind: wire.KindPeer, Scope: DefaultCluster, From: "1", N: 4, Incarnation: 1})},
+		{"old protocol version", "version 1", wire.Append(nil, wire.Hello{Version: 1})},
+		{"meant for another peer", "not 1", wire.Append(nil, wire.Hello{Version: wire.Version, Kind: wire.KindPeer, Scope: DefaultCluster, From: "0", To: "1", N: 3, Incarnation: inc0 + 1})},
 		{"id already connected", "already connected", hello(DefaultCluster, 0, inc0)},
 		{"stale incarnation", "stale incarnation", hello(DefaultCluster, 0, inc0-1)},
 		{"oversized hello", "too large", []byte{byte(wire.TypeHello), 0xff, 0xff, 0xff, 0x7f}},

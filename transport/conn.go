@@ -12,18 +12,13 @@ import (
 	"github.com/conclave/conclave/wire"
 )
 
-// QueueLen is how many frames may wait to be written on one connection. A
-// peer that lets its queue fill is closed: it is far behind.
-const QueueLen = 1024
-
-// FlushTimeout bounds how long Conn.CloseAfterFlush waits for queued frames.
-const FlushTimeout = time.Second
-
-// Conn is an established connection to a peer, with a writer goroutine that
-// drains a queue of frames and a reader goroutine that parses the stream.
+// Conn is an established connection: a writer goroutine drains a queue of
+// frames and a reader goroutine parses the stream.
 type Conn struct {
-	tcp     *net.TCPConn
+	s       Stream
+	src     *source
 	r       *wire.Reader
+	lim     Limits
 	out     chan item
 	once    sync.Once
 	done    chan struct{} // closed when the writer has finished
@@ -37,17 +32,37 @@ type item struct {
 	close  bool
 }
 
-// NewConn wraps a handshaken connection; r is the reader used for the
-// handshake, which may hold buffered bytes.
-func NewConn(tcp *net.TCPConn, r *wire.Reader) *Conn { return NewConnQueue(tcp, r, QueueLen) }
-
-// NewConnQueue is NewConn with a send queue of n frames.
-func NewConnQueue(tcp *net.TCPConn, r *wire.Reader, n int) *Conn {
-	return &Conn{tcp: tcp, r: r, out: make(chan item, n), done: make(chan struct{}), readEnd: make(chan struct{})}
+// NewConn wraps a stream on which no handshake is expected (Dial and
+// ReadHello make the Conns of handshaken streams).
+func NewConn(s Stream, lim Limits) *Conn {
+	src := &source{s: s}
+	return newConn(s, src, wire.NewReader(src, 0), lim)
 }
 
-// RemoteAddr returns the address of the other end.
-func (c *Conn) RemoteAddr() string { return c.tcp.RemoteAddr().String() }
+func newConn(s Stream, src *source, r *wire.Reader, lim Limits) *Conn {
+	lim = lim.withDefaults()
+	r.SetMax(lim.MaxFrame)
+	src.idle = lim.Idle
+	return &Conn{s: s, src: src, r: r, lim: lim, out: make(chan item, lim.SendQueue),
+		done: make(chan struct{}), readEnd: make(chan struct{})}
+}
+
+// source is what a Conn's reader reads from: the stream, with a fresh
+// read deadline before every read once the connection is established.
+type source struct {
+	s    Stream
+	idle time.Duration // > 0: the idle limit
+}
+
+func (r *source) Read(p []byte) (int, error) {
+	if r.idle > 0 {
+		r.s.SetReadDeadline(time.Now().Add(r.idle))
+	}
+	return r.s.Read(p)
+}
+
+// RemoteAddr names the other end.
+func (c *Conn) RemoteAddr() string { return c.s.RemoteAddr() }
 
 // Start runs the reader and writer goroutines. onFrame is called from the
 // reader goroutine for every frame, in order; lost is called once, from
@@ -81,16 +96,16 @@ func (c *Conn) CloseAfterFlush() {
 	c.silence()
 	select {
 	case c.out <- item{close: true}:
-		c.tcp.SetWriteDeadline(time.Now().Add(FlushTimeout))
+		c.s.SetWriteDeadline(time.Now().Add(FlushTimeout))
 	default:
-		c.tcp.Close()
+		c.s.Close()
 	}
 }
 
 // Close closes the connection at once.
 func (c *Conn) Close() {
 	c.silence()
-	c.tcp.Close()
+	c.s.Close()
 }
 
 // Done is closed when the writer goroutine has finished.
@@ -99,14 +114,14 @@ func (c *Conn) Done() <-chan struct{} { return c.done }
 // silence makes sure lost is not called for a deliberate close.
 func (c *Conn) silence() { c.once.Do(func() {}) }
 
-// fail reports the loss once and closes the socket.
+// fail reports the loss once and closes the stream.
 func (c *Conn) fail(reason string) {
 	c.once.Do(func() {
 		if c.lost != nil {
 			c.lost(reason)
 		}
 	})
-	c.tcp.Close()
+	c.s.Close()
 }
 
 func (c *Conn) readLoop(onFrame func(wire.Frame)) {
@@ -130,14 +145,16 @@ func (c *Conn) writeLoop() {
 		for {
 			if it.close {
 				if len(buf) > 0 {
-					c.tcp.Write(buf)
+					c.s.Write(buf)
 				}
-				c.tcp.CloseWrite()
+				c.s.CloseWrite()
+				t := time.NewTimer(FlushTimeout)
 				select {
 				case <-c.readEnd:
-				case <-time.After(FlushTimeout):
+				case <-t.C:
 				}
-				c.tcp.Close()
+				t.Stop()
+				c.s.Close()
 				return
 			}
 			buf = wire.Append(buf, it.f)
@@ -146,21 +163,25 @@ func (c *Conn) writeLoop() {
 			}
 			it = <-c.out
 		}
-		if _, err := c.tcp.Write(buf); err != nil {
+		if _, err := c.s.Write(buf); err != nil {
 			c.fail("write: " + Reason(err))
 			return
 		}
 		if it.urgent {
-			if err := SendUrgent(c.tcp, byte(wire.TypeHint)); err != nil {
+			if err := c.s.SendUrgent(byte(wire.TypeHint)); err != nil {
 				c.fail("write: " + Reason(err))
 				return
 			}
+		}
+		if cap(buf) > 1<<20 {
+			buf = nil // a burst made it large: do not keep it
 		}
 	}
 }
 
 // Reason names why a read or write failed, in the words the event log uses:
-// "eof", "reset", "broken pipe", "timeout", "closed" or the error text.
+// "eof", "reset", "broken pipe", "timeout", "closed", "connection refused"
+// or the error text.
 func Reason(err error) string {
 	switch {
 	case errors.Is(err, io.EOF):

@@ -4,118 +4,127 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/conclave/conclave/wire"
 )
 
-// Identity is what a peer says about itself in its Hello.
-type Identity struct {
-	Cluster     string
-	ID          int
-	N           int
-	Incarnation uint64
-}
-
-// Hello returns the Hello frame for id, stamped with Lamport clock lc.
-func (id Identity) Hello(lc uint64) wire.Hello {
-	return wire.Hello{Version: wire.Version, Cluster: id.Cluster, ID: id.ID, N: id.N, Incarnation: id.Incarnation, LC: lc}
-}
-
-// Check reports why a Hello received by id is unacceptable, or nil.
-func (id Identity) Check(h wire.Hello) error {
-	switch {
-	case h.Version != wire.Version:
-		return fmt.Errorf("protocol version %d, we speak %d", h.Version, wire.Version)
-	case h.Cluster != id.Cluster:
-		return fmt.Errorf("cluster %q, we are %q", h.Cluster, id.Cluster)
-	case h.N != id.N:
-		return fmt.Errorf("configured with %d peers, we have %d", h.N, id.N)
-	case h.ID < 0 || h.ID >= id.N:
-		return fmt.Errorf("peer id %d out of range 0..%d", h.ID, id.N-1)
-	case h.ID == id.ID:
-		return fmt.Errorf("peer id %d is our own", h.ID)
-	}
-	return nil
-}
-
-// ErrRejected wraps the reason a peer gave for refusing our Hello.
+// ErrRejected wraps the reason the other end gave for refusing our Hello.
 var ErrRejected = errors.New("rejected")
 
-// Dial connects to addr, expecting peer want, and exchanges Hellos. It
-// returns the connection with SO_OOBINLINE set, the reader to keep using,
-// and the peer's Hello. The whole exchange is bounded by timeout.
-func Dial(ctx context.Context, addr string, want int, me Identity, lc uint64, timeout time.Duration, maxFrame int) (*net.TCPConn, *wire.Reader, wire.Hello, error) {
-	d := net.Dialer{Timeout: timeout}
-	nc, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, nil, wire.Hello{}, err
+// Dial connects to addr and exchanges Hellos: it sends hello and returns
+// the connection (not started) with the other end's answer. The dial and
+// the exchange are bounded by timeout (0: DefaultHandshake). A Reject
+// comes back as an error wrapping ErrRejected, a Hello of another version
+// as an error naming both.
+func Dial(ctx context.Context, nw Network, addr string, hello wire.Hello, timeout time.Duration, lim Limits) (*Conn, wire.Hello, error) {
+	if timeout <= 0 {
+		timeout = DefaultHandshake
 	}
-	tcp := nc.(*net.TCPConn)
-	h, r, err := func() (wire.Hello, *wire.Reader, error) {
-		if err := SetOOBInline(tcp); err != nil {
-			return wire.Hello{}, nil, err
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	s, err := nw.Dial(ctx, addr)
+	if err != nil {
+		return nil, wire.Hello{}, err
+	}
+	// The deadline also ends the exchange if ctx is cancelled.
+	stop := context.AfterFunc(ctx, func() { s.SetReadDeadline(time.Now()) })
+	defer stop()
+	deadline, _ := ctx.Deadline()
+	setDeadline(s, deadline)
+	src := &source{s: s}
+	r := wire.NewReader(src, HelloMax)
+	h, err := func() (wire.Hello, error) {
+		if _, err := s.Write(wire.Append(nil, hello)); err != nil {
+			return wire.Hello{}, err
 		}
-		tcp.SetDeadline(time.Now().Add(timeout))
-		if _, err := tcp.Write(wire.Append(nil, me.Hello(lc))); err != nil {
-			return wire.Hello{}, nil, err
-		}
-		r := wire.NewReader(tcp, maxFrame)
 		f, err := r.Next()
 		if err != nil {
-			return wire.Hello{}, nil, fmt.Errorf("reading hello: %s", Reason(err))
+			return wire.Hello{}, fmt.Errorf("reading hello: %s", Reason(err))
 		}
 		switch f := f.(type) {
 		case wire.Reject:
-			return wire.Hello{}, nil, fmt.Errorf("%w: %s", ErrRejected, f.Reason)
+			return wire.Hello{}, fmt.Errorf("%w: %s", ErrRejected, f.Reason)
 		case wire.Hello:
-			if err := me.Check(f); err != nil {
-				return f, nil, err
+			if f.Version != wire.Version {
+				return f, fmt.Errorf("%s speaks protocol version %d, we speak %d", addr, f.Version, wire.Version)
 			}
-			if f.ID != want {
-				return f, nil, fmt.Errorf("%s answered as peer %d, expected %d", addr, f.ID, want)
+			if f.Kind != hello.Kind || f.Scope != hello.Scope {
+				return f, fmt.Errorf("%s answered as %s %q, we asked for %s %q", addr, f.Kind, f.Scope, hello.Kind, hello.Scope)
 			}
-			tcp.SetDeadline(time.Time{})
-			return f, r, nil
+			return f, nil
 		default:
-			return wire.Hello{}, nil, fmt.Errorf("expected hello, got %s", f.Type())
+			return wire.Hello{}, fmt.Errorf("expected hello, got %s", f.Type())
 		}
 	}()
-	if err != nil {
-		tcp.Close()
-		return nil, nil, h, err
+	if !stop() || err != nil {
+		s.Close()
+		if err == nil {
+			err = ctx.Err()
+		}
+		return nil, h, err
 	}
-	return tcp, r, h, nil
+	setDeadline(s, time.Time{})
+	return newConn(s, src, r, lim), h, nil
 }
 
-// ReadHello reads and checks the Hello that opens an accepted connection,
-// after setting SO_OOBINLINE. The caller answers with its own Hello, or with
-// Reject and a close.
-func ReadHello(tcp *net.TCPConn, me Identity, timeout time.Duration, maxFrame int) (wire.Hello, *wire.Reader, error) {
-	if err := SetOOBInline(tcp); err != nil {
-		return wire.Hello{}, nil, err
+// Accepted is an accepted stream whose Hello was read: answer it with
+// Accept or Reject.
+type Accepted struct {
+	Hello wire.Hello
+	s     Stream
+	src   *source
+	r     *wire.Reader
+}
+
+// ReadHello reads the Hello that opens an accepted stream, within timeout
+// (0: DefaultHandshake). Anything else, or a Hello of another protocol
+// version, is an error saying so; the caller should Refuse the stream.
+func ReadHello(s Stream, timeout time.Duration) (*Accepted, error) {
+	if timeout <= 0 {
+		timeout = DefaultHandshake
 	}
-	tcp.SetReadDeadline(time.Now().Add(timeout))
-	r := wire.NewReader(tcp, maxFrame)
+	s.SetReadDeadline(time.Now().Add(timeout))
+	src := &source{s: s}
+	r := wire.NewReader(src, HelloMax)
 	f, err := r.Next()
 	if err != nil {
-		return wire.Hello{}, nil, fmt.Errorf("bad handshake: %s", Reason(err))
+		return nil, fmt.Errorf("bad handshake: %s", Reason(err))
 	}
 	h, ok := f.(wire.Hello)
 	if !ok {
-		return wire.Hello{}, nil, fmt.Errorf("bad handshake: expected hello, got %s", f.Type())
+		return nil, fmt.Errorf("bad handshake: expected hello, got %s", f.Type())
 	}
-	if err := me.Check(h); err != nil {
-		return h, nil, err
+	if h.Version != wire.Version {
+		return nil, fmt.Errorf("protocol version %d, we speak %d", h.Version, wire.Version)
 	}
-	tcp.SetReadDeadline(time.Time{})
-	return h, r, nil
+	s.SetReadDeadline(time.Time{})
+	return &Accepted{Hello: h, s: s, src: src, r: r}, nil
 }
 
-// Reject sends a Reject frame with reason and closes the connection.
-func Reject(tcp *net.TCPConn, reason string, lc uint64) {
-	tcp.SetWriteDeadline(time.Now().Add(FlushTimeout))
-	tcp.Write(wire.Append(nil, wire.Reject{Reason: reason, LC: lc}))
-	tcp.Close()
+// RemoteAddr names the other end.
+func (a *Accepted) RemoteAddr() string { return a.s.RemoteAddr() }
+
+// Accept answers with reply and returns the connection, not started;
+// reply is its first frame.
+func (a *Accepted) Accept(reply wire.Hello, lim Limits) *Conn {
+	c := newConn(a.s, a.src, a.r, lim)
+	c.Send(reply, false)
+	return c
+}
+
+// Reject tells the other end why it is refused and closes the stream.
+func (a *Accepted) Reject(reason string, lc uint64) { Refuse(a.s, reason, lc) }
+
+// Refuse sends a Reject frame with reason, bounded by FlushTimeout, and
+// closes s.
+func Refuse(s Stream, reason string, lc uint64) {
+	s.SetWriteDeadline(time.Now().Add(FlushTimeout))
+	s.Write(wire.Append(nil, wire.Reject{Reason: reason, LC: lc}))
+	s.Close()
+}
+
+func setDeadline(s Stream, t time.Time) {
+	s.SetReadDeadline(t)
+	s.SetWriteDeadline(t)
 }

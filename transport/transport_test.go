@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,7 +52,7 @@ func pair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
 // after a leader-change frame arrives flagged as TCP urgent data, in line.
 func TestUrgentByteIsMarkedUrgent(t *testing.T) {
 	a, b := pair(t)
-	c := NewConn(a, wire.NewReader(a, 0))
+	c := NewConn(&TCPStream{a}, Limits{})
 	lost := make(chan string, 1)
 	c.Start(func(wire.Frame) {}, func(r string) { lost <- r })
 	frame := wire.Append(nil, wire.LeaderChange{Leader: 1, Prev: 0, LC: 7})
@@ -108,7 +111,7 @@ func TestUrgentByteIsMarkedUrgent(t *testing.T) {
 
 func TestPlainFrameIsNotUrgent(t *testing.T) {
 	a, b := pair(t)
-	c := NewConn(a, wire.NewReader(a, 0))
+	c := NewConn(&TCPStream{a}, Limits{})
 	c.Start(func(wire.Frame) {}, func(string) {})
 	c.Send(wire.Heartbeat{Seq: 1}, false)
 	c.Send(wire.Heartbeat{Seq: 2}, false)
@@ -155,7 +158,7 @@ func readFull(c *net.TCPConn, p []byte) (int, error) {
 
 func TestConnReportsLossOnceAndFramesInOrder(t *testing.T) {
 	a, b := pair(t)
-	c := NewConn(a, wire.NewReader(a, 0))
+	c := NewConn(&TCPStream{a}, Limits{})
 	frames := make(chan wire.Frame, 10)
 	lost := make(chan string, 2)
 	c.Start(func(f wire.Frame) { frames <- f }, func(r string) { lost <- r })
@@ -173,7 +176,7 @@ func TestConnReportsLossOnceAndFramesInOrder(t *testing.T) {
 
 func TestConnClosesOnBadFraming(t *testing.T) {
 	a, b := pair(t)
-	c := NewConn(a, wire.NewReader(a, 64))
+	c := NewConn(&TCPStream{a}, Limits{MaxFrame: 64})
 	lost := make(chan string, 1)
 	c.Start(func(wire.Frame) {}, func(r string) { lost <- r })
 	b.Write([]byte{byte(wire.TypeHeartbeat), 0xff, 0x7f}) // 16 KiB payload, limit 64
@@ -183,71 +186,143 @@ func TestConnClosesOnBadFraming(t *testing.T) {
 }
 
 func TestHandshake(t *testing.T) {
-	me := Identity{Cluster: "c", ID: 0, N: 3, Incarnation: 5}
-	them := Identity{Cluster: "c", ID: 1, N: 3, Incarnation: 9}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for _, nw := range []Network{TCP{}, &Mem{}} {
+		t.Run(fmt.Sprintf("%T", nw), func(t *testing.T) { testHandshake(t, nw) })
+	}
+}
+
+func testHandshake(t *testing.T, nw Network) {
+	ln, err := nw.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		h, _, err := ReadHello(c.(*net.TCPConn), them, time.Second, 0)
-		if err != nil || h.ID != 0 || h.Incarnation != 5 {
-			Reject(c.(*net.TCPConn), "unexpected", 0)
-			return
-		}
-		c.Write(wire.Append(nil, them.Hello(3)))
-	}()
-	tcp, _, h, err := Dial(context.Background(), ln.Addr().String(), 1, me, 1, time.Second, 0)
+	me := wire.Hello{Version: wire.Version, Kind: wire.KindPeer, Scope: "c", From: "0", N: 3, Incarnation: 5}
+	them := wire.Hello{Version: wire.Version, Kind: wire.KindPeer, Scope: "c", From: "1", N: 3, Incarnation: 9, LC: 3}
+	// answer accepts one stream and answers its Hello with f (or with
+	// them if f is nil), then echoes what it receives.
+	answer := func(f func(a *Accepted)) {
+		go func() {
+			s, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			a, err := ReadHello(s, time.Second)
+			if err != nil {
+				Refuse(s, err.Error(), 0)
+				return
+			}
+			if f != nil {
+				f(a)
+				return
+			}
+			c := a.Accept(them, Limits{})
+			c.Start(func(f wire.Frame) { c.Send(f, false) }, func(string) {})
+		}()
+	}
+	answer(nil)
+	c, h, err := Dial(context.Background(), nw, ln.Addr(), me, time.Second, Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tcp.Close()
-	if h.ID != 1 || h.Incarnation != 9 || h.LC != 3 {
-		t.Fatalf("remote hello %+v", h)
+	if h != them {
+		t.Fatalf("answer %+v, want %+v", h, them)
 	}
-	// Expecting another id is an error.
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			ReadHello(c.(*net.TCPConn), them, time.Second, 0)
-			c.Write(wire.Append(nil, them.Hello(3)))
-		}
-	}()
-	if _, _, _, err := Dial(context.Background(), ln.Addr().String(), 2, me, 1, time.Second, 0); err == nil {
-		t.Fatal("a peer answering with the wrong id was accepted")
+	frames := make(chan wire.Frame, 1)
+	c.Start(func(f wire.Frame) { frames <- f }, func(string) {})
+	c.Send(wire.Heartbeat{Seq: 7}, false)
+	if f := <-frames; f.(wire.Heartbeat).Seq != 7 {
+		t.Fatalf("echo: %#v", f)
 	}
+	c.Close()
+
 	// A rejection comes back as ErrRejected with the reason.
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			Reject(c.(*net.TCPConn), "go away", 0)
-		}
-	}()
-	if _, _, _, err := Dial(context.Background(), ln.Addr().String(), 1, me, 1, time.Second, 0); !errors.Is(err, ErrRejected) {
+	answer(func(a *Accepted) { a.Reject("go away", 0) })
+	if _, _, err := Dial(context.Background(), nw, ln.Addr(), me, time.Second, Limits{}); !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "go away") {
 		t.Fatalf("rejection: %v", err)
+	}
+	// An answer for another scope is an error.
+	answer(func(a *Accepted) {
+		other := them
+		other.Scope = "d"
+		a.Accept(other, Limits{}).Start(func(wire.Frame) {}, func(string) {})
+	})
+	if _, _, err := Dial(context.Background(), nw, ln.Addr(), me, time.Second, Limits{}); err == nil || !strings.Contains(err.Error(), `"d"`) {
+		t.Fatalf("answer from another scope: %v", err)
+	}
+	// A Hello of another version is refused with both versions named.
+	answer(nil)
+	old := me
+	old.Version = 1
+	if _, _, err := Dial(context.Background(), nw, ln.Addr(), old, time.Second, Limits{}); !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "version 1") {
+		t.Fatalf("old version: %v", err)
+	}
+	// Silence is cut off by the handshake deadline.
+	answer(func(a *Accepted) {})
+	if _, _, err := Dial(context.Background(), nw, ln.Addr(), me, 50*time.Millisecond, Limits{}); err == nil {
+		t.Fatal("a silent answer was accepted")
 	}
 }
 
-func TestIdentityCheck(t *testing.T) {
-	me := Identity{Cluster: "c", ID: 0, N: 3}
-	bad := []wire.Hello{
-		{Version: 9, Cluster: "c", ID: 1, N: 3},
-		{Version: wire.Version, Cluster: "other", ID: 1, N: 3},
-		{Version: wire.Version, Cluster: "c", ID: 1, N: 4},
-		{Version: wire.Version, Cluster: "c", ID: 3, N: 3},
-		{Version: wire.Version, Cluster: "c", ID: 0, N: 3},
-	}
-	for _, h := range bad {
-		if me.Check(h) == nil {
-			t.Errorf("accepted %+v", h)
+// TestIdleConnectionIsClosed checks the idle limit: a connection that
+// brings nothing is closed with reason timeout.
+func TestIdleConnectionIsClosed(t *testing.T) {
+	var nw Mem
+	ln, _ := nw.Listen("")
+	go func() {
+		s, err := ln.Accept()
+		if err == nil {
+			t.Cleanup(func() { s.Close() })
 		}
+	}()
+	s, err := nw.Dial(context.Background(), ln.Addr())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := me.Check(wire.Hello{Version: wire.Version, Cluster: "c", ID: 2, N: 3}); err != nil {
-		t.Error(err)
+	c := NewConn(s, Limits{Idle: 20 * time.Millisecond})
+	lost := make(chan string, 1)
+	c.Start(func(wire.Frame) {}, func(r string) { lost <- r })
+	if r := <-lost; r != "timeout" {
+		t.Fatalf("idle connection lost with %q, want timeout", r)
+	}
+}
+
+// TestMemStream checks the in-memory stream against what the runtime
+// relies on from TCP.
+func TestMemStream(t *testing.T) {
+	var nw Mem
+	if _, err := nw.Dial(context.Background(), "nowhere:1"); err == nil {
+		t.Fatal("dialing nobody succeeded")
+	}
+	ln, _ := nw.Listen("")
+	acc := make(chan Stream, 1)
+	go func() { s, _ := ln.Accept(); acc <- s }()
+	a, err := nw.Dial(context.Background(), ln.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := <-acc
+	a.Write([]byte("hello"))
+	a.CloseWrite()
+	got, err := io.ReadAll(b)
+	if string(got) != "hello" || err != nil {
+		t.Fatalf("read %q, %v after a half close", got, err)
+	}
+	b.Write([]byte("back"))
+	buf := make([]byte, 8)
+	if n, _ := a.Read(buf); string(buf[:n]) != "back" {
+		t.Fatalf("the other direction read %q after a half close", buf[:n])
+	}
+	b.Close()
+	if _, err := a.Write([]byte("x")); err == nil {
+		t.Fatal("a write after the other end closed succeeded")
+	}
+	if _, err := a.Read(buf); !errors.Is(err, io.EOF) {
+		t.Fatalf("read after the other end closed: %v", err)
+	}
+	a.SetReadDeadline(time.Now().Add(-time.Second))
+	ln.Close()
+	if _, err := nw.Dial(context.Background(), ln.Addr()); err == nil {
+		t.Fatal("dialing a closed listener succeeded")
 	}
 }

@@ -38,13 +38,44 @@ const (
 	TypeHeartbeat    Type = 3
 	TypeLeaderChange Type = 4
 	TypeBye          Type = 5
-	TypeJoinConn     Type = 6
+	TypeJoinConn     Type = 6 // version 1 only, no longer parsed: groups open with Hello since version 2
 	TypeGroupMsg     Type = 7
 	TypeHint         Type = 0x21 // one byte, no length: the urgent byte
 )
 
-// Version is the protocol version carried in Hello.
-const Version = 1
+// Version is the protocol version carried in Hello. Version 2 made Hello
+// say what a connection is for (Kind), so one listener serves every kind.
+const Version = 2
+
+// Kind says what a connection is for: which kind of machine on the
+// accepting process it is routed to.
+//
+// WARNING: ONLY APPEND TO THIS LIST! The numeric values are part of the
+// protocol itself.
+type Kind uint8
+
+// Connection kinds.
+const (
+	KindPeer      Kind = 1 // between the peer cores of a cluster; Scope is the cluster
+	KindGroup     Kind = 2 // from one group member to another; Scope is the group
+	KindDirectory Kind = 3 // between directory replicas
+	KindClient    Kind = 4 // from a client to a directory replica
+)
+
+// String names the kind.
+func (k Kind) String() string {
+	switch k {
+	case KindPeer:
+		return "peer"
+	case KindGroup:
+		return "group"
+	case KindDirectory:
+		return "directory"
+	case KindClient:
+		return "client"
+	}
+	return fmt.Sprintf("kind-%d", uint8(k))
+}
 
 // Magic opens every Hello payload, so that a stray client is told apart from
 // a peer speaking another version.
@@ -77,12 +108,18 @@ type parser interface {
 	parsePayload(d *decoder)
 }
 
-// Hello opens a connection: who is speaking, in which cluster.
+// Hello opens every connection, from both ends: what the connection is for
+// (Kind and Scope, by which the accepting process routes it), who is
+// speaking, and whom it means to reach. The accepting end answers with its
+// own Hello, or with Reject and a close.
 type Hello struct {
 	Version     uint8
-	Cluster     string
-	ID          int    // sender's peer id
-	N           int    // number of peers the sender was configured with
+	Kind        Kind
+	Scope       string // the cluster (KindPeer) or group (KindGroup) name
+	From        string // the sender's id in the scope: "2" for peer 2, a member id
+	Addr        string // where the sender accepts connections, if it does
+	To          string // the id the sender means to reach; "" if only the address is known
+	N           int    // KindPeer: the number of peers the sender was configured with
 	Incarnation uint64 // grows each time the sender process restarts
 	LC          uint64 // sender's Lamport clock
 }
@@ -126,19 +163,6 @@ type Bye struct {
 // Hint is the one-byte frame sent as TCP urgent data. It carries nothing.
 type Hint struct{}
 
-// JoinConn opens a connection between group members: the group, the
-// member speaking (its id and listening address) and the member it means
-// to reach (To, empty if only the address is known). Such connections carry
-// messages one way, from the dialer.
-type JoinConn struct {
-	Version uint8
-	Group   string
-	ID      string
-	Addr    string
-	To      string
-	LC      uint64
-}
-
 // GroupMsg is a message of a group's protocol stack, in the stack's own
 // encoding.
 type GroupMsg struct {
@@ -165,32 +189,7 @@ func (Bye) Type() Type { return TypeBye }
 func (Hint) Type() Type { return TypeHint }
 
 // Type implements Frame.
-func (JoinConn) Type() Type { return TypeJoinConn }
-
-// Type implements Frame.
 func (GroupMsg) Type() Type { return TypeGroupMsg }
-
-func (f JoinConn) appendPayload(b []byte) []byte {
-	b = append(b, Magic...)
-	b = append(b, f.Version)
-	b = appendString(b, f.Group)
-	b = appendString(b, f.ID)
-	b = appendString(b, f.Addr)
-	b = appendString(b, f.To)
-	return binary.AppendUvarint(b, f.LC)
-}
-
-func (f *JoinConn) parsePayload(d *decoder) {
-	if m := d.bytes(len(Magic)); d.err == nil && string(m) != Magic {
-		d.fail("bad magic %q", m)
-	}
-	f.Version = d.byte()
-	f.Group = d.string()
-	f.ID = d.string()
-	f.Addr = d.string()
-	f.To = d.string()
-	f.LC = d.uvarint()
-}
 
 func (f GroupMsg) appendPayload(b []byte) []byte {
 	return append(binary.AppendUvarint(b, f.LC), f.Data...)
@@ -204,21 +203,31 @@ func (f *GroupMsg) parsePayload(d *decoder) {
 
 func (f Hello) appendPayload(b []byte) []byte {
 	b = append(b, Magic...)
-	b = append(b, f.Version)
-	b = appendString(b, f.Cluster)
-	b = binary.AppendUvarint(b, uint64(f.ID))
+	b = append(b, f.Version, byte(f.Kind))
+	b = appendString(b, f.Scope)
+	b = appendString(b, f.From)
+	b = appendString(b, f.Addr)
+	b = appendString(b, f.To)
 	b = binary.AppendUvarint(b, uint64(f.N))
 	b = binary.AppendUvarint(b, f.Incarnation)
 	return binary.AppendUvarint(b, f.LC)
 }
 
+// A Hello of another version is parsed only as far as its version, so
+// that the answer can say which versions differ.
 func (f *Hello) parsePayload(d *decoder) {
 	if m := d.bytes(len(Magic)); d.err == nil && string(m) != Magic {
 		d.fail("bad magic %q", m)
 	}
-	f.Version = d.byte()
-	f.Cluster = d.string()
-	f.ID = d.int()
+	if f.Version = d.byte(); f.Version != Version {
+		d.b = nil
+		return
+	}
+	f.Kind = Kind(d.byte())
+	f.Scope = d.string()
+	f.From = d.string()
+	f.Addr = d.string()
+	f.To = d.string()
 	f.N = d.int()
 	f.Incarnation = d.uvarint()
 	f.LC = d.uvarint()
@@ -376,8 +385,6 @@ func newFrame(t Type) parser {
 		return &LeaderChange{}
 	case TypeBye:
 		return &Bye{}
-	case TypeJoinConn:
-		return &JoinConn{}
 	case TypeGroupMsg:
 		return &GroupMsg{}
 	}
@@ -405,8 +412,6 @@ func parsePayload(f parser, p []byte) (Frame, error) {
 		return *v, nil
 	case *Bye:
 		return *v, nil
-	case *JoinConn:
-		return *v, nil
 	case *GroupMsg:
 		return *v, nil
 	}
@@ -429,7 +434,7 @@ func (t Type) String() string {
 	case TypeHint:
 		return "hint"
 	case TypeJoinConn:
-		return "join-conn"
+		return "join-conn (version 1)"
 	case TypeGroupMsg:
 		return "group-msg"
 	}
@@ -547,9 +552,6 @@ func Stamp(f Frame, lc uint64) Frame {
 	case Bye:
 		v.LC = lc
 		return v
-	case JoinConn:
-		v.LC = lc
-		return v
 	}
 	return f
 }
@@ -566,8 +568,6 @@ func StampOf(f Frame) uint64 {
 	case LeaderChange:
 		return v.LC
 	case Bye:
-		return v.LC
-	case JoinConn:
 		return v.LC
 	}
 	return 0

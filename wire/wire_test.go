@@ -9,8 +9,9 @@ import (
 )
 
 var samples = []Frame{
-	Hello{Version: Version, Cluster: "conclave", ID: 3, N: 4, Incarnation: 1732380000123456789, LC: 17},
+	Hello{Version: Version, Kind: KindPeer, Scope: "conclave", From: "3", Addr: "127.0.0.1:7003", N: 4, Incarnation: 1732380000123456789, LC: 17},
 	Hello{Version: Version},
+	Hello{Version: Version, Kind: KindGroup, Scope: "prices", From: "m1.3fa2", Addr: "127.0.0.1:7001", To: "m0.11aa", LC: 5},
 	Reject{Reason: "wrong cluster", LC: 1},
 	Heartbeat{Seq: 1, LC: 2},
 	Heartbeat{Seq: 1 << 40, LC: 1 << 62},
@@ -19,8 +20,6 @@ var samples = []Frame{
 	LeaderChange{Leader: 1, Prev: 0, LC: 9},
 	LeaderChange{Leader: -1, Prev: 2, LC: 9},
 	Bye{Reason: "shutdown", LC: 3},
-	JoinConn{Version: Version, Group: "prices", ID: "m1.3fa2", Addr: "127.0.0.1:7001", To: "m0.11aa", LC: 5},
-	JoinConn{Version: Version, Group: "g"},
 	GroupMsg{LC: 1795466917277952, Data: []byte{2, 1, 0, 1, 7, 'h', 'i'}},
 	GroupMsg{},
 	Hint{},
@@ -117,3 +116,40 @@ type rawFrame struct {
 
 func (f rawFrame) Type() Type                    { return f.t }
 func (f rawFrame) appendPayload(b []byte) []byte { return append(b, f.p...) }
+
+// TestHelloOfAnotherVersion checks that a Hello of version 1 (the layout
+// before connection kinds) parses as far as its version, so the answer can
+// name the versions.
+func TestHelloOfAnotherVersion(t *testing.T) {
+	v1 := []byte{byte(TypeHello), 0, 'C', 'N', 'C', 'L', 1, 8, 'c', 'o', 'n', 'c', 'l', 'a', 'v', 'e', 3, 4, 1, 17}
+	v1[1] = byte(len(v1) - 2)
+	f, n, err := Parse(v1, 0)
+	if err != nil || n != len(v1) {
+		t.Fatalf("version 1 hello: %v (%d of %d bytes)", err, n, len(v1))
+	}
+	if h := f.(Hello); h.Version != 1 || h.Scope != "" {
+		t.Fatalf("version 1 hello parsed as %#v", h)
+	}
+}
+
+// TestReaderMemoryFollowsBytes checks that a frame declaring a large length
+// costs memory only as its bytes arrive.
+func TestReaderMemoryFollowsBytes(t *testing.T) {
+	head := []byte{byte(TypeGroupMsg), 0x80, 0x80, 0x80, 0x20} // 64 MiB declared
+	r := NewReader(io.MultiReader(bytes.NewReader(head), bytes.NewReader(make([]byte, 1000))), 128<<20)
+	if _, err := r.Next(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("a frame cut short: %v, want an unexpected EOF", err)
+	}
+	if c := cap(r.buf); c > 2*growStep {
+		t.Fatalf("the reader holds %d bytes for 1000 received", c)
+	}
+}
+
+func TestReaderLargeFrameArrivesWhole(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789"), 30000)
+	r := NewReader(bytes.NewReader(Append(nil, GroupMsg{LC: 3, Data: data})), 1<<20)
+	f, err := r.Next()
+	if err != nil || !bytes.Equal(f.(GroupMsg).Data, data) {
+		t.Fatalf("a 300 kB frame: %v", err)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -36,7 +35,7 @@ func (c groupCmd) run(args []string) error {
 	stackName := fs.String("stack", "vsync", "quality of service: vsync, total, or the path of an XML stack description")
 	listen := fs.String("listen", "127.0.0.1:0", "host:port to accept the other members' connections on (port 0: any free port)")
 	contacts := fs.String("contacts", "", "comma-separated host:port of members to join through (none: found the group)")
-	member := fs.String("member", "", "this member's name in views and logs; a random suffix makes each run unique (default: member-PORT)")
+	member := fs.String("member", "", "this member's name in views and logs; a random suffix makes each run unique (default: member-<process id>)")
 	logDir := fs.String("log-dir", "", "directory for the event log <member>.jsonl (empty: no log)")
 	logDeliveries := fs.Bool("log-deliveries", false, "log every send, acknowledgement and delivery (what the checkers need)")
 	stay := fs.Bool("stay", false, "stay in the group at the end of stdin, until SIGINT or SIGTERM")
@@ -54,36 +53,24 @@ func (c groupCmd) run(args []string) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	if _, _, err := net.SplitHostPort(*listen); err != nil {
-		return usagef("--listen %q is not host:port", *listen)
-	}
 	var cs []string
 	for _, a := range strings.Split(*contacts, ",") {
-		if a = strings.TrimSpace(a); a == "" {
-			continue
+		if a = strings.TrimSpace(a); a != "" {
+			cs = append(cs, a)
 		}
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			return usagef("contact %q is not host:port", a)
-		}
-		cs = append(cs, a)
 	}
 	if *joinTimeout <= 0 {
 		return usagef("--join-timeout must be positive")
 	}
-
+	cfg := group.Config{Name: *name, Description: d, Listen: *listen, Contacts: cs,
+		Member: *member, LogDir: *logDir, LogDeliveries: *logDeliveries}
+	if err := cfg.Validate(); err != nil {
+		return usageError{err.Error()}
+	}
 	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	jctx, cancel := context.WithTimeout(sig, *joinTimeout)
 	defer cancel()
-	cfg := group.Config{Name: *name, Description: d, Listen: *listen, Contacts: cs,
-		Member: *member, LogDir: *logDir, LogDeliveries: *logDeliveries}
-	if cfg.Member == "" {
-		_, port, _ := net.SplitHostPort(*listen)
-		cfg.Member = "member-" + port
-		if port == "0" {
-			cfg.Member = fmt.Sprintf("member-%d", os.Getpid())
-		}
-	}
 	g, err := group.Join(jctx, cfg)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {

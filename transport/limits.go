@@ -1,0 +1,55 @@
+package transport
+
+import (
+	"time"
+
+	"github.com/conclave/conclave/wire"
+)
+
+// Defaults of Limits.
+const (
+	// DefaultHandshake bounds the wait for the Hello that opens an
+	// accepted connection, and for the answer to a dialer's Hello when
+	// the dialer gives no timeout of its own.
+	DefaultHandshake = 5 * time.Second
+	// DefaultIdle closes a connection that brought no byte for this long.
+	// Peers and group members send heartbeats many times more often; the
+	// limit is for connections that were abandoned or never meant to talk.
+	DefaultIdle = time.Minute
+	// DefaultSendQueue is how many frames may wait to be written on one
+	// connection. A peer that lets its queue fill is closed: it is far
+	// behind.
+	DefaultSendQueue = 1024
+	// HelloMax bounds the first frame of a connection, before anyone
+	// knows what the connection is for.
+	HelloMax = 8 << 10
+	// FlushTimeout bounds how long a graceful close waits for queued
+	// frames to be written and for the other end to close.
+	FlushTimeout = time.Second
+)
+
+// Limits bound what one connection may cost. Zero fields take the
+// defaults above; a negative Idle means no idle limit.
+type Limits struct {
+	// MaxFrame limits the payload of a frame received after the
+	// handshake (0: wire.DefaultMaxFrame). Memory grows with the bytes
+	// received, never with a length a frame declares.
+	MaxFrame int
+	// Idle closes the connection when nothing arrives for this long.
+	Idle time.Duration
+	// SendQueue is the number of frames that may wait to be written.
+	SendQueue int
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxFrame <= 0 {
+		l.MaxFrame = wire.DefaultMaxFrame
+	}
+	if l.Idle == 0 {
+		l.Idle = DefaultIdle
+	}
+	if l.SendQueue <= 0 {
+		l.SendQueue = DefaultSendQueue
+	}
+	return l
+}
