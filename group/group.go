@@ -140,7 +140,7 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 			name = "vsync"
 		}
 		var err error
-		if d, err = layers.Load(name); err != nil {
+		if d, err = LoadStack(name); err != nil {
 			return nil, err
 		}
 	}

@@ -8,7 +8,7 @@ package layers
 import (
 	"embed"
 	"fmt"
-	"os"
+	"io"
 	"strings"
 	"time"
 
@@ -77,18 +77,36 @@ func ShippedXML(name string) ([]byte, bool) {
 	return b, err == nil
 }
 
-// Load returns the stack description called name (a shipped stack) or at
-// path name (a file ending in .xml or containing a slash).
+// IsFile reports whether the stack name names a file rather than a shipped
+// stack: it ends in .xml or contains a slash.
+func IsFile(name string) bool {
+	return strings.HasSuffix(name, ".xml") || strings.Contains(name, "/")
+}
+
+// Load returns the shipped stack called name. This package reads no files:
+// for a name that is a file (see IsFile), open it and call Read, as
+// group.LoadStack does.
 func Load(name string) (*stack.Description, error) {
-	if b, ok := ShippedXML(name); ok && !strings.ContainsAny(name, "/.") {
-		return Registry().Parse(name+".xml", b)
+	if IsFile(name) {
+		return nil, fmt.Errorf("stack %q is a file: open it and call layers.Read, or use group.LoadStack", name)
 	}
-	if !strings.HasSuffix(name, ".xml") && !strings.Contains(name, "/") {
+	b, ok := ShippedXML(name)
+	if !ok || strings.Contains(name, ".") {
 		return nil, fmt.Errorf("no stack %q: the shipped stacks are %s; a file must end in .xml", name, strings.Join(Shipped(), ", "))
 	}
-	b, err := os.ReadFile(name)
+	return Registry().Parse(name+".xml", b)
+}
+
+// Read returns the stack description read from r, naming file in errors.
+// It reads at most stack.MaxDescription bytes, and refuses a longer
+// description.
+func Read(file string, r io.Reader) (*stack.Description, error) {
+	b, err := io.ReadAll(io.LimitReader(r, stack.MaxDescription+1))
 	if err != nil {
 		return nil, err
 	}
-	return Registry().Parse(name, b)
+	if len(b) > stack.MaxDescription {
+		return nil, &stack.Error{File: file, Msg: fmt.Sprintf("description is over the limit of %d bytes", stack.MaxDescription)}
+	}
+	return Registry().Parse(file, b)
 }
