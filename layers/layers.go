@@ -9,6 +9,7 @@ import (
 	"embed"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +19,20 @@ import (
 //go:embed stacks/*.xml
 var shipped embed.FS
 
+// Defaults of the layers' parameters: Registry formats its defaults (what
+// a description may omit) from these. They are declared here rather than
+// taken from package peer: the detect layer applies the peer core's rules
+// and starts from the same values, but the two are separate settings (a
+// stack description sets one, peer.Config the other), and changing one
+// should not silently change the other; layers depends on package stack
+// only.
+const (
+	DefaultHeartbeat    = 100 * time.Millisecond // detect: heartbeat
+	DefaultSuspectAfter = 500 * time.Millisecond // detect: suspect-after
+	DefaultRetry        = 200 * time.Millisecond // membership: retry
+	DefaultWindow       = 1024                   // vsync: window
+)
+
 // Registry returns a registry of the layer kinds of this package.
 func Registry() *stack.Registry {
 	r := stack.NewRegistry()
@@ -25,8 +40,8 @@ func Registry() *stack.Registry {
 		Name: "detect",
 		Doc:  "failure detector: heartbeats to the view's members; a lost connection or silence makes a member suspected",
 		Params: []stack.Param{
-			{Name: "heartbeat", Type: stack.Duration, Default: "100ms", Min: int64(time.Millisecond), Doc: "interval between heartbeats"},
-			{Name: "suspect-after", Type: stack.Duration, Default: "500ms", Min: int64(time.Millisecond), Doc: "silence after which a member is suspected"},
+			{Name: "heartbeat", Type: stack.Duration, Default: DefaultHeartbeat.String(), Min: int64(time.Millisecond), Doc: "interval between heartbeats"},
+			{Name: "suspect-after", Type: stack.Duration, Default: DefaultSuspectAfter.String(), Min: int64(time.Millisecond), Doc: "silence after which a member is suspected"},
 		},
 		Unique: true,
 		New:    newDetect,
@@ -35,7 +50,7 @@ func Registry() *stack.Registry {
 		Name: "membership",
 		Doc:  "views with ranked members; joins, leaves and exclusions through a flush run by the oldest member",
 		Params: []stack.Param{
-			{Name: "retry", Type: stack.Duration, Default: "200ms", Min: int64(time.Millisecond), Doc: "interval between join requests and flush resends"},
+			{Name: "retry", Type: stack.Duration, Default: DefaultRetry.String(), Min: int64(time.Millisecond), Doc: "interval between join requests and flush resends"},
 		},
 		Below:  []string{"detect"},
 		Unique: true,
@@ -45,7 +60,7 @@ func Registry() *stack.Registry {
 		Name: "vsync",
 		Doc:  "reliable FIFO multicast with view synchrony: the same messages delivered by members passing together to the next view",
 		Params: []stack.Param{
-			{Name: "window", Type: stack.Int, Default: "1024", Min: 1, Max: 1 << 20, Doc: "unacknowledged messages a sender may have in flight"},
+			{Name: "window", Type: stack.Int, Default: strconv.Itoa(DefaultWindow), Min: 1, Max: 1 << 20, Doc: "unacknowledged messages a sender may have in flight"},
 		},
 		Below:  []string{"membership"},
 		Unique: true,

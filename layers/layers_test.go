@@ -128,3 +128,24 @@ func (e *endless) Read(p []byte) (int, error) {
 	e.n += len(p)
 	return len(p), nil
 }
+
+func TestDefaults(t *testing.T) {
+	x := `<stack name="bare"><layer kind="detect"/><layer kind="membership"/><layer kind="vsync"/></stack>`
+	desc, err := Registry().Parse("bare.xml", []byte(x))
+	if err != nil {
+		t.Fatal(err)
+	}
+	detect, membership, vsync := desc.Layers[0].Params, desc.Layers[1].Params, desc.Layers[2].Params
+	if got := detect.Duration("heartbeat"); got != DefaultHeartbeat {
+		t.Errorf("heartbeat %v, want %v", got, DefaultHeartbeat)
+	}
+	if got := detect.Duration("suspect-after"); got != DefaultSuspectAfter {
+		t.Errorf("suspect-after %v, want %v", got, DefaultSuspectAfter)
+	}
+	if got := membership.Duration("retry"); got != DefaultRetry {
+		t.Errorf("retry %v, want %v", got, DefaultRetry)
+	}
+	if got := vsync.Int("window"); got != DefaultWindow {
+		t.Errorf("window %d, want %d", got, DefaultWindow)
+	}
+}
