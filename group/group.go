@@ -181,7 +181,7 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 	d := cfg.Description
 	if d == nil {
 		var err error
-		if d, err = layers.Load(cfg.Stack); err != nil {
+		if d, err = LoadStack(cfg.Stack); err != nil {
 			return nil, err
 		}
 	}

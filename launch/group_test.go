@@ -8,6 +8,7 @@ import (
 
 	"github.com/conclave/conclave/check"
 	"github.com/conclave/conclave/eventlog"
+	"github.com/conclave/conclave/launch/launchtest"
 )
 
 // members launches n "conclave group" processes of one group, each
@@ -22,7 +23,7 @@ func members(t *testing.T, n int, stackName string) *Cluster {
 	t.Cleanup(func() {
 		c.Close()
 		if t.Failed() {
-			Keep(t, c.Dir())
+			launchtest.Keep(t, c.Dir())
 		}
 	})
 	return c

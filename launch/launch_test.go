@@ -9,12 +9,13 @@ import (
 
 	"github.com/conclave/conclave/check"
 	"github.com/conclave/conclave/eventlog"
+	"github.com/conclave/conclave/launch/launchtest"
 )
 
 // binary is the conclave executable built for these tests.
 var binary string
 
-func TestMain(m *testing.M) { os.Exit(RunTests(m, &binary)) }
+func TestMain(m *testing.M) { os.Exit(launchtest.RunTests(m, &binary)) }
 
 const (
 	hb      = 50 * time.Millisecond
@@ -32,7 +33,7 @@ func start(t *testing.T, n int, quorum bool) *Cluster {
 			t.Error(err)
 		}
 		if t.Failed() {
-			Keep(t, c.Dir())
+			launchtest.Keep(t, c.Dir())
 		}
 	})
 	return c

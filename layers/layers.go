@@ -8,7 +8,8 @@ package layers
 import (
 	"embed"
 	"fmt"
-	"os"
+	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +19,20 @@ import (
 //go:embed stacks/*.xml
 var shipped embed.FS
 
+// Defaults of the layers' parameters: Registry formats its defaults (what
+// a description may omit) from these. They are declared here rather than
+// taken from package peer: the detect layer applies the peer core's rules
+// and starts from the same values, but the two are separate settings (a
+// stack description sets one, peer.Config the other), and changing one
+// should not silently change the other; layers depends on package stack
+// only.
+const (
+	DefaultHeartbeat    = 100 * time.Millisecond // detect: heartbeat
+	DefaultSuspectAfter = 500 * time.Millisecond // detect: suspect-after
+	DefaultRetry        = 200 * time.Millisecond // membership: retry
+	DefaultWindow       = 1024                   // vsync: window
+)
+
 // Registry returns a registry of the layer kinds of this package.
 func Registry() *stack.Registry {
 	r := stack.NewRegistry()
@@ -25,8 +40,8 @@ func Registry() *stack.Registry {
 		Name: "detect",
 		Doc:  "failure detector: heartbeats to the view's members; a lost connection or silence makes a member suspected",
 		Params: []stack.Param{
-			{Name: "heartbeat", Type: stack.Duration, Default: "100ms", Min: int64(time.Millisecond), Doc: "interval between heartbeats"},
-			{Name: "suspect-after", Type: stack.Duration, Default: "500ms", Min: int64(time.Millisecond), Doc: "silence after which a member is suspected"},
+			{Name: "heartbeat", Type: stack.Duration, Default: DefaultHeartbeat.String(), Min: int64(time.Millisecond), Doc: "interval between heartbeats"},
+			{Name: "suspect-after", Type: stack.Duration, Default: DefaultSuspectAfter.String(), Min: int64(time.Millisecond), Doc: "silence after which a member is suspected"},
 		},
 		Unique: true,
 		New:    newDetect,
@@ -35,7 +50,7 @@ func Registry() *stack.Registry {
 		Name: "membership",
 		Doc:  "views with ranked members; joins, leaves and exclusions through a flush run by the oldest member",
 		Params: []stack.Param{
-			{Name: "retry", Type: stack.Duration, Default: "200ms", Min: int64(time.Millisecond), Doc: "interval between join requests and flush resends"},
+			{Name: "retry", Type: stack.Duration, Default: DefaultRetry.String(), Min: int64(time.Millisecond), Doc: "interval between join requests and flush resends"},
 		},
 		Below:  []string{"detect"},
 		Unique: true,
@@ -45,7 +60,7 @@ func Registry() *stack.Registry {
 		Name: "vsync",
 		Doc:  "reliable FIFO multicast with view synchrony: the same messages delivered by members passing together to the next view",
 		Params: []stack.Param{
-			{Name: "window", Type: stack.Int, Default: "1024", Min: 1, Max: 1 << 20, Doc: "unacknowledged messages a sender may have in flight"},
+			{Name: "window", Type: stack.Int, Default: strconv.Itoa(DefaultWindow), Min: 1, Max: 1 << 20, Doc: "unacknowledged messages a sender may have in flight"},
 		},
 		Below:  []string{"membership"},
 		Unique: true,
@@ -77,18 +92,36 @@ func ShippedXML(name string) ([]byte, bool) {
 	return b, err == nil
 }
 
-// Load returns the stack description called name (a shipped stack) or at
-// path name (a file ending in .xml or containing a slash).
+// IsFile reports whether the stack name names a file rather than a shipped
+// stack: it ends in .xml or contains a slash.
+func IsFile(name string) bool {
+	return strings.HasSuffix(name, ".xml") || strings.Contains(name, "/")
+}
+
+// Load returns the shipped stack called name. This package reads no files:
+// for a name that is a file (see IsFile), open it and call Read, as
+// group.LoadStack does.
 func Load(name string) (*stack.Description, error) {
-	if b, ok := ShippedXML(name); ok && !strings.ContainsAny(name, "/.") {
-		return Registry().Parse(name+".xml", b)
+	if IsFile(name) {
+		return nil, fmt.Errorf("stack %q is a file: open it and call layers.Read, or use group.LoadStack", name)
 	}
-	if !strings.HasSuffix(name, ".xml") && !strings.Contains(name, "/") {
+	b, ok := ShippedXML(name)
+	if !ok || strings.Contains(name, ".") {
 		return nil, fmt.Errorf("no stack %q: the shipped stacks are %s; a file must end in .xml", name, strings.Join(Shipped(), ", "))
 	}
-	b, err := os.ReadFile(name)
+	return Registry().Parse(name+".xml", b)
+}
+
+// Read returns the stack description read from r, naming file in errors.
+// It reads at most stack.MaxDescription bytes, and refuses a longer
+// description.
+func Read(file string, r io.Reader) (*stack.Description, error) {
+	b, err := io.ReadAll(io.LimitReader(r, stack.MaxDescription+1))
 	if err != nil {
 		return nil, err
 	}
-	return Registry().Parse(name, b)
+	if len(b) > stack.MaxDescription {
+		return nil, &stack.Error{File: file, Msg: fmt.Sprintf("description is over the limit of %d bytes", stack.MaxDescription)}
+	}
+	return Registry().Parse(file, b)
 }

@@ -86,3 +86,66 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestLoadReadsNoFiles(t *testing.T) {
+	for _, c := range []struct{ name, want string }{
+		{"fifo", `no stack "fifo": the shipped stacks are total, vsync`},
+		{"vsync.bak", `no stack "vsync.bak"`},
+		{"mine.xml", `stack "mine.xml" is a file`},
+		{"dir/vsync", `stack "dir/vsync" is a file`},
+	} {
+		if _, err := Load(c.name); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Load(%q): %v, want an error containing %q", c.name, err, c.want)
+		}
+	}
+}
+
+func TestRead(t *testing.T) {
+	x := `<stack name="mine"><layer kind="detect"/></stack>`
+	d, err := Read("mine.xml", strings.NewReader(x))
+	if err != nil || d.Name != "mine" || d.File != "mine.xml" {
+		t.Fatalf("Read: %v, %v", d, err)
+	}
+	// An endless description is refused after stack.MaxDescription+1 bytes.
+	r := &endless{}
+	_, err = Read("big.xml", r)
+	want := "big.xml: description is over the limit of 65536 bytes"
+	if err == nil || err.Error() != want {
+		t.Errorf("Read of an endless file: %v, want %q", err, want)
+	}
+	if r.n > stack.MaxDescription+512 {
+		t.Errorf("Read read %d bytes of an endless file, want about %d", r.n, stack.MaxDescription+1)
+	}
+}
+
+// endless is a reader of spaces that never ends; n counts the bytes read.
+type endless struct{ n int }
+
+func (e *endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = ' '
+	}
+	e.n += len(p)
+	return len(p), nil
+}
+
+func TestDefaults(t *testing.T) {
+	x := `<stack name="bare"><layer kind="detect"/><layer kind="membership"/><layer kind="vsync"/></stack>`
+	desc, err := Registry().Parse("bare.xml", []byte(x))
+	if err != nil {
+		t.Fatal(err)
+	}
+	detect, membership, vsync := desc.Layers[0].Params, desc.Layers[1].Params, desc.Layers[2].Params
+	if got := detect.Duration("heartbeat"); got != DefaultHeartbeat {
+		t.Errorf("heartbeat %v, want %v", got, DefaultHeartbeat)
+	}
+	if got := detect.Duration("suspect-after"); got != DefaultSuspectAfter {
+		t.Errorf("suspect-after %v, want %v", got, DefaultSuspectAfter)
+	}
+	if got := membership.Duration("retry"); got != DefaultRetry {
+		t.Errorf("retry %v, want %v", got, DefaultRetry)
+	}
+	if got := vsync.Int("window"); got != DefaultWindow {
+		t.Errorf("window %d, want %d", got, DefaultWindow)
+	}
+}

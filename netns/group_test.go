@@ -12,6 +12,7 @@ import (
 	"github.com/conclave/conclave/check"
 	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/launch"
+	"github.com/conclave/conclave/launch/launchtest"
 )
 
 // TestNetGroupPartitionAndHeal runs four group members on four hosts
@@ -38,7 +39,7 @@ func TestNetGroupPartitionAndHeal(t *testing.T) {
 			t.Cleanup(func() {
 				c.Close()
 				if t.Failed() {
-					launch.Keep(t, c.Dir())
+					launchtest.Keep(t, c.Dir())
 				}
 			})
 			must := func(err error) {

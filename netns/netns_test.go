@@ -16,12 +16,13 @@ import (
 	"github.com/conclave/conclave/check"
 	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/launch"
+	"github.com/conclave/conclave/launch/launchtest"
 )
 
 // binary is the conclave executable built for these tests.
 var binary string
 
-func TestMain(m *testing.M) { os.Exit(launch.RunTests(m, &binary)) }
+func TestMain(m *testing.M) { os.Exit(launchtest.RunTests(m, &binary)) }
 
 const (
 	peers   = 4
@@ -76,7 +77,7 @@ func start(t *testing.T) (*Net, *launch.Cluster) {
 			t.Error(err)
 		}
 		if t.Failed() {
-			launch.Keep(t, c.Dir())
+			launchtest.Keep(t, c.Dir())
 		}
 	})
 	if err := c.StartAll(); err != nil {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/conclave/conclave/group"
-	"github.com/conclave/conclave/layers"
 	"github.com/conclave/conclave/stack"
 )
 
@@ -47,7 +46,7 @@ func runBenchGroup(args []string) error {
 	b.modes = strings.Split(*modes, ",")
 	var descs []*stack.Description
 	for _, s := range b.stacks {
-		d, err := layers.Load(s)
+		d, err := group.LoadStack(s)
 		if err != nil {
 			return usageError{err.Error()}
 		}

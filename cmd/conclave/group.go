@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/conclave/conclave/group"
-	"github.com/conclave/conclave/layers"
 	"github.com/conclave/conclave/stack"
 )
 
@@ -49,7 +48,7 @@ func (c groupCmd) run(args []string) error {
 	if *name == "" {
 		return usagef("--group is required: the name of the group to join")
 	}
-	d, err := layers.Load(*stackName)
+	d, err := group.LoadStack(*stackName)
 	if err != nil {
 		return usageError{err.Error()}
 	}

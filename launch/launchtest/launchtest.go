@@ -1,4 +1,8 @@
-package launch
+// Package launchtest holds helpers for tests that start real conclave
+// processes with package launch: building the binary once per test binary,
+// and keeping a failed test's logs. Only tests import it, so the conclave
+// binary does not link package testing.
+package launchtest
 
 import (
 	"fmt"
