@@ -167,6 +167,7 @@ type Group struct {
 
 type out struct {
 	to      stack.Member
+	keys    []string // the names it serves in outConns, once connected
 	conn    *transport.Conn
 	pending []wire.Frame // queued while connecting
 	dialing bool
@@ -354,12 +355,7 @@ func (g *Group) effect(e stack.Event) {
 	case stack.Out:
 		g.send(e)
 	case stack.Close:
-		if o := g.outConns[e.ID]; o != nil {
-			if o.conn != nil {
-				o.conn.Close()
-			}
-			delete(g.outConns, e.ID)
-		}
+		g.forget(e.ID)
 		for _, c := range g.inConns[e.ID] {
 			c.Close()
 		}
@@ -423,8 +419,8 @@ func (g *Group) logEv(ev string, kv ...any) {
 // shutdown ends every connection and stream; it runs on the loop
 // goroutine as the loop ends.
 func (g *Group) shutdown() {
-	for _, o := range g.outConns {
-		if o.conn != nil {
+	for k, o := range g.outConns {
+		if o.conn != nil && o.keys[0] == k {
 			o.conn.CloseAfterFlush()
 		}
 	}

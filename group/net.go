@@ -3,6 +3,7 @@ package group
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/conclave/conclave/stack"
@@ -70,9 +71,10 @@ func (g *Group) encode(m stack.Msg) []byte {
 
 // dial connects to a member and reports the outcome to the loop. The
 // connection carries messages one way, so it has no idle limit: the
-// member answers nothing after its Hello.
+// member answers nothing after its Hello. A connection dialed by address
+// alone also serves the member that answered, by its id.
 func (g *Group) dial(key string, o *out, to stack.Member, hello wire.Hello) {
-	c, _, err := transport.Dial(context.Background(), g.host.Network(), to.Addr, hello, dialTimeout,
+	c, reply, err := transport.Dial(context.Background(), g.host.Network(), to.Addr, hello, dialTimeout,
 		transport.Limits{MaxFrame: transport.HelloMax, Idle: -1, SendQueue: sendQueue})
 	if !g.loop.Do(func() {
 		if g.outConns[key] != o {
@@ -89,13 +91,13 @@ func (g *Group) dial(key string, o *out, to stack.Member, hello wire.Hello) {
 			return
 		}
 		o.conn = c
+		o.keys = []string{key}
+		if to.ID == "" && reply.From != "" && reply.From != g.me.ID && g.outConns[reply.From] == nil {
+			g.outConns[reply.From] = o
+			o.keys = append(o.keys, reply.From)
+		}
 		c.Start(func(wire.Frame) {}, func(reason string) {
-			g.loop.Do(func() {
-				if g.outConns[key] == o {
-					delete(g.outConns, key)
-					g.loop.Step(stack.Lost{ID: to.ID, Addr: to.Addr, Reason: reason})
-				}
-			})
+			g.loop.Do(func() { g.lost(o, reason) })
 		})
 		for _, f := range o.pending {
 			c.Send(f, false)
@@ -104,6 +106,39 @@ func (g *Group) dial(key string, o *out, to stack.Member, hello wire.Hello) {
 	}) && c != nil {
 		c.Close()
 	}
+}
+
+// lost forgets an outgoing connection that ended and tells the stack, once
+// for each name it served (an address, a member id).
+func (g *Group) lost(o *out, reason string) {
+	for _, k := range o.keys {
+		if g.outConns[k] != o {
+			continue
+		}
+		delete(g.outConns, k)
+		id, addr := k, o.to.Addr
+		if strings.HasPrefix(k, "@") {
+			id = ""
+		}
+		g.loop.Step(stack.Lost{ID: id, Addr: addr, Reason: reason})
+	}
+}
+
+// forget closes the outgoing connection serving id, under every name.
+func (g *Group) forget(id string) {
+	o := g.outConns[id]
+	if o == nil {
+		return
+	}
+	if o.conn != nil {
+		o.conn.Close()
+	}
+	for _, k := range o.keys {
+		if g.outConns[k] == o {
+			delete(g.outConns, k)
+		}
+	}
+	delete(g.outConns, id)
 }
 
 // admit checks a connection the host routed to this group and reads its

@@ -3,71 +3,72 @@ package group
 import "sync"
 
 // queue is an unbounded channel: the loop never blocks on a slow reader.
+// A goroutine moves items to the channel only while some are waiting, so
+// an idle queue costs none.
 type queue[T any] struct {
-	mu      sync.Mutex
-	items   []T
-	wake    chan struct{}
-	out     chan T
-	closed  bool
-	drop    chan struct{} // closed by discard
-	dropped sync.Once
+	mu        sync.Mutex
+	items     []T
+	running   bool // a pump goroutine is moving items
+	closed    bool // close was called: out closes once items are moved
+	outClosed bool
+	out       chan T
+	drop      chan struct{} // closed by discard
+	dropped   sync.Once
 }
 
 func newQueue[T any]() *queue[T] {
-	q := &queue[T]{wake: make(chan struct{}, 1), out: make(chan T), drop: make(chan struct{})}
-	go q.run()
-	return q
+	return &queue[T]{out: make(chan T), drop: make(chan struct{})}
 }
 
-// discard drops what is queued and ends the queue once it is closed.
-func (q *queue[T]) discard() { q.dropped.Do(func() { close(q.drop) }) }
-
+// push adds v at the end.
 func (q *queue[T]) push(v T) {
 	q.mu.Lock()
-	q.items = append(q.items, v)
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
+	defer q.mu.Unlock()
+	if q.closed {
+		return
 	}
+	q.items = append(q.items, v)
+	q.kick()
 }
 
+// close ends the stream after what is queued.
 func (q *queue[T]) close() {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	q.closed = true
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
+	q.kick()
+}
+
+// discard drops what is queued, and what is pushed later.
+func (q *queue[T]) discard() { q.dropped.Do(func() { close(q.drop) }) }
+
+// kick starts the pump unless it runs; q.mu is held.
+func (q *queue[T]) kick() {
+	if !q.running && !q.outClosed {
+		q.running = true
+		go q.pump()
 	}
 }
 
-func (q *queue[T]) run() {
+func (q *queue[T]) pump() {
 	for {
 		q.mu.Lock()
-		items, closed := q.items, q.closed
+		items := q.items
 		q.items = nil
+		if len(items) == 0 {
+			if q.closed {
+				q.outClosed = true
+				close(q.out)
+			}
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
 		q.mu.Unlock()
 		for _, v := range items {
 			select {
 			case q.out <- v:
 			case <-q.drop:
-			}
-		}
-		if closed && len(items) == 0 {
-			close(q.out)
-			return
-		}
-		if len(items) == 0 {
-			select {
-			case <-q.wake:
-			case <-q.drop:
-				q.mu.Lock()
-				closed = q.closed
-				q.mu.Unlock()
-				if !closed {
-					<-q.wake // the member is still running: wait for it to close
-				}
 			}
 		}
 	}
