@@ -336,16 +336,16 @@ func TestInferred(t *testing.T) {
 	// 0 is down between its last event before the kill and its restart; 1's
 	// pause shows as hung.
 	r := analyze(ev)
-	if s := r.stateAt(0, 0.95); s != stRunning {
+	if s := r.states.at(0, 0.95); s != stRunning {
 		t.Errorf("peer 0 at 0.95 s (after its last event, before the others saw it go): %s, want running", s)
 	}
-	if s := r.stateAt(0, 2.5); s != stDown {
+	if s := r.states.at(0, 2.5); s != stDown {
 		t.Errorf("peer 0 at 2.5 s: %s, want down", s)
 	}
-	if s := r.stateAt(0, 4.5); s != stRunning {
+	if s := r.states.at(0, 4.5); s != stRunning {
 		t.Errorf("peer 0 at 4.5 s: %s, want running", s)
 	}
-	if s := r.stateAt(1, 2.5); s != stHung {
+	if s := r.states.at(1, 2.5); s != stHung {
 		t.Errorf("peer 1 at 2.5 s: %s, want hung", s)
 	}
 	if strings.Contains(html, `<tr class="fault"`) {
