@@ -7,9 +7,8 @@ import (
 	"time"
 
 	"github.com/conclave/conclave/eventlog"
+	peercore "github.com/conclave/conclave/peer"
 )
-
-const defSuspectMS = 1000 // suspect_after_ms when no start event says
 
 // index is the event log read once: when each event happened, what the
 // peers' start events say, and the lanes with the events that belong to
@@ -116,12 +115,12 @@ func readStarts(events []eventlog.Event) startInfo {
 }
 
 // suspect is the peers' suspect-after in milliseconds: the start events'
-// largest, or the default if none says.
+// largest, or the peer's default if none says.
 func (s startInfo) suspect() float64 {
 	if s.suspectMS > 0 && !math.IsInf(s.suspectMS, 0) {
 		return s.suspectMS
 	}
-	return defSuspectMS
+	return float64(peercore.DefaultSuspectAfter) / float64(time.Millisecond)
 }
 
 // laneIndex says which peers get a lane and which events are whose.
