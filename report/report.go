@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"html/template"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -26,11 +25,6 @@ const HTMLFile = "report.html"
 
 // MaxLogLines is the most lines of the merged log the report includes.
 const MaxLogLines = 20000
-
-const (
-	maxZooms = 40    // close-ups drawn at most
-	minZoom  = 0.020 // narrowest close-up window, in seconds
-)
 
 //go:embed report.html.tmpl
 var pageText string
@@ -124,27 +118,6 @@ type legendItem struct {
 	Class, Color, Label string
 }
 
-type faultRow struct {
-	N         int
-	At        string
-	Label     string
-	Kind      string
-	Step      string
-	Conv      bool
-	Early     bool // converged before the fault was logged
-	ConvMS    string
-	Leader    int
-	NotConv   string
-	Reported  string
-	ZoomID    string
-	LeaderStr string
-}
-
-type zoomView struct {
-	ID, Heading string
-	SVG         *svgView
-}
-
 type countTable struct {
 	Nodes []string
 	Rows  []countRow
@@ -222,47 +195,7 @@ func build(title string, events []eventlog.Event) *page {
 		p.Timeline = r.view("timeline", 0, r.end, false, 0)
 	}
 
-	win := (2*r.suspect() + 200) / 1000
-	for k, f := range r.faults {
-		row := faultRow{N: k + 1, At: fmt.Sprintf("%.3f", f.At), Label: f.Label, Kind: f.Kind,
-			Step: f.Step, Conv: f.Conv, Leader: f.Leader, LeaderStr: leaderLabel(f.Leader), Reported: f.RepText}
-		if f.Kind == "initial" {
-			row.Label += " (first start)"
-		}
-		switch {
-		case f.Conv:
-			row.ConvMS = fmtMS(f.ConvMS)
-			if f.ConvMS < 0 {
-				row.Early = true
-			}
-		case f.NoneUp:
-			row.NotConv = "no peer left running"
-		case f.HasNext:
-			row.NotConv = fmt.Sprintf("not before the next fault (%.0f ms later)", (f.End-f.Ref)*1000)
-		default:
-			row.NotConv = "not by the end of the run"
-		}
-		if k < maxZooms && len(r.lanes) > 0 {
-			row.ZoomID = fmt.Sprintf("zoom-%d", k+1)
-			to := math.Max(math.Min(f.Ref+win, r.end), f.Ref+minZoom)
-			from := f.At - 0.05*(to-f.At)
-			h := fmt.Sprintf("#%d %s at %.3f s", k+1, row.Label, f.At)
-			if f.Step != "" {
-				h += fmt.Sprintf(" (step %q)", clip(f.Step, labelMax))
-			}
-			if f.Conv {
-				h += fmt.Sprintf(": converged on leader %s after %s ms", leaderLabel(f.Leader), row.ConvMS)
-			} else {
-				h += ": no convergence, " + row.NotConv
-			}
-			p.Zooms = append(p.Zooms, zoomView{ID: row.ZoomID, Heading: h,
-				SVG: r.view(row.ZoomID, from, to, true, f.At)})
-		}
-		p.Faults = append(p.Faults, row)
-	}
-	if len(r.faults) > maxZooms {
-		p.ZoomNote = fmt.Sprintf("Close-ups are drawn for the first %d of %d faults.", maxZooms, len(r.faults))
-	}
+	p.Faults, p.Zooms, p.ZoomNote = r.faultTable()
 	p.Changes = r.changes
 
 	var b strings.Builder

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/conclave/conclave/eventlog"
+	peercore "github.com/conclave/conclave/peer"
 )
 
 var base = time.Date(2026, 11, 23, 18, 40, 0, 0, time.UTC)
@@ -336,16 +337,16 @@ func TestInferred(t *testing.T) {
 	// 0 is down between its last event before the kill and its restart; 1's
 	// pause shows as hung.
 	r := analyze(ev)
-	if s := r.stateAt(0, 0.95); s != stRunning {
+	if s := r.states.at(0, 0.95); s != stRunning {
 		t.Errorf("peer 0 at 0.95 s (after its last event, before the others saw it go): %s, want running", s)
 	}
-	if s := r.stateAt(0, 2.5); s != stDown {
+	if s := r.states.at(0, 2.5); s != stDown {
 		t.Errorf("peer 0 at 2.5 s: %s, want down", s)
 	}
-	if s := r.stateAt(0, 4.5); s != stRunning {
+	if s := r.states.at(0, 4.5); s != stRunning {
 		t.Errorf("peer 0 at 4.5 s: %s, want running", s)
 	}
-	if s := r.stateAt(1, 2.5); s != stHung {
+	if s := r.states.at(1, 2.5); s != stHung {
 		t.Errorf("peer 1 at 2.5 s: %s, want hung", s)
 	}
 	if strings.Contains(html, `<tr class="fault"`) {
@@ -353,6 +354,29 @@ func TestInferred(t *testing.T) {
 	}
 	if !strings.Contains(html, "inferred from its own") {
 		t.Errorf("no note about inferred process life")
+	}
+}
+
+// TestDefaultSuspectAfter checks that a log without start events is read
+// with the peer's default suspect-after: a peer seen down by silence went
+// down that long before it was noticed.
+func TestDefaultSuspectAfter(t *testing.T) {
+	b := &runBuilder{}
+	b.add(0, peer(0), 1, "hb_sent", "to", 1, "seq", 1)
+	b.add(0, peer(1), 1, "hb_sent", "to", 0, "seq", 1)
+	b.add(100, peer(0), 1, "hb_sent", "to", 1, "seq", 2)
+	b.add(2000, peer(1), 1, "peer_down", "peer", 0, "cause", "silence", "reason", "no heartbeat")
+	b.add(3000, peer(1), 1, "hb_sent", "to", 0, "seq", 30)
+	eventlog.Sort(b.ev)
+	r := analyze(b.ev)
+	down := 2 - peercore.DefaultSuspectAfter.Seconds()
+	for _, c := range []struct {
+		t    float64
+		want string
+	}{{down - 0.01, stRunning}, {down + 0.01, stDown}} {
+		if s := r.states.at(0, c.t); s != c.want {
+			t.Errorf("peer 0 at %.2f s: %s, want %s (down at %.2f s: 2 s less suspect-after %v)", c.t, s, c.want, down, peercore.DefaultSuspectAfter)
+		}
 	}
 }
 

@@ -1,0 +1,58 @@
+package report
+
+import (
+	"fmt"
+	"strings"
+)
+
+// mark is a control event drawn as a vertical marker.
+type mark struct {
+	T     float64
+	Kind  string // kill, stop, cont, start, term, step
+	Peer  string // for control events
+	Label string
+	Title string
+}
+
+// pmark is a point event on a peer's lane (peer_down, paused).
+type pmark struct {
+	Peer  int
+	T     float64
+	Kind  string
+	Title string
+}
+
+// readMarks collects the control events drawn as vertical markers (process
+// signals and steps) and the peer events drawn as points on their lanes.
+func readMarks(ix *index) (marks []mark, pmarks []pmark) {
+	for i, e := range ix.ev {
+		t := ix.rel[i]
+		if e.Node == "control" {
+			switch e.Ev {
+			case "proc_start", "proc_kill", "proc_stop", "proc_cont", "proc_term":
+				kind := strings.TrimPrefix(e.Ev, "proc_")
+				lbl := kind + " " + intStr(e, "peer")
+				marks = append(marks, mark{T: t, Kind: kind, Peer: intStr(e, "peer"), Label: lbl,
+					Title: fmt.Sprintf("%s at %.3f s (pid %s)", lbl, t, fieldStr(e, "pid"))})
+			case "step":
+				name := clip(e.Str("name"), labelMax)
+				marks = append(marks, mark{T: t, Kind: "step", Label: name,
+					Title: fmt.Sprintf("step %q at %.3f s", e.Str("name"), t)})
+			}
+			continue
+		}
+		p, ok := peerID(e.Node)
+		if !ok {
+			continue
+		}
+		switch e.Ev {
+		case "peer_down":
+			pmarks = append(pmarks, pmark{Peer: p, T: t, Kind: "down",
+				Title: fmt.Sprintf("%.3f s: peer %d saw %s", t, p, downText(e))})
+		case "paused":
+			pmarks = append(pmarks, pmark{Peer: p, T: t, Kind: "paused",
+				Title: fmt.Sprintf("%.3f s: peer %d noticed it had been paused for %s ms", t, p, fieldStr(e, "for_ms"))})
+		}
+	}
+	return marks, pmarks
+}
