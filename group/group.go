@@ -23,6 +23,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -59,6 +60,9 @@ type Config struct {
 	LogDeliveries bool
 	// MaxMessage bounds a message's size (default 1 MiB).
 	MaxMessage int
+	// OnEvent, if set, is called with every event the member logs (with
+	// or without LogDir), from its goroutine: it must not block.
+	OnEvent func(eventlog.Event)
 }
 
 // Delivery is a message delivered to the application.
@@ -169,13 +173,17 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 		return nil, err
 	}
 	g.clock = &eventlog.Clock{}
-	if cfg.LogDir != "" {
-		if g.file, err = eventlog.Create(cfg.LogDir, cfg.Member); err != nil {
-			lc.Close()
-			return nil, err
+	if cfg.LogDir != "" || cfg.OnEvent != nil {
+		var w io.Writer = io.Discard
+		if cfg.LogDir != "" {
+			if g.file, err = eventlog.Create(cfg.LogDir, cfg.Member); err != nil {
+				lc.Close()
+				return nil, err
+			}
+			w = g.file
 		}
-		g.log = eventlog.NewWriter(g.file, cfg.Member, uint64(time.Now().UnixNano()), g.clock, nil)
-		g.log.Log("start", map[string]any{"member": g.me.ID, "addr": g.me.Addr, "stack": d.Name, "group": cfg.Name})
+		g.log = eventlog.NewWriter(w, cfg.Member, uint64(time.Now().UnixNano()), g.clock, nil)
+		g.write("start", map[string]any{"member": g.me.ID, "addr": g.me.Addr, "stack": d.Name, "group": cfg.Name})
 	}
 	g.wg.Add(2)
 	go g.accept()
@@ -390,7 +398,7 @@ func (g *Group) effects() {
 		case stack.Log:
 			if g.log != nil {
 				e.Fields["member"] = g.me.ID
-				g.log.Log(e.Ev, e.Fields)
+				g.write(e.Ev, e.Fields)
 			}
 		}
 	}
@@ -404,7 +412,15 @@ func (g *Group) logEv(ev string, kv ...any) {
 	for i := 0; i+1 < len(kv); i += 2 {
 		f[kv[i].(string)] = kv[i+1]
 	}
-	g.log.Log(ev, f)
+	g.write(ev, f)
+}
+
+// write logs an event and hands it to OnEvent.
+func (g *Group) write(ev string, f map[string]any) {
+	e := g.log.Log(ev, f)
+	if g.cfg.OnEvent != nil {
+		g.cfg.OnEvent(e)
+	}
 }
 
 // shutdown ends every connection and stream.
@@ -428,7 +444,9 @@ func (g *Group) shutdown() {
 	g.deliveries.close()
 	g.views.close()
 	if g.log != nil {
-		g.log.Log("stop", map[string]any{"member": g.me.ID})
-		g.file.Close()
+		g.write("stop", map[string]any{"member": g.me.ID})
+		if g.file != nil {
+			g.file.Close()
+		}
 	}
 }
