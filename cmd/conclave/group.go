@@ -41,6 +41,7 @@ func (c groupCmd) run(args []string) error {
 	logDeliveries := fs.Bool("log-deliveries", false, "log every send, acknowledgement and delivery (what the checkers need)")
 	stay := fs.Bool("stay", false, "stay in the group at the end of stdin, until SIGINT or SIGTERM")
 	joinTimeout := fs.Duration("join-timeout", 10*time.Second, "give up if no view is installed within this time")
+	eventsFD := eventsFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -70,6 +71,14 @@ func (c groupCmd) run(args []string) error {
 	if *joinTimeout <= 0 {
 		return usagef("--join-timeout must be positive")
 	}
+	events, err := openEvents(*eventsFD, c.stdout, c.stderr)
+	if err != nil {
+		return err
+	}
+	human := c.stdout
+	if *eventsFD == 1 {
+		human = io.Discard
+	}
 
 	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -77,6 +86,9 @@ func (c groupCmd) run(args []string) error {
 	defer cancel()
 	cfg := group.Config{Name: *name, Description: d, Listen: *listen, Contacts: cs,
 		Member: *member, LogDir: *logDir, LogDeliveries: *logDeliveries}
+	if events != nil {
+		cfg.OnEvent = events.Write
+	}
 	if cfg.Member == "" {
 		_, port, _ := net.SplitHostPort(*listen)
 		cfg.Member = "member-" + port
@@ -96,7 +108,7 @@ func (c groupCmd) run(args []string) error {
 	var out sync.Mutex // one line at a time on stdout
 	say := func(format string, a ...any) {
 		out.Lock()
-		fmt.Fprintf(c.stdout, format+"\n", a...)
+		fmt.Fprintf(human, format+"\n", a...)
 		out.Unlock()
 	}
 	say("joined group %q as %s at %s (stack %s)", *name, g.Me().ID, g.Me().Addr, d.Name)
@@ -190,6 +202,9 @@ read:
 	}
 	if lerr != nil {
 		return fmt.Errorf("leaving: %w", lerr)
+	}
+	if events != nil {
+		return events.Err()
 	}
 	return nil
 }
