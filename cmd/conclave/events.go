@@ -34,7 +34,7 @@ func openEvents(fd int, stdout, stderr io.Writer) (*eventStream, error) {
 	case fd == 1:
 		out = stdout
 	default:
-		f := os.NewFile(uintptr(fd), "events")
+		f := os.NewFile(uintptr(fd), fmt.Sprintf("/dev/fd/%d", fd))
 		if _, err := f.Stat(); err != nil {
 			return nil, usagef("--events-fd %d is not an open file descriptor", fd)
 		}
