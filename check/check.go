@@ -35,7 +35,6 @@ package check
 import (
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -91,17 +90,7 @@ func Peer(h []eventlog.Event, o Options) []Violation {
 }
 
 // PeerID returns the id of a node named "peer-<id>", or -1.
-func PeerID(node string) int {
-	s, ok := strings.CutPrefix(node, "peer-")
-	if !ok {
-		return -1
-	}
-	id, err := strconv.Atoi(s)
-	if err != nil {
-		return -1
-	}
-	return id
-}
+func PeerID(node string) int { return eventlog.PeerID(node) }
 
 func intField(e eventlog.Event, k string) int {
 	v, ok := e.Int(k)
@@ -135,17 +124,17 @@ func ElectionGate(h []eventlog.Event, o Options) []Violation {
 			st[e.Node] = s
 		}
 		switch e.Ev {
-		case "peer_up":
-			s.up[intField(e, "peer")] = true
-		case "peer_down":
-			delete(s.up, intField(e, "peer"))
-		case "election_open":
+		case eventlog.PeerUp:
+			s.up[intField(e, eventlog.FieldPeer)] = true
+		case eventlog.PeerDown:
+			delete(s.up, intField(e, eventlog.FieldPeer))
+		case eventlog.ElectionOpen:
 			s.open = true
-			if via, _ := e.Int("via"); via < 0 && len(s.up) != o.N-1 {
+			if via, _ := e.Int(eventlog.FieldVia); via < 0 && len(s.up) != o.N-1 {
 				out = append(out, Violation{"election-gate", e, fmt.Sprintf("opened elections having seen %d of the %d other peers up", len(s.up), o.N-1)})
 			}
-		case "leader_change":
-			l := intField(e, "leader")
+		case eventlog.LeaderChange:
+			l := intField(e, eventlog.FieldLeader)
 			if l < 0 {
 				continue
 			}
@@ -180,31 +169,31 @@ type procs struct {
 
 func newProcs(h []eventlog.Event) *procs {
 	p := &procs{state: map[int]procState{}}
-	p.control = slices.ContainsFunc(h, func(e eventlog.Event) bool { return e.Node == "control" && strings.HasPrefix(e.Ev, "proc_") })
+	p.control = slices.ContainsFunc(h, func(e eventlog.Event) bool { return e.Node == eventlog.Control && strings.HasPrefix(e.Ev, "proc_") })
 	return p
 }
 
 // apply updates the states with e and reports whether e was a fault.
 func (p *procs) apply(e eventlog.Event) (fault bool) {
-	if e.Node == "control" {
-		peer := intField(e, "peer")
+	if e.Node == eventlog.Control {
+		peer := intField(e, eventlog.FieldPeer)
 		switch e.Ev {
-		case "proc_start":
+		case eventlog.ProcStart:
 			p.state[peer] = running
-		case "proc_kill", "proc_term":
+		case eventlog.ProcKill, eventlog.ProcTerm:
 			p.state[peer] = notRunning
-		case "proc_stop":
+		case eventlog.ProcStop:
 			p.state[peer] = paused
-		case "proc_cont":
+		case eventlog.ProcCont:
 			p.state[peer] = running
 		}
-		return e.Ev != "step" && e.Ev != "converged"
+		return e.Ev != eventlog.Step && e.Ev != eventlog.Converged
 	}
 	if !p.control {
 		switch e.Ev {
-		case "start":
+		case eventlog.Start:
 			p.state[PeerID(e.Node)] = running
-		case "stop":
+		case eventlog.Stop:
 			p.state[PeerID(e.Node)] = notRunning
 		}
 	}
@@ -232,10 +221,10 @@ func Convergence(h []eventlog.Event, o Options) []Violation {
 			lastFault = e.TS
 			nw.apply(e)
 		}
-		if e.Ev == "leader_change" {
+		if e.Ev == eventlog.LeaderChange {
 			leader[PeerID(e.Node)] = e
 		}
-		if e.Ev == "start" {
+		if e.Ev == eventlog.Start {
 			delete(leader, PeerID(e.Node))
 		}
 	}
@@ -268,7 +257,7 @@ func Convergence(h []eventlog.Event, o Options) []Violation {
 			out = append(out, Violation{"convergence", end, fmt.Sprintf("peer %d never reported a leader (lowest live id is %d)", id, live[0])})
 			continue
 		}
-		if l := intField(e, "leader"); l != live[0] {
+		if l := intField(e, eventlog.FieldLeader); l != live[0] {
 			out = append(out, Violation{"convergence", e, fmt.Sprintf("peer %d ends with leader %d, lowest live id is %d", id, l, live[0])})
 		}
 		if o.ConvergeWithin > 0 && !lastFault.IsZero() && e.TS.After(deadline) {
@@ -288,9 +277,9 @@ func DetectionCause(h []eventlog.Event) []Violation {
 	observerPaused := map[int]bool{}
 	netFault := false
 	for _, e := range h {
-		if e.Node == "control" {
-			peer := intField(e, "peer")
-			if isFault(e) && e.Ev != "proc_cont" {
+		if e.Node == eventlog.Control {
+			peer := intField(e, eventlog.FieldPeer)
+			if isFault(e) && e.Ev != eventlog.ProcCont {
 				// A peer that was paused before an earlier fault is
 				// judged again from a new fault on.
 				for id := range observerPaused {
@@ -300,7 +289,7 @@ func DetectionCause(h []eventlog.Event) []Violation {
 				}
 			}
 			switch e.Ev {
-			case "proc_kill":
+			case eventlog.ProcKill:
 				if fault[peer] == paused {
 					// Hung, then killed: its silence had begun, so
 					// either detector may fire first.
@@ -308,27 +297,27 @@ func DetectionCause(h []eventlog.Event) []Violation {
 				} else {
 					fault[peer] = notRunning
 				}
-			case "proc_stop":
+			case eventlog.ProcStop:
 				fault[peer] = paused
 				observerPaused[peer] = true
-			case "proc_start", "proc_cont", "proc_term":
+			case eventlog.ProcStart, eventlog.ProcCont, eventlog.ProcTerm:
 				delete(fault, peer)
-			case "net_partition", "net_cut", "net_bridge", "net_reset", "net_delay":
+			case eventlog.NetPartition, eventlog.NetCut, eventlog.NetBridge, eventlog.NetReset, eventlog.NetDelay:
 				netFault = true
 			}
 			continue
 		}
-		if e.Ev != "peer_down" || netFault || observerPaused[PeerID(e.Node)] {
+		if e.Ev != eventlog.PeerDown || netFault || observerPaused[PeerID(e.Node)] {
 			continue
 		}
-		peer := intField(e, "peer")
+		peer := intField(e, eventlog.FieldPeer)
 		st, ok := fault[peer]
 		switch {
 		case !ok:
-		case st == notRunning && e.Str("cause") != "conn_closed":
-			out = append(out, Violation{"detection-cause", e, fmt.Sprintf("killed peer %d detected by %s", peer, e.Str("cause"))})
-		case st == paused && e.Str("cause") != "silence":
-			out = append(out, Violation{"detection-cause", e, fmt.Sprintf("hung peer %d detected by %s", peer, e.Str("cause"))})
+		case st == notRunning && e.Str(eventlog.FieldCause) != eventlog.CauseConnClosed:
+			out = append(out, Violation{"detection-cause", e, fmt.Sprintf("killed peer %d detected by %s", peer, e.Str(eventlog.FieldCause))})
+		case st == paused && e.Str(eventlog.FieldCause) != eventlog.CauseSilence:
+			out = append(out, Violation{"detection-cause", e, fmt.Sprintf("hung peer %d detected by %s", peer, e.Str(eventlog.FieldCause))})
 		}
 	}
 	return out
@@ -346,12 +335,12 @@ func NoHeartbeatAfterClose(h []eventlog.Event) []Violation {
 	open := map[key]bool{}
 	for _, e := range h {
 		switch e.Ev {
-		case "conn_up":
-			open[key{e.Node, e.Inc, intField(e, "peer")}] = true
-		case "conn_down", "peer_down":
-			open[key{e.Node, e.Inc, intField(e, "peer")}] = false
-		case "hb_sent":
-			if !open[key{e.Node, e.Inc, intField(e, "to")}] {
+		case eventlog.ConnUp:
+			open[key{e.Node, e.Inc, intField(e, eventlog.FieldPeer)}] = true
+		case eventlog.ConnDown, eventlog.PeerDown:
+			open[key{e.Node, e.Inc, intField(e, eventlog.FieldPeer)}] = false
+		case eventlog.HBSent:
+			if !open[key{e.Node, e.Inc, intField(e, eventlog.FieldTo)}] {
 				out = append(out, Violation{"no-heartbeat-after-close", e, "heartbeat sent on a closed connection"})
 			}
 		}
@@ -389,8 +378,8 @@ func UrgentNotices(h []eventlog.Event) []Violation {
 		delete(wait, k)
 	}
 	for _, e := range h {
-		if e.Node == "control" && e.Ev == "proc_kill" {
-			node := fmt.Sprintf("peer-%d", intField(e, "peer"))
+		if e.Node == eventlog.Control && e.Ev == eventlog.ProcKill {
+			node := eventlog.PeerName(intField(e, eventlog.FieldPeer))
 			for k := range wait {
 				if k.node == node {
 					delete(wait, k)
@@ -404,25 +393,25 @@ func UrgentNotices(h []eventlog.Event) []Violation {
 		if conns[k] == nil {
 			conns[k] = map[int]bool{}
 		}
-		if e.Ev != "urgent_sent" {
+		if e.Ev != eventlog.UrgentSent {
 			// The notices follow the change in the same step: any other
 			// event of this process means the step is over.
 			flush(k)
 		}
 		switch e.Ev {
-		case "conn_up":
-			conns[k][intField(e, "peer")] = true
-		case "conn_down", "peer_down":
-			delete(conns[k], intField(e, "peer"))
-		case "leader_change":
-			p := &pending{ev: e, leader: intField(e, "leader"), missing: map[int]bool{}}
+		case eventlog.ConnUp:
+			conns[k][intField(e, eventlog.FieldPeer)] = true
+		case eventlog.ConnDown, eventlog.PeerDown:
+			delete(conns[k], intField(e, eventlog.FieldPeer))
+		case eventlog.LeaderChange:
+			p := &pending{ev: e, leader: intField(e, eventlog.FieldLeader), missing: map[int]bool{}}
 			for id := range conns[k] {
 				p.missing[id] = true
 			}
 			wait[k] = p
-		case "urgent_sent":
-			if p := wait[k]; p != nil && intField(e, "leader") == p.leader {
-				delete(p.missing, intField(e, "to"))
+		case eventlog.UrgentSent:
+			if p := wait[k]; p != nil && intField(e, eventlog.FieldLeader) == p.leader {
+				delete(p.missing, intField(e, eventlog.FieldTo))
 			}
 		}
 	}
@@ -463,13 +452,13 @@ func NoFalseSuspicion(h []eventlog.Event, o Options) []Violation {
 	connAt := map[[2]int]time.Time{} // (p, k) -> p's last conn_up of k
 	excused := func(p, k int, cause string) bool {
 		since := connAt[[2]int{p, k}].Add(-2 * (o.MaxDelay + nw.maxExtra))
-		own := cause != "silence" && !faultAt[p].Before(since)
+		own := cause != eventlog.CauseSilence && !faultAt[p].Before(since)
 		return procs.state[k] != running || own || !faultAt[k].Before(since)
 	}
 judged:
 	for _, e := range h {
 		procs.apply(e)
-		if e.Ev == "stop" && PeerID(e.Node) >= 0 {
+		if e.Ev == eventlog.Stop && PeerID(e.Node) >= 0 {
 			if !onward {
 				break
 			}
@@ -480,9 +469,9 @@ judged:
 				break
 			}
 			switch e.Ev {
-			case "proc_kill", "proc_term", "proc_stop", "proc_cont":
-				faultAt[intField(e, "peer")] = e.TS
-			case "net_delay":
+			case eventlog.ProcKill, eventlog.ProcTerm, eventlog.ProcStop, eventlog.ProcCont:
+				faultAt[intField(e, eventlog.FieldPeer)] = e.TS
+			case eventlog.NetDelay:
 				if nw.apply(e); !smallDelays(nw, s, o) {
 					break judged
 				}
@@ -493,13 +482,13 @@ judged:
 		}
 		p := PeerID(e.Node)
 		switch e.Ev {
-		case "conn_up":
-			connAt[[2]int{p, intField(e, "peer")}] = e.TS
-		case "peer_down":
-			k := intField(e, "peer")
+		case eventlog.ConnUp:
+			connAt[[2]int{p, intField(e, eventlog.FieldPeer)}] = e.TS
+		case eventlog.PeerDown:
+			k := intField(e, eventlog.FieldPeer)
 			msg := "peer declared down with no fault injected"
 			if onward {
-				if excused(p, k, e.Str("cause")) {
+				if excused(p, k, e.Str(eventlog.FieldCause)) {
 					continue
 				}
 				msg = fmt.Sprintf("peer %d declared %d down although neither failed since it admitted the connection, and the network was only slowed below the settings", p, k)
@@ -512,5 +501,5 @@ judged:
 
 // isFault reports whether e is a control event that injects a fault.
 func isFault(e eventlog.Event) bool {
-	return e.Node == "control" && e.Ev != "proc_start" && e.Ev != "step" && e.Ev != "converged"
+	return e.Node == eventlog.Control && e.Ev != eventlog.ProcStart && e.Ev != eventlog.Step && e.Ev != eventlog.Converged
 }

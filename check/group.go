@@ -38,13 +38,13 @@ func ViewAgreement(h []eventlog.Event) []Violation {
 	var out []Violation
 	seen := map[string]eventlog.Event{}
 	for _, e := range h {
-		if e.Ev != "view" {
+		if e.Ev != eventlog.View {
 			continue
 		}
-		id := e.Str("view")
+		id := e.Str(eventlog.FieldView)
 		if first, ok := seen[id]; ok {
-			if a, b := strs(first, "members"), strs(e, "members"); !slices.Equal(a, b) {
-				out = append(out, Violation{"view-agreement", e, fmt.Sprintf("view %s has members %v here and %v at %s", id, b, a, first.Str("member"))})
+			if a, b := strs(first, eventlog.FieldMembers), strs(e, eventlog.FieldMembers); !slices.Equal(a, b) {
+				out = append(out, Violation{"view-agreement", e, fmt.Sprintf("view %s has members %v here and %v at %s", id, b, a, first.Str(eventlog.FieldMember))})
 			}
 			continue
 		}
@@ -79,10 +79,10 @@ type memberLives struct {
 func lives(h []eventlog.Event) memberLives {
 	out := memberLives{of: map[string][]*life{}}
 	for _, e := range h {
-		if e.Ev != "view" && e.Ev != "deliver" {
+		if e.Ev != eventlog.View && e.Ev != eventlog.Deliver {
 			continue
 		}
-		m := e.Str("member")
+		m := e.Str(eventlog.FieldMember)
 		if m == "" {
 			continue
 		}
@@ -91,16 +91,16 @@ func lives(h []eventlog.Event) memberLives {
 			out.members = append(out.members, m)
 		}
 		switch e.Ev {
-		case "view":
-			if len(ls) > 0 && flagField(e, "flushed") {
-				ls[len(ls)-1].next = e.Str("view")
+		case eventlog.View:
+			if len(ls) > 0 && flagField(e, eventlog.FieldFlushed) {
+				ls[len(ls)-1].next = e.Str(eventlog.FieldView)
 			}
-			out.of[m] = append(ls, &life{view: e.Str("view")})
-		case "deliver":
+			out.of[m] = append(ls, &life{view: e.Str(eventlog.FieldView)})
+		case eventlog.Deliver:
 			if len(ls) > 0 {
 				l := ls[len(ls)-1]
-				l.delivered = append(l.delivered, delivery{ev: e, msg: e.Str("msg"), view: e.Str("view"),
-					from: e.Str("from"), seq: intField(e, "seq"), order: intField(e, "order")})
+				l.delivered = append(l.delivered, delivery{ev: e, msg: e.Str(eventlog.FieldMsg), view: e.Str(eventlog.FieldView),
+					from: e.Str(eventlog.FieldFrom), seq: intField(e, eventlog.FieldSeq), order: intField(e, eventlog.FieldOrder)})
 			} else {
 				out.of[m] = ls
 			}
@@ -140,7 +140,7 @@ func viewSynchrony(all memberLives) []Violation {
 			p := pass{l.view, l.next}
 			if other, ok := sets[p]; ok {
 				if diff := symDiff(other, set); len(diff) > 0 {
-					ev := eventlog.Event{Node: m, Ev: "view", Fields: map[string]any{"member": m, "view": l.next}}
+					ev := eventlog.Event{Node: m, Ev: eventlog.View, Fields: map[string]any{eventlog.FieldMember: m, eventlog.FieldView: l.next}}
 					out = append(out, Violation{"view-synchrony", ev, fmt.Sprintf("%s and %s passed from view %s to %s having delivered different messages: %v", firsts[p], m, l.view, l.next, diff)})
 				}
 				continue
@@ -253,12 +253,12 @@ func ackedDelivered(h []eventlog.Event, all memberLives, quiet bool) []Violation
 	final := ""
 	for _, e := range h {
 		switch e.Ev {
-		case "acked":
-			if !flagField(e, "lost") {
-				acked[e.Str("msg")] = e
+		case eventlog.Acked:
+			if !flagField(e, eventlog.FieldLost) {
+				acked[e.Str(eventlog.FieldMsg)] = e
 			}
-		case "view":
-			final = e.Str("view")
+		case eventlog.View:
+			final = e.Str(eventlog.FieldView)
 		}
 	}
 	// Where each acknowledged message was sent and where its sender went,
@@ -318,11 +318,11 @@ func killed(h []eventlog.Event) map[string]bool {
 	last := map[string]string{}
 	dead := map[string]bool{}
 	for _, e := range h {
-		if m := e.Str("member"); m != "" {
+		if m := e.Str(eventlog.FieldMember); m != "" {
 			last[e.Node] = m
 		}
-		if e.Node == "control" && e.Ev == "proc_kill" {
-			if m := last[fmt.Sprintf("m%d", intField(e, "peer"))]; m != "" {
+		if e.Node == eventlog.Control && e.Ev == eventlog.ProcKill {
+			if m := last[eventlog.MemberName(intField(e, eventlog.FieldPeer))]; m != "" {
 				dead[m] = true
 			}
 		}

@@ -18,7 +18,7 @@ type settings struct {
 // settings.
 func runSettings(h []eventlog.Event) (s settings, ok bool) {
 	for _, e := range h {
-		if PeerID(e.Node) >= 0 && e.Ev == "start" {
+		if PeerID(e.Node) >= 0 && e.Ev == eventlog.Start {
 			return startSettings(e), true
 		}
 	}
@@ -27,9 +27,9 @@ func runSettings(h []eventlog.Event) (s settings, ok bool) {
 
 func startSettings(e eventlog.Event) settings {
 	return settings{
-		quorum:       boolField(e, "quorum"),
-		heartbeat:    msField(e, "heartbeat_ms"),
-		suspectAfter: msField(e, "suspect_after_ms"),
+		quorum:       boolField(e, eventlog.FieldQuorum),
+		heartbeat:    msField(e, eventlog.FieldHeartbeatMS),
+		suspectAfter: msField(e, eventlog.FieldSuspectAfterMS),
 	}
 }
 
@@ -124,13 +124,13 @@ func pair(a, b int) [2]int {
 // apply updates the network with a control event and reports whether it
 // was a network event.
 func (nw *network) apply(e eventlog.Event) bool {
-	if e.Node != "control" {
+	if e.Node != eventlog.Control {
 		return false
 	}
 	switch e.Ev {
-	case "net_partition":
+	case eventlog.NetPartition:
 		side := map[int]int{}
-		for g, ids := range groups(e.Fields["groups"]) {
+		for g, ids := range groups(e.Fields[eventlog.FieldGroups]) {
 			for _, i := range ids {
 				side[i] = g + 1
 			}
@@ -143,20 +143,20 @@ func (nw *network) apply(e eventlog.Event) bool {
 				}
 			}
 		}
-	case "net_bridge":
+	case eventlog.NetBridge:
 		nw.blocked = map[[2]int]bool{}
-		for _, x := range ints(e.Fields["a"]) {
-			for _, y := range ints(e.Fields["b"]) {
+		for _, x := range ints(e.Fields[eventlog.FieldA]) {
+			for _, y := range ints(e.Fields[eventlog.FieldB]) {
 				nw.blocked[pair(x, y)] = true
 			}
 		}
-	case "net_cut":
-		nw.blocked[pair(intField(e, "from"), intField(e, "to"))] = true
-	case "net_heal":
+	case eventlog.NetCut:
+		nw.blocked[pair(intField(e, eventlog.FieldFrom), intField(e, eventlog.FieldTo))] = true
+	case eventlog.NetHeal:
 		nw.blocked = map[[2]int]bool{}
-	case "net_delay":
-		d := msField(e, "ms")
-		k := pair(intField(e, "a"), intField(e, "b"))
+	case eventlog.NetDelay:
+		d := msField(e, eventlog.FieldMS)
+		k := pair(intField(e, eventlog.FieldA), intField(e, eventlog.FieldB))
 		if old := nw.extra[k]; d < old && e.TS.Add(2*old).After(nw.lateUntil) {
 			nw.lateUntil = e.TS.Add(2 * old)
 		}
@@ -166,7 +166,7 @@ func (nw *network) apply(e eventlog.Event) bool {
 			nw.extra[k] = d
 		}
 		nw.maxExtra = max(nw.maxExtra, d)
-	case "net_reset":
+	case eventlog.NetReset:
 	default:
 		return false
 	}

@@ -60,8 +60,8 @@ func LeaderRule(h []eventlog.Event, o Options) []Violation {
 		}
 	}
 	for _, e := range h {
-		if e.Node == "control" && e.Ev == "proc_kill" {
-			if v := views[intField(e, "peer")]; v != nil {
+		if e.Node == eventlog.Control && e.Ev == eventlog.ProcKill {
+			if v := views[intField(e, eventlog.FieldPeer)]; v != nil {
 				v.dirty = false
 			}
 		}
@@ -72,7 +72,7 @@ func LeaderRule(h []eventlog.Event, o Options) []Violation {
 		v := views[id]
 		if v == nil || v.inc != e.Inc {
 			v = &view{inc: e.Inc, up: map[int]bool{}, leader: none}
-			if e.Ev == "start" {
+			if e.Ev == eventlog.Start {
 				v.known, v.quorum = true, startSettings(e).quorum
 			}
 			views[id] = v
@@ -81,22 +81,22 @@ func LeaderRule(h []eventlog.Event, o Options) []Violation {
 			continue
 		}
 		switch e.Ev {
-		case "peer_up":
-			v.up[intField(e, "peer")] = true
+		case eventlog.PeerUp:
+			v.up[intField(e, eventlog.FieldPeer)] = true
 			v.dirty = true
-		case "peer_down":
-			delete(v.up, intField(e, "peer"))
+		case eventlog.PeerDown:
+			delete(v.up, intField(e, eventlog.FieldPeer))
 			v.dirty = true
-		case "election_open":
+		case eventlog.ElectionOpen:
 			v.open = true
 			v.dirty = true
-		case "leader_change":
-			v.leader = intField(e, "leader")
+		case eventlog.LeaderChange:
+			v.leader = intField(e, eventlog.FieldLeader)
 			want, alive := expect(v, id)
 			if v.leader != want {
 				out = append(out, Violation{"leader-rule", e, fmt.Sprintf("peer %d chose leader %d; its view (alive %v, elections open %v) calls for %d", id, v.leader, alive, v.open, want)})
 			}
-			if got := ints(e.Fields["alive"]); !slices.Equal(got, alive) {
+			if got := ints(e.Fields[eventlog.FieldAlive]); !slices.Equal(got, alive) {
 				out = append(out, Violation{"leader-rule", e, fmt.Sprintf("peer %d logged alive %v; its peer_up and peer_down events say %v", id, got, alive)})
 			}
 			v.dirty = false
@@ -250,7 +250,7 @@ func reachChecks(h []eventlog.Event, o Options) (belief, quorum []Violation) {
 		}
 		// Only control events, and without them starts and stops, change
 		// who can reach whom.
-		change := e.Node == "control" || e.Ev == "start" || e.Ev == "stop"
+		change := e.Node == eventlog.Control || e.Ev == eventlog.Start || e.Ev == eventlog.Stop
 		if change {
 			checkAll(now, e)
 			for a := range n {
@@ -267,7 +267,7 @@ func reachChecks(h []eventlog.Event, o Options) (belief, quorum []Violation) {
 			if run := p.state[a] == running; run != clocks[a].running {
 				clocks[a].set(now, run)
 			}
-			if p.state[a] == notRunning && views[a] != nil && e.Node == "control" {
+			if p.state[a] == notRunning && views[a] != nil && e.Node == eventlog.Control {
 				views[a] = nil // the process is gone, and its beliefs with it
 			}
 			for k := range n {
@@ -283,30 +283,30 @@ func reachChecks(h []eventlog.Event, o Options) (belief, quorum []Violation) {
 		v := views[a]
 		if v == nil || v.inc != e.Inc {
 			v = &view{inc: e.Inc, up: map[int]bool{}, leader: none}
-			if e.Ev == "start" {
+			if e.Ev == eventlog.Start {
 				v.quorum = startSettings(e).quorum
 			}
 			views[a] = v
 		}
 		switch e.Ev {
-		case "peer_up":
-			k := intField(e, "peer")
+		case eventlog.PeerUp:
+			k := intField(e, eventlog.FieldPeer)
 			if k >= 0 && k < n {
 				v.up[k] = true
 				checkBelief(a, k, now, e)
 			}
-		case "peer_down":
-			k := intField(e, "peer")
+		case eventlog.PeerDown:
+			k := intField(e, eventlog.FieldPeer)
 			if k >= 0 && k < n {
 				checkBelief(a, k, now, e)
 				delete(v.up, k)
 				reported[a][k] = false
 			}
-		case "leader_change":
+		case eventlog.LeaderChange:
 			checkLeader(a, now, e)
-			v.leader, v.reported = intField(e, "leader"), false
+			v.leader, v.reported = intField(e, eventlog.FieldLeader), false
 			checkLeader(a, now, e)
-		case "stop":
+		case eventlog.Stop:
 			views[a] = nil
 		}
 	}
@@ -387,7 +387,7 @@ func StableAgreement(h []eventlog.Event, o Options) []Violation {
 			evaluate(e, settled)
 		}
 		p.apply(e)
-		if e.Node == "control" && e.Ev != "step" && e.Ev != "converged" {
+		if e.Node == eventlog.Control && e.Ev != eventlog.Step && e.Ev != eventlog.Converged {
 			nw.apply(e)
 			since, inWindow, reported = e.TS, false, false
 			settled = since
@@ -400,10 +400,10 @@ func StableAgreement(h []eventlog.Event, o Options) []Violation {
 		}
 		id := PeerID(e.Node)
 		switch e.Ev {
-		case "start":
+		case eventlog.Start:
 			leaders[id] = none
-		case "leader_change":
-			leaders[id] = intField(e, "leader")
+		case eventlog.LeaderChange:
+			leaders[id] = intField(e, eventlog.FieldLeader)
 			if inWindow {
 				evaluate(e, e.TS)
 			}

@@ -9,7 +9,7 @@
 // ts is the wall-clock time (RFC 3339, UTC), node the process name, inc its
 // incarnation, lc its Lamport clock and ev the event name; the other keys are
 // the event's fields. The event names and fields are a public interface,
-// listed in docs/events.md.
+// declared as constants in names.go and described in docs/events.md.
 //
 // The Lamport clock here follows the physical clock: each event takes
 // max(previous+1, now in microseconds), and a received message moves the

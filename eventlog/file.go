@@ -48,8 +48,8 @@ func (w *Writer) Log(ev string, fields map[string]any) Event {
 func (w *Writer) Write(e Event) {
 	line, err := json.Marshal(e)
 	if err != nil {
-		line, _ = json.Marshal(Event{TS: e.TS, Node: e.Node, Inc: e.Inc, LC: e.LC, Ev: "log_error",
-			Fields: map[string]any{"error": err.Error(), "event": e.Ev}})
+		line, _ = json.Marshal(Event{TS: e.TS, Node: e.Node, Inc: e.Inc, LC: e.LC, Ev: LogError,
+			Fields: map[string]any{FieldError: err.Error(), FieldEvent: e.Ev}})
 	}
 	line = append(line, '\n')
 	w.mu.Lock()

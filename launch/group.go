@@ -7,11 +7,14 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/conclave/conclave/eventlog"
 )
 
 // GroupArgs returns a Config.Args that starts "conclave group" members of
 // one group: member i is named m<i>, listens on its address and joins
-// through all the others, logging every delivery into dir.
+// through all the others, logging every delivery into dir (which
+// WaitDelivered needs).
 func GroupArgs(group, stackName, dir string) func(i int, addrs []string) []string {
 	return func(i int, addrs []string) []string {
 		var others []string
@@ -21,13 +24,14 @@ func GroupArgs(group, stackName, dir string) func(i int, addrs []string) []strin
 			}
 		}
 		return []string{"group", "--group", group, "--stack", stackName, "--listen", addrs[i],
-			"--contacts", strings.Join(others, ","), "--member", fmt.Sprintf("m%d", i),
+			"--contacts", strings.Join(others, ","), "--member", eventlog.MemberName(i),
 			"--log-dir", dir, "--log-deliveries"}
 	}
 }
 
 // LastView returns the member names (m<i>, sorted) of the last view a
-// "conclave group" member printed.
+// "conclave group" member printed in lines, its human output. Cluster.View
+// gives the same from the member's events.
 func LastView(lines []string) []string {
 	for _, l := range slices.Backward(lines) {
 		if rest, ok := strings.CutPrefix(l, "view "); ok {
@@ -45,21 +49,31 @@ func LastView(lines []string) []string {
 	return nil
 }
 
-// WaitView waits until group member i prints a view of exactly the
-// members named.
-func (c *Cluster) WaitView(ctx context.Context, i int, names ...string) error {
-	want := slices.Sorted(slices.Values(names))
-	if err := c.WaitLines(ctx, i, func(lines []string) bool { return slices.Equal(LastView(lines), want) }); err != nil {
-		return fmt.Errorf("m%d never printed a view of %v (last: %v): %w", i, want, LastView(c.Output(i)), err)
+// View returns the member names (m<i>, sorted) of the last view the
+// current process of group member i logged, or nil.
+func (c *Cluster) View(i int) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.procs[i]; p != nil {
+		return slices.Clone(p.view)
 	}
 	return nil
 }
 
-// WaitDelivered waits until group member i prints the delivery of msg.
+// WaitView waits until the last view group member i logged has exactly
+// the members named.
+func (c *Cluster) WaitView(ctx context.Context, i int, names ...string) error {
+	want := slices.Sorted(slices.Values(names))
+	if err := c.waitProc(ctx, i, func(p *proc) bool { return slices.Equal(p.view, want) }); err != nil {
+		return fmt.Errorf("m%d never installed a view of %v (last: %v): %w", i, want, c.View(i), err)
+	}
+	return nil
+}
+
+// WaitDelivered waits until group member i logs the delivery of msg; the
+// member must log deliveries (--log-deliveries, as GroupArgs has it).
 func (c *Cluster) WaitDelivered(ctx context.Context, i int, msg string) error {
-	if err := c.WaitLines(ctx, i, func(lines []string) bool {
-		return slices.ContainsFunc(lines, func(l string) bool { return strings.HasSuffix(l, "> "+msg) })
-	}); err != nil {
+	if err := c.waitProc(ctx, i, func(p *proc) bool { return p.delivered[msg] }); err != nil {
 		return fmt.Errorf("m%d never delivered %q: %w", i, msg, err)
 	}
 	return nil

@@ -1,8 +1,11 @@
 // Package launch starts and faults real `conclave peer` processes on one
 // machine: the demo, the failover benchmark and the real-process tests use
-// it. It follows what each peer reports on stdout, and records what it does
-// to them in <dir>/control.jsonl (node "control"), so the run's merged log
-// and report show the faults next to their effects.
+// it. Each process writes its events as JSON lines to file descriptor 3
+// (--events-fd 3), a pipe launch reads to follow leaders, views and
+// deliveries; what it prints on stdout is kept as it is. Launch records
+// what it does to the processes in <dir>/control.jsonl (node "control"),
+// so the run's merged log and report show the faults next to their
+// effects.
 package launch
 
 import (
@@ -15,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,10 +49,12 @@ type Config struct {
 	Echo io.Writer
 	// Command, if set, builds the command for peer i from the conclave
 	// arguments (to run it inside a network namespace, say). The default
-	// runs Binary directly.
+	// runs Binary directly. The command must pass file descriptor 3 on to
+	// conclave, and must not set ExtraFiles itself.
 	Command func(i int, args []string) *exec.Cmd
 	// Args, if set, gives the conclave arguments of process i instead of
 	// those of a peer of the cluster (to launch group members, say).
+	// Launch appends "--events-fd 3" to them.
 	Args func(i int, addrs []string) []string
 	// Stdin gives every process a pipe on its standard input, written with
 	// Write and closed with CloseStdin.
@@ -70,14 +74,17 @@ type Cluster struct {
 }
 
 type proc struct {
-	cmd     *exec.Cmd
-	stdin   io.WriteCloser
-	lines   []string  // everything it printed
-	leader  int       // last leader reported on stdout
-	since   time.Time // when that report arrived
-	stopped bool      // SIGSTOPped
-	exited  chan struct{}
-	waitErr error // once exited
+	cmd       *exec.Cmd
+	stdin     io.WriteCloser
+	lines     []string         // everything it printed
+	events    []eventlog.Event // everything it logged
+	leader    int              // last leader it logged
+	since     time.Time        // when that event arrived
+	view      []string         // member names of the last view it logged, sorted
+	delivered map[string]bool  // data of the messages it logged as delivered
+	stopped   bool             // SIGSTOPped
+	exited    chan struct{}    // closed once its output is read and it exited
+	waitErr   error            // once exited
 }
 
 // Start launches no process yet: it prepares the cluster's addresses and
@@ -96,12 +103,12 @@ func Start(cfg Config) (*Cluster, error) {
 			return nil, err
 		}
 	}
-	f, err := eventlog.Create(cfg.Dir, "control")
+	f, err := eventlog.Create(cfg.Dir, eventlog.Control)
 	if err != nil {
 		return nil, err
 	}
 	c := &Cluster{cfg: cfg, addrs: addrs, ctlFile: f, procs: make([]*proc, cfg.N), changed: make(chan struct{})}
-	c.control = eventlog.NewWriter(f, "control", 0, &eventlog.Clock{}, nil)
+	c.control = eventlog.NewWriter(f, eventlog.Control, 0, &eventlog.Clock{}, nil)
 	return c, nil
 }
 
@@ -128,7 +135,8 @@ func FreeAddrs(n int) ([]string, error) {
 // Addrs returns the peers' addresses.
 func (c *Cluster) Addrs() []string { return c.addrs }
 
-// Args returns the conclave arguments that start peer i.
+// Args returns the conclave arguments that start peer i (StartPeer adds
+// --events-fd 3).
 func (c *Cluster) Args(i int) []string {
 	if c.cfg.Args != nil {
 		return c.cfg.Args(i, c.addrs)
@@ -158,19 +166,20 @@ func (c *Cluster) Log(ev string, kv ...any) eventlog.Event {
 	return c.control.Log(ev, f)
 }
 
-var leaderLine = regexp.MustCompile(`leader is now (none|\d+) \(was`)
-
 // StartPeer starts peer i, which must not be running.
 func (c *Cluster) StartPeer(i int) error {
 	if p := c.proc(i); p != nil && !isDone(p.exited) {
 		return fmt.Errorf("launch: peer %d is already running", i)
 	}
-	args := c.Args(i)
+	args := append(slices.Clone(c.Args(i)), "--events-fd", "3")
 	var cmd *exec.Cmd
 	if c.cfg.Command != nil {
 		cmd = c.cfg.Command(i, args)
 	} else {
 		cmd = exec.Command(c.cfg.Binary, args...)
+	}
+	if len(cmd.ExtraFiles) > 0 {
+		return fmt.Errorf("launch: peer %d: the command has ExtraFiles, but file descriptor 3 carries the events", i)
 	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -183,34 +192,43 @@ func (c *Cluster) StartPeer(i int) error {
 			return err
 		}
 	}
-	if err := cmd.Start(); err != nil {
+	evR, evW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	cmd.ExtraFiles = []*os.File{evW}
+	err = cmd.Start()
+	evW.Close() // the child has its copy: the pipe ends when the child does
+	if err != nil {
+		evR.Close()
 		return fmt.Errorf("launch: peer %d: %w", i, err)
 	}
-	p := &proc{cmd: cmd, stdin: in, leader: -1, since: time.Now(), exited: make(chan struct{})}
+	p := &proc{cmd: cmd, stdin: in, leader: -1, since: time.Now(), delivered: map[string]bool{}, exited: make(chan struct{})}
 	c.mu.Lock()
 	c.procs[i] = p
 	c.mu.Unlock()
-	c.Log("proc_start", "peer", i, "pid", cmd.Process.Pid)
+	c.Log(eventlog.ProcStart, eventlog.FieldPeer, i, eventlog.FieldPID, cmd.Process.Pid)
+	evDone := make(chan struct{})
+	go func() {
+		defer close(evDone)
+		defer evR.Close()
+		c.readEvents(p, evR)
+	}()
 	go func() {
 		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
 		for sc.Scan() {
 			line := sc.Text()
-			now := time.Now()
 			if c.cfg.Echo != nil {
 				fmt.Fprintln(c.cfg.Echo, line)
 			}
 			c.mu.Lock()
 			p.lines = append(p.lines, line)
-			if m := leaderLine.FindStringSubmatch(line); m != nil {
-				l := -1
-				if m[1] != "none" {
-					l, _ = strconv.Atoi(m[1])
-				}
-				p.leader, p.since = l, now
-			}
 			c.notifyLocked()
 			c.mu.Unlock()
 		}
+		io.Copy(io.Discard, out) // after a line too long, so the process never blocks
+		<-evDone
 		p.waitErr = cmd.Wait()
 		close(p.exited)
 		c.mu.Lock()
@@ -251,7 +269,7 @@ func (c *Cluster) signal(i int, sig syscall.Signal, ev string) (time.Time, error
 	if p == nil || isDone(p.exited) {
 		return time.Time{}, fmt.Errorf("launch: peer %d is not running", i)
 	}
-	e := c.Log(ev, "peer", i, "pid", p.cmd.Process.Pid)
+	e := c.Log(ev, eventlog.FieldPeer, i, eventlog.FieldPID, p.cmd.Process.Pid)
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		return e.TS, err
 	}
@@ -269,7 +287,7 @@ func (c *Cluster) signal(i int, sig syscall.Signal, ev string) (time.Time, error
 // Kill sends SIGKILL to peer i and waits for it to exit. It returns the
 // time the signal was sent.
 func (c *Cluster) Kill(i int) (time.Time, error) {
-	t, err := c.signal(i, syscall.SIGKILL, "proc_kill")
+	t, err := c.signal(i, syscall.SIGKILL, eventlog.ProcKill)
 	if err == nil {
 		<-c.proc(i).exited
 	}
@@ -277,15 +295,19 @@ func (c *Cluster) Kill(i int) (time.Time, error) {
 }
 
 // Pause sends SIGSTOP to peer i.
-func (c *Cluster) Pause(i int) (time.Time, error) { return c.signal(i, syscall.SIGSTOP, "proc_stop") }
+func (c *Cluster) Pause(i int) (time.Time, error) {
+	return c.signal(i, syscall.SIGSTOP, eventlog.ProcStop)
+}
 
 // Resume sends SIGCONT to peer i.
-func (c *Cluster) Resume(i int) (time.Time, error) { return c.signal(i, syscall.SIGCONT, "proc_cont") }
+func (c *Cluster) Resume(i int) (time.Time, error) {
+	return c.signal(i, syscall.SIGCONT, eventlog.ProcCont)
+}
 
 // Term sends SIGTERM to peer i and waits up to 5 s for it to exit, then
 // kills it.
 func (c *Cluster) Term(i int) error {
-	if _, err := c.signal(i, syscall.SIGTERM, "proc_term"); err != nil {
+	if _, err := c.signal(i, syscall.SIGTERM, eventlog.ProcTerm); err != nil {
 		return err
 	}
 	p := c.proc(i)
@@ -302,53 +324,8 @@ func (c *Cluster) Term(i int) error {
 	}
 }
 
-// Leader returns the leader peer i last reported and when the report
-// arrived.
-func (c *Cluster) Leader(i int) (int, time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if p := c.procs[i]; p != nil {
-		return p.leader, p.since
-	}
-	return -1, time.Time{}
-}
-
 // ErrExited means a peer being waited for exited.
 var ErrExited = errors.New("peer exited")
-
-// WaitLeader waits until every peer in ids reports want as leader and
-// returns the latest arrival time of those reports.
-func (c *Cluster) WaitLeader(ctx context.Context, want int, ids ...int) (time.Time, error) {
-	for {
-		c.mu.Lock()
-		ch := c.changed
-		var last time.Time
-		done := true
-		for _, i := range ids {
-			p := c.procs[i]
-			if p == nil || isDone(p.exited) {
-				c.mu.Unlock()
-				return time.Time{}, fmt.Errorf("waiting for leader %d: peer %d: %w", want, i, ErrExited)
-			}
-			if p.leader != want {
-				done = false
-				break
-			}
-			if p.since.After(last) {
-				last = p.since
-			}
-		}
-		c.mu.Unlock()
-		if done {
-			return last, nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return time.Time{}, fmt.Errorf("waiting for leader %d on peers %v: %w (leaders: %v)", want, ids, ctx.Err(), c.leaders())
-		}
-	}
-}
 
 // WaitOutput waits until the current process of peer i has printed a line
 // containing each of subs (in any lines, in any order).
@@ -373,10 +350,16 @@ func (c *Cluster) WaitOutput(ctx context.Context, i int, subs ...string) error {
 // WaitLines waits until ok holds for what the current process of peer i
 // has printed. ok must not keep or change the lines.
 func (c *Cluster) WaitLines(ctx context.Context, i int, ok func(lines []string) bool) error {
+	return c.waitProc(ctx, i, func(p *proc) bool { return ok(p.lines) })
+}
+
+// waitProc waits until ok, called with c.mu held, holds for the current
+// process of peer i.
+func (c *Cluster) waitProc(ctx context.Context, i int, ok func(p *proc) bool) error {
 	for {
 		c.mu.Lock()
 		ch, p := c.changed, c.procs[i]
-		done := p != nil && ok(p.lines)
+		done := p != nil && ok(p)
 		exited := p != nil && isDone(p.exited)
 		c.mu.Unlock()
 		if done {
@@ -443,18 +426,6 @@ func (c *Cluster) proc(i int) *proc {
 	return c.procs[i]
 }
 
-func (c *Cluster) leaders() map[int]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m := map[int]int{}
-	for i, p := range c.procs {
-		if p != nil && !isDone(p.exited) {
-			m[i] = p.leader
-		}
-	}
-	return m
-}
-
 // Close stops every peer still running (resuming paused ones first, then
 // SIGTERM, then SIGKILL) and closes the control log.
 func (c *Cluster) Close() error {
@@ -483,5 +454,5 @@ func (c *Cluster) Dir() string { return c.cfg.Dir }
 
 // LogPath returns the path of peer i's event log.
 func (c *Cluster) LogPath(i int) string {
-	return filepath.Join(c.cfg.Dir, fmt.Sprintf("peer-%d.jsonl", i))
+	return filepath.Join(c.cfg.Dir, eventlog.PeerName(i)+".jsonl")
 }

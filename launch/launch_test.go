@@ -2,6 +2,7 @@ package launch
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"testing"
@@ -74,14 +75,19 @@ func TestRealFirstElectionWaitsForEveryPeer(t *testing.T) {
 	}
 	// Peers 1..3 see each other up, and still elect nobody.
 	for i := 1; i < 4; i++ {
-		var want []string
 		for j := 1; j < 4; j++ {
-			if j != i {
-				want = append(want, fmt.Sprintf("peer %d is up", j))
+			if j == i {
+				continue
+			}
+			if _, err := c.WaitEvent(ctx(t), i, func(e eventlog.Event) bool {
+				p, _ := e.Int(eventlog.FieldPeer)
+				return e.Ev == eventlog.PeerUp && p == j
+			}); err != nil {
+				t.Fatalf("peer %d never saw peer %d up: %v", i, j, err)
 			}
 		}
-		if err := c.WaitOutput(ctx(t), i, want...); err != nil {
-			t.Fatal(err)
+		if err := c.WaitOutput(ctx(t), i, fmt.Sprintf("peer %d is up", i%3+1)); err != nil {
+			t.Fatal(err) // the human lines are still printed
 		}
 	}
 	for i := 1; i < 4; i++ {
@@ -177,5 +183,38 @@ func TestRealCleanStop(t *testing.T) {
 	}
 	if len(reasons) != 2 || reasons[0] != "bye: shutdown" || reasons[1] != "bye: shutdown" {
 		t.Fatalf("peers saw peer 0 leave with %q, want its goodbye twice", reasons)
+	}
+}
+
+// TestRealEventStream checks that launch receives every line of each
+// peer's event log, in order, and nothing else.
+func TestRealEventStream(t *testing.T) {
+	c := start(t, 3, false)
+	c.StartAll()
+	wait(t, c, 0, 0, 1, 2)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		logged, bad, err := eventlog.ReadFile(c.LogPath(i))
+		if err != nil || bad > 0 {
+			t.Fatalf("peer %d: %d bad lines, %v", i, bad, err)
+		}
+		got := c.Events(i)
+		if len(got) != len(logged) {
+			t.Errorf("peer %d: received %d events, its log has %d", i, len(got), len(logged))
+			continue
+		}
+		for k := range got {
+			a, _ := json.Marshal(got[k])
+			b, _ := json.Marshal(logged[k])
+			if string(a) != string(b) {
+				t.Errorf("peer %d, event %d: received %s, logged %s", i, k, a, b)
+				break
+			}
+		}
+		if got[len(got)-1].Ev != eventlog.Stop {
+			t.Errorf("peer %d: last event %s, want stop", i, got[len(got)-1].Ev)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package layers
 import (
 	"time"
 
+	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/stack"
 )
 
@@ -77,7 +78,7 @@ func (d *detect) Tick(c *stack.Ctx) {
 		for _, w := range d.watched {
 			w.heard += late
 		}
-		c.Log("paused", "for_ms", ms(late))
+		c.Log(eventlog.Paused, eventlog.FieldForMS, ms(late))
 	}
 	for _, id := range d.order {
 		w := d.watched[id]
@@ -85,7 +86,7 @@ func (d *detect) Tick(c *stack.Ctx) {
 			continue
 		}
 		if now-w.heard > d.suspectAfter {
-			d.suspect(c, w, "silence")
+			d.suspect(c, w, eventlog.CauseSilence)
 			continue
 		}
 		c.Down(stack.Out{To: w.m, Msg: stack.Msg{Hdrs: [][]byte{detectBeatHdr}}})
@@ -96,7 +97,7 @@ func (d *detect) Tick(c *stack.Ctx) {
 
 func (d *detect) suspect(c *stack.Ctx, w *watched, cause string) {
 	w.suspected = true
-	c.Log("suspect", "of", w.m.ID, "cause", cause)
+	c.Log(eventlog.Suspect, eventlog.FieldOf, w.m.ID, eventlog.FieldCause, cause)
 	c.Down(stack.Close{ID: w.m.ID})
 	c.Up(Suspect{ID: w.m.ID, Cause: cause})
 }
@@ -106,7 +107,7 @@ func (d *detect) Up(c *stack.Ctx, ev stack.Event) {
 	case stack.Recv:
 		h, rest, ok := e.Msg.Pop()
 		if !ok || len(h) != 1 || h[0] > detectBeat {
-			c.Log("bad_msg", "from", e.From.ID, "layer", "detect")
+			c.Log(eventlog.BadMsg, eventlog.FieldFrom, e.From.ID, eventlog.FieldLayer, "detect")
 			return
 		}
 		// Only heartbeats count: a member that has moved to another
@@ -120,7 +121,7 @@ func (d *detect) Up(c *stack.Ctx, ev stack.Event) {
 		}
 	case stack.Lost:
 		if w := d.watched[e.ID]; w != nil && !w.suspected {
-			d.suspect(c, w, "conn_closed")
+			d.suspect(c, w, eventlog.CauseConnClosed)
 		}
 		c.Up(ev)
 	default:

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/stack"
 )
 
@@ -113,7 +114,7 @@ func (g *membership) Tick(c *stack.Ctx) {
 				continue
 			}
 			if g.flush.tries > flushPatience {
-				c.Log("flush_timeout", "of", m.ID, "attempt", g.flush.id.Attempt)
+				c.Log(eventlog.FlushTimeout, eventlog.FieldOf, m.ID, eventlog.FieldAttempt, g.flush.id.Attempt)
 				g.suspects[m.ID] = true
 				continue
 			}
@@ -142,7 +143,7 @@ func (g *membership) probing() bool {
 
 // dissolve ends this member's view to join the group at addr.
 func (g *membership) dissolve(c *stack.Ctx, addr string) {
-	c.Log("dissolve", "view", g.view.ID.String(), "into", addr)
+	c.Log(eventlog.Dissolve, eventlog.FieldView, g.view.ID.String(), eventlog.FieldInto, addr)
 	g.install(c, stack.View{ID: g.nextID(), Members: []stack.Member{g.me}}, g.view.ID, nil)
 	g.send(c, stack.Member{Addr: addr}, g.joinMsg(g.me, g.maxSeq))
 }
@@ -159,7 +160,7 @@ func (g *membership) joinMsg(j stack.Member, seq uint64) []byte {
 // them all otherwise.
 func (g *membership) askToJoin(c *stack.Ctx) {
 	if g.status != nil && g.mayFound() {
-		c.Log("found")
+		c.Log(eventlog.Found)
 		g.install(c, stack.View{ID: g.nextID(), Members: []stack.Member{g.me}}, stack.ViewID{}, nil)
 		return
 	}
@@ -336,7 +337,7 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 		// A member never hears from itself through the network: a
 		// message that claims to would make it act on its own behalf
 		// (a Leave from itself, say, would exclude it from every view).
-		c.Log("bad_msg", "from", e.From.ID, "layer", "membership")
+		c.Log(eventlog.BadMsg, eventlog.FieldFrom, e.From.ID, eventlog.FieldLayer, "membership")
 		return
 	}
 	d := &stack.Dec{B: h[1:]}
@@ -416,7 +417,7 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 	case gmsRefuse:
 		// A member we installed is in another view: exclude it.
 		if d.Done() == nil && g.inView && g.view.Has(e.From.ID) && !g.suspects[e.From.ID] {
-			c.Log("refused", "of", e.From.ID)
+			c.Log(eventlog.Refused, eventlog.FieldOf, e.From.ID)
 			g.suspects[e.From.ID] = true
 			g.maybeFlush(c)
 		}
@@ -431,7 +432,7 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 		}
 		if g.inView && !g.left && g.coord() == g.me.ID && g.view.Has(e.From.ID) && !g.suspects[e.From.ID] &&
 			id != g.me.ID && g.view.Has(id) && !g.suspects[id] {
-			c.Log("suspect_report", "of", id, "by", e.From.ID)
+			c.Log(eventlog.SuspectReport, eventlog.FieldOf, id, eventlog.FieldBy, e.From.ID)
 			g.suspects[id] = true
 			g.maybeFlush(c)
 		}
@@ -464,7 +465,7 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 		g.onInstall(c, id, v, contribs)
 		return
 	}
-	c.Log("bad_msg", "from", e.From.ID, "layer", "membership", "kind", int(h[0]))
+	c.Log(eventlog.BadMsg, eventlog.FieldFrom, e.From.ID, eventlog.FieldLayer, "membership", eventlog.FieldKind, int(h[0]))
 }
 
 func (g *membership) onJoin(c *stack.Ctx, j stack.Member, seq uint64) {
@@ -477,7 +478,7 @@ func (g *membership) onJoin(c *stack.Ctx, j stack.Member, seq uint64) {
 	case g.coord() == g.me.ID:
 		if !slices.ContainsFunc(g.joins, func(m stack.Member) bool { return m.ID == j.ID }) {
 			g.joins = append(g.joins, j)
-			c.Log("join_request", "of", j.ID, "addr", j.Addr)
+			c.Log(eventlog.JoinRequest, eventlog.FieldOf, j.ID, eventlog.FieldAddr, j.Addr)
 		}
 		g.maybeFlush(c)
 	default:
@@ -527,7 +528,7 @@ func (g *membership) maybeFlush(c *stack.Ctx) {
 		f.wait[m.ID] = true
 	}
 	g.flush = f
-	c.Log("flush", "view", g.view.ID.String(), "attempt", g.attempt, "proposal", ids(proposal))
+	c.Log(eventlog.Flush, eventlog.FieldView, g.view.ID.String(), eventlog.FieldAttempt, g.attempt, eventlog.FieldProposal, ids(proposal))
 	g.nextRetry = c.Now() + g.retry
 	for _, m := range survivors {
 		if m.ID != g.me.ID {
@@ -612,7 +613,7 @@ func (g *membership) onInstall(c *stack.Ctx, id stack.FlushID, v stack.View, con
 			return
 		}
 		// Excluded: carry on alone and ask to be let in again.
-		c.Log("excluded", "view", v.ID.String())
+		c.Log(eventlog.Excluded, eventlog.FieldView, v.ID.String())
 		g.install(c, stack.View{ID: g.nextID(), Members: []stack.Member{g.me}}, g.view.ID, nil)
 		return
 	}

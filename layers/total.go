@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/stack"
 )
 
@@ -77,7 +78,7 @@ func (t *total) deliver(c *stack.Ctx, e stack.Deliver) {
 	}
 	h, rest, ok := e.Msg.Pop()
 	if !ok || len(h) == 0 {
-		c.Log("bad_msg", "from", e.From, "layer", "total")
+		c.Log(eventlog.BadMsg, eventlog.FieldFrom, e.From, eventlog.FieldLayer, "total")
 		return
 	}
 	switch h[0] {
@@ -105,7 +106,7 @@ func (t *total) deliver(c *stack.Ctx, e stack.Deliver) {
 			// Ordered in an earlier view, sent in this one (it waited
 			// for vsync's window): the handover settled those messages.
 			if d.Err() == nil {
-				c.Log("order_stale", "from", e.From, "of", view.String())
+				c.Log(eventlog.OrderStale, eventlog.FieldFrom, e.From, eventlog.FieldOf, view.String())
 				return
 			}
 			break
@@ -114,7 +115,7 @@ func (t *total) deliver(c *stack.Ctx, e stack.Deliver) {
 		for range n {
 			r, seq := d.Uint(), d.Uint()
 			if d.Err() != nil || r >= uint64(len(t.view.Members)) {
-				c.Log("bad_msg", "from", e.From, "layer", "total")
+				c.Log(eventlog.BadMsg, eventlog.FieldFrom, e.From, eventlog.FieldLayer, "total")
 				return
 			}
 			t.orders = append(t.orders, tkey{t.view.Members[r].ID, seq})
@@ -125,7 +126,7 @@ func (t *total) deliver(c *stack.Ctx, e stack.Deliver) {
 		t.drain(c)
 		return
 	}
-	c.Log("bad_msg", "from", e.From, "layer", "total", "kind", int(h[0]))
+	c.Log(eventlog.BadMsg, eventlog.FieldFrom, e.From, eventlog.FieldLayer, "total", eventlog.FieldKind, int(h[0]))
 }
 
 // drain delivers ordered messages while the next one is here.
@@ -175,7 +176,7 @@ func (t *total) install(c *stack.Ctx, e stack.Install) {
 			if m, ok := t.pending[k]; ok {
 				t.up(c, k, m)
 			} else {
-				c.Log("order_skipped", "from", k.from, "seq", k.seq)
+				c.Log(eventlog.OrderSkipped, eventlog.FieldFrom, k.from, eventlog.FieldSeq, k.seq)
 			}
 		}
 		rest := make([]tkey, 0, len(t.pending))

@@ -3,6 +3,7 @@ package layers
 import (
 	"slices"
 
+	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/stack"
 )
 
@@ -144,7 +145,7 @@ func (v *vsync) Up(c *stack.Ctx, ev stack.Event) {
 func (v *vsync) recv(c *stack.Ctx, e stack.Recv) {
 	h, rest, ok := e.Msg.Pop()
 	if !ok || len(h) == 0 {
-		c.Log("bad_msg", "from", e.From.ID, "layer", "vsync")
+		c.Log(eventlog.BadMsg, eventlog.FieldFrom, e.From.ID, eventlog.FieldLayer, "vsync")
 		return
 	}
 	d := &stack.Dec{B: h[1:]}
@@ -173,7 +174,7 @@ func (v *vsync) recv(c *stack.Ctx, e stack.Recv) {
 			return
 		case seq > st.recv()+1:
 			st.gap = true
-			c.Log("gap", "from", e.From.ID, "want", st.recv()+1, "got", seq)
+			c.Log(eventlog.Gap, eventlog.FieldFrom, e.From.ID, eventlog.FieldWant, st.recv()+1, eventlog.FieldGot, seq)
 			return
 		}
 		st.msgs = append(st.msgs, rest)
@@ -198,7 +199,7 @@ func (v *vsync) recv(c *stack.Ctx, e stack.Recv) {
 		}
 		return
 	}
-	c.Log("bad_msg", "from", e.From.ID, "layer", "vsync", "kind", int(h[0]))
+	c.Log(eventlog.BadMsg, eventlog.FieldFrom, e.From.ID, eventlog.FieldLayer, "vsync", eventlog.FieldKind, int(h[0]))
 }
 
 // keep holds a message of a view this member has not installed yet.
@@ -269,7 +270,7 @@ func (v *vsync) install(c *stack.Ctx, e stack.Install) {
 		for i, ct := range e.Contribs {
 			part, rest := ct.Pop()
 			if !v.decodeInto(union, part) {
-				c.Log("bad_contribution", "from", ct.From)
+				c.Log(eventlog.BadContribution, eventlog.FieldFrom, ct.From)
 			}
 			rests[i] = rest
 		}

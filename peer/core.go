@@ -40,6 +40,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/wire"
 )
 
@@ -123,8 +124,8 @@ func (c *Core) Step(now time.Duration, in Input) error {
 		}
 		c.started = true
 		c.nextHB = c.now + c.cfg.Heartbeat
-		c.log("start", "id", c.cfg.ID, "n", c.cfg.N, "quorum", c.cfg.Quorum,
-			"heartbeat_ms", ms(c.cfg.Heartbeat), "suspect_after_ms", ms(c.cfg.SuspectAfter))
+		c.log(eventlog.Start, eventlog.FieldID, c.cfg.ID, eventlog.FieldN, c.cfg.N, eventlog.FieldQuorum, c.cfg.Quorum,
+			eventlog.FieldHeartbeatMS, ms(c.cfg.Heartbeat), eventlog.FieldSuspectAfterMS, ms(c.cfg.SuspectAfter))
 		for j := c.cfg.ID + 1; j < c.cfg.N; j++ {
 			c.peers[j].dialAt = c.now
 		}
@@ -140,7 +141,7 @@ func (c *Core) Step(now time.Duration, in Input) error {
 			if p.bye != "" {
 				reason = "bye: " + p.bye
 			}
-			c.drop(in.Peer, "conn_closed", reason)
+			c.drop(in.Peer, eventlog.CauseConnClosed, reason)
 		}
 	case Recv:
 		if err = c.checkPeer(in.Peer); err == nil && c.current(in.Peer, in.Conn) {
@@ -217,16 +218,16 @@ func (c *Core) handshake(h Handshake) error {
 	if p.conn != 0 {
 		// A new incarnation: the old process is gone.
 		c.emit(Close{Peer: j, Conn: p.conn, Reason: "superseded by a new incarnation"})
-		c.drop(j, "conn_closed", fmt.Sprintf("new incarnation %d replaced %d", h.Incarnation, p.inc))
+		c.drop(j, eventlog.CauseConnClosed, fmt.Sprintf("new incarnation %d replaced %d", h.Incarnation, p.inc))
 	}
 	*p = peerState{conn: h.Conn, inc: h.Incarnation, maxInc: h.Incarnation, lastHeard: c.now, dialAt: Never}
-	c.log("conn_up", "peer", j, "peer_inc", h.Incarnation, "dialed", h.Dialed, "addr", h.Addr)
+	c.log(eventlog.ConnUp, eventlog.FieldPeer, j, eventlog.FieldPeerInc, h.Incarnation, eventlog.FieldDialed, h.Dialed, eventlog.FieldAddr, h.Addr)
 	c.heartbeat(j)
 	return nil
 }
 
 func (c *Core) refuse(h Handshake, reason string) error {
-	c.log("conn_rejected", "peer", h.Peer, "addr", h.Addr, "reason", reason)
+	c.log(eventlog.ConnRejected, eventlog.FieldPeer, h.Peer, eventlog.FieldAddr, h.Addr, eventlog.FieldReason, reason)
 	if h.Dialed && h.Peer >= 0 && h.Peer < c.cfg.N && c.peers[h.Peer].dialing {
 		c.peers[h.Peer].dialing = false
 		c.scheduleDial(h.Peer)
@@ -245,7 +246,7 @@ func (c *Core) dialFailed(d DialFailed) error {
 	p.dialing = false
 	if !p.dialFailed {
 		p.dialFailed = true
-		c.log("dial_failed", "peer", d.Peer, "error", d.Err)
+		c.log(eventlog.DialFailed, eventlog.FieldPeer, d.Peer, eventlog.FieldError, d.Err)
 	}
 	c.scheduleDial(d.Peer)
 	return nil
@@ -270,20 +271,20 @@ func (c *Core) recv(j int, f wire.Frame) {
 	switch f := f.(type) {
 	case wire.Heartbeat:
 		p.lastHeard = c.now
-		c.log("hb_recv", "from", j, "seq", f.Seq)
+		c.log(eventlog.HBRecv, eventlog.FieldFrom, j, eventlog.FieldSeq, f.Seq)
 		p.told = nil
 		if f.Open {
 			p.told = f.Alive
 		}
 		if !p.up {
 			p.up = true
-			c.log("peer_up", "peer", j, "peer_inc", p.inc)
+			c.log(eventlog.PeerUp, eventlog.FieldPeer, j, eventlog.FieldPeerInc, p.inc)
 			c.elect()
 		} else if !c.ready {
 			c.elect()
 		}
 	case wire.LeaderChange:
-		c.log("urgent_recv", "from", j, "leader", f.Leader, "prev", f.Prev)
+		c.log(eventlog.UrgentRecv, eventlog.FieldFrom, j, eventlog.FieldLeader, f.Leader, eventlog.FieldPrev, f.Prev)
 		// The sender sees a leader we cannot: try to reach it now.
 		l := f.Leader
 		if l > c.cfg.ID && l < c.cfg.N && c.peers[l].conn == 0 && !c.peers[l].dialing {
@@ -304,10 +305,10 @@ func (c *Core) drop(j int, cause, reason string) {
 	p.told = nil
 	if p.up {
 		p.up = false
-		c.log("peer_down", "peer", j, "cause", cause, "reason", reason)
+		c.log(eventlog.PeerDown, eventlog.FieldPeer, j, eventlog.FieldCause, cause, eventlog.FieldReason, reason)
 		c.elect()
 	} else {
-		c.log("conn_down", "peer", j, "reason", reason)
+		c.log(eventlog.ConnDown, eventlog.FieldPeer, j, eventlog.FieldReason, reason)
 	}
 	p.backoff = 0
 	c.scheduleDial(j)
@@ -320,7 +321,7 @@ func (c *Core) advance() {
 		if p.conn != 0 && c.now-p.lastHeard > c.silenceLimit(p) {
 			reason := fmt.Sprintf("no heartbeat for %v", c.now-p.lastHeard)
 			c.emit(Close{Peer: j, Conn: p.conn, Reason: "silence: " + reason})
-			c.drop(j, "silence", reason)
+			c.drop(j, eventlog.CauseSilence, reason)
 		}
 	}
 	if c.now >= c.nextHB {
@@ -362,7 +363,7 @@ func (c *Core) silenceLimit(p *peerState) time.Duration {
 // them: silence is counted only while this peer was able to listen.
 func (c *Core) overslept(over time.Duration) {
 	if over > c.cfg.Heartbeat {
-		c.log("paused", "for_ms", ms(over))
+		c.log(eventlog.Paused, eventlog.FieldForMS, ms(over))
 	}
 	for j := range c.peers {
 		if p := &c.peers[j]; p.conn != 0 {
@@ -379,7 +380,7 @@ func (c *Core) heartbeat(j int) {
 		hb.Alive = c.Alive()
 	}
 	c.emit(Send{Peer: j, Conn: p.conn, Frame: hb})
-	c.log("hb_sent", "to", j, "seq", p.hbSeq)
+	c.log(eventlog.HBSent, eventlog.FieldTo, j, eventlog.FieldSeq, p.hbSeq)
 }
 
 // elect recomputes the leader and announces a change.
@@ -388,7 +389,7 @@ func (c *Core) elect() {
 	if !c.ready {
 		if via, ok := c.accounted(); ok {
 			c.ready = true
-			c.log("election_open", "via", via)
+			c.log(eventlog.ElectionOpen, eventlog.FieldVia, via)
 		}
 	}
 	leader := None
@@ -403,11 +404,11 @@ func (c *Core) elect() {
 	}
 	prev := c.leader
 	c.leader = leader
-	c.log("leader_change", "leader", leader, "prev", prev, "alive", alive)
+	c.log(eventlog.LeaderChange, eventlog.FieldLeader, leader, eventlog.FieldPrev, prev, eventlog.FieldAlive, alive)
 	for j := range c.peers {
 		if p := &c.peers[j]; p.conn != 0 {
 			c.emit(Send{Peer: j, Conn: p.conn, Frame: wire.LeaderChange{Leader: leader, Prev: prev}, Urgent: true})
-			c.log("urgent_sent", "to", j, "leader", leader)
+			c.log(eventlog.UrgentSent, eventlog.FieldTo, j, eventlog.FieldLeader, leader)
 		}
 	}
 }
@@ -448,7 +449,7 @@ func (c *Core) stop() {
 		}
 	}
 	c.stopped = true
-	c.log("stop", "leader", c.leader)
+	c.log(eventlog.Stop, eventlog.FieldLeader, c.leader)
 }
 
 // Alive returns the sorted ids this peer considers correct, itself included.

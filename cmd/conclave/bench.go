@@ -39,7 +39,7 @@ func runBench(args []string) error {
 		return err
 	}
 	fmt.Printf("failover benchmark: %d peers on loopback, heartbeat %v, suspect-after %v, %d runs per mode\n", *n, *hb, *suspect, *runs)
-	fmt.Println("measured: from the signal to the leader until every survivor has printed the new leader")
+	fmt.Println("measured: from the signal to the leader until every survivor has reported the new leader (its leader_change event)")
 	for _, m := range []string{"crash", "hang"} {
 		if *mode != "both" && *mode != m {
 			continue

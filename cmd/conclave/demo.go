@@ -53,7 +53,7 @@ func runDemo(args []string) error {
 	var results []demoResult
 	step := func(name string, want int, wait []int, act func() (time.Time, error)) error {
 		fmt.Printf("== %s\n", name)
-		c.Log("step", "name", name)
+		c.Log(eventlog.Step, eventlog.FieldName, name)
 		t0, err := act()
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
@@ -65,7 +65,7 @@ func runDemo(args []string) error {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		took := max(t1.Sub(t0), 0)
-		c.Log("converged", "step", name, "leader", want, "after_ms", ms(took))
+		c.Log(eventlog.Converged, eventlog.FieldStep, name, eventlog.FieldLeader, want, eventlog.FieldAfterMS, ms(took))
 		results = append(results, demoResult{name, want, wait, took})
 		return nil
 	}
@@ -88,7 +88,7 @@ func runDemo(args []string) error {
 		}
 	}
 	fmt.Println("== stop every peer cleanly (SIGTERM)")
-	c.Log("step", "name", "stop every peer cleanly")
+	c.Log(eventlog.Step, eventlog.FieldName, "stop every peer cleanly")
 	if err := c.Close(); err != nil {
 		return err
 	}

@@ -39,6 +39,7 @@ func (c groupCmd) run(args []string) error {
 	logDeliveries := fs.Bool("log-deliveries", false, "log every send, acknowledgement and delivery (what the checkers need)")
 	stay := fs.Bool("stay", false, "stay in the group at the end of stdin, until SIGINT or SIGTERM")
 	joinTimeout := fs.Duration("join-timeout", 10*time.Second, "give up if no view is installed within this time")
+	eventsFD := eventsFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -66,10 +67,21 @@ func (c groupCmd) run(args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return usageError{err.Error()}
 	}
+	events, err := openEvents(*eventsFD, c.stdout, c.stderr)
+	if err != nil {
+		return err
+	}
+	human := c.stdout
+	if *eventsFD == 1 {
+		human = io.Discard
+	}
 	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	jctx, cancel := context.WithTimeout(sig, *joinTimeout)
 	defer cancel()
+	if events != nil {
+		cfg.OnEvent = events.Write
+	}
 	g, err := group.Join(jctx, cfg)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -82,7 +94,7 @@ func (c groupCmd) run(args []string) error {
 	var out sync.Mutex // one line at a time on stdout
 	say := func(format string, a ...any) {
 		out.Lock()
-		fmt.Fprintf(c.stdout, format+"\n", a...)
+		fmt.Fprintf(human, format+"\n", a...)
 		out.Unlock()
 	}
 	say("joined group %q as %s at %s (stack %s)", *name, g.Me().ID, g.Me().Addr, d.Name)
@@ -176,6 +188,9 @@ read:
 	}
 	if lerr != nil {
 		return fmt.Errorf("leaving: %w", lerr)
+	}
+	if events != nil {
+		return events.Err()
 	}
 	return nil
 }

@@ -26,6 +26,7 @@ func runPeer(args []string) error {
 	fs.BoolVar(&cfg.Peer.Quorum, "quorum", false, "recognise a leader only while a majority of the peers is seen correct")
 	fs.BoolVar(&cfg.LogHeartbeats, "log-heartbeats", false, "log every heartbeat (default: the first on each connection and every 50th)")
 	fs.Uint64Var(&cfg.Incarnation, "incarnation", 0, "incarnation number (default: start time in nanoseconds, so a restart is a newer incarnation)")
+	eventsFD := eventsFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -44,6 +45,16 @@ func runPeer(args []string) error {
 	}
 	cfg.Peer.ID = *id
 	cfg.Stdout = os.Stdout
+	events, err := openEvents(*eventsFD, os.Stdout, os.Stderr)
+	if err != nil {
+		return err
+	}
+	if events != nil {
+		cfg.OnEvent = events.Write
+		if *eventsFD == 1 {
+			cfg.Stdout = nil
+		}
+	}
 	n, err := node.New(cfg)
 	if err != nil {
 		var ne *node.ConfigError
@@ -56,6 +67,9 @@ func runPeer(args []string) error {
 	defer stop()
 	if err := n.Run(ctx); err != nil {
 		return fmt.Errorf("peer %d: %w", *id, err)
+	}
+	if events != nil {
+		return events.Err()
 	}
 	return nil
 }

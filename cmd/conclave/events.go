@@ -1,0 +1,73 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/conclave/conclave/eventlog"
+)
+
+// eventsFlag adds --events-fd to fs.
+func eventsFlag(fs *flag.FlagSet) *int {
+	return fs.Int("events-fd", 0, "write every logged event as a JSON line to this inherited file descriptor, as in the event log "+
+		"(1: standard output, instead of the human lines; 0: none)")
+}
+
+// eventStream writes events to the file descriptor of --events-fd.
+type eventStream struct {
+	fd int
+	w  *eventlog.Writer
+}
+
+// openEvents returns the stream for --events-fd fd, nil for 0. stdout is
+// the stream for fd 1; write errors are reported on stderr at once.
+func openEvents(fd int, stdout, stderr io.Writer) (*eventStream, error) {
+	var out io.Writer
+	switch {
+	case fd == 0:
+		return nil, nil
+	case fd < 0:
+		return nil, usagef("--events-fd must be a file descriptor number, not %d", fd)
+	case fd == 1:
+		out = stdout
+	default:
+		f := os.NewFile(uintptr(fd), fmt.Sprintf("/dev/fd/%d", fd))
+		if _, err := f.Stat(); err != nil {
+			return nil, usagef("--events-fd %d is not an open file descriptor", fd)
+		}
+		out = f
+	}
+	out = &reportFirst{w: out, report: func(err error) {
+		fmt.Fprintf(stderr, "conclave: writing events to file descriptor %d: %v\n", fd, err)
+	}}
+	return &eventStream{fd: fd, w: eventlog.NewWriter(out, "", 0, &eventlog.Clock{}, nil)}, nil
+}
+
+// Write writes one event as it was logged.
+func (s *eventStream) Write(e eventlog.Event) { s.w.Write(e) }
+
+// Err returns the first write error.
+func (s *eventStream) Err() error {
+	if err := s.w.Err(); err != nil {
+		return fmt.Errorf("writing events to file descriptor %d: %w", s.fd, err)
+	}
+	return nil
+}
+
+// reportFirst reports the first write error as soon as it happens.
+type reportFirst struct {
+	w      io.Writer
+	report func(error)
+	once   sync.Once
+}
+
+func (r *reportFirst) Write(p []byte) (int, error) {
+	n, err := r.w.Write(p)
+	if err != nil {
+		r.once.Do(func() { r.report(err) })
+	}
+	return n, err
+}

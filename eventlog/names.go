@@ -1,0 +1,169 @@
+package eventlog
+
+import (
+	"strconv"
+	"strings"
+)
+
+// The event catalogue: every event name and field key conclave writes,
+// grouped by who writes them. docs/events.md describes each one, and a test
+// fails when the two disagree. Names are a public interface: only add.
+
+// Control is the node name of the launcher or simulator that starts and
+// faults processes.
+const Control = "control"
+
+// PeerName returns the node name of peer id: "peer-<id>".
+func PeerName(id int) string { return "peer-" + strconv.Itoa(id) }
+
+// PeerID returns the id of a node named by PeerName, or -1.
+func PeerID(node string) int {
+	s, ok := strings.CutPrefix(node, "peer-")
+	if !ok {
+		return -1
+	}
+	id, err := strconv.Atoi(s)
+	if err != nil || id < 0 {
+		return -1
+	}
+	return id
+}
+
+// MemberName returns the name of the group member in slot i, as package
+// launch and the group simulator name them: "m<i>".
+func MemberName(i int) string { return "m" + strconv.Itoa(i) }
+
+// Events of peers and group members alike.
+const (
+	Start      = "start"
+	Stop       = "stop"
+	Paused     = "paused"
+	DialFailed = "dial_failed"
+)
+
+// Peer events, written by the peer core (package peer) and its runtime.
+const (
+	ConnUp       = "conn_up"
+	ConnDown     = "conn_down"
+	ConnRejected = "conn_rejected"
+	PeerUp       = "peer_up"
+	PeerDown     = "peer_down"
+	ElectionOpen = "election_open"
+	LeaderChange = "leader_change"
+	UrgentSent   = "urgent_sent"
+	UrgentRecv   = "urgent_recv"
+	HBSent       = "hb_sent"
+	HBRecv       = "hb_recv"
+)
+
+// Group member events, written by a member's runtime (package group, and
+// the group simulator).
+const (
+	View        = "view"
+	Send        = "send"
+	Acked       = "acked"
+	Deliver     = "deliver"
+	Left        = "left"
+	ConnRefused = "conn_refused"
+	BadMsg      = "bad_msg" // also written by the layers
+)
+
+// Group member events, written by the layers of its stack (package layers).
+const (
+	Found           = "found"
+	JoinRequest     = "join_request"
+	Flush           = "flush"
+	Suspect         = "suspect"
+	SuspectReport   = "suspect_report"
+	FlushTimeout    = "flush_timeout"
+	Excluded        = "excluded"
+	Dissolve        = "dissolve"
+	Refused         = "refused"
+	Gap             = "gap"
+	OrderSkipped    = "order_skipped"
+	OrderStale      = "order_stale"
+	BadContribution = "bad_contribution"
+)
+
+// Control events (node Control), written by package launch, the tests and
+// the simulators.
+const (
+	ProcStart    = "proc_start"
+	ProcKill     = "proc_kill"
+	ProcStop     = "proc_stop"
+	ProcCont     = "proc_cont"
+	ProcTerm     = "proc_term"
+	ProcLeave    = "proc_leave"
+	Step         = "step"
+	Converged    = "converged"
+	NetPartition = "net_partition"
+	NetBridge    = "net_bridge"
+	NetCut       = "net_cut"
+	NetHeal      = "net_heal"
+	NetReset     = "net_reset"
+	NetDelay     = "net_delay"
+)
+
+// Events any process may write.
+const (
+	// LogError stands in for an event whose fields could not be encoded.
+	LogError = "log_error"
+)
+
+// Field keys.
+const (
+	FieldA              = "a"
+	FieldAddr           = "addr"
+	FieldAfterMS        = "after_ms"
+	FieldAlive          = "alive"
+	FieldAttempt        = "attempt"
+	FieldB              = "b"
+	FieldBridge         = "bridge"
+	FieldBy             = "by"
+	FieldCause          = "cause"
+	FieldDialed         = "dialed"
+	FieldError          = "error"
+	FieldEvent          = "event"
+	FieldFlushed        = "flushed"
+	FieldForMS          = "for_ms"
+	FieldFrom           = "from"
+	FieldGot            = "got"
+	FieldGroup          = "group"
+	FieldGroups         = "groups"
+	FieldHeartbeatMS    = "heartbeat_ms"
+	FieldID             = "id"
+	FieldInto           = "into"
+	FieldKind           = "kind"
+	FieldLayer          = "layer"
+	FieldLeader         = "leader"
+	FieldLost           = "lost"
+	FieldMember         = "member"
+	FieldMembers        = "members"
+	FieldMS             = "ms"
+	FieldMsg            = "msg"
+	FieldN              = "n"
+	FieldName           = "name"
+	FieldOf             = "of"
+	FieldOrder          = "order"
+	FieldPeer           = "peer"
+	FieldPeerInc        = "peer_inc"
+	FieldPID            = "pid"
+	FieldPrev           = "prev"
+	FieldProposal       = "proposal"
+	FieldQuorum         = "quorum"
+	FieldReason         = "reason"
+	FieldSeq            = "seq"
+	FieldStack          = "stack"
+	FieldStep           = "step"
+	FieldSuspectAfterMS = "suspect_after_ms"
+	FieldTo             = "to"
+	FieldVia            = "via"
+	FieldView           = "view"
+	FieldWant           = "want"
+)
+
+// Values of FieldCause: why a peer is down, or a member suspected.
+const (
+	CauseConnClosed = "conn_closed"
+	CauseSilence    = "silence"
+)

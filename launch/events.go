@@ -1,0 +1,148 @@
+package launch
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/conclave/conclave/eventlog"
+)
+
+// What launch knows of its processes comes from the events they write to
+// file descriptor 3 (--events-fd 3): the same JSON lines as their event
+// logs.
+
+// observe takes in an event the process logged, which arrived at now.
+func (p *proc) observe(e eventlog.Event, now time.Time) {
+	p.events = append(p.events, e)
+	switch e.Ev {
+	case eventlog.LeaderChange:
+		if l, ok := e.Int(eventlog.FieldLeader); ok {
+			p.leader, p.since = l, now
+		}
+	case eventlog.View:
+		ids, _ := e.Fields[eventlog.FieldMembers].([]any)
+		p.view = []string{}
+		for _, id := range ids {
+			s, _ := id.(string)
+			name, _, _ := strings.Cut(s, ".")
+			p.view = append(p.view, name)
+		}
+		slices.Sort(p.view)
+	case eventlog.Deliver:
+		p.delivered[e.Str(eventlog.FieldMsg)] = true
+	}
+}
+
+// readEvents reads the events p writes until it exits. A line that is not
+// an event is skipped.
+func (c *Cluster) readEvents(p *proc, r io.Reader) {
+	br := bufio.NewReader(r)
+	for {
+		line, err := br.ReadBytes('\n')
+		var e eventlog.Event
+		if len(line) > 0 && json.Unmarshal(line, &e) == nil {
+			now := time.Now()
+			c.mu.Lock()
+			p.observe(e, now)
+			c.notifyLocked()
+			c.mu.Unlock()
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Leader returns the leader peer i last logged (-1 for none) and when
+// that event arrived.
+func (c *Cluster) Leader(i int) (int, time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.procs[i]; p != nil {
+		return p.leader, p.since
+	}
+	return -1, time.Time{}
+}
+
+// WaitLeader waits until every peer in ids has logged want as its leader
+// and returns the latest arrival time of those events.
+func (c *Cluster) WaitLeader(ctx context.Context, want int, ids ...int) (time.Time, error) {
+	for {
+		c.mu.Lock()
+		ch := c.changed
+		var last time.Time
+		done := true
+		for _, i := range ids {
+			p := c.procs[i]
+			if p == nil || isDone(p.exited) {
+				c.mu.Unlock()
+				return time.Time{}, fmt.Errorf("waiting for leader %d: peer %d: %w", want, i, ErrExited)
+			}
+			if p.leader != want {
+				done = false
+				break
+			}
+			if p.since.After(last) {
+				last = p.since
+			}
+		}
+		c.mu.Unlock()
+		if done {
+			return last, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("waiting for leader %d on peers %v: %w (leaders: %v)", want, ids, ctx.Err(), c.leaders())
+		}
+	}
+}
+
+// WaitEvent waits until the current process of peer i has logged an event
+// for which match holds, and returns it. match must not call c.
+func (c *Cluster) WaitEvent(ctx context.Context, i int, match func(eventlog.Event) bool) (eventlog.Event, error) {
+	var found eventlog.Event
+	var seen *proc
+	next := 0
+	err := c.waitProc(ctx, i, func(p *proc) bool {
+		if p != seen {
+			seen, next = p, 0
+		}
+		for ; next < len(p.events); next++ {
+			if match(p.events[next]) {
+				found = p.events[next]
+				return true
+			}
+		}
+		return false
+	})
+	return found, err
+}
+
+// Events returns what the current process of peer i has logged.
+func (c *Cluster) Events(i int) []eventlog.Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.procs[i]; p != nil {
+		return slices.Clone(p.events)
+	}
+	return nil
+}
+
+func (c *Cluster) leaders() map[int]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := map[int]int{}
+	for i, p := range c.procs {
+		if p != nil && !isDone(p.exited) {
+			m[i] = p.leader
+		}
+	}
+	return m
+}
