@@ -20,7 +20,9 @@ type Conn struct {
 	r       *wire.Reader
 	lim     Limits
 	out     chan item
-	once    sync.Once
+	once    sync.Once     // reports the loss at most once
+	quit    chan struct{} // closed when the stream is closed: the writer stops
+	qonce   sync.Once
 	done    chan struct{} // closed when the writer has finished
 	readEnd chan struct{} // closed when the reader has finished
 	lost    func(reason string)
@@ -44,7 +46,7 @@ func newConn(s Stream, src *source, r *wire.Reader, lim Limits) *Conn {
 	r.SetMax(lim.MaxFrame)
 	src.idle = lim.Idle
 	return &Conn{s: s, src: src, r: r, lim: lim, out: make(chan item, lim.SendQueue),
-		done: make(chan struct{}), readEnd: make(chan struct{})}
+		quit: make(chan struct{}), done: make(chan struct{}), readEnd: make(chan struct{})}
 }
 
 // source is what a Conn's reader reads from: the stream, with a fresh
@@ -98,13 +100,19 @@ func (c *Conn) CloseAfterFlush() {
 	case c.out <- item{close: true}:
 		c.s.SetWriteDeadline(time.Now().Add(FlushTimeout))
 	default:
-		c.s.Close()
+		c.closeStream()
 	}
 }
 
 // Close closes the connection at once.
 func (c *Conn) Close() {
 	c.silence()
+	c.closeStream()
+}
+
+// closeStream closes the stream and stops the writer.
+func (c *Conn) closeStream() {
+	c.qonce.Do(func() { close(c.quit) })
 	c.s.Close()
 }
 
@@ -121,7 +129,7 @@ func (c *Conn) fail(reason string) {
 			c.lost(reason)
 		}
 	})
-	c.s.Close()
+	c.closeStream()
 }
 
 func (c *Conn) readLoop(onFrame func(wire.Frame)) {
@@ -139,7 +147,13 @@ func (c *Conn) readLoop(onFrame func(wire.Frame)) {
 func (c *Conn) writeLoop() {
 	defer close(c.done)
 	var buf []byte
-	for it := range c.out {
+	for {
+		var it item
+		select {
+		case it = <-c.out:
+		case <-c.quit:
+			return
+		}
 		// Coalesce what is queued into one write, up to an urgent byte.
 		buf = buf[:0]
 		for {
@@ -154,7 +168,7 @@ func (c *Conn) writeLoop() {
 				case <-t.C:
 				}
 				t.Stop()
-				c.s.Close()
+				c.closeStream()
 				return
 			}
 			buf = wire.Append(buf, it.f)
