@@ -235,7 +235,7 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 		return fail(fmt.Errorf("group %q: this host already has a member of it", cfg.Name))
 	}
 	g.loop.Start(func() {
-		g.logEv("start", "addr", g.me.Addr, "stack", d.Name, "group", cfg.Name)
+		g.logEv(eventlog.Start, eventlog.FieldAddr, g.me.Addr, eventlog.FieldStack, d.Name, eventlog.FieldGroup, cfg.Name)
 		g.loop.Step(stack.Start{})
 		g.loop.Step(stack.Join{Contacts: cfg.Contacts})
 	})
@@ -250,6 +250,10 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 		return nil, ctx.Err()
 	}
 }
+
+// LogErr returns the first error writing the member's event log: a log
+// that proves correctness must not silently lose lines.
+func (g *Group) LogErr() error { return g.loop.LogErr() }
 
 // Me returns this member's identity.
 func (g *Group) Me() stack.Member { return g.me }
@@ -301,7 +305,7 @@ func (g *Group) Go(data []byte) (<-chan error, error) {
 	if !g.loop.Do(func() {
 		if g.cfg.LogDeliveries {
 			g.sentMsg[tok] = string(data)
-			g.logEv("send", "msg", string(data))
+			g.logEv(eventlog.Send, eventlog.FieldMsg, string(data))
 		}
 		g.loop.Step(stack.Send{Msg: stack.Msg{Data: data}, Token: tok})
 	}) {
@@ -362,14 +366,14 @@ func (g *Group) effect(e stack.Event) {
 		delete(g.inConns, e.ID)
 	case stack.Deliver:
 		if g.cfg.LogDeliveries {
-			g.logEv("deliver", "view", e.View.String(), "from", e.From, "seq", e.Seq, "order", e.Order, "msg", string(e.Msg.Data))
+			g.logEv(eventlog.Deliver, eventlog.FieldView, e.View.String(), eventlog.FieldFrom, e.From, eventlog.FieldSeq, e.Seq, eventlog.FieldOrder, e.Order, eventlog.FieldMsg, string(e.Msg.Data))
 		}
 		g.deliveries.push(Delivery{View: e.View, From: e.From, Seq: e.Seq, Order: e.Order, Data: e.Msg.Data})
 	case stack.Install:
 		g.mu.Lock()
 		g.view = e.View
 		g.mu.Unlock()
-		g.logEv("view", "view", e.View.ID.String(), "prev", e.Prev.String(), "members", e.View.IDs(), "flushed", e.Contribs != nil)
+		g.logEv(eventlog.View, eventlog.FieldView, e.View.ID.String(), eventlog.FieldPrev, e.Prev.String(), eventlog.FieldMembers, e.View.IDs(), eventlog.FieldFlushed, e.Contribs != nil)
 		g.views.push(e.View)
 		if !g.firstSet {
 			g.firstSet = true
@@ -388,18 +392,18 @@ func (g *Group) effect(e stack.Event) {
 			}
 		}
 		if g.cfg.LogDeliveries {
-			g.logEv("acked", "msg", g.sentMsg[e.Token], "lost", e.Lost)
+			g.logEv(eventlog.Acked, eventlog.FieldMsg, g.sentMsg[e.Token], eventlog.FieldLost, e.Lost)
 			delete(g.sentMsg, e.Token)
 		}
 	case stack.Left:
-		g.logEv("left", "reason", e.Reason)
+		g.logEv(eventlog.Left, eventlog.FieldReason, e.Reason)
 		g.leftErr = fmt.Errorf("group: left (%s)", e.Reason)
 		close(g.left)
 		g.unroute()
 		g.loop.Stop()
 	case stack.Log:
 		if g.loop.Logging() {
-			e.Fields["member"] = g.me.ID
+			e.Fields[eventlog.FieldMember] = g.me.ID
 			g.loop.Log(e.Ev, e.Fields)
 		}
 	}
@@ -409,7 +413,7 @@ func (g *Group) logEv(ev string, kv ...any) {
 	if !g.loop.Logging() {
 		return
 	}
-	f := map[string]any{"member": g.me.ID}
+	f := map[string]any{eventlog.FieldMember: g.me.ID}
 	for i := 0; i+1 < len(kv); i += 2 {
 		f[kv[i].(string)] = kv[i+1]
 	}
@@ -437,7 +441,7 @@ func (g *Group) shutdown() {
 	g.mu.Unlock()
 	g.deliveries.close()
 	g.views.close()
-	g.logEv("stop")
+	g.logEv(eventlog.Stop)
 	if g.file != nil {
 		g.file.Close()
 	}

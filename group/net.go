@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/stack"
 	"github.com/conclave/conclave/transport"
 	"github.com/conclave/conclave/wire"
@@ -86,7 +87,7 @@ func (g *Group) dial(key string, o *out, to stack.Member, hello wire.Hello) {
 		o.dialing = false
 		if err != nil {
 			delete(g.outConns, key)
-			g.logEv("dial_failed", "to", to.ID, "addr", to.Addr, "error", err.Error())
+			g.logEv(eventlog.DialFailed, eventlog.FieldTo, to.ID, eventlog.FieldAddr, to.Addr, eventlog.FieldError, err.Error())
 			g.loop.Step(stack.Lost{ID: to.ID, Addr: to.Addr, Reason: err.Error()})
 			return
 		}
@@ -153,7 +154,7 @@ func (g *Group) admit(a *transport.Accepted) {
 		why = "bad member id"
 	}
 	if why != "" {
-		if !g.loop.Do(func() { g.logEv("conn_refused", "addr", a.RemoteAddr(), "reason", why) }) {
+		if !g.loop.Do(func() { g.logEv(eventlog.ConnRefused, eventlog.FieldAddr, a.RemoteAddr(), eventlog.FieldReason, why) }) {
 			why = "member stopped"
 		}
 		a.Reject(why, 0)
@@ -185,7 +186,7 @@ func (g *Group) recv(from stack.Member, f wire.Frame) {
 	g.loop.Lamport().Witness(m.LC, g.loop.Wall())
 	msg, err := stack.ParseMsg(m.Data)
 	if err != nil {
-		g.loop.Do(func() { g.logEv("bad_msg", "from", from.ID, "error", err.Error()) })
+		g.loop.Do(func() { g.logEv(eventlog.BadMsg, eventlog.FieldFrom, from.ID, eventlog.FieldError, err.Error()) })
 		return
 	}
 	g.loop.Do(func() { g.loop.Step(stack.Recv{From: from, Msg: msg}) })

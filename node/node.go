@@ -188,7 +188,7 @@ func (c clock) Now() time.Time                      { return c.now() }
 func (c clock) NewTimer(d time.Duration) host.Timer { return host.RealClock{}.NewTimer(d) }
 
 // Name is the node's name in logs: "peer-<id>".
-func (n *Node) Name() string { return fmt.Sprintf("peer-%d", n.cfg.Peer.ID) }
+func (n *Node) Name() string { return eventlog.PeerName(n.cfg.Peer.ID) }
 
 // Addr is the address the node listens on.
 func (n *Node) Addr() string { return n.host.Addr() }
@@ -289,8 +289,8 @@ func (n *Node) apply(e peer.Effect) {
 }
 
 func (n *Node) logEvent(e peer.Log) {
-	if (e.Ev == "hb_sent" || e.Ev == "hb_recv") && !n.cfg.LogHeartbeats {
-		if seq, _ := e.Fields["seq"].(uint64); seq != 1 && seq%50 != 0 {
+	if (e.Ev == eventlog.HBSent || e.Ev == eventlog.HBRecv) && !n.cfg.LogHeartbeats {
+		if seq, _ := e.Fields[eventlog.FieldSeq].(uint64); seq != 1 && seq%50 != 0 {
 			return
 		}
 	}
@@ -300,15 +300,15 @@ func (n *Node) logEvent(e peer.Log) {
 	}
 	ts := n.loop.Wall().Local().Format("15:04:05.000")
 	switch e.Ev {
-	case "leader_change":
-		fmt.Fprintf(n.cfg.Stdout, "%s %s: leader is now %s (was %s)\n", ts, n.Name(), leaderName(e.Fields["leader"].(int)), leaderName(e.Fields["prev"].(int)))
-	case "peer_up":
-		fmt.Fprintf(n.cfg.Stdout, "%s %s: peer %d is up\n", ts, n.Name(), e.Fields["peer"])
-	case "peer_down":
-		fmt.Fprintf(n.cfg.Stdout, "%s %s: peer %d is down (%s: %s)\n", ts, n.Name(), e.Fields["peer"], e.Fields["cause"], e.Fields["reason"])
-	case "start":
+	case eventlog.LeaderChange:
+		fmt.Fprintf(n.cfg.Stdout, "%s %s: leader is now %s (was %s)\n", ts, n.Name(), leaderName(e.Fields[eventlog.FieldLeader].(int)), leaderName(e.Fields[eventlog.FieldPrev].(int)))
+	case eventlog.PeerUp:
+		fmt.Fprintf(n.cfg.Stdout, "%s %s: peer %d is up\n", ts, n.Name(), e.Fields[eventlog.FieldPeer])
+	case eventlog.PeerDown:
+		fmt.Fprintf(n.cfg.Stdout, "%s %s: peer %d is down (%s: %s)\n", ts, n.Name(), e.Fields[eventlog.FieldPeer], e.Fields[eventlog.FieldCause], e.Fields[eventlog.FieldReason])
+	case eventlog.Start:
 		fmt.Fprintf(n.cfg.Stdout, "%s %s: listening on %s, cluster %q, incarnation %d\n", ts, n.Name(), n.Addr(), n.cfg.Cluster, n.cfg.Incarnation)
-	case "stop":
+	case eventlog.Stop:
 		fmt.Fprintf(n.cfg.Stdout, "%s %s: stopped\n", ts, n.Name())
 	}
 }
@@ -365,7 +365,7 @@ func (n *Node) refused(addr string, h *wire.Hello, reason string) {
 		if h != nil {
 			n.loop.Lamport().Witness(h.LC, n.loop.Wall())
 		}
-		n.logEvent(peer.Log{Ev: "conn_rejected", Fields: map[string]any{"addr": addr, "reason": reason}})
+		n.logEvent(peer.Log{Ev: eventlog.ConnRejected, Fields: map[string]any{eventlog.FieldAddr: addr, eventlog.FieldReason: reason}})
 	})
 }
 

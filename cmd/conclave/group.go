@@ -189,6 +189,9 @@ read:
 	if lerr != nil {
 		return fmt.Errorf("leaving: %w", lerr)
 	}
+	if err := g.LogErr(); err != nil {
+		return fmt.Errorf("event log: %w", err)
+	}
 	if events != nil {
 		return events.Err()
 	}
