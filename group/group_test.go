@@ -9,6 +9,8 @@ import (
 
 	"github.com/conclave/conclave/check"
 	"github.com/conclave/conclave/eventlog"
+	"github.com/conclave/conclave/host"
+	"github.com/conclave/conclave/transport"
 )
 
 func ctx(t *testing.T) context.Context {
@@ -21,10 +23,16 @@ func ctx(t *testing.T) context.Context {
 // first.
 func start(t *testing.T, n int, stackName, dir string) []*Group {
 	t.Helper()
+	return startOn(t, nil, n, stackName, dir)
+}
+
+// startOn is start on network nw (nil: TCP).
+func startOn(t *testing.T, nw transport.Network, n int, stackName, dir string) []*Group {
+	t.Helper()
 	var gs []*Group
 	contact := ""
 	for i := range n {
-		cfg := Config{Name: "test", Stack: stackName, Listen: "127.0.0.1:0", Member: fmt.Sprintf("m%d", i), LogDir: dir, LogDeliveries: true}
+		cfg := Config{Name: "test", Stack: stackName, Listen: "127.0.0.1:0", Network: nw, Member: fmt.Sprintf("m%d", i), LogDir: dir, LogDeliveries: true}
 		if contact != "" {
 			cfg.Contacts = []string{contact}
 		}
@@ -52,8 +60,13 @@ func start(t *testing.T, n int, stackName, dir string) []*Group {
 }
 
 func TestGroupDeliversInTotalOrder(t *testing.T) {
+	t.Run("tcp", func(t *testing.T) { testTotalOrder(t, nil) })
+	t.Run("memory", func(t *testing.T) { testTotalOrder(t, &transport.Mem{}) })
+}
+
+func testTotalOrder(t *testing.T, nw transport.Network) {
 	dir := t.TempDir()
-	gs := start(t, 3, "total", dir)
+	gs := startOn(t, nw, 3, "total", dir)
 	const k = 50
 	errs := make(chan error, 3*k)
 	for i, g := range gs {
@@ -95,5 +108,66 @@ func TestGroupDeliversInTotalOrder(t *testing.T) {
 	}
 	for _, v := range check.Group(h, check.GroupOptions{Total: true}) {
 		t.Error(v)
+	}
+}
+
+// TestGroupsShareAHost runs members of three groups on each of two hosts:
+// each group forms with its own members, its traffic reaches only them,
+// and a second member of one group on one host is refused.
+func TestGroupsShareAHost(t *testing.T) {
+	nw := &transport.Mem{}
+	var hosts []*host.Host
+	for range 2 {
+		h, err := host.New(host.Config{Network: nw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+		hosts = append(hosts, h)
+	}
+	names := []string{"a", "b", "c"}
+	members := map[string][]*Group{}
+	for i, h := range hosts {
+		for _, name := range names {
+			cfg := Config{Name: name, Host: h, Member: fmt.Sprintf("h%d", i)}
+			if i > 0 {
+				cfg.Contacts = []string{hosts[0].Addr()}
+			}
+			g, err := Join(ctx(t), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { g.Close() })
+			members[name] = append(members[name], g)
+		}
+	}
+	if _, err := Join(ctx(t), Config{Name: "a", Host: hosts[0]}); err == nil {
+		t.Fatal("a second member of group a joined on the same host")
+	}
+	for _, name := range names {
+		for _, g := range members[name] {
+			for len(g.View().Members) != 2 {
+				select {
+				case <-g.Views():
+				case <-ctx(t).Done():
+					t.Fatalf("group %s: %s never saw 2 members: %v", name, g.Me().ID, g.View().IDs())
+				}
+			}
+		}
+		if err := members[name][1].Send(ctx(t), []byte("to "+name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range names {
+		for _, g := range members[name] {
+			select {
+			case d := <-g.Deliveries():
+				if string(d.Data) != "to "+name {
+					t.Errorf("a member of %s delivered %q", name, d.Data)
+				}
+			case <-ctx(t).Done():
+				t.Fatalf("a member of %s delivered nothing", name)
+			}
+		}
 	}
 }
