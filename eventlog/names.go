@@ -16,16 +16,19 @@ const Control = "control"
 // PeerName returns the node name of peer id: "peer-<id>".
 func PeerName(id int) string { return "peer-" + strconv.Itoa(id) }
 
-// PeerID returns the id of a node named by PeerName, or -1.
+// PeerID returns the id of a node named by PeerName, or -1: the name must
+// be "peer-" and at most nine decimal digits.
 func PeerID(node string) int {
 	s, ok := strings.CutPrefix(node, "peer-")
-	if !ok {
+	if !ok || s == "" || len(s) > 9 {
 		return -1
 	}
-	id, err := strconv.Atoi(s)
-	if err != nil || id < 0 {
-		return -1
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return -1
+		}
 	}
+	id, _ := strconv.Atoi(s)
 	return id
 }
 

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"github.com/conclave/conclave/eventlog"
 	"math"
 	"sort"
 )
@@ -60,17 +61,17 @@ func leaderBeliefs(ix *index, states laneStates) (beliefs laneBeliefs, leaders [
 			}
 			seen, inc = true, e.Inc
 			switch e.Ev {
-			case "start":
+			case eventlog.Start:
 				closeAt(t)
 				openAt(t, noLeader)
-			case "leader_change":
-				l, ok := e.Int("leader")
+			case eventlog.LeaderChange:
+				l, ok := e.Int(eventlog.FieldLeader)
 				if !ok {
 					continue
 				}
 				closeAt(t)
 				openAt(t, l)
-			case "stop":
+			case eventlog.Stop:
 				closeAt(t)
 			}
 		}

@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"github.com/conclave/conclave/eventlog"
 	"strconv"
 	"strings"
 )
@@ -42,15 +43,15 @@ func listFaults(ix *index) []*fault {
 	step := ""
 	started := map[int]bool{}
 	for i, e := range ix.ev {
-		if e.Node != "control" {
+		if e.Node != eventlog.Control {
 			continue
 		}
 		switch e.Ev {
-		case "step":
-			step = e.Str("name")
-		case "proc_start", "proc_kill", "proc_stop", "proc_cont", "proc_term":
+		case eventlog.Step:
+			step = e.Str(eventlog.FieldName)
+		case eventlog.ProcStart, eventlog.ProcKill, eventlog.ProcStop, eventlog.ProcCont, eventlog.ProcTerm:
 			kind := strings.TrimPrefix(e.Ev, "proc_")
-			p, ok := e.Int("peer")
+			p, ok := e.Int(eventlog.FieldPeer)
 			if !ok {
 				p = -1
 			}
@@ -71,12 +72,12 @@ func listFaults(ix *index) []*fault {
 			}
 			faults = append(faults, &fault{Kind: kind, Step: step, Peers: []int{p},
 				At: t, Ref: t, convergence: convergence{Leader: noLeader}})
-		case "converged":
+		case eventlog.Converged:
 			if n := len(faults); n > 0 && !faults[n-1].RepOK {
 				f := faults[n-1]
 				f.RepOK = true
-				f.RepText = fmt.Sprintf("leader %s after %s ms", fieldStr(e, "leader"), fieldStr(e, "after_ms"))
-				if s := e.Str("step"); s != "" {
+				f.RepText = fmt.Sprintf("leader %s after %s ms", fieldStr(e, eventlog.FieldLeader), fieldStr(e, eventlog.FieldAfterMS))
+				if s := e.Str(eventlog.FieldStep); s != "" {
 					f.RepText += fmt.Sprintf(" (step %q)", clip(s, labelMax))
 				}
 			}
@@ -125,7 +126,7 @@ func leaderChanges(ix *index) []change {
 	var changes []change
 	var faults []int
 	for i, e := range ix.ev {
-		if e.Node == "control" && isProc(e.Ev) {
+		if e.Node == eventlog.Control && isProc(e.Ev) {
 			faults = append(faults, i)
 		}
 	}
@@ -136,7 +137,7 @@ func leaderChanges(ix *index) []change {
 		for next < len(faults) && faults[next] <= i {
 			next++
 		}
-		if e.Node == "control" {
+		if e.Node == eventlog.Control {
 			continue
 		}
 		t := ix.rel[i]
@@ -145,19 +146,19 @@ func leaderChanges(ix *index) []change {
 		}
 		lastInc[e.Node] = e.Inc
 		switch e.Ev {
-		case "start":
+		case eventlog.Start:
 			cause[e.Node] = ""
-		case "peer_down":
+		case eventlog.PeerDown:
 			cause[e.Node] = downText(e)
-		case "peer_up":
-			cause[e.Node] = "peer " + intStr(e, "peer") + " up"
-		case "election_open":
+		case eventlog.PeerUp:
+			cause[e.Node] = "peer " + intStr(e, eventlog.FieldPeer) + " up"
+		case eventlog.ElectionOpen:
 			cause[e.Node] = "election opened"
-		case "leader_change":
+		case eventlog.LeaderChange:
 			c := change{T: t, Node: e.Node,
-				Prev: leaderStr(e, "prev"), Leader: leaderStr(e, "leader"),
-				Alive: listStr(e.Fields["alive"]), Cause: cause[e.Node], LeaderID: -2}
-			if l, ok := e.Int("leader"); ok {
+				Prev: leaderStr(e, eventlog.FieldPrev), Leader: leaderStr(e, eventlog.FieldLeader),
+				Alive: listStr(e.Fields[eventlog.FieldAlive]), Cause: cause[e.Node], LeaderID: -2}
+			if l, ok := e.Int(eventlog.FieldLeader); ok {
 				c.LeaderID = l
 			}
 			if c.Cause == "" {
@@ -174,7 +175,7 @@ func leaderChanges(ix *index) []change {
 			if f >= 0 {
 				fe := ix.ev[f]
 				c.HasLat, c.LatMS = true, (t-ix.rel[f])*1000
-				c.Since = strings.TrimPrefix(fe.Ev, "proc_") + " " + intStr(fe, "peer")
+				c.Since = strings.TrimPrefix(fe.Ev, "proc_") + " " + intStr(fe, eventlog.FieldPeer)
 			}
 			changes = append(changes, c)
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 
 	"github.com/conclave/conclave/eventlog"
 )
@@ -15,7 +14,7 @@ import (
 // isProc reports whether ev is a control event acting on a peer's process.
 func isProc(ev string) bool {
 	switch ev {
-	case "proc_start", "proc_kill", "proc_stop", "proc_cont", "proc_term":
+	case eventlog.ProcStart, eventlog.ProcKill, eventlog.ProcStop, eventlog.ProcCont, eventlog.ProcTerm:
 		return true
 	}
 	return false
@@ -23,17 +22,8 @@ func isProc(ev string) bool {
 
 // peerID parses a node name "peer-<id>".
 func peerID(node string) (int, bool) {
-	s, ok := strings.CutPrefix(node, "peer-")
-	if !ok || s == "" || len(s) > 9 {
-		return 0, false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-	}
-	p, err := strconv.Atoi(s)
-	return p, err == nil
+	id := eventlog.PeerID(node)
+	return id, id >= 0
 }
 
 // num returns a numeric field as a finite float64.
@@ -117,11 +107,11 @@ func clip(s string, n int) string {
 
 // downText describes a peer_down event: which peer, the cause, the reason.
 func downText(e eventlog.Event) string {
-	s := "peer " + intStr(e, "peer") + " down"
-	if c := e.Str("cause"); c != "" {
+	s := "peer " + intStr(e, eventlog.FieldPeer) + " down"
+	if c := e.Str(eventlog.FieldCause); c != "" {
 		s += ": " + c
 	}
-	if rs := e.Str("reason"); rs != "" {
+	if rs := e.Str(eventlog.FieldReason); rs != "" {
 		s += " (" + clip(rs, 80) + ")"
 	}
 	return s

@@ -76,22 +76,22 @@ type startInfo struct {
 }
 
 // settingKeys are the start-event fields shown in the header.
-var settingKeys = []string{"heartbeat_ms", "suspect_after_ms", "quorum"}
+var settingKeys = []string{eventlog.FieldHeartbeatMS, eventlog.FieldSuspectAfterMS, eventlog.FieldQuorum}
 
 func readStarts(events []eventlog.Event) startInfo {
 	s := startInfo{settings: map[string][]string{}}
 	seen := map[string]map[string]bool{}
 	for _, e := range events {
-		if e.Ev != "start" {
+		if e.Ev != eventlog.Start {
 			continue
 		}
 		if _, ok := peerID(e.Node); !ok {
 			continue
 		}
-		if n, ok := e.Int("n"); ok && n > s.n {
+		if n, ok := e.Int(eventlog.FieldN); ok && n > s.n {
 			s.n = n
 		}
-		if v, ok := num(e, "suspect_after_ms"); ok && v > s.suspectMS {
+		if v, ok := num(e, eventlog.FieldSuspectAfterMS); ok && v > s.suspectMS {
 			s.suspectMS = v
 		}
 		for _, k := range settingKeys {
@@ -144,9 +144,9 @@ func findLanes(events []eventlog.Event, n int) laneIndex {
 			l.byPeer[p] = append(l.byPeer[p], i)
 			continue
 		}
-		if e.Node == "control" && strings.HasPrefix(e.Ev, "proc_") {
+		if e.Node == eventlog.Control && strings.HasPrefix(e.Ev, "proc_") {
 			l.hasCtrl = true
-			if p, ok := e.Int("peer"); ok && p >= 0 {
+			if p, ok := e.Int(eventlog.FieldPeer); ok && p >= 0 {
 				ids[p] = true
 				l.ctrlBy[p] = append(l.ctrlBy[p], i)
 			}

@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"github.com/conclave/conclave/eventlog"
 	"strings"
 )
 
@@ -27,17 +28,17 @@ type pmark struct {
 func readMarks(ix *index) (marks []mark, pmarks []pmark) {
 	for i, e := range ix.ev {
 		t := ix.rel[i]
-		if e.Node == "control" {
+		if e.Node == eventlog.Control {
 			switch e.Ev {
-			case "proc_start", "proc_kill", "proc_stop", "proc_cont", "proc_term":
+			case eventlog.ProcStart, eventlog.ProcKill, eventlog.ProcStop, eventlog.ProcCont, eventlog.ProcTerm:
 				kind := strings.TrimPrefix(e.Ev, "proc_")
-				lbl := kind + " " + intStr(e, "peer")
-				marks = append(marks, mark{T: t, Kind: kind, Peer: intStr(e, "peer"), Label: lbl,
-					Title: fmt.Sprintf("%s at %.3f s (pid %s)", lbl, t, fieldStr(e, "pid"))})
-			case "step":
-				name := clip(e.Str("name"), labelMax)
+				lbl := kind + " " + intStr(e, eventlog.FieldPeer)
+				marks = append(marks, mark{T: t, Kind: kind, Peer: intStr(e, eventlog.FieldPeer), Label: lbl,
+					Title: fmt.Sprintf("%s at %.3f s (pid %s)", lbl, t, fieldStr(e, eventlog.FieldPID))})
+			case eventlog.Step:
+				name := clip(e.Str(eventlog.FieldName), labelMax)
 				marks = append(marks, mark{T: t, Kind: "step", Label: name,
-					Title: fmt.Sprintf("step %q at %.3f s", e.Str("name"), t)})
+					Title: fmt.Sprintf("step %q at %.3f s", e.Str(eventlog.FieldName), t)})
 			}
 			continue
 		}
@@ -46,12 +47,12 @@ func readMarks(ix *index) (marks []mark, pmarks []pmark) {
 			continue
 		}
 		switch e.Ev {
-		case "peer_down":
+		case eventlog.PeerDown:
 			pmarks = append(pmarks, pmark{Peer: p, T: t, Kind: "down",
 				Title: fmt.Sprintf("%.3f s: peer %d saw %s", t, p, downText(e))})
-		case "paused":
+		case eventlog.Paused:
 			pmarks = append(pmarks, pmark{Peer: p, T: t, Kind: "paused",
-				Title: fmt.Sprintf("%.3f s: peer %d noticed it had been paused for %s ms", t, p, fieldStr(e, "for_ms"))})
+				Title: fmt.Sprintf("%.3f s: peer %d noticed it had been paused for %s ms", t, p, fieldStr(e, eventlog.FieldForMS))})
 		}
 	}
 	return marks, pmarks

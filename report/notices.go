@@ -1,6 +1,7 @@
 package report
 
 import (
+	"github.com/conclave/conclave/eventlog"
 	"math"
 	"sort"
 )
@@ -40,18 +41,18 @@ func readNotices(ix *index) notices {
 			continue
 		}
 		switch e.Ev {
-		case "hb_recv":
+		case eventlog.HBRecv:
 			r.hbs = append(r.hbs, hb{Peer: me, T: ix.rel[i]})
-		case "urgent_sent":
-			to, ok1 := e.Int("to")
-			l, ok2 := e.Int("leader")
+		case eventlog.UrgentSent:
+			to, ok1 := e.Int(eventlog.FieldTo)
+			l, ok2 := e.Int(eventlog.FieldLeader)
 			if ok1 && ok2 {
 				k := linkKey{me, to, l}
 				pend[k] = append(pend[k], i)
 			}
-		case "urgent_recv":
-			from, ok1 := e.Int("from")
-			l, ok2 := e.Int("leader")
+		case eventlog.UrgentRecv:
+			from, ok1 := e.Int(eventlog.FieldFrom)
+			l, ok2 := e.Int(eventlog.FieldLeader)
 			if !ok1 || !ok2 {
 				continue
 			}
@@ -73,8 +74,8 @@ func readNotices(ix *index) notices {
 	for _, i := range left {
 		e := ix.ev[i]
 		from, _ := peerID(e.Node)
-		to, _ := e.Int("to")
-		l, _ := e.Int("leader")
+		to, _ := e.Int(eventlog.FieldTo)
+		l, _ := e.Int(eventlog.FieldLeader)
 		r.unsent = append(r.unsent, link{From: from, To: to, T1: ix.rel[i], T2: math.NaN(), Leader: l})
 	}
 	return r

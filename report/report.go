@@ -229,7 +229,7 @@ func counts(events []eventlog.Event) countTable {
 		t.Nodes = append(t.Nodes, n)
 	}
 	rank := func(n string) int {
-		if n == "control" {
+		if n == eventlog.Control {
 			return 0
 		}
 		if _, ok := peerID(n); ok {

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"github.com/conclave/conclave/eventlog"
 	"math"
 	"sort"
 )
@@ -130,19 +131,19 @@ func (ix *index) controlStates(p int) []span {
 	for _, i := range ix.ctrlBy[p] {
 		next := cur
 		switch ix.ev[i].Ev {
-		case "proc_start":
+		case eventlog.ProcStart:
 			next = stRunning
-		case "proc_kill":
+		case eventlog.ProcKill:
 			next = stDown
-		case "proc_stop":
+		case eventlog.ProcStop:
 			if cur == stRunning {
 				next = stHung
 			}
-		case "proc_cont":
+		case eventlog.ProcCont:
 			if cur == stHung {
 				next = stRunning
 			}
-		case "proc_term":
+		case eventlog.ProcTerm:
 			if cur == stRunning || cur == stHung {
 				next = stStopped
 			}
@@ -182,10 +183,10 @@ func (ix *index) inferStates(p int) []span {
 		l.last = math.Max(l.last, t)
 		l.lastI = i
 		switch e.Ev {
-		case "stop":
+		case eventlog.Stop:
 			l.stop = true
-		case "paused":
-			if ms, ok := num(e, "for_ms"); ok && ms > 0 {
+		case eventlog.Paused:
+			if ms, ok := num(e, eventlog.FieldForMS); ok && ms > 0 {
 				pauses = append(pauses, [2]float64{t - ms/1000, t})
 			}
 		}
@@ -227,18 +228,18 @@ func (ix *index) seenDown(p, from, until int) (float64, bool) {
 		if q, ok := peerID(e.Node); !ok || q == p {
 			continue
 		}
-		if x, ok := e.Int("peer"); !ok || x != p {
+		if x, ok := e.Int(eventlog.FieldPeer); !ok || x != p {
 			continue
 		}
 		switch e.Ev {
-		case "peer_down":
+		case eventlog.PeerDown:
 			if !down {
 				t, down = ix.rel[i], true
-				if e.Str("cause") == "silence" {
+				if e.Str(eventlog.FieldCause) == eventlog.CauseSilence {
 					t -= ix.suspect() / 1000
 				}
 			}
-		case "peer_up":
+		case eventlog.PeerUp:
 			down = false
 		}
 	}

@@ -49,16 +49,23 @@ func newConn(s Stream, src *source, r *wire.Reader, lim Limits) *Conn {
 		quit: make(chan struct{}), done: make(chan struct{}), readEnd: make(chan struct{})}
 }
 
-// source is what a Conn's reader reads from: the stream, with a fresh
-// read deadline before every read once the connection is established.
+// source is what a Conn's reader reads from: the stream, with its read
+// deadline pushed back as bytes arrive once the connection is established.
+// Moving a deadline costs more than reading the clock, so it moves only
+// when an eighth of the idle limit has passed: a connection is closed
+// after between 7/8 of the limit and the limit of silence.
 type source struct {
-	s    Stream
-	idle time.Duration // > 0: the idle limit
+	s     Stream
+	idle  time.Duration // > 0: the idle limit
+	moved time.Time     // when the deadline was last set
 }
 
 func (r *source) Read(p []byte) (int, error) {
 	if r.idle > 0 {
-		r.s.SetReadDeadline(time.Now().Add(r.idle))
+		if now := time.Now(); now.Sub(r.moved) > r.idle/8 {
+			r.moved = now
+			r.s.SetReadDeadline(now.Add(r.idle))
+		}
 	}
 	return r.s.Read(p)
 }

@@ -35,7 +35,8 @@ type Limits struct {
 	// handshake (0: wire.DefaultMaxFrame). Memory grows with the bytes
 	// received, never with a length a frame declares.
 	MaxFrame int
-	// Idle closes the connection when nothing arrives for this long.
+	// Idle closes the connection when nothing arrives for this long
+	// (give or take an eighth of it).
 	Idle time.Duration
 	// SendQueue is the number of frames that may wait to be written.
 	SendQueue int
