@@ -63,6 +63,13 @@ type Config struct {
 	// Network makes the member's own host's listener (when Host is not
 	// set) and its outgoing connections (default TCP).
 	Network transport.Network
+	// Key is the cluster key of the member's own host (with Host set, the
+	// host's key is used): every connection proves it, both ways, so only
+	// holders of the key get in. Without a key the member listens on
+	// loopback only, unless Insecure is set.
+	Key transport.Key
+	// Insecure lets a member without a key listen on any address.
+	Insecure bool
 	// Contacts are addresses of members to join through. With none (or
 	// only this member's own address), this member founds the group.
 	Contacts []string
@@ -160,6 +167,7 @@ type Group struct {
 	leftErr error
 	firstOK chan struct{}
 
+	ready      chan struct{} // closed once loop is set
 	deliveries *queue[Delivery]
 	views      *queue[stack.View]
 	stopOnce   sync.Once
@@ -196,6 +204,7 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 		firstOK:    make(chan struct{}),
 		deliveries: newQueue[Delivery](),
 		views:      newQueue[stack.View](),
+		ready:      make(chan struct{}),
 	}
 	fail := func(err error) (*Group, error) {
 		g.deliveries.close()
@@ -209,7 +218,8 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 		return nil, err
 	}
 	if g.host == nil {
-		h, err := host.New(host.Config{Listen: cfg.Listen, Network: cfg.Network})
+		h, err := host.New(host.Config{Listen: cfg.Listen, Network: cfg.Network, Key: cfg.Key, Insecure: cfg.Insecure,
+			Refused: g.refused})
 		if err != nil {
 			return fail(err)
 		}
@@ -231,7 +241,9 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 		lc.LogTo = g.file
 	}
 	g.loop = host.NewLoop[stack.Event, stack.Event](g.st, lc)
-	if g.unroute, err = g.host.Handle(host.Route{Kind: wire.KindGroup, Scope: cfg.Name}, g.admit); err != nil {
+	close(g.ready)
+	if g.unroute, err = g.host.Handle(host.Route{Kind: wire.KindGroup, Scope: cfg.Name},
+		host.Service{Answer: func(wire.Hello) wire.Hello { return g.hello("") }, Accept: g.admit}); err != nil {
 		return fail(fmt.Errorf("group %q: this host already has a member of it", cfg.Name))
 	}
 	g.loop.Start(func() {
@@ -339,6 +351,16 @@ func (g *Group) Close() error {
 	g.deliveries.discard()
 	g.views.discard()
 	return nil
+}
+
+// refused logs a connection the member's own host refused. Nothing it
+// claimed is proved, so nothing of it is used.
+func (g *Group) refused(addr string, _ *wire.Hello, reason string) {
+	select {
+	case <-g.ready:
+		g.loop.Do(func() { g.logEv(eventlog.ConnRefused, eventlog.FieldAddr, addr, eventlog.FieldReason, reason) })
+	default:
+	}
 }
 
 // stop ends the loop, which closes the connections, and releases the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,9 @@ import (
 	"github.com/conclave/conclave/host"
 	"github.com/conclave/conclave/transport"
 )
+
+// testKey is the cluster key of the tests' members.
+var testKey = transport.NewKey()
 
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -32,7 +36,7 @@ func startOn(t *testing.T, nw transport.Network, n int, stackName, dir string) [
 	var gs []*Group
 	contact := ""
 	for i := range n {
-		cfg := Config{Name: "test", Stack: stackName, Listen: "127.0.0.1:0", Network: nw, Member: fmt.Sprintf("m%d", i), LogDir: dir, LogDeliveries: true}
+		cfg := Config{Name: "test", Stack: stackName, Listen: "127.0.0.1:0", Network: nw, Member: fmt.Sprintf("m%d", i), LogDir: dir, LogDeliveries: true, Key: testKey}
 		if contact != "" {
 			cfg.Contacts = []string{contact}
 		}
@@ -118,7 +122,7 @@ func TestGroupsShareAHost(t *testing.T) {
 	nw := &transport.Mem{}
 	var hosts []*host.Host
 	for range 2 {
-		h, err := host.New(host.Config{Network: nw})
+		h, err := host.New(host.Config{Network: nw, Key: testKey})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,5 +173,43 @@ func TestGroupsShareAHost(t *testing.T) {
 				t.Fatalf("a member of %s delivered nothing", name)
 			}
 		}
+	}
+}
+
+// TestOutsidersStayOut has processes without the key, or with another,
+// try to join a group through its member: they are refused before any
+// of their messages is read, the member logs why, and its view stays
+// its own.
+func TestOutsidersStayOut(t *testing.T) {
+	refused := make(chan string, 8)
+	g, err := Join(ctx(t), Config{Name: "club", Member: "insider", Key: testKey, OnEvent: func(e eventlog.Event) {
+		if e.Ev == eventlog.ConnRefused {
+			refused <- e.Str(eventlog.FieldReason)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	for _, key := range []transport.Key{nil, transport.NewKey()} {
+		o, err := Join(ctx(t), Config{Name: "club", Member: "outsider", Key: key, Contacts: []string{g.Me().Addr}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids := o.View().IDs(); len(ids) != 1 || ids[0] != o.Me().ID {
+			t.Errorf("the outsider's view: %v", ids)
+		}
+		o.Close()
+		select {
+		case r := <-refused:
+			if !strings.Contains(r, "cluster key") && !strings.Contains(r, "bad handshake") {
+				t.Errorf("refused because %q", r)
+			}
+		case <-ctx(t).Done():
+			t.Fatal("the member logged no refusal")
+		}
+	}
+	if ids := g.View().IDs(); len(ids) != 1 {
+		t.Errorf("the member's view took in outsiders: %v", ids)
 	}
 }

@@ -75,7 +75,7 @@ func (g *Group) encode(m stack.Msg) []byte {
 // member answers nothing after its Hello. A connection dialed by address
 // alone also serves the member that answered, by its id.
 func (g *Group) dial(key string, o *out, to stack.Member, hello wire.Hello) {
-	c, reply, err := transport.Dial(context.Background(), g.host.Network(), to.Addr, hello, dialTimeout,
+	c, reply, err := transport.Dial(context.Background(), g.host.Network(), to.Addr, hello, g.host.Key(), dialTimeout,
 		transport.Limits{MaxFrame: transport.HelloMax, Idle: -1, SendQueue: sendQueue})
 	if !g.loop.Do(func() {
 		if g.outConns[key] != o {
@@ -142,8 +142,8 @@ func (g *Group) forget(id string) {
 	delete(g.outConns, id)
 }
 
-// admit checks a connection the host routed to this group and reads its
-// messages.
+// admit checks an authenticated connection the host routed to this group
+// and reads its messages.
 func (g *Group) admit(a *transport.Accepted) {
 	h := a.Hello
 	var why string
@@ -161,7 +161,7 @@ func (g *Group) admit(a *transport.Accepted) {
 		return
 	}
 	from := stack.Member{ID: h.From, Addr: h.Addr}
-	c := a.Accept(g.hello(""), transport.Limits{MaxFrame: g.maxFrame(), SendQueue: 16})
+	c := a.Accept(wire.Admit{LC: g.loop.Lamport().Tick(g.loop.Wall())}, transport.Limits{MaxFrame: g.maxFrame(), SendQueue: 16})
 	if !g.loop.Do(func() {
 		g.loop.Lamport().Witness(h.LC, g.loop.Wall())
 		g.inConns[from.ID] = append(g.inConns[from.ID], c)

@@ -17,6 +17,7 @@ import (
 	"github.com/conclave/conclave/host"
 	"github.com/conclave/conclave/node"
 	"github.com/conclave/conclave/peer"
+	"github.com/conclave/conclave/transport"
 )
 
 const groups = 50
@@ -39,7 +40,11 @@ func TestMain(m *testing.M) {
 // standard input that the groups exist. It stays until its input ends.
 func other() error {
 	addrs := strings.Split(os.Getenv("CONCLAVE_FIFTY_PEERS"), ",")
-	h, err := host.New(host.Config{Listen: addrs[1]})
+	key, err := transport.ParseKey(os.Getenv("CONCLAVE_FIFTY_KEY"))
+	if err != nil {
+		return err
+	}
+	h, err := host.New(host.Config{Listen: addrs[1], Key: key})
 	if err != nil {
 		return err
 	}
@@ -80,7 +85,8 @@ func TestOneListenerForFiftyGroups(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("counts sockets in /proc")
 	}
-	h, err := host.New(host.Config{Listen: "127.0.0.1:0"})
+	key := transport.NewKey()
+	h, err := host.New(host.Config{Listen: "127.0.0.1:0", Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +112,7 @@ func TestOneListenerForFiftyGroups(t *testing.T) {
 	defer func() { cancel(); <-ran }()
 
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "CONCLAVE_FIFTY_OTHER=1", "CONCLAVE_FIFTY_PEERS="+strings.Join(addrs, ","))
+	cmd.Env = append(os.Environ(), "CONCLAVE_FIFTY_OTHER=1", "CONCLAVE_FIFTY_PEERS="+strings.Join(addrs, ","), "CONCLAVE_FIFTY_KEY="+key.String())
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()

@@ -16,7 +16,8 @@ import (
 
 // FuzzHandshake sends arbitrary bytes to a host that serves a peer core
 // and a group member, as the first bytes of a connection: whatever they
-// are, the host answers or closes, and goes on serving.
+// are, the host answers or closes, and goes on serving. The host has no
+// key, so that what the fuzzer sends reaches the peer and the member.
 func FuzzHandshake(f *testing.F) {
 	for _, h := range []wire.Hello{
 		{Version: wire.Version, Kind: wire.KindPeer, Scope: "c", From: "1", N: 2, Incarnation: 1},
@@ -70,7 +71,7 @@ func FuzzHandshake(f *testing.F) {
 	})
 	// The host still serves: a member of the group answers.
 	reply := wire.Hello{Version: wire.Version, Kind: wire.KindGroup, Scope: "g", From: "probe.1"}
-	c, _, err := transport.Dial(context.Background(), nw, h.Addr(), reply, time.Second, transport.Limits{})
+	c, _, err := transport.Dial(context.Background(), nw, h.Addr(), reply, nil, time.Second, transport.Limits{})
 	if err != nil {
 		f.Fatalf("after fuzzing, the group no longer answers: %v", err)
 	}

@@ -30,13 +30,21 @@ type Config struct {
 	// Network makes the listener and outgoing streams (default
 	// transport.TCP{}; transport.Mem in tests).
 	Network transport.Network
-	// Handshake bounds the wait for an accepted connection's Hello
-	// (default transport.DefaultHandshake).
+	// Handshake bounds an accepted connection's handshake, until it is
+	// authenticated (default transport.DefaultHandshake).
 	Handshake time.Duration
+	// Key is the cluster secret that every connection must prove, both
+	// ways, before anything it carries is acted on. Without a key the
+	// host is unauthenticated: it refuses to listen on any address but
+	// loopback, unless Insecure is set.
+	Key transport.Key
+	// Insecure lets a host without a key listen on any address.
+	Insecure bool
 	// Refused, if set, is told of every accepted connection the Host
 	// refuses itself (garbage, another protocol version, a kind and scope
-	// nobody here serves), with its Hello if one was read. It is called
-	// from the accepting goroutine and must not block.
+	// nobody here serves, no proof of the key), with its Hello if one was
+	// read. It is called from the accepting goroutine and must not block;
+	// nothing the Hello claims is proved.
 	Refused func(addr string, h *wire.Hello, reason string)
 }
 
@@ -57,14 +65,39 @@ func (r Route) String() string {
 	return fmt.Sprintf("%s %q", r.Kind, r.Scope)
 }
 
-// Handler takes an accepted connection routed to it. It must answer it,
-// with Accept or Reject, and may do so later from another goroutine; it is
-// called from the accepting goroutine and must not block.
-type Handler func(a *transport.Accepted)
+// Service is what a machine registers to take the connections routed to
+// it.
+type Service struct {
+	// Answer returns the Hello that answers hello: who this end is. It is
+	// called from the accepting goroutine before the other end has proved
+	// the key, so it must not act on hello.
+	Answer func(hello wire.Hello) wire.Hello
+	// Accept takes an authenticated connection. It must answer it, with
+	// Accept or Reject, and may do so later from another goroutine; it is
+	// called from the accepting goroutine and must not block.
+	Accept func(a *transport.Accepted)
+}
 
 // ErrRouteTaken is returned by Handle for a route that already has a
 // handler on this Host.
 var ErrRouteTaken = errors.New("host: route already served")
+
+// ErrUnprotected is returned by New for a host without a key asked to
+// listen beyond loopback.
+var ErrUnprotected = errors.New("host: unprotected")
+
+// loopback reports whether a listen address is a loopback one.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
 
 // Host owns a listener and routes what it accepts.
 type Host struct {
@@ -75,7 +108,7 @@ type Host struct {
 	closed chan struct{}
 
 	mu     sync.Mutex
-	routes map[Route]Handler
+	routes map[Route]Service
 }
 
 // New listens on cfg.Listen and starts accepting.
@@ -83,11 +116,14 @@ func New(cfg Config) (*Host, error) {
 	if cfg.Network == nil {
 		cfg.Network = transport.TCP{}
 	}
+	if _, tcp := cfg.Network.(transport.TCP); tcp && cfg.Key == nil && !cfg.Insecure && !loopback(cfg.Listen) {
+		return nil, fmt.Errorf("%w: refusing to listen on %s without a cluster key (give one, or listen on loopback, or say it is insecure)", ErrUnprotected, cfg.Listen)
+	}
 	ln, err := cfg.Network.Listen(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	h := &Host{cfg: cfg, ln: ln, routes: map[Route]Handler{}, closed: make(chan struct{})}
+	h := &Host{cfg: cfg, ln: ln, routes: map[Route]Service{}, closed: make(chan struct{})}
 	h.wg.Add(1)
 	go h.acceptLoop()
 	return h, nil
@@ -99,15 +135,21 @@ func (h *Host) Addr() string { return h.ln.Addr() }
 // Network is the network the host listens on; machines dial through it.
 func (h *Host) Network() transport.Network { return h.cfg.Network }
 
-// Handle routes connections asking for r to f until the returned function
+// Key is the cluster key the host's connections prove, or nil.
+func (h *Host) Key() transport.Key { return h.cfg.Key }
+
+// Authenticated reports whether the host has a key.
+func (h *Host) Authenticated() bool { return h.cfg.Key != nil }
+
+// Handle routes connections asking for r to s until the returned function
 // is called.
-func (h *Host) Handle(r Route, f Handler) (remove func(), err error) {
+func (h *Host) Handle(r Route, s Service) (remove func(), err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.routes[r] != nil {
+	if _, taken := h.routes[r]; taken {
 		return nil, fmt.Errorf("%w: %s", ErrRouteTaken, r)
 	}
-	h.routes[r] = f
+	h.routes[r] = s
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -162,13 +204,19 @@ func (h *Host) route(s transport.Stream) {
 	}
 	r := Route{Kind: a.Hello.Kind, Scope: a.Hello.Scope}
 	h.mu.Lock()
-	f := h.routes[r]
+	svc, ok := h.routes[r]
 	h.mu.Unlock()
-	if f == nil {
+	if !ok {
 		h.refuse(s, &a.Hello, fmt.Sprintf("no %s here", r))
 		return
 	}
-	f(a)
+	if err := a.Authenticate(svc.Answer(a.Hello), h.cfg.Key); err != nil {
+		if h.cfg.Refused != nil {
+			h.cfg.Refused(s.RemoteAddr(), &a.Hello, err.Error())
+		}
+		return
+	}
+	svc.Accept(a)
 }
 
 func (h *Host) refuse(s transport.Stream, hello *wire.Hello, reason string) {

@@ -30,11 +30,12 @@ func TestRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	serve := func(name string) Handler {
-		return func(a *transport.Accepted) {
-			reply := a.Hello
-			reply.From = name
-			a.Accept(reply, transport.Limits{}).Start(func(wire.Frame) {}, func(string) {})
+	serve := func(name string) Service {
+		return Service{
+			Answer: func(h wire.Hello) wire.Hello { h.From = name; return h },
+			Accept: func(a *transport.Accepted) {
+				a.Accept(wire.Admit{}, transport.Limits{}).Start(func(wire.Frame) {}, func(string) {})
+			},
 		}
 	}
 	remove, err := h.Handle(Route{wire.KindGroup, "a"}, serve("member of a"))
@@ -47,7 +48,7 @@ func TestRoutes(t *testing.T) {
 	h.Handle(Route{wire.KindGroup, "b"}, serve("member of b"))
 	h.Handle(Route{wire.KindPeer, "a"}, serve("peer of a"))
 	dial := func(kind wire.Kind, scope string) (string, error) {
-		c, reply, err := transport.Dial(context.Background(), nw, h.Addr(), hello(kind, scope), time.Second, transport.Limits{})
+		c, reply, err := transport.Dial(context.Background(), nw, h.Addr(), hello(kind, scope), nil, time.Second, transport.Limits{})
 		if err != nil {
 			return "", err
 		}

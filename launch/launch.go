@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/conclave/conclave/eventlog"
+	"github.com/conclave/conclave/transport"
 )
 
 // Config describes a cluster to launch.
@@ -54,12 +55,20 @@ type Config struct {
 	Command func(i int, args []string) *exec.Cmd
 	// Args, if set, gives the conclave arguments of process i instead of
 	// those of a peer of the cluster (to launch group members, say).
-	// Launch appends "--events-fd 3" to them.
+	// Launch appends "--events-fd 3" and the key file to them.
 	Args func(i int, addrs []string) []string
 	// Stdin gives every process a pipe on its standard input, written with
 	// Write and closed with CloseStdin.
 	Stdin bool
+	// KeyFile is the cluster key every process is given (--key-file). By
+	// default Start makes one, Dir/cluster.key, unless Unauthenticated.
+	KeyFile string
+	// Unauthenticated starts the processes without a key.
+	Unauthenticated bool
 }
+
+// KeyFileName is the key file Start makes in Config.Dir.
+const KeyFileName = "cluster.key"
 
 // Cluster is a set of launched peers.
 type Cluster struct {
@@ -101,6 +110,15 @@ func Start(cfg Config) (*Cluster, error) {
 		var err error
 		if addrs, err = FreeAddrs(cfg.N); err != nil {
 			return nil, err
+		}
+	}
+	if cfg.KeyFile == "" && !cfg.Unauthenticated {
+		cfg.KeyFile = filepath.Join(cfg.Dir, KeyFileName)
+		if _, err := transport.ReadKeyFile(cfg.KeyFile); err != nil {
+			os.Remove(cfg.KeyFile)
+			if err := transport.WriteKeyFile(cfg.KeyFile, transport.NewKey()); err != nil {
+				return nil, err
+			}
 		}
 	}
 	f, err := eventlog.Create(cfg.Dir, eventlog.Control)
@@ -172,6 +190,9 @@ func (c *Cluster) StartPeer(i int) error {
 		return fmt.Errorf("launch: peer %d is already running", i)
 	}
 	args := append(slices.Clone(c.Args(i)), "--events-fd", "3")
+	if c.cfg.KeyFile != "" {
+		args = append(args, "--key-file", c.cfg.KeyFile)
+	}
 	var cmd *exec.Cmd
 	if c.cfg.Command != nil {
 		cmd = c.cfg.Command(i, args)

@@ -55,6 +55,12 @@ type Config struct {
 	// Network makes the node's own host's listener and the node's
 	// outgoing connections, when Host is not set (default TCP).
 	Network transport.Network
+	// Key is the cluster key of the node's own host (with Host set, the
+	// host's key is used): every connection proves it, both ways. Without
+	// a key the node listens on loopback only, unless Insecure is set.
+	Key transport.Key
+	// Insecure lets a node without a key listen on any address.
+	Insecure bool
 	// Now supplies wall-clock time for the log; nil means time.Now.
 	Now func() time.Time
 	// OnEvent, if set, is called with every event logged (sampled
@@ -165,14 +171,16 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.loop = host.NewLoop[peer.Input, peer.Effect](core, lc)
 	if n.host == nil {
-		n.host, err = host.New(host.Config{Listen: cfg.Addrs[cfg.Peer.ID], Network: cfg.Network, Refused: n.refused})
+		n.host, err = host.New(host.Config{Listen: cfg.Addrs[cfg.Peer.ID], Network: cfg.Network,
+			Key: cfg.Key, Insecure: cfg.Insecure, Refused: n.refused})
 		if err != nil {
 			n.closeLog()
 			return nil, err
 		}
 		n.ownHost = true
 	}
-	n.unroute, err = n.host.Handle(host.Route{Kind: wire.KindPeer, Scope: cfg.Cluster}, n.accept)
+	n.unroute, err = n.host.Handle(host.Route{Kind: wire.KindPeer, Scope: cfg.Cluster},
+		host.Service{Answer: func(wire.Hello) wire.Hello { return n.hello(-1) }, Accept: n.accept})
 	if err != nil {
 		n.closeHost()
 		n.closeLog()
@@ -359,17 +367,16 @@ func (n *Node) check(h wire.Hello) (int, error) {
 	return id, nil
 }
 
-// refused logs a connection the node's own host refused.
-func (n *Node) refused(addr string, h *wire.Hello, reason string) {
+// refused logs a connection the node's own host refused. Nothing it
+// claimed is proved, so nothing of it, its clock included, is used.
+func (n *Node) refused(addr string, _ *wire.Hello, reason string) {
 	n.loop.Do(func() {
-		if h != nil {
-			n.loop.Lamport().Witness(h.LC, n.loop.Wall())
-		}
 		n.logEvent(peer.Log{Ev: eventlog.ConnRejected, Fields: map[string]any{eventlog.FieldAddr: addr, eventlog.FieldReason: reason}})
 	})
 }
 
-// accept takes a connection the host routed to the cluster.
+// accept takes an authenticated connection the host routed to the
+// cluster.
 func (n *Node) accept(a *transport.Accepted) {
 	id, err := n.check(a.Hello)
 	if err != nil {
@@ -379,8 +386,8 @@ func (n *Node) accept(a *transport.Accepted) {
 	}
 	if !n.loop.Do(func() {
 		n.loop.Lamport().Witness(a.Hello.LC, n.loop.Wall())
-		// Our Hello must precede the heartbeat the admission sends.
-		c := a.Accept(n.hello(-1), n.limits())
+		// The Admit must precede the heartbeat the admission sends.
+		c := a.Accept(wire.Admit{LC: n.loop.Lamport().Tick(n.loop.Wall())}, n.limits())
 		n.admit(id, a.Hello, c, false, a.RemoteAddr(), func(reason string) { go a.Reject(reason, 0) })
 	}) {
 		a.Reject("shutting down", 0)
@@ -426,7 +433,7 @@ func (n *Node) dial(j int) {
 	hello := n.hello(j)
 	go func() {
 		defer n.dials.Done()
-		c, h, err := transport.Dial(n.dialCtx, n.host.Network(), n.cfg.Addrs[j], hello, n.cfg.Peer.SuspectAfter, n.limits())
+		c, h, err := transport.Dial(n.dialCtx, n.host.Network(), n.cfg.Addrs[j], hello, n.host.Key(), n.cfg.Peer.SuspectAfter, n.limits())
 		if err == nil {
 			var id int
 			if id, err = n.check(h); err == nil && id != j {

@@ -14,6 +14,7 @@ import (
 	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/launch"
 	"github.com/conclave/conclave/peer"
+	"github.com/conclave/conclave/transport"
 	"github.com/conclave/conclave/wire"
 )
 
@@ -72,12 +73,15 @@ func rejected(reason string) func(eventlog.Event) bool {
 	}
 }
 
+// testKey is the cluster key of the tests' nodes.
+var testKey = transport.NewKey()
+
 // startNode runs node id of a cluster at addrs until the test ends.
 func startNode(t *testing.T, id int, addrs []string) (*Node, *events) {
 	t.Helper()
 	ev := newEvents()
 	n, err := New(Config{Peer: peer.Config{ID: id, Heartbeat: 20 * time.Millisecond, SuspectAfter: 2 * time.Second},
-		Addrs: addrs, LogDir: t.TempDir(), OnEvent: ev.add})
+		Addrs: addrs, LogDir: t.TempDir(), OnEvent: ev.add, Key: testKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,26 +131,22 @@ func TestBadInputIsRefusedAndThePeerKeepsWorking(t *testing.T) {
 	_, ev0 := startNode(t, 0, addrs)
 	n2, ev2 := startNode(t, 2, addrs)
 	ev2.wait(t, func(e eventlog.Event) bool { p, _ := e.Int("peer"); return e.Ev == "peer_up" && p == 0 })
-	hello := func(cluster string, id int, inc uint64) []byte {
-		return wire.Append(nil, wire.Hello{Version: wire.Version, Kind: wire.KindPeer, Scope: cluster, From: strconv.Itoa(id), N: 3, Incarnation: inc})
+	hello := func(cluster string, id int, inc uint64) wire.Hello {
+		return wire.Hello{Version: wire.Version, Kind: wire.KindPeer, Scope: cluster, From: strconv.Itoa(id), N: 3, Incarnation: inc}
 	}
 	inc0 := n2.Status().Peers[0].Incarnation
 
-	cases := []struct {
+	// Bytes refused before any handshake.
+	raw := []struct {
 		name, reason string
 		send         []byte
 	}{
 		{"garbage", "unknown frame type", []byte("GET /status HTTP/1.1\r\nHost: x\r\n\r\n")},
-		{"wrong cluster", "cluster", hello("other", 1, 1)},
-		{"id out of range", "out of range", hello(DefaultCluster, 9, 1)},
-		{"wrong peer count", "configured with 4 peers", wire.Append(nil, wire.Hello{Version: wire.Version, Kind: wire.KindPeer, Scope: DefaultCluster, From: "1", N: 4, Incarnation: 1})},
+		{"wrong cluster", "cluster", wire.Append(nil, hello("other", 1, 1))},
 		{"old protocol version", "version 1", wire.Append(nil, wire.Hello{Version: 1})},
-		{"meant for another peer", "not 1", wire.Append(nil, wire.Hello{Version: wire.Version, Kind: wire.KindPeer, Scope: DefaultCluster, From: "0", To: "1", N: 3, Incarnation: inc0 + 1})},
-		{"id already connected", "already connected", hello(DefaultCluster, 0, inc0)},
-		{"stale incarnation", "stale incarnation", hello(DefaultCluster, 0, inc0-1)},
 		{"oversized hello", "too large", []byte{byte(wire.TypeHello), 0xff, 0xff, 0xff, 0x7f}},
 	}
-	for _, c := range cases {
+	for _, c := range raw {
 		t.Run(c.name, func(t *testing.T) {
 			conn := dialRaw(t, n2.Addr(), c.send)
 			got := expectClosed(t, conn)
@@ -158,18 +158,57 @@ func TestBadInputIsRefusedAndThePeerKeepsWorking(t *testing.T) {
 			}
 		})
 	}
+	// Handshakes refused with a reason, proving the key or not.
+	other := hello(DefaultCluster, 0, inc0+1)
+	other.To = "1"
+	shaken := []struct {
+		name, reason string
+		hello        wire.Hello
+		key          transport.Key
+		logged       string // the reason in the node's log, if not reason
+	}{
+		{"impostor without the key", "no proof of the cluster key", hello(DefaultCluster, 0, 1<<64-1), nil, ""},
+		// The impostor sees the node's proof is not under its key, and
+		// gives up: the node sees the handshake end.
+		{"impostor with another key", "does not prove the cluster key", hello(DefaultCluster, 0, 1<<64-1), transport.NewKey(), "bad handshake: eof"},
+		{"id out of range", "out of range", hello(DefaultCluster, 9, 1), testKey, ""},
+		{"wrong peer count", "configured with 4 peers", wire.Hello{Version: wire.Version, Kind: wire.KindPeer, Scope: DefaultCluster, From: "1", N: 4, Incarnation: 1}, testKey, ""},
+		{"meant for another peer", "not 1", other, testKey, ""},
+		{"id already connected", "already connected", hello(DefaultCluster, 0, inc0), testKey, ""},
+		{"stale incarnation", "stale incarnation", hello(DefaultCluster, 0, inc0-1), testKey, ""},
+	}
+	for _, c := range shaken {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := transport.Dial(context.Background(), transport.TCP{}, n2.Addr(), c.hello, c.key, 10*time.Second, transport.Limits{})
+			if err == nil || !strings.Contains(err.Error(), c.reason) {
+				t.Errorf("handshake: %v, want a refusal naming %q", err, c.reason)
+			}
+			if c.logged == "" {
+				c.logged = c.reason
+			}
+			ev2.wait(t, rejected(c.logged))
+		})
+	}
 
 	t.Run("oversized frame after the handshake", func(t *testing.T) {
-		conn := dialRaw(t, n2.Addr(), hello(DefaultCluster, 1, 1))
-		// Read the node's Hello, then misbehave.
-		r := wire.NewReader(conn, 0)
-		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		if f, err := r.Next(); err != nil || f.Type() != wire.TypeHello {
-			t.Fatalf("expected the node's hello, got %v %v", f, err)
+		s, _, err := transport.DialStream(context.Background(), transport.TCP{}, n2.Addr(), hello(DefaultCluster, 1, 1), testKey, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
 		}
-		conn.Write([]byte{byte(wire.TypeHeartbeat), 0xff, 0xff, 0xff, 0x7f})
+		defer s.Close()
+		s.Write([]byte{byte(wire.TypeHeartbeat), 0xff, 0xff, 0xff, 0x7f})
 		ev2.wait(t, rejected("too large"))
 	})
+
+	// Nobody evicted peer 0: the impostors claiming its newest
+	// incarnation proved nothing.
+	ev2.mu.Lock()
+	for _, e := range ev2.all {
+		if p, _ := e.Int("peer"); e.Ev == "peer_down" && p == 0 {
+			t.Errorf("peer 0 went down: %v", eventlog.Format(e))
+		}
+	}
+	ev2.mu.Unlock()
 
 	// The node is still fine: when peer 1 arrives for real, all elect 0.
 	_, ev1 := startNode(t, 1, addrs)

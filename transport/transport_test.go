@@ -197,11 +197,13 @@ func testHandshake(t *testing.T, nw Network) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	key, other := NewKey(), NewKey()
 	me := wire.Hello{Version: wire.Version, Kind: wire.KindPeer, Scope: "c", From: "0", N: 3, Incarnation: 5}
 	them := wire.Hello{Version: wire.Version, Kind: wire.KindPeer, Scope: "c", From: "1", N: 3, Incarnation: 9, LC: 3}
-	// answer accepts one stream and answers its Hello with f (or with
-	// them if f is nil), then echoes what it receives.
-	answer := func(f func(a *Accepted)) {
+	// answer accepts one stream, authenticates it with k and answers
+	// with f (or admits it and echoes what it receives if f is nil).
+	answer := func(k Key, f func(a *Accepted)) chan error {
+		authErr := make(chan error, 1)
 		go func() {
 			s, err := ln.Accept()
 			if err != nil {
@@ -210,57 +212,101 @@ func testHandshake(t *testing.T, nw Network) {
 			a, err := ReadHello(s, time.Second)
 			if err != nil {
 				Refuse(s, err.Error(), 0)
+				authErr <- err
 				return
 			}
+			if err := a.Authenticate(them, k); err != nil {
+				authErr <- err
+				return
+			}
+			authErr <- nil
 			if f != nil {
 				f(a)
 				return
 			}
-			c := a.Accept(them, Limits{})
+			c := a.Accept(wire.Admit{LC: 4}, Limits{})
 			c.Start(func(f wire.Frame) { c.Send(f, false) }, func(string) {})
 		}()
+		return authErr
 	}
-	answer(nil)
-	c, h, err := Dial(context.Background(), nw, ln.Addr(), me, time.Second, Limits{})
-	if err != nil {
-		t.Fatal(err)
+	dial := func(k Key, hello wire.Hello, timeout time.Duration) (*Conn, wire.Hello, error) {
+		return Dial(context.Background(), nw, ln.Addr(), hello, k, timeout, Limits{})
 	}
-	if h != them {
-		t.Fatalf("answer %+v, want %+v", h, them)
+	for _, k := range []Key{nil, key} {
+		answer(k, nil)
+		c, h, err := dial(k, me, time.Second)
+		if err != nil {
+			t.Fatalf("key %v: %v", k != nil, err)
+		}
+		if h.From != "1" || h.Incarnation != 9 || h.LC != 4 || len(h.Nonce) != 32 {
+			t.Fatalf("answer %+v", h)
+		}
+		frames := make(chan wire.Frame, 1)
+		c.Start(func(f wire.Frame) { frames <- f }, func(string) {})
+		c.Send(wire.Heartbeat{Seq: 7}, false)
+		if f := <-frames; f.(wire.Heartbeat).Seq != 7 {
+			t.Fatalf("echo: %#v", f)
+		}
+		c.Close()
 	}
-	frames := make(chan wire.Frame, 1)
-	c.Start(func(f wire.Frame) { frames <- f }, func(string) {})
-	c.Send(wire.Heartbeat{Seq: 7}, false)
-	if f := <-frames; f.(wire.Heartbeat).Seq != 7 {
-		t.Fatalf("echo: %#v", f)
+	// Each end refuses the other unless both prove the same key.
+	for _, c := range []struct {
+		name          string
+		dialer, acc   Key
+		dialErr, acc2 string
+	}{
+		{"another key at the acceptor", key, other, "does not prove the cluster key", "no proof"},
+		{"no key at the acceptor", key, nil, "does not prove the cluster key", ""},
+		{"another key at the dialer", other, key, "does not prove the cluster key", "no proof"},
+		{"no key at the dialer", nil, key, "no proof of the cluster key", "no proof"},
+	} {
+		authErr := answer(c.acc, nil)
+		_, _, err := dial(c.dialer, me, time.Second)
+		if err == nil || !strings.Contains(err.Error(), c.dialErr) {
+			t.Errorf("%s: dialer got %v, want %q", c.name, err, c.dialErr)
+		}
+		if err := <-authErr; c.acc2 != "" && (err == nil || !strings.Contains(err.Error(), c.acc2)) {
+			t.Errorf("%s: acceptor got %v, want %q", c.name, err, c.acc2)
+		}
 	}
-	c.Close()
-
-	// A rejection comes back as ErrRejected with the reason.
-	answer(func(a *Accepted) { a.Reject("go away", 0) })
-	if _, _, err := Dial(context.Background(), nw, ln.Addr(), me, time.Second, Limits{}); !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "go away") {
+	// A rejection after authentication comes back as ErrRejected.
+	answer(key, func(a *Accepted) { a.Reject("go away", 0) })
+	if _, _, err := dial(key, me, time.Second); !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "go away") {
 		t.Fatalf("rejection: %v", err)
 	}
-	// An answer for another scope is an error.
-	answer(func(a *Accepted) {
-		other := them
-		other.Scope = "d"
-		a.Accept(other, Limits{}).Start(func(wire.Frame) {}, func(string) {})
-	})
-	if _, _, err := Dial(context.Background(), nw, ln.Addr(), me, time.Second, Limits{}); err == nil || !strings.Contains(err.Error(), `"d"`) {
-		t.Fatalf("answer from another scope: %v", err)
-	}
 	// A Hello of another version is refused with both versions named.
-	answer(nil)
+	answer(nil, nil)
 	old := me
 	old.Version = 1
-	if _, _, err := Dial(context.Background(), nw, ln.Addr(), old, time.Second, Limits{}); !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "version 1") {
+	if _, _, err := dial(nil, old, time.Second); !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "version 1") {
 		t.Fatalf("old version: %v", err)
 	}
 	// Silence is cut off by the handshake deadline.
-	answer(func(a *Accepted) {})
-	if _, _, err := Dial(context.Background(), nw, ln.Addr(), me, 50*time.Millisecond, Limits{}); err == nil {
-		t.Fatal("a silent answer was accepted")
+	answer(nil, func(a *Accepted) {})
+	if _, _, err := dial(nil, me, 50*time.Millisecond); err == nil {
+		t.Fatal("a connection never admitted was taken")
+	}
+}
+
+// TestKeyFile checks that a key survives its file and that bad keys are
+// refused with a reason.
+func TestKeyFile(t *testing.T) {
+	path := t.TempDir() + "/key"
+	k := NewKey()
+	if err := WriteKeyFile(path, k); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteKeyFile(path, k); err == nil {
+		t.Fatal("a key file was overwritten")
+	}
+	got, err := ReadKeyFile(path)
+	if err != nil || !bytes.Equal(got, k) {
+		t.Fatalf("read back %x, %v", got, err)
+	}
+	for _, bad := range []string{"", "xyz", "00ff"} {
+		if _, err := ParseKey(bad); err == nil {
+			t.Errorf("key %q accepted", bad)
+		}
 	}
 }
 

@@ -25,7 +25,9 @@ func (f Hello) appendPayload(b []byte) []byte {
 	b = appendString(b, f.To)
 	b = binary.AppendUvarint(b, uint64(f.N))
 	b = binary.AppendUvarint(b, f.Incarnation)
-	return binary.AppendUvarint(b, f.LC)
+	b = binary.AppendUvarint(b, f.LC)
+	b = appendBytes(b, f.Nonce)
+	return appendBytes(b, f.Proof)
 }
 
 // A Hello of another version is parsed only as far as its version, so
@@ -46,7 +48,17 @@ func (f *Hello) parsePayload(d *decoder) {
 	f.N = d.int()
 	f.Incarnation = d.uvarint()
 	f.LC = d.uvarint()
+	f.Nonce = d.nonce()
+	f.Proof = d.nonce()
 }
+
+func (f Auth) appendPayload(b []byte) []byte { return appendBytes(b, f.Proof) }
+
+func (f *Auth) parsePayload(d *decoder) { f.Proof = d.nonce() }
+
+func (f Admit) appendPayload(b []byte) []byte { return binary.AppendUvarint(b, f.LC) }
+
+func (f *Admit) parsePayload(d *decoder) { f.LC = d.uvarint() }
 
 func (f Reject) appendPayload(b []byte) []byte {
 	return binary.AppendUvarint(appendString(b, f.Reason), f.LC)
@@ -202,6 +214,10 @@ func newFrame(t Type) parser {
 		return &Bye{}
 	case TypeGroupMsg:
 		return &GroupMsg{}
+	case TypeAuth:
+		return &Auth{}
+	case TypeAdmit:
+		return &Admit{}
 	}
 	return nil
 }
@@ -229,6 +245,10 @@ func parsePayload(f parser, p []byte) (Frame, error) {
 		return *v, nil
 	case *GroupMsg:
 		return *v, nil
+	case *Auth:
+		return *v, nil
+	case *Admit:
+		return *v, nil
 	}
 	panic("wire: frame type without a value case")
 }
@@ -252,8 +272,17 @@ func (t Type) String() string {
 		return "join-conn (version 1)"
 	case TypeGroupMsg:
 		return "group-msg"
+	case TypeAuth:
+		return "auth"
+	case TypeAdmit:
+		return "admit"
 	}
 	return fmt.Sprintf("type-%#02x", uint8(t))
+}
+
+func appendBytes(b, p []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(p)))
+	return append(b, p...)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -339,6 +368,19 @@ func (d *decoder) peerOrNone() int {
 	return int(v)
 }
 
+// nonce reads a byte string of at most MaxNonce bytes; empty is nil.
+func (d *decoder) nonce() []byte {
+	n := d.uvarint()
+	if n > MaxNonce {
+		d.fail("%d bytes of nonce or proof, limit %d", n, MaxNonce)
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	return append([]byte(nil), d.bytes(int(n))...)
+}
+
 func (d *decoder) string() string {
 	n := d.uvarint()
 	if n > MaxString {
@@ -367,6 +409,9 @@ func Stamp(f Frame, lc uint64) Frame {
 	case Bye:
 		v.LC = lc
 		return v
+	case Admit:
+		v.LC = lc
+		return v
 	}
 	return f
 }
@@ -383,6 +428,8 @@ func StampOf(f Frame) uint64 {
 	case LeaderChange:
 		return v.LC
 	case Bye:
+		return v.LC
+	case Admit:
 		return v.LC
 	}
 	return 0

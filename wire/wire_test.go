@@ -11,7 +11,11 @@ import (
 var samples = []Frame{
 	Hello{Version: Version, Kind: KindPeer, Scope: "conclave", From: "3", Addr: "127.0.0.1:7003", N: 4, Incarnation: 1732380000123456789, LC: 17},
 	Hello{Version: Version},
-	Hello{Version: Version, Kind: KindGroup, Scope: "prices", From: "m1.3fa2", Addr: "127.0.0.1:7001", To: "m0.11aa", LC: 5},
+	Hello{Version: Version, Kind: KindGroup, Scope: "prices", From: "m1.3fa2", Addr: "127.0.0.1:7001", To: "m0.11aa", LC: 5,
+		Nonce: []byte("0123456789abcdef0123456789abcdef"), Proof: []byte("proof-of-thirty-two-bytes-length")},
+	Auth{Proof: []byte{1, 2, 3}},
+	Auth{},
+	Admit{LC: 12},
 	Reject{Reason: "wrong cluster", LC: 1},
 	Heartbeat{Seq: 1, LC: 2},
 	Heartbeat{Seq: 1 << 40, LC: 1 << 62},

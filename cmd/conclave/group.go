@@ -40,6 +40,7 @@ func (c groupCmd) run(args []string) error {
 	stay := fs.Bool("stay", false, "stay in the group at the end of stdin, until SIGINT or SIGTERM")
 	joinTimeout := fs.Duration("join-timeout", 10*time.Second, "give up if no view is installed within this time")
 	eventsFD := eventsFlag(fs)
+	keys := addKeyFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -67,6 +68,10 @@ func (c groupCmd) run(args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return usageError{err.Error()}
 	}
+	if cfg.Key, err = keys.load(c.stderr); err != nil {
+		return err
+	}
+	cfg.Insecure = *keys.insecure
 	events, err := openEvents(*eventsFD, c.stdout, c.stderr)
 	if err != nil {
 		return err
@@ -87,7 +92,7 @@ func (c groupCmd) run(args []string) error {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("no view installed within %v", *joinTimeout)
 		}
-		return err
+		return unprotected(err)
 	}
 	defer g.Close()
 

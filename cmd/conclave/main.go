@@ -2,6 +2,7 @@
 //
 // Usage:
 //
+//	conclave keygen FILE                      write a new cluster key
 //	conclave peer --id I --peers A0,A1,...   run one peer
 //	conclave group --group NAME [--contacts A]  join a group; send stdin lines, print deliveries
 //	conclave demo [--n 4] [--out DIR]         run a scripted failure story on loopback
@@ -32,6 +33,7 @@ var commands = []struct {
 	name, summary string
 	run           func(args []string) error
 }{
+	{"keygen", "write a new cluster key to a file", runKeygen},
 	{"peer", "run one peer of a cluster", runPeer},
 	{"group", "join a group: send the lines of stdin, print deliveries and views", runGroup},
 	{"demo", "run N peers on loopback through a scripted failure story", runDemo},

@@ -27,6 +27,7 @@ func runPeer(args []string) error {
 	fs.BoolVar(&cfg.LogHeartbeats, "log-heartbeats", false, "log every heartbeat (default: the first on each connection and every 50th)")
 	fs.Uint64Var(&cfg.Incarnation, "incarnation", 0, "incarnation number (default: start time in nanoseconds, so a restart is a newer incarnation)")
 	eventsFD := eventsFlag(fs)
+	keys := addKeyFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -45,6 +46,11 @@ func runPeer(args []string) error {
 	}
 	cfg.Peer.ID = *id
 	cfg.Stdout = os.Stdout
+	key, err := keys.load(os.Stderr)
+	if err != nil {
+		return err
+	}
+	cfg.Key, cfg.Insecure = key, *keys.insecure
 	events, err := openEvents(*eventsFD, os.Stdout, os.Stderr)
 	if err != nil {
 		return err
@@ -61,7 +67,7 @@ func runPeer(args []string) error {
 		if errors.As(err, &ne) {
 			return usageError{err.Error()}
 		}
-		return err
+		return unprotected(err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
