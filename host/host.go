@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/conclave/conclave/transport"
@@ -40,13 +41,35 @@ type Config struct {
 	Key transport.Key
 	// Insecure lets a host without a key listen on any address.
 	Insecure bool
-	// Refused, if set, is told of every accepted connection the Host
-	// refuses itself (garbage, another protocol version, a kind and scope
-	// nobody here serves, no proof of the key), with its Hello if one was
-	// read. It is called from the accepting goroutine and must not block;
-	// nothing the Hello claims is proved.
+	// MaxConns bounds the accepted connections open at once (default
+	// DefaultMaxConns); beyond it a new one is closed at once.
+	MaxConns int
+	// MaxHandshakes bounds the accepted connections not yet authenticated
+	// (default DefaultMaxHandshakes).
+	MaxHandshakes int
+	// Budget is the memory the host's connections may hold for frames
+	// larger than 64 KiB while they arrive (default
+	// transport.DefaultBudget); a frame that does not fit closes its
+	// connection.
+	Budget int64
+	// Refused, if set, is told of accepted connections the Host refuses
+	// itself (garbage, another protocol version, a kind and scope nobody
+	// here serves, no proof of the key, too many connections), with the
+	// Hello if one was read; nothing it claims is proved. At most
+	// RefusalsPerSecond a second are told one by one; the others are
+	// counted and told once a second as one refusal, with an empty addr
+	// and the count in the reason. It must not block.
 	Refused func(addr string, h *wire.Hello, reason string)
 }
+
+// Defaults of Config.
+const (
+	DefaultMaxConns      = 4096
+	DefaultMaxHandshakes = 256
+	// RefusalsPerSecond is how many refusals a second are reported one by
+	// one.
+	RefusalsPerSecond = 10
+)
 
 // Route is what an accepted connection asks for: a kind of machine and
 // its scope (a cluster or group name).
@@ -107,8 +130,16 @@ type Host struct {
 	once   sync.Once
 	closed chan struct{}
 
-	mu     sync.Mutex
-	routes map[Route]Service
+	budget *transport.Budget
+	conns  atomic.Int64 // accepted and not closed
+	shakes atomic.Int64 // accepted and not authenticated
+
+	mu       sync.Mutex
+	routes   map[Route]Service
+	pending  map[transport.Stream]bool // in their handshake: closed by Close
+	told     int  // refusals told this second
+	untold   int  // refusals counted, not told
+	flushing bool // a report of the untold is due
 }
 
 // New listens on cfg.Listen and starts accepting.
@@ -119,11 +150,21 @@ func New(cfg Config) (*Host, error) {
 	if _, tcp := cfg.Network.(transport.TCP); tcp && cfg.Key == nil && !cfg.Insecure && !loopback(cfg.Listen) {
 		return nil, fmt.Errorf("%w: refusing to listen on %s without a cluster key (give one, or listen on loopback, or say it is insecure)", ErrUnprotected, cfg.Listen)
 	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxHandshakes <= 0 {
+		cfg.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if cfg.Budget <= 0 {
+		cfg.Budget = transport.DefaultBudget
+	}
 	ln, err := cfg.Network.Listen(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	h := &Host{cfg: cfg, ln: ln, routes: map[Route]Service{}, closed: make(chan struct{})}
+	h := &Host{cfg: cfg, ln: ln, routes: map[Route]Service{}, pending: map[transport.Stream]bool{}, closed: make(chan struct{}),
+		budget: transport.NewBudget(cfg.Budget)}
 	h.wg.Add(1)
 	go h.acceptLoop()
 	return h, nil
@@ -137,6 +178,13 @@ func (h *Host) Network() transport.Network { return h.cfg.Network }
 
 // Key is the cluster key the host's connections prove, or nil.
 func (h *Host) Key() transport.Key { return h.cfg.Key }
+
+// Budget is the memory shared by the host's connections for large frames:
+// machines put it in the Limits of their connections.
+func (h *Host) Budget() *transport.Budget { return h.budget }
+
+// Conns is the number of accepted connections open now.
+func (h *Host) Conns() int { return int(h.conns.Load()) }
 
 // Authenticated reports whether the host has a key.
 func (h *Host) Authenticated() bool { return h.cfg.Key != nil }
@@ -160,12 +208,18 @@ func (h *Host) Handle(r Route, s Service) (remove func(), err error) {
 	}, nil
 }
 
-// Close stops accepting and waits for the accepting goroutines. Routed
-// connections belong to their machines, which close them.
+// Close stops accepting, ends the handshakes in progress and waits for
+// the accepting goroutines. Routed connections belong to their machines,
+// which close them.
 func (h *Host) Close() error {
 	h.once.Do(func() {
 		close(h.closed)
 		h.ln.Close()
+		h.mu.Lock()
+		for s := range h.pending {
+			s.Close()
+		}
+		h.mu.Unlock()
 	})
 	h.wg.Wait()
 	return nil
@@ -189,14 +243,53 @@ func (h *Host) acceptLoop() {
 				return
 			}
 		}
+		s = &counted{Stream: s, n: &h.conns}
+		if h.conns.Add(1) > int64(h.cfg.MaxConns) {
+			s.Close()
+			h.tell(s.RemoteAddr(), nil, fmt.Sprintf("too many connections (%d)", h.cfg.MaxConns))
+			continue
+		}
+		if h.shakes.Add(1) > int64(h.cfg.MaxHandshakes) {
+			h.shakes.Add(-1)
+			s.Close()
+			h.tell(s.RemoteAddr(), nil, fmt.Sprintf("too many handshakes at once (%d)", h.cfg.MaxHandshakes))
+			continue
+		}
+		h.mu.Lock()
+		h.pending[s] = true
+		h.mu.Unlock()
 		h.wg.Add(1)
 		go h.route(s)
 	}
 }
 
+// counted is an accepted stream counted in a host's connections until it
+// is closed.
+type counted struct {
+	transport.Stream
+	n    *atomic.Int64
+	once sync.Once
+}
+
+func (c *counted) Close() error {
+	c.once.Do(func() { c.n.Add(-1) })
+	return c.Stream.Close()
+}
+
 // route reads an accepted stream's Hello and hands it to its handler.
 func (h *Host) route(s transport.Stream) {
 	defer h.wg.Done()
+	shaking := true
+	done := func() {
+		if shaking {
+			shaking = false
+			h.shakes.Add(-1)
+			h.mu.Lock()
+			delete(h.pending, s)
+			h.mu.Unlock()
+		}
+	}
+	defer done()
 	a, err := transport.ReadHello(s, h.cfg.Handshake)
 	if err != nil {
 		h.refuse(s, nil, err.Error())
@@ -211,17 +304,46 @@ func (h *Host) route(s transport.Stream) {
 		return
 	}
 	if err := a.Authenticate(svc.Answer(a.Hello), h.cfg.Key); err != nil {
-		if h.cfg.Refused != nil {
-			h.cfg.Refused(s.RemoteAddr(), &a.Hello, err.Error())
-		}
+		h.tell(s.RemoteAddr(), &a.Hello, err.Error())
 		return
 	}
+	done()
 	svc.Accept(a)
 }
 
 func (h *Host) refuse(s transport.Stream, hello *wire.Hello, reason string) {
-	if h.cfg.Refused != nil {
-		h.cfg.Refused(s.RemoteAddr(), hello, reason)
-	}
+	h.tell(s.RemoteAddr(), hello, reason)
 	transport.Refuse(s, reason, 0)
+}
+
+// tell reports a refusal, RefusalsPerSecond a second at most; it counts
+// the others and reports their number once the second is over.
+func (h *Host) tell(addr string, hello *wire.Hello, reason string) {
+	if h.cfg.Refused == nil {
+		return
+	}
+	h.mu.Lock()
+	if !h.flushing {
+		h.flushing = true
+		time.AfterFunc(time.Second, h.flushTold)
+	}
+	if h.told >= RefusalsPerSecond {
+		h.untold++
+		h.mu.Unlock()
+		return
+	}
+	h.told++
+	h.mu.Unlock()
+	h.cfg.Refused(addr, hello, reason)
+}
+
+// flushTold ends a second of refusals: it reports the ones not told.
+func (h *Host) flushTold() {
+	h.mu.Lock()
+	n := h.untold
+	h.told, h.untold, h.flushing = 0, 0, false
+	h.mu.Unlock()
+	if n > 0 {
+		h.cfg.Refused("", nil, fmt.Sprintf("%d more connections refused in the last second, not reported one by one", n))
+	}
 }

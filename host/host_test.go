@@ -2,6 +2,9 @@ package host
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -199,5 +202,90 @@ func TestLoopTicksOnTheInjectedClock(t *testing.T) {
 	}
 	if want := []string{"start", "a", "b", "tick"}; strings.Join(m.inputs, " ") != strings.Join(want, " ") {
 		t.Fatalf("inputs %v, want %v", m.inputs, want)
+	}
+}
+
+// TestCaps checks the host's bounds: connections beyond MaxConns, and
+// handshakes beyond MaxHandshakes, are closed at once, and refusals are
+// reported at most RefusalsPerSecond a second, the rest as a count.
+func TestCaps(t *testing.T) {
+	nw := &transport.Mem{}
+	reports := make(chan string, 100)
+	h, err := New(Config{Network: nw, MaxConns: 6, MaxHandshakes: 3, Refused: func(addr string, _ *wire.Hello, reason string) {
+		reports <- addr + ": " + reason
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	dial := func() transport.Stream {
+		s, err := nw.Dial(context.Background(), h.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	closed := func(s transport.Stream) bool {
+		s.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := s.Read(make([]byte, 1))
+		return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
+	}
+	// Garbage is refused; past RefusalsPerSecond the refusals are
+	// counted, and the count is reported.
+	for range 25 {
+		s := dial()
+		s.Write([]byte("garbage!"))
+		closed(s)
+	}
+	told, counted := 0, 0
+	for counted == 0 {
+		r := <-reports
+		if n, ok := strings.CutPrefix(r, ": "); ok {
+			fmt.Sscan(n, &counted)
+		} else if strings.Contains(r, "unknown frame type") {
+			told++
+		}
+	}
+	if told > RefusalsPerSecond || told+counted != 25 {
+		t.Fatalf("%d refusals told one by one and %d counted, want at most %d told and 25 in all", told, counted, RefusalsPerSecond)
+	}
+	// Three silent connections hold every handshake: a fourth is closed.
+	for range 3 {
+		dial()
+	}
+	if s := dial(); !closed(s) {
+		t.Fatal("a fourth handshake was let in")
+	}
+	if r := <-reports; !strings.Contains(r, "too many handshakes") {
+		t.Fatalf("report %q", r)
+	}
+	if n := h.Conns(); n != 3 {
+		t.Fatalf("%d connections open, want the 3 silent ones", n)
+	}
+	h.Close()
+	if n := h.Conns(); n != 0 {
+		t.Fatalf("%d connections open after Close", n)
+	}
+	// Connections beyond MaxConns are closed at once.
+	reports2 := make(chan string, 10)
+	h2, err := New(Config{Network: nw, MaxConns: 2, Refused: func(addr string, _ *wire.Hello, reason string) {
+		reports2 <- reason
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	for range 2 {
+		if _, err := nw.Dial(context.Background(), h2.Addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, _ := nw.Dial(context.Background(), h2.Addr())
+	if !closed(s) {
+		t.Fatal("a third connection was let in")
+	}
+	if r := <-reports2; !strings.Contains(r, "too many connections") {
+		t.Fatalf("report %q", r)
 	}
 }

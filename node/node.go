@@ -395,7 +395,7 @@ func (n *Node) accept(a *transport.Accepted) {
 }
 
 func (n *Node) limits() transport.Limits {
-	return transport.Limits{MaxFrame: n.cfg.MaxFrame}
+	return transport.Limits{MaxFrame: n.cfg.MaxFrame, Budget: n.host.Budget()}
 }
 
 // admit asks the core to admit a handshaken connection; refuse tells the

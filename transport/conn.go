@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,6 +24,7 @@ type Conn struct {
 	once    sync.Once     // reports the loss at most once
 	quit    chan struct{} // closed when the stream is closed: the writer stops
 	qonce   sync.Once
+	queued  atomic.Int64  // bytes of the frames in out
 	done    chan struct{} // closed when the writer has finished
 	readEnd chan struct{} // closed when the reader has finished
 	lost    func(reason string)
@@ -32,6 +34,7 @@ type item struct {
 	f      wire.Frame
 	urgent bool
 	close  bool
+	size   int64
 }
 
 // NewConn wraps a stream on which no handshake is expected (Dial and
@@ -44,6 +47,9 @@ func NewConn(s Stream, lim Limits) *Conn {
 func newConn(s Stream, src *source, r *wire.Reader, lim Limits) *Conn {
 	lim = lim.withDefaults()
 	r.SetMax(lim.MaxFrame)
+	if lim.Budget != nil {
+		r.SetBudget(lim.Budget)
+	}
 	src.idle = lim.Idle
 	return &Conn{s: s, src: src, r: r, lim: lim, out: make(chan item, lim.SendQueue),
 		quit: make(chan struct{}), done: make(chan struct{}), readEnd: make(chan struct{})}
@@ -87,13 +93,26 @@ func (c *Conn) Start(onFrame func(wire.Frame), lost func(reason string)) {
 // blocks; if the queue is full the connection is closed and Send reports
 // false.
 func (c *Conn) Send(f wire.Frame, urgent bool) bool {
+	n := size(f)
+	if c.queued.Add(n) > int64(c.lim.QueuedBytes) {
+		c.fail("send queue full")
+		return false
+	}
 	select {
-	case c.out <- item{f: f, urgent: urgent}:
+	case c.out <- item{f: f, urgent: urgent, size: n}:
 		return true
 	default:
 		c.fail("send queue full")
 		return false
 	}
+}
+
+// size is about the bytes a frame takes in a queue.
+func size(f wire.Frame) int64 {
+	if m, ok := f.(wire.GroupMsg); ok {
+		return int64(len(m.Data)) + 16
+	}
+	return 64
 }
 
 // CloseAfterFlush closes the connection once the frames already queued are
@@ -179,6 +198,7 @@ func (c *Conn) writeLoop() {
 				return
 			}
 			buf = wire.Append(buf, it.f)
+			c.queued.Add(-it.size)
 			if it.urgent || len(buf) > 64<<10 || len(c.out) == 0 {
 				break
 			}

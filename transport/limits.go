@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/conclave/conclave/wire"
@@ -26,6 +27,12 @@ const (
 	// FlushTimeout bounds how long a graceful close waits for queued
 	// frames to be written and for the other end to close.
 	FlushTimeout = time.Second
+	// DefaultQueuedBytes bounds the bytes of the frames waiting to be
+	// written on one connection.
+	DefaultQueuedBytes = 64 << 20
+	// DefaultBudget is the memory all the connections of a host may hold
+	// for frames larger than 64 KiB while they arrive.
+	DefaultBudget = 256 << 20
 )
 
 // Limits bound what one connection may cost. Zero fields take the
@@ -40,6 +47,12 @@ type Limits struct {
 	Idle time.Duration
 	// SendQueue is the number of frames that may wait to be written.
 	SendQueue int
+	// QueuedBytes bounds the bytes of the frames waiting to be written; a
+	// connection whose queue is full is closed.
+	QueuedBytes int
+	// Budget, if set, is the memory shared with other connections for
+	// large frames while they arrive (a host's).
+	Budget *Budget
 }
 
 func (l Limits) withDefaults() Limits {
@@ -52,5 +65,34 @@ func (l Limits) withDefaults() Limits {
 	if l.SendQueue <= 0 {
 		l.SendQueue = DefaultSendQueue
 	}
+	if l.QueuedBytes <= 0 {
+		l.QueuedBytes = DefaultQueuedBytes
+	}
 	return l
 }
+
+// Budget is memory shared by the readers of several connections, for
+// frames larger than what each keeps of its own (wire.Budget). It is safe
+// for concurrent use.
+type Budget struct {
+	max  int64
+	used atomic.Int64
+}
+
+// NewBudget returns a budget of max bytes.
+func NewBudget(max int64) *Budget { return &Budget{max: max} }
+
+// Reserve takes n bytes, or reports false if fewer are left.
+func (b *Budget) Reserve(n int) bool {
+	if b.used.Add(int64(n)) > b.max {
+		b.used.Add(-int64(n))
+		return false
+	}
+	return true
+}
+
+// Release gives n bytes back.
+func (b *Budget) Release(n int) { b.used.Add(-int64(n)) }
+
+// Used is the number of bytes reserved now.
+func (b *Budget) Used() int64 { return b.used.Load() }

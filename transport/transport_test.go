@@ -255,9 +255,10 @@ func testHandshake(t *testing.T, nw Network) {
 		dialer, acc   Key
 		dialErr, acc2 string
 	}{
-		{"another key at the acceptor", key, other, "does not prove the cluster key", "no proof"},
+		// The dialer checks the answer's proof first, and hangs up.
+		{"another key at the acceptor", key, other, "does not prove the cluster key", "bad handshake"},
 		{"no key at the acceptor", key, nil, "does not prove the cluster key", ""},
-		{"another key at the dialer", other, key, "does not prove the cluster key", "no proof"},
+		{"another key at the dialer", other, key, "does not prove the cluster key", "bad handshake"},
 		{"no key at the dialer", nil, key, "no proof of the cluster key", "no proof"},
 	} {
 		authErr := answer(c.acc, nil)
@@ -370,5 +371,26 @@ func TestMemStream(t *testing.T) {
 	ln.Close()
 	if _, err := nw.Dial(context.Background(), ln.Addr()); err == nil {
 		t.Fatal("dialing a closed listener succeeded")
+	}
+}
+
+// TestQueuedBytesBound checks that a connection whose other end reads
+// nothing is closed once its queue holds QueuedBytes, not later.
+func TestQueuedBytesBound(t *testing.T) {
+	a, _ := pair(t)
+	c := NewConn(&TCPStream{a}, Limits{QueuedBytes: 4 << 20})
+	lost := make(chan string, 1)
+	c.Start(func(wire.Frame) {}, func(r string) { lost <- r })
+	big := wire.GroupMsg{Data: make([]byte, 1<<20)}
+	for i := 0; ; i++ {
+		if !c.Send(big, false) {
+			break
+		}
+		if i > 1000 {
+			t.Fatal("a gigabyte queued for a reader that reads nothing")
+		}
+	}
+	if r := <-lost; r != "send queue full" {
+		t.Fatalf("lost with %q", r)
 	}
 }

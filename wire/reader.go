@@ -6,15 +6,34 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 )
 
 // Reader reads frames from a byte stream.
 type Reader struct {
-	r   *bufio.Reader
-	max int
-	buf []byte
+	r      *bufio.Reader
+	max    int
+	buf    []byte
+	budget Budget
+	held   int // reserved from budget
 }
+
+// Budget is memory shared by readers. A reader keeps a buffer of up to
+// growStep bytes of its own; a frame larger than that reserves the rest
+// from the budget as its bytes arrive, and gives it back once parsed.
+type Budget interface {
+	// Reserve takes n bytes from the budget, or reports false if it has
+	// not that many left.
+	Reserve(n int) bool
+	// Release gives n bytes back.
+	Release(n int)
+}
+
+// ErrBudget means a frame would take more memory than the readers'
+// budget has left.
+var ErrBudget = errors.New("wire: memory budget for frames exhausted")
+
+// SetBudget makes r reserve the memory of large frames from b.
+func (r *Reader) SetBudget(b Budget) { r.budget = b }
 
 // NewReader returns a Reader that refuses payloads longer than max bytes
 // (max <= 0 means DefaultMaxFrame).
@@ -62,12 +81,27 @@ func (r *Reader) Next() (Frame, error) {
 	}
 	p, err := r.payload(int(length))
 	if err != nil {
+		r.drop()
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, err
 	}
-	return ParsePayload(t, p)
+	f, err := ParsePayload(t, p)
+	r.drop()
+	return f, err
+}
+
+// drop lets go of a buffer grown for a large frame (a parsed frame holds
+// copies of what it needs) and gives its memory back to the budget.
+func (r *Reader) drop() {
+	if cap(r.buf) > growStep {
+		r.buf = nil
+	}
+	if r.held > 0 {
+		r.budget.Release(r.held)
+		r.held = 0
+	}
 }
 
 // growStep is the most a Reader allocates ahead of the bytes it has
@@ -86,7 +120,16 @@ func (r *Reader) payload(n int) ([]byte, error) {
 	p := r.buf[:0]
 	for len(p) < n {
 		if len(p) == cap(p) {
-			p = slices.Grow(p, min(n-len(p), max(len(p), growStep)))
+			// Exactly what is asked: append's growth would overshoot.
+			np := make([]byte, len(p), len(p)+min(n-len(p), max(len(p), growStep)))
+			copy(np, p)
+			p = np
+			if extra := cap(p) - growStep - r.held; r.budget != nil && extra > 0 {
+				if !r.budget.Reserve(extra) {
+					return nil, fmt.Errorf("%w: a frame of %d bytes", ErrBudget, n)
+				}
+				r.held += extra
+			}
 		}
 		k, err := r.r.Read(p[len(p):min(cap(p), n)])
 		p = p[:len(p)+k]

@@ -157,3 +157,54 @@ func TestReaderLargeFrameArrivesWhole(t *testing.T) {
 		t.Fatalf("a 300 kB frame: %v", err)
 	}
 }
+
+// budget is a Budget that counts.
+type budget struct{ left, peak, used int }
+
+func (b *budget) Reserve(n int) bool {
+	if n > b.left {
+		return false
+	}
+	b.left -= n
+	b.used += n
+	b.peak = max(b.peak, b.used)
+	return true
+}
+
+func (b *budget) Release(n int) { b.left += n; b.used -= n }
+
+// TestReaderBudget checks that large frames take their memory from the
+// budget while they are read and give it back, and that a frame the
+// budget cannot hold is refused.
+func TestReaderBudget(t *testing.T) {
+	b := &budget{left: 200 << 10}
+	small := bytes.Repeat([]byte("x"), 100)
+	large := bytes.Repeat([]byte("y"), 250<<10)
+	var stream []byte
+	stream = Append(stream, GroupMsg{Data: small})
+	stream = Append(stream, GroupMsg{Data: large})
+	stream = Append(stream, GroupMsg{Data: small})
+	r := NewReader(bytes.NewReader(stream), 1<<20)
+	r.SetBudget(b)
+	for i, want := range [][]byte{small, large, small} {
+		f, err := r.Next()
+		if err != nil || !bytes.Equal(f.(GroupMsg).Data, want) {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if b.used != 0 {
+			t.Fatalf("after frame %d, %d bytes still reserved", i, b.used)
+		}
+	}
+	if b.peak == 0 || b.peak > 250<<10 {
+		t.Fatalf("the large frame reserved at most %d bytes", b.peak)
+	}
+	huge := Append(nil, GroupMsg{Data: bytes.Repeat([]byte("z"), 400<<10)})
+	r = NewReader(bytes.NewReader(huge), 1<<20)
+	r.SetBudget(b)
+	if _, err := r.Next(); !errors.Is(err, ErrBudget) {
+		t.Fatalf("a frame over the budget: %v", err)
+	}
+	if b.used != 0 {
+		t.Fatalf("a refused frame kept %d bytes", b.used)
+	}
+}
