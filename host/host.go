@@ -137,9 +137,9 @@ type Host struct {
 	mu       sync.Mutex
 	routes   map[Route]Service
 	pending  map[transport.Stream]bool // in their handshake: closed by Close
-	told     int  // refusals told this second
-	untold   int  // refusals counted, not told
-	flushing bool // a report of the untold is due
+	told     int                       // refusals told this second
+	untold   int                       // refusals counted, not told
+	flushing bool                      // a report of the untold is due
 }
 
 // New listens on cfg.Listen and starts accepting.
