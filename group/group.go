@@ -70,6 +70,8 @@ type Config struct {
 	Key transport.Key
 	// Insecure lets a member without a key listen on any address.
 	Insecure bool
+	// TLS encrypts the member's own host's connections (it needs Key).
+	TLS bool
 	// Contacts are addresses of members to join through. With none (or
 	// only this member's own address), this member founds the group.
 	Contacts []string
@@ -219,7 +221,7 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 	}
 	if g.host == nil {
 		h, err := host.New(host.Config{Listen: cfg.Listen, Network: cfg.Network, Key: cfg.Key, Insecure: cfg.Insecure,
-			Refused: g.refused})
+			TLS: cfg.TLS, Refused: g.refused})
 		if err != nil {
 			return fail(err)
 		}

@@ -213,3 +213,38 @@ func TestOutsidersStayOut(t *testing.T) {
 		t.Errorf("the member's view took in outsiders: %v", ids)
 	}
 }
+
+// TestGroupOverTLS has members join and deliver over TLS, and a member
+// without TLS kept out.
+func TestGroupOverTLS(t *testing.T) {
+	a, err := Join(ctx(t), Config{Name: "secret", Member: "a", Key: testKey, TLS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Join(ctx(t), Config{Name: "secret", Member: "b", Key: testKey, TLS: true, Contacts: []string{a.Me().Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if n := len(b.View().Members); n != 2 {
+		t.Fatalf("b joined a view of %d", n)
+	}
+	if err := b.Send(ctx(t), []byte("sealed")); err != nil {
+		t.Fatal(err)
+	}
+	if d := <-a.Deliveries(); string(d.Data) != "sealed" {
+		t.Fatalf("a delivered %q", d.Data)
+	}
+	c, err := Join(ctx(t), Config{Name: "secret", Member: "c", Key: testKey, Contacts: []string{a.Me().Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if n := len(c.View().Members); n != 1 {
+		t.Fatalf("a member without TLS joined a view of %d", n)
+	}
+	if _, err := Join(ctx(t), Config{Name: "secret", TLS: true}); err == nil {
+		t.Fatal("TLS without a key was taken")
+	}
+}

@@ -41,6 +41,9 @@ type Config struct {
 	Key transport.Key
 	// Insecure lets a host without a key listen on any address.
 	Insecure bool
+	// TLS encrypts every connection, bound to the key (transport.TLS);
+	// it needs a key.
+	TLS bool
 	// MaxConns bounds the accepted connections open at once (default
 	// DefaultMaxConns); beyond it a new one is closed at once.
 	MaxConns int
@@ -149,6 +152,16 @@ func New(cfg Config) (*Host, error) {
 	}
 	if _, tcp := cfg.Network.(transport.TCP); tcp && cfg.Key == nil && !cfg.Insecure && !loopback(cfg.Listen) {
 		return nil, fmt.Errorf("%w: refusing to listen on %s without a cluster key (give one, or listen on loopback, or say it is insecure)", ErrUnprotected, cfg.Listen)
+	}
+	if cfg.TLS {
+		if cfg.Key == nil {
+			return nil, errors.New("host: TLS needs a cluster key, which authenticates the channel")
+		}
+		t, err := transport.NewTLS(cfg.Network)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Network = t
 	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
@@ -269,6 +282,14 @@ type counted struct {
 	transport.Stream
 	n    *atomic.Int64
 	once sync.Once
+}
+
+// Binding forwards the stream's channel binding (transport.Binder).
+func (c *counted) Binding() ([]byte, error) {
+	if b, ok := c.Stream.(transport.Binder); ok {
+		return b.Binding()
+	}
+	return nil, nil
 }
 
 func (c *counted) Close() error {

@@ -65,6 +65,8 @@ type Config struct {
 	KeyFile string
 	// Unauthenticated starts the processes without a key.
 	Unauthenticated bool
+	// TLS starts the processes with --tls.
+	TLS bool
 }
 
 // KeyFileName is the key file Start makes in Config.Dir.
@@ -192,6 +194,9 @@ func (c *Cluster) StartPeer(i int) error {
 	args := append(slices.Clone(c.Args(i)), "--events-fd", "3")
 	if c.cfg.KeyFile != "" {
 		args = append(args, "--key-file", c.cfg.KeyFile)
+	}
+	if c.cfg.TLS {
+		args = append(args, "--tls")
 	}
 	var cmd *exec.Cmd
 	if c.cfg.Command != nil {

@@ -61,6 +61,8 @@ type Config struct {
 	Key transport.Key
 	// Insecure lets a node without a key listen on any address.
 	Insecure bool
+	// TLS encrypts the node's own host's connections (it needs Key).
+	TLS bool
 	// Now supplies wall-clock time for the log; nil means time.Now.
 	Now func() time.Time
 	// OnEvent, if set, is called with every event logged (sampled
@@ -172,7 +174,7 @@ func New(cfg Config) (*Node, error) {
 	n.loop = host.NewLoop[peer.Input, peer.Effect](core, lc)
 	if n.host == nil {
 		n.host, err = host.New(host.Config{Listen: cfg.Addrs[cfg.Peer.ID], Network: cfg.Network,
-			Key: cfg.Key, Insecure: cfg.Insecure, Refused: n.refused})
+			Key: cfg.Key, Insecure: cfg.Insecure, TLS: cfg.TLS, Refused: n.refused})
 		if err != nil {
 			n.closeLog()
 			return nil, err

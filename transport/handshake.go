@@ -69,6 +69,10 @@ func handshake(ctx context.Context, nw Network, addr string, hello wire.Hello, k
 	r := wire.NewReader(src, HelloMax)
 	hello.Nonce, hello.Proof = nonce(), nil
 	h, err := func() (wire.Hello, error) {
+		bind, err := binding(s)
+		if err != nil {
+			return wire.Hello{}, err
+		}
 		if _, err := s.Write(wire.Append(nil, hello)); err != nil {
 			return wire.Hello{}, err
 		}
@@ -88,14 +92,14 @@ func handshake(ctx context.Context, nw Network, addr string, hello wire.Hello, k
 		switch {
 		case h.Version != wire.Version:
 			return h, fmt.Errorf("%s speaks protocol version %d, we speak %d", addr, h.Version, wire.Version)
-		case !key.check(h.Proof, labelAccept, hello, h):
+		case !key.check(h.Proof, labelAccept, bind, hello, h):
 			return h, fmt.Errorf("%w: %s does not prove the cluster key (another key, or none)", ErrAuth, addr)
 		case h.Kind != hello.Kind || h.Scope != hello.Scope:
 			return h, fmt.Errorf("%s answered as %s %q, we asked for %s %q", addr, h.Kind, h.Scope, hello.Kind, hello.Scope)
 		}
 		var auth wire.Auth
 		if key != nil {
-			auth.Proof = key.proof(labelDial, hello, h)
+			auth.Proof = key.proof(labelDial, bind, hello, h)
 		}
 		if _, err := s.Write(wire.Append(nil, auth)); err != nil {
 			return h, err
@@ -173,10 +177,14 @@ func (a *Accepted) RemoteAddr() string { return a.s.RemoteAddr() }
 // the stream is refused and closed, and the error says why.
 func (a *Accepted) Authenticate(reply wire.Hello, key Key) error {
 	reply.Nonce, reply.Proof = nonce(), nil
-	if key != nil {
-		reply.Proof = key.proof(labelAccept, a.Hello, reply)
+	bind, err := binding(a.s)
+	if err == nil && key != nil {
+		reply.Proof = key.proof(labelAccept, bind, a.Hello, reply)
 	}
-	err := func() error {
+	err = func() error {
+		if err != nil {
+			return err
+		}
 		if _, err := a.s.Write(wire.Append(nil, reply)); err != nil {
 			return fmt.Errorf("answering: %s", Reason(err))
 		}
@@ -188,7 +196,7 @@ func (a *Accepted) Authenticate(reply wire.Hello, key Key) error {
 		switch {
 		case !ok:
 			return fmt.Errorf("bad handshake: expected auth, got %s", f.Type())
-		case !key.check(auth.Proof, labelDial, a.Hello, reply):
+		case !key.check(auth.Proof, labelDial, bind, a.Hello, reply):
 			return fmt.Errorf("%w: no proof of the cluster key (another key, or none)", ErrAuth)
 		}
 		return nil

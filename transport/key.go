@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -86,22 +87,42 @@ const (
 	labelDial   = "conclave v2 dial\x00"
 )
 
-// proof is the HMAC-SHA256 under k of label and both Hellos (without the
+// proof is the HMAC-SHA256 under k of label, the channel's binding (what
+// ties it to one TLS channel, or nothing) and both Hellos (without the
 // answer's proof): everything the two ends claimed, and both nonces.
-func (k Key) proof(label string, dialer, answer wire.Hello) []byte {
+func (k Key) proof(label string, binding []byte, dialer, answer wire.Hello) []byte {
 	answer.Proof = nil
 	dialer.Proof = nil
 	m := hmac.New(sha256.New, k)
 	m.Write([]byte(label))
-	d := wire.Append(nil, dialer)
-	m.Write(wire.Append(d, answer))
+	b := binary.AppendUvarint(nil, uint64(len(binding)))
+	b = append(b, binding...)
+	b = wire.Append(b, dialer)
+	m.Write(wire.Append(b, answer))
 	return m.Sum(nil)
 }
 
 // check reports whether p is the proof under k; without a key every proof
 // is taken.
-func (k Key) check(p []byte, label string, dialer, answer wire.Hello) bool {
-	return k == nil || hmac.Equal(p, k.proof(label, dialer, answer))
+func (k Key) check(p []byte, label string, binding []byte, dialer, answer wire.Hello) bool {
+	return k == nil || hmac.Equal(p, k.proof(label, binding, dialer, answer))
+}
+
+// Binder is a Stream over a channel that proofs must be bound to, such as
+// a TLS channel. A Stream that wraps another must forward Binding.
+type Binder interface {
+	// Binding returns bytes both ends derive from the channel and a man
+	// in the middle cannot make equal on his two channels; nil for none.
+	Binding() ([]byte, error)
+}
+
+// binding returns what ties proofs to s's channel: TLS keying material,
+// or nothing for a plain stream.
+func binding(s Stream) ([]byte, error) {
+	if b, ok := s.(Binder); ok {
+		return b.Binding()
+	}
+	return nil, nil
 }
 
 func nonce() []byte {

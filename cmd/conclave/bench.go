@@ -25,6 +25,7 @@ func runBench(args []string) error {
 	hb := fs.Duration("heartbeat", peer.DefaultHeartbeat, "heartbeat interval")
 	suspect := fs.Duration("suspect-after", peer.DefaultSuspectAfter, "silence before a peer is declared down")
 	keep := fs.String("log-dir", "", "keep the peers' logs here (default: a temporary directory, removed)")
+	useTLS := fs.Bool("tls", false, "run the peers with --tls")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
@@ -38,7 +39,7 @@ func runBench(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("failover benchmark: %d peers on loopback, heartbeat %v, suspect-after %v, %d runs per mode\n", *n, *hb, *suspect, *runs)
+	fmt.Printf("failover benchmark: %d peers on loopback, heartbeat %v, suspect-after %v, %d runs per mode, TLS %v\n", *n, *hb, *suspect, *runs, *useTLS)
 	fmt.Println("measured: from the signal to the leader until every survivor has reported the new leader (its leader_change event)")
 	for _, m := range []string{"crash", "hang"} {
 		if *mode != "both" && *mode != m {
@@ -53,7 +54,7 @@ func runBench(args []string) error {
 		} else {
 			dir = dir + "/" + m
 		}
-		lat, err := benchFailover(launch.Config{Binary: bin, N: *n, Dir: dir, Heartbeat: *hb, SuspectAfter: *suspect}, m, *runs)
+		lat, err := benchFailover(launch.Config{Binary: bin, N: *n, Dir: dir, Heartbeat: *hb, SuspectAfter: *suspect, TLS: *useTLS}, m, *runs)
 		if err != nil {
 			return fmt.Errorf("%s: %w", m, err)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/conclave/conclave/group"
 	"github.com/conclave/conclave/stack"
+	"github.com/conclave/conclave/transport"
 )
 
 // groupBench is the settings of "conclave bench group".
@@ -24,7 +25,11 @@ type groupBench struct {
 	inflight int
 	stacks   []string
 	modes    []string
+	security string // none, key or tls: of the run at hand
 }
+
+// securities are the settings --security takes.
+var securities = []string{"none", "key", "tls"}
 
 func runBenchGroup(args []string) error {
 	fs := newFlags("bench group", "bench group [--members 4] [--size 1024] [--duration 3s] [--stack vsync,total] [--mode async,sync]")
@@ -36,8 +41,19 @@ func runBenchGroup(args []string) error {
 	fs.IntVar(&b.inflight, "inflight", 512, "async mode: messages a sender may have sent and not yet seen acknowledged")
 	stacks := fs.String("stack", "vsync,total", "comma-separated stacks to measure (shipped names or XML files)")
 	modes := fs.String("mode", "async,sync", "async: every member sends as fast as acknowledgements allow; sync: one member sends, each Send waits for its acknowledgement")
+	secs := fs.String("security", "key", "comma-separated: none (unauthenticated), key (authenticated connections), tls (authenticated and encrypted)")
+	rounds := fs.Int("rounds", 1, "run everything this many times, alternating the order of the --security settings, and print the ratios to the first setting")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	security := strings.Split(*secs, ",")
+	for _, sec := range security {
+		if !slices.Contains(securities, sec) {
+			return usagef("--security takes none, key and tls, not %q", sec)
+		}
+	}
+	if *rounds < 1 {
+		return usagef("--rounds must be at least 1")
 	}
 	if b.members < 2 || b.size < 16 || b.duration <= 0 || b.warmup < 0 || b.inflight < 1 {
 		return usagef("--members must be at least 2, --size at least 16, --inflight at least 1 and --duration positive")
@@ -64,17 +80,56 @@ func runBenchGroup(args []string) error {
 	for _, d := range descs {
 		fmt.Printf("stack %s: %s\n", d.Name, describe(d))
 	}
-	fmt.Printf("%-8s %-6s %12s %10s %10s %10s\n", "stack", "mode", "msgs/s", "p50 ms", "p99 ms", "max ms")
-	for _, d := range descs {
-		for _, m := range b.modes {
-			r, err := b.run(d, m)
-			if err != nil {
-				return fmt.Errorf("%s %s: %w", d.Name, m, err)
+	fmt.Printf("%-8s %-6s %-8s %12s %10s %10s %10s\n", "stack", "mode", "security", "msgs/s", "p50 ms", "p99 ms", "max ms")
+	// rates[stack mode][security] over the rounds
+	rates := map[string]map[string][]float64{}
+	for r := range *rounds {
+		order := slices.Clone(security)
+		if r%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, sec := range order {
+			b.security = sec
+			for _, d := range descs {
+				for _, m := range b.modes {
+					res, err := b.run(d, m)
+					if err != nil {
+						return fmt.Errorf("%s %s %s: %w", d.Name, m, sec, err)
+					}
+					fmt.Printf("%-8s %-6s %-8s %12.0f %10.3f %10.3f %10.3f\n", d.Name, m, sec, res.rate, ms(res.p50), ms(res.p99), ms(res.max))
+					k := d.Name + " " + m
+					if rates[k] == nil {
+						rates[k] = map[string][]float64{}
+					}
+					rates[k][sec] = append(rates[k][sec], res.rate)
+				}
 			}
-			fmt.Printf("%-8s %-6s %12.0f %10.3f %10.3f %10.3f\n", d.Name, m, r.rate, ms(r.p50), ms(r.p99), ms(r.max))
+		}
+	}
+	if *rounds > 1 && len(security) > 1 {
+		fmt.Printf("median msgs/s over %d rounds, and the ratio to %s:\n", *rounds, security[0])
+		for _, d := range descs {
+			for _, m := range b.modes {
+				k := d.Name + " " + m
+				base := median(rates[k][security[0]])
+				fmt.Printf("%-15s", k)
+				for _, sec := range security {
+					fmt.Printf("  %s %8.0f (%.3f)", sec, median(rates[k][sec]), median(rates[k][sec])/base)
+				}
+				fmt.Println()
+			}
 		}
 	}
 	return nil
+}
+
+func median(xs []float64) float64 {
+	xs = slices.Clone(xs)
+	slices.Sort(xs)
+	if len(xs) == 0 {
+		return 0
+	}
+	return xs[len(xs)/2]
 }
 
 // describe lists a stack's layers and parameters.
@@ -106,8 +161,13 @@ func (b groupBench) run(d *stack.Description, mode string) (benchResult, error) 
 			g.Close()
 		}
 	}()
+	var key transport.Key
+	if b.security != "none" {
+		key = transport.NewKey()
+	}
 	for i := range b.members {
-		cfg := group.Config{Name: "bench", Description: d, Listen: "127.0.0.1:0", Member: fmt.Sprintf("b%d", i)}
+		cfg := group.Config{Name: "bench", Description: d, Listen: "127.0.0.1:0", Member: fmt.Sprintf("b%d", i),
+			Key: key, TLS: b.security == "tls"}
 		if i > 0 {
 			cfg.Contacts = []string{gs[0].Me().Addr}
 		}

@@ -71,7 +71,7 @@ func (c groupCmd) run(args []string) error {
 	if cfg.Key, err = keys.load(c.stderr); err != nil {
 		return err
 	}
-	cfg.Insecure = *keys.insecure
+	cfg.Insecure, cfg.TLS = *keys.insecure, *keys.tls
 	events, err := openEvents(*eventsFD, c.stdout, c.stderr)
 	if err != nil {
 		return err

@@ -147,7 +147,7 @@ func TestBenchGroupRuns(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatalf("bench group: %v\n%s", err, out)
 	}
-	row := regexp.MustCompile(`(?m)^(vsync|total) +(async|sync) +([0-9]+) +[0-9.]+ +[0-9.]+ +[0-9.]+$`)
+	row := regexp.MustCompile(`(?m)^(vsync|total) +(async|sync) +key +([0-9]+) +[0-9.]+ +[0-9.]+ +[0-9.]+$`)
 	rows := row.FindAllStringSubmatch(string(out), -1)
 	if len(rows) != 4 {
 		t.Fatalf("want 4 result rows, got %d:\n%s", len(rows), out)

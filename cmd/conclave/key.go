@@ -18,6 +18,7 @@ const keyEnv = "CONCLAVE_KEY_FILE"
 type keyFlags struct {
 	file     *string
 	insecure *bool
+	tls      *bool
 }
 
 func addKeyFlags(fs *flag.FlagSet) keyFlags {
@@ -25,6 +26,7 @@ func addKeyFlags(fs *flag.FlagSet) keyFlags {
 		file: fs.String("key-file", "", "the cluster key (made by conclave keygen): every connection proves it, both ways "+
 			"(default: $"+keyEnv+"; none: unauthenticated, loopback only)"),
 		insecure: fs.Bool("insecure", false, "without a key, listen on addresses other than loopback anyway: anyone who reaches them gets in"),
+		tls:      fs.Bool("tls", false, "encrypt every connection with TLS 1.3, bound to the cluster key (needs --key-file; every process must use it)"),
 	}
 }
 
@@ -35,6 +37,9 @@ func (k keyFlags) load(stderr io.Writer) (transport.Key, error) {
 		path = os.Getenv(keyEnv)
 	}
 	if path == "" {
+		if *k.tls {
+			return nil, usagef("--tls needs a cluster key: --key-file or $%s", keyEnv)
+		}
 		if *k.insecure {
 			fmt.Fprintln(stderr, "warning: no cluster key and --insecure: connections are not authenticated")
 		} else {

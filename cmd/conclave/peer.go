@@ -50,7 +50,7 @@ func runPeer(args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg.Key, cfg.Insecure = key, *keys.insecure
+	cfg.Key, cfg.Insecure, cfg.TLS = key, *keys.insecure, *keys.tls
 	events, err := openEvents(*eventsFD, os.Stdout, os.Stderr)
 	if err != nil {
 		return err
