@@ -269,9 +269,16 @@ func (h *Host) acceptLoop() {
 			continue
 		}
 		h.mu.Lock()
+		select {
+		case <-h.closed: // Close has ended the handshakes it knew of
+			h.mu.Unlock()
+			s.Close()
+			return
+		default:
+		}
 		h.pending[s] = true
-		h.mu.Unlock()
 		h.wg.Add(1)
+		h.mu.Unlock()
 		go h.route(s)
 	}
 }
