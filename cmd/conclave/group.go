@@ -188,19 +188,20 @@ read:
 	defer lcancel()
 	lerr := g.Leave(lctx)
 	<-printed
+	var errs []error
 	if failed > 0 {
-		return fmt.Errorf("%d messages may not have reached every member", failed)
+		errs = append(errs, fmt.Errorf("%d messages may not have reached every member", failed))
 	}
 	if lerr != nil {
-		return fmt.Errorf("leaving: %w", lerr)
+		errs = append(errs, fmt.Errorf("leaving: %w", lerr))
 	}
 	if err := g.LogErr(); err != nil {
-		return fmt.Errorf("event log: %w", err)
+		errs = append(errs, fmt.Errorf("event log: %w", err))
 	}
 	if events != nil {
-		return events.Err()
+		errs = append(errs, events.Err())
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // viewLine describes a view and what changed since prev.

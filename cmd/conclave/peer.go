@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/node"
 	"github.com/conclave/conclave/peer"
 )
@@ -71,11 +72,16 @@ func runPeer(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	var errs []error
 	if err := n.Run(ctx); err != nil {
-		return fmt.Errorf("peer %d: %w", *id, err)
+		var lost *eventlog.LostError
+		if errors.As(err, &lost) {
+			err = fmt.Errorf("event log: %w", err)
+		}
+		errs = append(errs, fmt.Errorf("peer %d: %w", *id, err))
 	}
 	if events != nil {
-		return events.Err()
+		errs = append(errs, events.Err())
 	}
-	return nil
+	return errors.Join(errs...)
 }
