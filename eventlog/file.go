@@ -230,40 +230,36 @@ func Sort(events []Event) {
 	})
 }
 
-// MergeDir merges the logs in dir into dir/run.jsonl and the readable
-// dir/run.log, and returns the merged events.
-func MergeDir(dir string) ([]Event, error) {
-	events, bad, err := ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	if len(events) == 0 {
-		return nil, fmt.Errorf("no events in %s/*.jsonl", dir)
-	}
-	Sort(events)
+// write writes m's events to dir/run.jsonl and dir/run.log.
+func (m *Merged) write(dir string) error {
 	if err := writeFile(filepath.Join(dir, RunJSONL), func(w io.Writer) error {
 		enc := json.NewEncoder(w)
-		for _, e := range events {
+		for _, e := range m.Events {
 			if err := enc.Encode(e); err != nil {
 				return err
 			}
 		}
 		return nil
 	}); err != nil {
-		return nil, err
+		return err
 	}
-	err = writeFile(filepath.Join(dir, RunText), func(w io.Writer) error {
-		if bad > 0 {
-			fmt.Fprintf(w, "# %d unreadable lines skipped\n", bad)
+	return writeFile(filepath.Join(dir, RunText), func(w io.Writer) error {
+		if len(m.Runs) > 1 {
+			fmt.Fprintf(w, "# run %d of the %d runs in this directory: %v\n# the others: %s\n", m.N, len(m.Runs), m.Run, m.Others())
 		}
-		for _, e := range events {
+		if m.Bad > 0 {
+			fmt.Fprintf(w, "# %d unreadable lines skipped\n", m.Bad)
+		}
+		if m.Lost > 0 {
+			fmt.Fprintf(w, "# %d lines lost: their processes could not write them (log_lost)\n", m.Lost)
+		}
+		for _, e := range m.Events {
 			if _, err := fmt.Fprintln(w, Format(e)); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	return events, err
 }
 
 func writeFile(path string, fill func(io.Writer) error) error {
