@@ -50,18 +50,29 @@ func (c groupCmd) run(args []string) error {
 	if *name == "" {
 		return usagef("--group is required: the name of the group to join")
 	}
-	d, err := group.LoadStack(*stackName)
-	if err != nil {
-		return usageError{err.Error()}
+	if err := checkAddr("listen", *listen, true); err != nil {
+		return err
 	}
 	var cs []string
 	for _, a := range strings.Split(*contacts, ",") {
 		if a = strings.TrimSpace(a); a != "" {
+			if err := checkAddr("contacts", a, false); err != nil {
+				return err
+			}
 			cs = append(cs, a)
 		}
 	}
-	if *joinTimeout <= 0 {
-		return usagef("--join-timeout must be positive")
+	if *member != "" {
+		if err := checkName("member", *member); err != nil {
+			return err
+		}
+	}
+	if err := positive("join-timeout", *joinTimeout); err != nil {
+		return err
+	}
+	d, err := group.LoadStack(*stackName)
+	if err != nil {
+		return usageError{err.Error()}
 	}
 	cfg := group.Config{Name: *name, Description: d, Listen: *listen, Contacts: cs,
 		Member: *member, LogDir: *logDir, LogDeliveries: *logDeliveries}

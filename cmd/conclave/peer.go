@@ -41,6 +41,16 @@ func runPeer(args []string) error {
 	if *id < 0 {
 		return usagef("--id is required and must be 0 or more")
 	}
+	for _, err := range []error{positive("heartbeat", cfg.Peer.Heartbeat), positive("suspect-after", cfg.Peer.SuspectAfter)} {
+		if err != nil {
+			return err
+		}
+	}
+	if cfg.HTTP != "" {
+		if err := checkAddr("http", cfg.HTTP, true); err != nil {
+			return err
+		}
+	}
 	cfg.Addrs = strings.Split(*peers, ",")
 	for i, a := range cfg.Addrs {
 		cfg.Addrs[i] = strings.TrimSpace(a)
