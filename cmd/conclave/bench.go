@@ -36,6 +36,9 @@ func runBenchFailover(args []string) error {
 	if *suspect <= *hb {
 		return usagef("--suspect-after (%v) must be longer than --heartbeat (%v)", *suspect, *hb)
 	}
+	if err := checkDir("log-dir", *keep); err != nil {
+		return err
+	}
 	if *mode != "crash" && *mode != "hang" && *mode != "both" {
 		return usagef("--mode must be crash, hang or both, not %q", *mode)
 	}

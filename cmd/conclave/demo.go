@@ -35,6 +35,9 @@ func runDemo(args []string) error {
 	if *out == "" {
 		return usagef("--out must name a directory")
 	}
+	if err := checkDir("out", *out); err != nil {
+		return err
+	}
 	for _, err := range []error{positive("heartbeat", *hb), positive("suspect-after", *suspect)} {
 		if err != nil {
 			return err

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"net"
+	"os"
 	"strconv"
 	"time"
 	"unicode"
@@ -54,6 +55,15 @@ func checkAddr(name, a string, listen bool) error {
 	}
 	if host == "" && !listen {
 		return usagef("--%s %q has no host", name, a)
+	}
+	return nil
+}
+
+// checkDir refuses a directory flag naming something that exists and is
+// not a directory; a directory that does not exist yet is made.
+func checkDir(name, dir string) error {
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		return usagef("--%s %s is not a directory", name, dir)
 	}
 	return nil
 }

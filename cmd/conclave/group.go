@@ -70,6 +70,9 @@ func (c groupCmd) run(args []string) error {
 	if err := positive("join-timeout", *joinTimeout); err != nil {
 		return err
 	}
+	if err := checkDir("log-dir", *logDir); err != nil {
+		return err
+	}
 	d, err := group.LoadStack(*stackName)
 	if err != nil {
 		return usageError{err.Error()}

@@ -106,6 +106,10 @@ func badFlagCases(t *testing.T) []struct {
 		{[]string{"report", dir, "--run", "x"}, "invalid value"},
 		{[]string{"keygen"}, "usage: conclave keygen FILE"},
 		{[]string{"keygen", key}, "already exists"},
+		{with(peer, "--log-dir", key), "--log-dir " + key + " is not a directory"},
+		{with(grp, "--log-dir", key), "is not a directory"},
+		{[]string{"demo", "--out", key}, "is not a directory"},
+		{[]string{"bench", "failover", "--log-dir", key}, "is not a directory"},
 	}
 }
 

@@ -51,6 +51,9 @@ func runPeer(args []string) error {
 			return err
 		}
 	}
+	if err := checkDir("log-dir", cfg.LogDir); err != nil {
+		return err
+	}
 	cfg.Addrs = strings.Split(*peers, ",")
 	for i, a := range cfg.Addrs {
 		cfg.Addrs[i] = strings.TrimSpace(a)
