@@ -63,11 +63,14 @@ func TestMergeDirOrdersCausallyAndSkipsTornLines(t *testing.T) {
 	fa, _ := Create(dir, "peer-0")
 	fb, _ := Create(dir, "peer-1")
 	now := time.Unix(100, 0)
-	wa := NewWriter(fa, "peer-0", 1, &ca, func() time.Time { return now })
+	nowA := now
+	wa := NewWriter(fa, "peer-0", 1, &ca, func() time.Time { return nowA })
 	wb := NewWriter(fb, "peer-1", 1, &cb, func() time.Time { return now.Add(-time.Second) }) // clock behind
 	sent := wa.Log("urgent_sent", map[string]any{"to": 1})
 	cb.Witness(sent.LC, now.Add(-time.Second))
 	wb.Log("urgent_recv", map[string]any{"from": 0})
+	nowA = now.Add(time.Second)
+	wa.Log("stop", nil)            // peer 0 lives on past the receipt: one run
 	fb.WriteString(`{"ts":"2026-`) // a line cut short by a kill
 	fa.Close()
 	fb.Close()
@@ -75,7 +78,7 @@ func TestMergeDirOrdersCausallyAndSkipsTornLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(events) != 2 || events[0].Ev != "urgent_sent" || events[1].Ev != "urgent_recv" {
+	if len(events) != 3 || events[0].Ev != "urgent_sent" || events[1].Ev != "urgent_recv" {
 		t.Fatalf("merged: %v", events)
 	}
 	text, _ := os.ReadFile(filepath.Join(dir, RunText))
@@ -84,7 +87,7 @@ func TestMergeDirOrdersCausallyAndSkipsTornLines(t *testing.T) {
 	}
 	// Merging again ignores the run log it wrote.
 	again, err := MergeDir(dir)
-	if err != nil || len(again) != 2 {
+	if err != nil || len(again) != 3 {
 		t.Fatalf("second merge: %d events, %v", len(again), err)
 	}
 }

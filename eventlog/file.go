@@ -16,14 +16,25 @@ import (
 // Writer appends events of one process to a log. It is safe for concurrent
 // use. Each line is written with one write call, so a killed process leaves at
 // most its last line incomplete.
+//
+// A line that cannot be written is lost, and counted: the log is never
+// left with part of a line when the destination can be cut back (a file),
+// and otherwise the next line starts on a line of its own. The first line
+// written after some were lost is preceded by a LogLost event saying how
+// many.
 type Writer struct {
-	mu    sync.Mutex
-	w     io.Writer
-	node  string
-	inc   uint64
-	clock *Clock
-	now   func() time.Time
-	err   error
+	mu     sync.Mutex
+	w      io.Writer
+	node   string
+	inc    uint64
+	clock  *Clock
+	now    func() time.Time
+	onLoss func(error)
+	lines  int   // lines written or lost
+	lost   int   // lines lost
+	gap    int   // lines lost since the last line written
+	err    error // the first write error
+	torn   bool  // part of a line stayed: start the next on a line of its own
 }
 
 // NewWriter returns a Writer for the process node of incarnation inc that
@@ -35,6 +46,14 @@ func NewWriter(w io.Writer, node string, inc uint64, clock *Clock, now func() ti
 	return &Writer{w: w, node: node, inc: inc, clock: clock, now: now}
 }
 
+// OnLoss sets f to be called, once, when the first line is lost, with the
+// write error; it runs on the goroutine that logged the line.
+func (w *Writer) OnLoss(f func(err error)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.onLoss = f
+}
+
 // Log writes one event with a fresh Lamport stamp and returns it.
 func (w *Writer) Log(ev string, fields map[string]any) Event {
 	now := w.now()
@@ -43,27 +62,92 @@ func (w *Writer) Log(ev string, fields map[string]any) Event {
 	return e
 }
 
-// Write writes e as it is. The first write error is kept and returned by Err;
-// logging never stops the process.
+// Write writes e as it is. A line that cannot be written is counted, and
+// Err reports it; logging never stops the process.
 func (w *Writer) Write(e Event) {
 	line, err := json.Marshal(e)
 	if err != nil {
 		line, _ = json.Marshal(Event{TS: e.TS, Node: e.Node, Inc: e.Inc, LC: e.LC, Ev: LogError,
 			Fields: map[string]any{FieldError: err.Error(), FieldEvent: e.Ev}})
 	}
-	line = append(line, '\n')
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if _, err := w.w.Write(line); err != nil && w.err == nil {
-		w.err = err
+	var buf []byte
+	if w.torn {
+		buf = append(buf, '\n')
+	}
+	if w.gap > 0 {
+		// The LogLost line goes with the line, in the same write, and
+		// takes its stamp: both are written, or neither.
+		lost, _ := json.Marshal(Event{TS: e.TS, Node: e.Node, Inc: e.Inc, LC: e.LC, Ev: LogLost,
+			Fields: map[string]any{FieldLines: w.gap, FieldError: w.err.Error()}})
+		buf = append(append(buf, lost...), '\n')
+	}
+	buf = append(append(buf, line...), '\n')
+	w.lines++
+	n, err := w.w.Write(buf)
+	if err == nil && n < len(buf) {
+		err = io.ErrShortWrite
+	}
+	if err == nil {
+		w.torn, w.gap = false, 0
+		w.mu.Unlock()
+		return
+	}
+	if n > 0 && !cutBack(w.w, n) {
+		w.torn = true
+	}
+	w.lost++
+	w.gap++
+	var report func(error)
+	if w.err == nil {
+		w.err, report = err, w.onLoss
+	}
+	w.mu.Unlock()
+	if report != nil {
+		report(err)
 	}
 }
 
-// Err returns the first write error.
+// cutBack removes the last n bytes written to w, if w is a file, and
+// reports whether it did.
+func cutBack(w io.Writer, n int) bool {
+	f, ok := w.(interface {
+		io.Seeker
+		Truncate(size int64) error
+	})
+	if !ok {
+		return false
+	}
+	end, err := f.Seek(0, io.SeekEnd)
+	if err != nil || end < int64(n) || f.Truncate(end-int64(n)) != nil {
+		return false
+	}
+	// Without O_APPEND, the next write goes where the line began.
+	_, err = f.Seek(end-int64(n), io.SeekStart)
+	return err == nil
+}
+
+// LostError reports lines a Writer could not write.
+type LostError struct {
+	Lost, Lines int   // lines lost, of lines logged
+	Err         error // the first write error
+}
+
+func (e *LostError) Error() string {
+	return fmt.Sprintf("%d of %d lines lost, the first by: %v", e.Lost, e.Lines, e.Err)
+}
+
+// Unwrap returns the first write error.
+func (e *LostError) Unwrap() error { return e.Err }
+
+// Err returns a *LostError if any line was lost, else nil.
 func (w *Writer) Err() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.err
+	if w.lost == 0 {
+		return nil
+	}
+	return &LostError{Lost: w.lost, Lines: w.lines, Err: w.err}
 }
 
 // Create opens (appending) the log file <dir>/<node>.jsonl, creating dir.
@@ -146,40 +230,36 @@ func Sort(events []Event) {
 	})
 }
 
-// MergeDir merges the logs in dir into dir/run.jsonl and the readable
-// dir/run.log, and returns the merged events.
-func MergeDir(dir string) ([]Event, error) {
-	events, bad, err := ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	if len(events) == 0 {
-		return nil, fmt.Errorf("no events in %s/*.jsonl", dir)
-	}
-	Sort(events)
+// write writes m's events to dir/run.jsonl and dir/run.log.
+func (m *Merged) write(dir string) error {
 	if err := writeFile(filepath.Join(dir, RunJSONL), func(w io.Writer) error {
 		enc := json.NewEncoder(w)
-		for _, e := range events {
+		for _, e := range m.Events {
 			if err := enc.Encode(e); err != nil {
 				return err
 			}
 		}
 		return nil
 	}); err != nil {
-		return nil, err
+		return err
 	}
-	err = writeFile(filepath.Join(dir, RunText), func(w io.Writer) error {
-		if bad > 0 {
-			fmt.Fprintf(w, "# %d unreadable lines skipped\n", bad)
+	return writeFile(filepath.Join(dir, RunText), func(w io.Writer) error {
+		if len(m.Runs) > 1 {
+			fmt.Fprintf(w, "# run %d of the %d runs in this directory: %v\n# the others: %s\n", m.N, len(m.Runs), m.Run, m.Others())
 		}
-		for _, e := range events {
+		if m.Bad > 0 {
+			fmt.Fprintf(w, "# %d unreadable lines skipped\n", m.Bad)
+		}
+		if m.Lost > 0 {
+			fmt.Fprintf(w, "# %d lines lost: their processes could not write them (log_lost)\n", m.Lost)
+		}
+		for _, e := range m.Events {
 			if _, err := fmt.Fprintln(w, Format(e)); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	return events, err
 }
 
 func writeFile(path string, fill func(io.Writer) error) error {

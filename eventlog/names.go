@@ -111,6 +111,8 @@ const (
 const (
 	// LogError stands in for an event whose fields could not be encoded.
 	LogError = "log_error"
+	// LogLost precedes the first line written after lines were lost.
+	LogLost = "log_lost"
 )
 
 // Field keys.
@@ -139,6 +141,7 @@ const (
 	FieldKind           = "kind"
 	FieldLayer          = "layer"
 	FieldLeader         = "leader"
+	FieldLines          = "lines"
 	FieldLost           = "lost"
 	FieldMember         = "member"
 	FieldMembers        = "members"

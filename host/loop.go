@@ -1,7 +1,9 @@
 package host
 
 import (
+	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -74,6 +76,10 @@ type LoopConfig[In, Out any] struct {
 	Inc  uint64
 	// LogTo receives the machine's event log (nil: none is written).
 	LogTo io.Writer
+	// LogLoss, if set, is called once, with the write error, when the
+	// first line cannot be written to LogTo; by default the loop says so
+	// on standard error. LogErr counts the lines lost.
+	LogLoss func(error)
 	// Observe, if set, sees every event logged, on the loop goroutine; it
 	// must not block.
 	Observe func(eventlog.Event)
@@ -115,6 +121,13 @@ func NewLoop[In, Out any](m Machine[In, Out], cfg LoopConfig[In, Out]) *Loop[In,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if cfg.LogTo != nil {
 		l.log = eventlog.NewWriter(cfg.LogTo, cfg.Name, cfg.Inc, &l.lc, cfg.Clock.Now)
+		loss := cfg.LogLoss
+		if loss == nil {
+			loss = func(err error) {
+				fmt.Fprintf(os.Stderr, "%s: cannot write the event log: %v: the lines that cannot be written are lost, and counted\n", cfg.Name, err)
+			}
+		}
+		l.log.OnLoss(loss)
 	}
 	return l
 }
@@ -176,7 +189,8 @@ func (l *Loop[In, Out]) Log(ev string, fields map[string]any) {
 // Logging reports whether events go anywhere (a log or an observer).
 func (l *Loop[In, Out]) Logging() bool { return l.log != nil || l.cfg.Observe != nil }
 
-// LogErr returns the first error writing the event log.
+// LogErr returns the lines of the event log that could not be written, as
+// an *eventlog.LostError, or nil.
 func (l *Loop[In, Out]) LogErr() error {
 	if l.log == nil {
 		return nil

@@ -35,7 +35,8 @@ type Config struct {
 	Binary string
 	// N is the number of peers.
 	N int
-	// Dir receives the peers' event logs and control.jsonl.
+	// Dir receives the peers' event logs and control.jsonl; Start removes
+	// the logs of an earlier run from it, so that it holds one run.
 	Dir string
 	// Addrs, if set, are the peers' addresses; otherwise free loopback
 	// ports are chosen.
@@ -107,6 +108,9 @@ func Start(cfg Config) (*Cluster, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, err
 	}
+	if err := eventlog.RemoveLogs(cfg.Dir); err != nil {
+		return nil, err
+	}
 	addrs := cfg.Addrs
 	if addrs == nil {
 		var err error
@@ -129,6 +133,9 @@ func Start(cfg Config) (*Cluster, error) {
 	}
 	c := &Cluster{cfg: cfg, addrs: addrs, ctlFile: f, procs: make([]*proc, cfg.N), changed: make(chan struct{})}
 	c.control = eventlog.NewWriter(f, eventlog.Control, 0, &eventlog.Clock{}, nil)
+	c.control.OnLoss(func(err error) {
+		fmt.Fprintf(os.Stderr, "launch: cannot write the control log: %v: the lines that cannot be written are lost, and counted\n", err)
+	})
 	return c, nil
 }
 
@@ -453,7 +460,8 @@ func (c *Cluster) proc(i int) *proc {
 }
 
 // Close stops every peer still running (resuming paused ones first, then
-// SIGTERM, then SIGKILL) and closes the control log.
+// SIGTERM, then SIGKILL) and closes the control log. Its error includes
+// the lines of the control log that could not be written.
 func (c *Cluster) Close() error {
 	var errs []error
 	for i := range c.procs {
@@ -472,6 +480,9 @@ func (c *Cluster) Close() error {
 		}
 	}
 	c.ctlFile.Close()
+	if err := c.control.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("launch: control log: %w", err))
+	}
 	return errors.Join(errs...)
 }
 

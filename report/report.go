@@ -38,7 +38,13 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 // Render writes the report of a run to w. events are in causal order
 // (eventlog.Sort).
 func Render(w io.Writer, title string, events []eventlog.Event) error {
+	return renderNotes(w, title, events, nil)
+}
+
+// renderNotes writes the report with notes first among the page's notes.
+func renderNotes(w io.Writer, title string, events []eventlog.Event, notes []string) error {
 	p := build(title, events)
+	p.Notes = append(notes, p.Notes...)
 	var b bytes.Buffer
 	if err := pageTmpl.Execute(&b, p); err != nil {
 		return fmt.Errorf("report: %w", err)
@@ -47,44 +53,62 @@ func Render(w io.Writer, title string, events []eventlog.Event) error {
 	return err
 }
 
-// WriteDir reads dir/run.jsonl if present (else merges dir/*.jsonl with
-// eventlog.MergeDir), and writes dir/report.html. It returns the path
-// written.
+// WriteDir writes dir/report.html of the latest run in dir, as WriteRun
+// does, and returns its path.
 func WriteDir(dir string) (string, error) {
+	path, _, err := WriteRun(dir, 0)
+	return path, err
+}
+
+// WriteRun merges run n of the logs in dir (eventlog.MergeRun: 1 is the
+// earliest, 0 the latest) and writes dir/report.html of it, saying which
+// run it shows when dir holds several. A directory holding only a merged
+// log, dir/run.jsonl, is reported from it (and the Merged returned is
+// nil). It returns the path written.
+func WriteRun(dir string, n int) (string, *eventlog.Merged, error) {
 	var events []eventlog.Event
-	runPath := filepath.Join(dir, eventlog.RunJSONL)
-	if _, err := os.Stat(runPath); err == nil {
-		ev, _, err := eventlog.ReadFile(runPath)
-		if err != nil {
-			return "", err
+	var notes []string
+	m, err := eventlog.MergeRun(dir, n)
+	switch {
+	case err == nil:
+		events = m.Events
+		if len(m.Runs) > 1 {
+			notes = append(notes, fmt.Sprintf("This directory holds %d runs; this report shows run %d (%v). The others: %s. "+
+				"conclave report --run N shows run N.", len(m.Runs), m.N, m.Run, m.Others()))
+		}
+		if m.Lost > 0 {
+			notes = append(notes, fmt.Sprintf("%s of the log lost: their processes could not write them (log_lost events).",
+				plural(m.Lost, "line was", "lines were")))
+		}
+	case n <= 1:
+		// Only a merged log, dir/run.jsonl, perhaps.
+		ev, _, rerr := eventlog.ReadFile(filepath.Join(dir, eventlog.RunJSONL))
+		if rerr != nil || len(ev) == 0 {
+			return "", nil, err
 		}
 		eventlog.Sort(ev)
 		events = ev
-	} else {
-		ev, err := eventlog.MergeDir(dir)
-		if err != nil {
-			return "", err
-		}
-		events = ev
+	default:
+		return "", nil, err
 	}
 	title := "conclave run " + filepath.Base(filepath.Clean(dir))
 	if abs, err := filepath.Abs(dir); err == nil {
 		title = "conclave run " + filepath.Base(abs)
 	}
 	var b bytes.Buffer
-	if err := Render(&b, title, events); err != nil {
-		return "", err
+	if err := renderNotes(&b, title, events, notes); err != nil {
+		return "", nil, err
 	}
 	out := filepath.Join(dir, HTMLFile)
 	tmp := out + ".tmp"
 	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if err := os.Rename(tmp, out); err != nil {
 		os.Remove(tmp)
-		return "", err
+		return "", nil, err
 	}
-	return out, nil
+	return out, m, nil
 }
 
 // page is the data of the template.

@@ -644,3 +644,61 @@ func BenchmarkRender(b *testing.B) {
 		}
 	}
 }
+
+// logPeers appends to dir the logs of a 2-peer run starting at t0, with
+// incarnations inc and inc+1.
+func logPeers(t *testing.T, dir string, t0 time.Time, inc uint64) {
+	t.Helper()
+	for id := range 2 {
+		f, err := eventlog.Create(dir, peer(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := t0.Add(time.Duration(id) * time.Millisecond)
+		clock := func() time.Time { now = now.Add(10 * time.Millisecond); return now }
+		w := eventlog.NewWriter(f, peer(id), inc+uint64(id), &eventlog.Clock{}, clock)
+		w.Log("start", map[string]any{"id": id, "n": 2, "quorum": false, "heartbeat_ms": 100.0, "suspect_after_ms": 500.0})
+		w.Log("leader_change", map[string]any{"leader": 0, "prev": -1, "alive": []int{0, 1}})
+		w.Log("stop", map[string]any{"leader": 0})
+		f.Close()
+	}
+}
+
+// TestWriteDirTellsRunsApart appends a second run to a directory whose
+// first run was already merged: the report shows the second run alone and
+// says the directory holds two (it used to read the stale run.jsonl, and,
+// without it, to mix both runs into one).
+func TestWriteDirTellsRunsApart(t *testing.T) {
+	dir := t.TempDir()
+	logPeers(t, dir, base, 1)
+	if _, err := WriteDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	logPeers(t, dir, base.Add(time.Hour), 10)
+	path, m, err := WriteRun(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.N != 2 || len(m.Runs) != 2 || len(m.Events) != 6 {
+		t.Fatalf("merged run %d of %d, %d events; want run 2 of 2, 6 events", m.N, len(m.Runs), len(m.Events))
+	}
+	b, _ := os.ReadFile(path)
+	html := string(b)
+	if !strings.Contains(html, "This directory holds 2 runs; this report shows run 2 (started 2026-11-23 19:40:00.010 UTC") {
+		t.Errorf("the report does not say which run it shows")
+	}
+	rest := regexp.MustCompile(`This directory holds[^<]*`).ReplaceAllString(html, "")
+	if !strings.Contains(rest, "19:40:00.0") || strings.Contains(rest, "18:40:00.0") {
+		t.Errorf("the report does not show the second run alone")
+	}
+	if _, m, err := WriteRun(dir, 1); err != nil || m.N != 1 {
+		t.Errorf("WriteRun(1): %v", err)
+	}
+	// A merged log alone is reported from.
+	alone := t.TempDir()
+	run, _ := os.ReadFile(filepath.Join(dir, eventlog.RunJSONL))
+	os.WriteFile(filepath.Join(alone, eventlog.RunJSONL), run, 0o644)
+	if _, err := WriteDir(alone); err != nil {
+		t.Errorf("WriteDir of a merged log alone: %v", err)
+	}
+}

@@ -11,26 +11,34 @@ import (
 	"github.com/conclave/conclave/peer"
 )
 
-func runBench(args []string) error {
-	if len(args) > 0 && args[0] == "group" {
-		return runBenchGroup(args[1:])
-	}
-	if len(args) == 0 || args[0] != "failover" {
-		return usagef("usage: conclave bench failover|group [flags]")
-	}
+func runBenchFailover(args []string) error {
 	fs := newFlags("bench failover", "bench failover [--n 4] [--runs 20] [--mode both]")
 	n := fs.Int("n", 4, "number of peers")
 	runs := fs.Int("runs", 20, "failovers to measure per mode")
 	mode := fs.String("mode", "both", "what to do to the leader: crash (SIGKILL), hang (SIGSTOP) or both")
 	hb := fs.Duration("heartbeat", peer.DefaultHeartbeat, "heartbeat interval")
 	suspect := fs.Duration("suspect-after", peer.DefaultSuspectAfter, "silence before a peer is declared down")
-	keep := fs.String("log-dir", "", "keep the peers' logs here (default: a temporary directory, removed)")
+	keep := fs.String("log-dir", "", "keep the peers' logs here, in a directory per mode; earlier logs there are replaced (default: a temporary directory, removed)")
 	useTLS := fs.Bool("tls", false, "run the peers with --tls")
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	if *n < 2 || *runs < 1 {
 		return usagef("--n must be at least 2 and --runs at least 1")
+	}
+	for _, err := range []error{positive("heartbeat", *hb), positive("suspect-after", *suspect)} {
+		if err != nil {
+			return err
+		}
+	}
+	if *suspect <= *hb {
+		return usagef("--suspect-after (%v) must be longer than --heartbeat (%v)", *suspect, *hb)
+	}
+	if err := checkDir("log-dir", *keep); err != nil {
+		return err
 	}
 	if *mode != "crash" && *mode != "hang" && *mode != "both" {
 		return usagef("--mode must be crash, hang or both, not %q", *mode)

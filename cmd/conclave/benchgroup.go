@@ -55,8 +55,20 @@ func runBenchGroup(args []string) error {
 	if *rounds < 1 {
 		return usagef("--rounds must be at least 1")
 	}
-	if b.members < 2 || b.size < 16 || b.duration <= 0 || b.warmup < 0 || b.inflight < 1 {
-		return usagef("--members must be at least 2, --size at least 16, --inflight at least 1 and --duration positive")
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if b.members < 2 || b.size < 16 || b.inflight < 1 {
+		return usagef("--members must be at least 2, --size at least 16 and --inflight at least 1")
+	}
+	if b.size > group.DefaultMaxMessage {
+		return usagef("--size %d is over the largest message, %d bytes", b.size, group.DefaultMaxMessage)
+	}
+	if err := positive("duration", b.duration); err != nil {
+		return err
+	}
+	if b.warmup < 0 {
+		return usagef("--warmup must not be negative, not %v", b.warmup)
 	}
 	b.stacks = strings.Split(*stacks, ",")
 	b.modes = strings.Split(*modes, ",")

@@ -26,8 +26,22 @@ func runDemo(args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
 	if *n < 3 {
 		return usagef("--n must be at least 3, got %d", *n)
+	}
+	if *out == "" {
+		return usagef("--out must name a directory")
+	}
+	if err := checkDir("out", *out); err != nil {
+		return err
+	}
+	for _, err := range []error{positive("heartbeat", *hb), positive("suspect-after", *suspect)} {
+		if err != nil {
+			return err
+		}
 	}
 	if *suspect <= *hb {
 		return usagef("--suspect-after (%v) must be longer than --heartbeat (%v)", *suspect, *hb)
@@ -129,19 +143,14 @@ func ids(from, to int) []int {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// clearRunDir removes the logs of an earlier run from dir, so the new run's
-// logs are not appended to them.
+// clearRunDir removes the logs and the report of an earlier run from dir,
+// so the new run's logs are not appended to them.
 func clearRunDir(dir string) error {
-	for _, pat := range []string{"*.jsonl", eventlog.RunText, "report.html"} {
-		paths, err := filepath.Glob(filepath.Join(dir, pat))
-		if err != nil {
-			return err
-		}
-		for _, p := range paths {
-			if err := os.Remove(p); err != nil {
-				return err
-			}
-		}
+	if err := eventlog.RemoveLogs(dir); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(dir, report.HTMLFile)); err != nil && !os.IsNotExist(err) {
+		return err
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 
 	"github.com/conclave/conclave/eventlog"
 )
@@ -40,34 +39,20 @@ func openEvents(fd int, stdout, stderr io.Writer) (*eventStream, error) {
 		}
 		out = f
 	}
-	out = &reportFirst{w: out, report: func(err error) {
-		fmt.Fprintf(stderr, "conclave: writing events to file descriptor %d: %v\n", fd, err)
-	}}
-	return &eventStream{fd: fd, w: eventlog.NewWriter(out, "", 0, &eventlog.Clock{}, nil)}, nil
+	w := eventlog.NewWriter(out, "", 0, &eventlog.Clock{}, nil)
+	w.OnLoss(func(err error) {
+		fmt.Fprintf(stderr, "conclave: writing events to file descriptor %d: %v: the events that cannot be written are lost, and counted\n", fd, err)
+	})
+	return &eventStream{fd: fd, w: w}, nil
 }
 
 // Write writes one event as it was logged.
 func (s *eventStream) Write(e eventlog.Event) { s.w.Write(e) }
 
-// Err returns the first write error.
+// Err reports the events that could not be written.
 func (s *eventStream) Err() error {
 	if err := s.w.Err(); err != nil {
 		return fmt.Errorf("writing events to file descriptor %d: %w", s.fd, err)
 	}
 	return nil
-}
-
-// reportFirst reports the first write error as soon as it happens.
-type reportFirst struct {
-	w      io.Writer
-	report func(error)
-	once   sync.Once
-}
-
-func (r *reportFirst) Write(p []byte) (int, error) {
-	n, err := r.w.Write(p)
-	if err != nil {
-		r.once.Do(func() { r.report(err) })
-	}
-	return n, err
 }

@@ -50,18 +50,32 @@ func (c groupCmd) run(args []string) error {
 	if *name == "" {
 		return usagef("--group is required: the name of the group to join")
 	}
-	d, err := group.LoadStack(*stackName)
-	if err != nil {
-		return usageError{err.Error()}
+	if err := checkAddr("listen", *listen, true); err != nil {
+		return err
 	}
 	var cs []string
 	for _, a := range strings.Split(*contacts, ",") {
 		if a = strings.TrimSpace(a); a != "" {
+			if err := checkAddr("contacts", a, false); err != nil {
+				return err
+			}
 			cs = append(cs, a)
 		}
 	}
-	if *joinTimeout <= 0 {
-		return usagef("--join-timeout must be positive")
+	if *member != "" {
+		if err := checkName("member", *member); err != nil {
+			return err
+		}
+	}
+	if err := positive("join-timeout", *joinTimeout); err != nil {
+		return err
+	}
+	if err := checkDir("log-dir", *logDir); err != nil {
+		return err
+	}
+	d, err := group.LoadStack(*stackName)
+	if err != nil {
+		return usageError{err.Error()}
 	}
 	cfg := group.Config{Name: *name, Description: d, Listen: *listen, Contacts: cs,
 		Member: *member, LogDir: *logDir, LogDeliveries: *logDeliveries}
@@ -188,19 +202,20 @@ read:
 	defer lcancel()
 	lerr := g.Leave(lctx)
 	<-printed
+	var errs []error
 	if failed > 0 {
-		return fmt.Errorf("%d messages may not have reached every member", failed)
+		errs = append(errs, fmt.Errorf("%d messages may not have reached every member", failed))
 	}
 	if lerr != nil {
-		return fmt.Errorf("leaving: %w", lerr)
+		errs = append(errs, fmt.Errorf("leaving: %w", lerr))
 	}
 	if err := g.LogErr(); err != nil {
-		return fmt.Errorf("event log: %w", err)
+		errs = append(errs, fmt.Errorf("event log: %w", err))
 	}
 	if events != nil {
-		return events.Err()
+		errs = append(errs, events.Err())
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // viewLine describes a view and what changed since prev.

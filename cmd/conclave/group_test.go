@@ -23,7 +23,7 @@ func TestGroupBadConfigurationExitsWithStatus2(t *testing.T) {
 		{[]string{"group", "--group", "g", "--stack", "fifo"}, `no stack "fifo"`},
 		{[]string{"group", "--group", "g", "--stack", bad}, "bad.xml:2: layer \"detect\": heartbeat=\"soon\" is not a duration"},
 		{[]string{"group", "--group", "g", "--listen", "nowhere"}, "not host:port"},
-		{[]string{"group", "--group", "g", "--contacts", "127.0.0.1:1,x"}, `contact "x" is not host:port`},
+		{[]string{"group", "--group", "g", "--contacts", "127.0.0.1:1,x"}, `--contacts "x" is not host:port`},
 		{[]string{"group", "--group", "g", "extra"}, "unexpected argument"},
 		{[]string{"bench", "group", "--members", "1"}, "at least 2"},
 		{[]string{"bench", "group", "--mode", "fast"}, "--mode takes"},
@@ -139,7 +139,7 @@ func TestBenchGroupRuns(t *testing.T) {
 	os.Stdout = w
 	errc := make(chan error, 1)
 	go func() {
-		errc <- runBench([]string{"group", "--members", "3", "--duration", "300ms", "--warmup", "100ms", "--inflight", "64"})
+		errc <- runBenchGroup([]string{"--members", "3", "--duration", "300ms", "--warmup", "100ms", "--inflight", "64"})
 		w.Close()
 	}()
 	out, _ := io.ReadAll(r)

@@ -65,20 +65,24 @@ func unprotected(err error) error {
 
 func runKeygen(args []string) error {
 	fs := newFlags("keygen", "keygen FILE   (- writes the key to standard output)")
-	if err := parse(fs, args); err != nil {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		return usagef("usage: conclave keygen FILE (- for standard output)")
 	}
 	key := transport.NewKey()
-	if fs.Arg(0) == "-" {
+	if pos[0] == "-" {
 		fmt.Println(key)
 		return nil
 	}
-	if err := transport.WriteKeyFile(fs.Arg(0), key); err != nil {
+	if _, err := os.Lstat(pos[0]); err == nil {
+		return usagef("%s already exists: keygen does not replace a key (remove it first)", pos[0])
+	}
+	if err := transport.WriteKeyFile(pos[0], key); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "wrote a new cluster key to %s (readable by you only); give it to every process with --key-file\n", fs.Arg(0))
+	fmt.Fprintf(os.Stderr, "wrote a new cluster key to %s (readable by you only); give it to every process with --key-file\n", pos[0])
 	return nil
 }

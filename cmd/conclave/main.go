@@ -1,16 +1,18 @@
-// Command conclave runs and inspects conclave peers.
+// Command conclave runs and inspects conclave peers and groups.
 //
 // Usage:
 //
-//	conclave keygen FILE                      write a new cluster key
-//	conclave peer --id I --peers A0,A1,...   run one peer
+//	conclave keygen FILE                        write a new cluster key
+//	conclave peer --id I --peers A0,A1,...      run one peer
 //	conclave group --group NAME [--contacts A]  join a group; send stdin lines, print deliveries
-//	conclave demo [--n 4] [--out DIR]         run a scripted failure story on loopback
-//	conclave logs merge DIR                   merge DIR/*.jsonl into DIR/run.jsonl and DIR/run.log
-//	conclave report DIR                       write DIR/report.html from a run's logs
-//	conclave bench failover [--n 4]           measure failover time with real processes
+//	conclave demo [--n 4] [--out DIR]           run a scripted failure story on loopback
+//	conclave logs merge DIR                     merge a run's logs into DIR/run.jsonl and DIR/run.log
+//	conclave report DIR                         write DIR/report.html from a run's logs
+//	conclave bench failover [--n 4]             measure failover time with real processes
+//	conclave bench group [--members 4]          measure a group's throughput and latency
 //
-// Run "conclave COMMAND --help" for the flags of each command.
+// Run "conclave COMMAND --help" for the flags of each command. A bad
+// command line exits with status 2 and a sentence saying what is wrong.
 package main
 
 import (
@@ -18,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 )
 
 // usageError is a bad command line or configuration: exit status 2.
@@ -29,17 +32,22 @@ func usagef(format string, args ...any) error {
 	return usageError{fmt.Sprintf(format, args...)}
 }
 
-var commands = []struct {
-	name, summary string
-	run           func(args []string) error
-}{
-	{"keygen", "write a new cluster key to a file", runKeygen},
-	{"peer", "run one peer of a cluster", runPeer},
-	{"group", "join a group: send the lines of stdin, print deliveries and views", runGroup},
-	{"demo", "run N peers on loopback through a scripted failure story", runDemo},
-	{"logs", "work with event logs (logs merge DIR)", runLogs},
-	{"report", "write an HTML report of a run", runReport},
-	{"bench", "measure (bench failover)", runBench},
+// command is one command of the CLI; its name may be two words
+// ("bench group").
+type command struct {
+	name, synopsis, summary string
+	run                     func(args []string) error
+}
+
+var commands = []command{
+	{"keygen", "FILE", "write a new cluster key to FILE (-: standard output)", runKeygen},
+	{"peer", "--id I --peers A0,A1,...", "run one peer of a cluster", runPeer},
+	{"group", "--group NAME [--contacts A,...]", "join a group: send the lines of stdin, print deliveries and views", runGroup},
+	{"demo", "[--n 4] [--out DIR]", "run N peers on loopback through a scripted failure story", runDemo},
+	{"logs merge", "DIR", "merge a run's event logs into DIR/run.jsonl and DIR/run.log", runLogsMerge},
+	{"report", "DIR", "write DIR/report.html, the report of a run", runReport},
+	{"bench failover", "[--n 4] [--mode crash|hang|both]", "measure failover time with real processes", runBenchFailover},
+	{"bench group", "[--members 4] [--size 1024]", "measure a group's throughput and latency", runBenchGroup},
 }
 
 func main() {
@@ -54,35 +62,62 @@ func run(args []string) int {
 		}
 		return 0
 	}
-	for _, c := range commands {
-		if c.name == args[0] {
-			err := c.run(args[1:])
-			var ue usageError
-			switch {
-			case err == nil:
-				return 0
-			case errors.Is(err, flag.ErrHelp):
-				return 0
-			case errors.As(err, &ue):
-				fmt.Fprintf(os.Stderr, "conclave %s: %v\n", c.name, err)
-				return 2
-			default:
-				fmt.Fprintf(os.Stderr, "conclave %s: %v\n", c.name, err)
-				return 1
-			}
+	c, rest, err := lookup(args)
+	if err != nil {
+		if c.name == "" {
+			fmt.Fprintf(os.Stderr, "conclave: %v\n", err)
+			usage()
+		} else {
+			fmt.Fprintf(os.Stderr, "conclave %s: %v\n", c.name, err)
 		}
+		return 2
 	}
-	fmt.Fprintf(os.Stderr, "conclave: unknown command %q\n", args[0])
-	usage()
-	return 2
+	err = c.run(rest)
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(os.Stderr, "conclave %s: %v\n", c.name, err)
+		return 2
+	default:
+		fmt.Fprintf(os.Stderr, "conclave %s: %v\n", c.name, err)
+		return 1
+	}
+}
+
+// lookup finds the command args name and returns it with its arguments.
+// For a first word shared by several commands ("bench"), it returns an
+// error listing them, with a command whose name is that word.
+func lookup(args []string) (command, []string, error) {
+	var alts []string
+	for _, c := range commands {
+		words := strings.Fields(c.name)
+		if words[0] != args[0] {
+			continue
+		}
+		if len(words) == 1 {
+			return c, args[1:], nil
+		}
+		if len(args) > 1 && args[1] == words[1] {
+			return c, args[2:], nil
+		}
+		alts = append(alts, words[1])
+	}
+	if len(alts) > 0 {
+		return command{name: args[0]}, nil, fmt.Errorf("usage: conclave %s %s [flags]", args[0], strings.Join(alts, "|"))
+	}
+	return command{}, nil, fmt.Errorf("unknown command %q", args[0])
 }
 
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: conclave COMMAND [flags]\n\ncommands:")
 	for _, c := range commands {
-		fmt.Fprintf(os.Stderr, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(os.Stderr, "  %-48s %s\n", c.name+" "+c.synopsis, c.summary)
 	}
-	fmt.Fprintln(os.Stderr, "\nRun 'conclave COMMAND --help' for a command's flags.")
+	fmt.Fprintln(os.Stderr, "\nRun 'conclave COMMAND --help' for a command's flags. A bad command line exits with status 2.")
 }
 
 // newFlags returns a FlagSet that reports errors instead of exiting.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/node"
 	"github.com/conclave/conclave/peer"
 )
@@ -39,6 +40,19 @@ func runPeer(args []string) error {
 	}
 	if *id < 0 {
 		return usagef("--id is required and must be 0 or more")
+	}
+	for _, err := range []error{positive("heartbeat", cfg.Peer.Heartbeat), positive("suspect-after", cfg.Peer.SuspectAfter)} {
+		if err != nil {
+			return err
+		}
+	}
+	if cfg.HTTP != "" {
+		if err := checkAddr("http", cfg.HTTP, true); err != nil {
+			return err
+		}
+	}
+	if err := checkDir("log-dir", cfg.LogDir); err != nil {
+		return err
 	}
 	cfg.Addrs = strings.Split(*peers, ",")
 	for i, a := range cfg.Addrs {
@@ -71,11 +85,16 @@ func runPeer(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	var errs []error
 	if err := n.Run(ctx); err != nil {
-		return fmt.Errorf("peer %d: %w", *id, err)
+		var lost *eventlog.LostError
+		if errors.As(err, &lost) {
+			err = fmt.Errorf("event log: %w", err)
+		}
+		errs = append(errs, fmt.Errorf("peer %d: %w", *id, err))
 	}
 	if events != nil {
-		return events.Err()
+		errs = append(errs, events.Err())
 	}
-	return nil
+	return errors.Join(errs...)
 }
