@@ -1,9 +1,7 @@
 package sim
 
 import (
-	"cmp"
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -232,75 +230,6 @@ func (sc Schedule) Check() []check.Violation {
 // Options are the checkers' options for a run of the schedule.
 func (sc Schedule) Options(s *Sim) check.Options {
 	return check.Options{N: sc.N, ConvergeWithin: Settle, AllHeartbeats: true, MaxDelay: s.Config().MaxDelay}
-}
-
-// Apply performs one fault now.
-func (s *Sim) Apply(f Fault) {
-	n := s.cfg.N
-	next := (f.Peer + 1) % n
-	switch f.Op {
-	case "crash":
-		s.Crash(f.Peer)
-	case "start":
-		s.Start(f.Peer)
-	case "pause":
-		s.Pause(f.Peer)
-	case "resume":
-		s.Resume(f.Peer)
-	case "reset":
-		s.Reset(f.Peer, next)
-	case "split":
-		var a, b []int
-		for i := 0; i < n; i++ {
-			if i <= f.Peer {
-				a = append(a, i)
-			} else {
-				b = append(b, i)
-			}
-		}
-		s.Partition(a, b)
-	case "isolate":
-		var rest []int
-		for i := 0; i < n; i++ {
-			if i != f.Peer {
-				rest = append(rest, i)
-			}
-		}
-		s.Partition([]int{f.Peer}, rest)
-	case "cut":
-		s.Cut(f.Peer, next)
-	case "bridge":
-		// Peer is the bridge; the others split into lower and higher ids.
-		var a, b []int
-		for i := 0; i < n; i++ {
-			switch {
-			case i == f.Peer:
-			case i < f.Peer || (f.Peer == 0 && i == 1):
-				a = append(a, i)
-			default:
-				b = append(b, i)
-			}
-		}
-		s.Bridge(a, b, f.Peer)
-	case "delay":
-		s.Delay(f.Peer, next, f.D)
-	case "undelay":
-		s.undelay()
-	case "heal":
-		s.Heal()
-		s.undelay()
-	default:
-		panic("sim: unknown fault " + f.Op)
-	}
-}
-
-// undelay lifts every injected delay, in a fixed order.
-func (s *Sim) undelay() {
-	keys := slices.Collect(maps.Keys(s.extra))
-	slices.SortFunc(keys, func(a, b [2]int) int { return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1])) })
-	for _, k := range keys {
-		s.Delay(k[0], k[1], 0)
-	}
 }
 
 // Shrink returns a shorter list of faults for which fails still holds, by

@@ -68,7 +68,7 @@ func waitLeader(t *testing.T, s *Sim, want int, limit time.Duration) time.Durati
 
 func leaders(s *Sim) []int {
 	var out []int
-	for i := range s.nodes {
+	for i := range s.peers {
 		out = append(out, s.Leader(i))
 	}
 	return out

@@ -1,0 +1,339 @@
+package sim
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/conclave/conclave/eventlog"
+)
+
+// Net is a simulated network of processes 0..N-1, driven by one seed.
+// A process has one address and hosts any number of machines (a peer
+// core, group members); faults hit processes, and so every machine a
+// process hosts, whatever its kind (see faults.go).
+//
+// Connections are TCP-like: reliable and FIFO in each direction; a closed
+// or crashed end makes the other end see end-of-stream after the data in
+// flight; data that reaches a process that is gone is answered with a
+// reset; a partition holds traffic until it heals, and a connection
+// attempt across it times out. A one-way cut blocks both directions of the
+// pair, as it does to TCP (acknowledgements cannot return).
+type Net struct {
+	engine
+	procs   []*proc
+	blocked map[[2]int]bool          // unordered pair (lo, hi) → cut
+	extra   map[[2]int]time.Duration // unordered pair → added delay
+	conns   []*conn                  // connections that may still carry something, oldest first
+	nextCID uint64
+	cfg     NetConfig
+	history []eventlog.Event
+	ctrl    eventlog.Clock
+}
+
+// NetConfig configures a simulated network.
+type NetConfig struct {
+	// N is the number of processes.
+	N int
+	// Seed decides every delay and random choice.
+	Seed uint64
+	// MinDelay and MaxDelay bound the one-way delay of a message
+	// (defaults 50µs and 2ms).
+	MinDelay, MaxDelay time.Duration
+}
+
+// NewNet returns a network of cfg.N processes, none started and hosting
+// nothing yet (see NewOn and NewGroupOn).
+func NewNet(cfg NetConfig) (*Net, error) {
+	if cfg.MinDelay == 0 {
+		cfg.MinDelay = 50 * time.Microsecond
+	}
+	if cfg.MaxDelay == 0 {
+		cfg.MaxDelay = defaultMaxDelay
+	}
+	if cfg.MaxDelay < cfg.MinDelay {
+		return nil, fmt.Errorf("sim: MaxDelay %v < MinDelay %v", cfg.MaxDelay, cfg.MinDelay)
+	}
+	if cfg.N < 1 {
+		return nil, fmt.Errorf("sim: N is %d, want at least 1", cfg.N)
+	}
+	n := &Net{engine: newEngine(cfg.Seed, cfg.MinDelay, cfg.MaxDelay), cfg: cfg,
+		blocked: map[[2]int]bool{}, extra: map[[2]int]time.Duration{}}
+	for i := range cfg.N {
+		n.procs = append(n.procs, &proc{id: i})
+	}
+	return n, nil
+}
+
+// N returns the number of processes.
+func (n *Net) N() int { return len(n.procs) }
+
+// History returns every recorded event so far, in order: the machines'
+// and the faults'.
+func (n *Net) History() []eventlog.Event { return n.history }
+
+// never is the deadline of a machine with nothing to do (peer.Never,
+// stack.Never).
+const never = time.Duration(1<<63 - 1)
+
+// proc is a simulated process.
+type proc struct {
+	id      int
+	running bool
+	paused  bool
+	inc     uint64 // incarnation: counts starts
+	gen     int    // changes whenever the process starts or ends
+	backlog []func()
+	// conns are the connection ends its machines know, by id.
+	conns    map[uint64]*conn
+	machines []machine
+}
+
+// machine is a state machine a process hosts.
+type machine interface {
+	// start runs it anew in the process's new incarnation.
+	start()
+	// tick lets it see the time after a pause: its timer may have passed.
+	tick()
+	// stop asks it to end cleanly (SIGTERM).
+	stop()
+	// down tells it the process has ended: it forgets its state.
+	down()
+}
+
+// host adds m to process i's machines.
+func (n *Net) host(i int, m machine) { n.procs[i].machines = append(n.procs[i].machines, m) }
+
+// input runs f in process p if it is still incarnation gen, queueing it
+// while p is paused.
+func (n *Net) input(p *proc, gen int, f func()) {
+	if !p.running || p.gen != gen {
+		return
+	}
+	if p.paused {
+		p.backlog = append(p.backlog, f)
+		return
+	}
+	f()
+}
+
+// timer is a machine's one pending wake-up.
+type timer struct {
+	n     uint64 // the pending one's number; older ones are void
+	armed bool   // one is pending, at at, for process generation gen
+	at    time.Duration
+	gen   int
+}
+
+// arm sets t to call fire at time at (never: not at all) while p runs
+// unpaused as the same incarnation; a wake-up that comes while p is
+// paused is dropped (resuming ticks every machine).
+func (n *Net) arm(p *proc, t *timer, at time.Duration, fire func()) {
+	if !p.running {
+		return
+	}
+	if t.armed && t.at == at && t.gen == p.gen {
+		return
+	}
+	t.n++
+	t.armed = false
+	if at == never {
+		return
+	}
+	k, gen := t.n, p.gen
+	t.armed, t.at, t.gen = true, at, gen
+	n.after(max(at-n.now, 0), func() {
+		if t.n != k {
+			return
+		}
+		t.armed = false
+		if p.gen == gen && p.running && !p.paused {
+			fire()
+		}
+	})
+}
+
+// conn is one TCP connection between two processes; end 0 dialed.
+type conn struct {
+	id     uint64
+	ends   [2]int // process ids
+	gens   [2]int // their generations
+	closed [2]bool
+	last   [2]time.Duration // last scheduled arrival from end i
+	held   [2][]func()      // held by a cut, from end i
+	// onEnd[i] tells end i's machine that the connection ended.
+	onEnd [2]func(reason string)
+}
+
+// side returns the end of c at process id.
+func (c *conn) side(id int) int {
+	if c.ends[0] == id {
+		return 0
+	}
+	return 1
+}
+
+// delay returns the one-way delay of a message between a and b now.
+func (n *Net) delay(a, b int) time.Duration { return n.jitter() + n.extra[pair(a, b)] }
+
+// connect models a connection attempt from process a (as incarnation gen)
+// to process b. It times out after timeout if the pair is cut or b is
+// hung (its kernel accepts but it never answers), and is refused a round
+// trip later if b is not running. Otherwise accept runs at b one delay
+// later with the new connection: it admits it (registering b's end and
+// answering) or returns why not, which a's machine learns a delay later.
+// fail runs in a with the reason an attempt failed.
+func (n *Net) connect(a *proc, gen int, b *proc, timeout time.Duration, accept func(c *conn) error, fail func(reason string)) {
+	failAfter := func(d time.Duration, why string) {
+		n.after(d, func() { n.input(a, gen, func() { fail(why) }) })
+	}
+	switch {
+	case n.blocked[pair(a.id, b.id)]:
+		failAfter(timeout, "timeout")
+		return
+	case !b.running:
+		failAfter(2*n.delay(a.id, b.id), "connection refused")
+		return
+	case b.paused:
+		failAfter(timeout, "timeout")
+		return
+	}
+	n.after(n.delay(a.id, b.id), func() {
+		if !b.running || b.paused || n.blocked[pair(a.id, b.id)] {
+			failAfter(timeout, "timeout")
+			return
+		}
+		n.nextCID++
+		c := &conn{id: n.nextCID, ends: [2]int{a.id, b.id}, gens: [2]int{gen, b.gen}}
+		if err := accept(c); err != nil {
+			failAfter(n.delay(b.id, a.id), "rejected: "+err.Error())
+		}
+	})
+}
+
+// open records an accepted connection, known at the accepting end.
+func (n *Net) open(c *conn) {
+	n.conns = append(n.conns, c)
+	n.register(c, 1)
+}
+
+// register records that the machine at end side of c knows it.
+func (n *Net) register(c *conn, side int) {
+	p := n.procs[c.ends[side]]
+	if p.conns == nil {
+		p.conns = map[uint64]*conn{}
+	}
+	p.conns[c.id] = c
+}
+
+// known reports whether the machine at end side of c knows it.
+func (n *Net) known(c *conn, side int) bool { return n.procs[c.ends[side]].conns[c.id] == c }
+
+// send carries f from end side of c to the other end, in order after what
+// that end sent before; f runs there if it is still the same process.
+func (n *Net) send(c *conn, side int, f func()) {
+	if c.closed[side] {
+		return
+	}
+	if n.blocked[pair(c.ends[0], c.ends[1])] {
+		c.held[side] = append(c.held[side], f)
+		return
+	}
+	n.transmit(c, side, f)
+}
+
+func (n *Net) transmit(c *conn, side int, f func()) {
+	other := 1 - side
+	at := max(n.now+n.delay(c.ends[side], c.ends[other]), c.last[side])
+	c.last[side] = at
+	dst := n.procs[c.ends[other]]
+	gen := c.gens[other]
+	n.after(at-n.now, func() {
+		if !dst.running || dst.gen != gen {
+			// Nobody there: the kernel answers with a reset.
+			c.closed[other] = true
+			if !c.closed[side] {
+				c.closed[side] = true
+				n.resetEnd(c, side, n.delay(c.ends[other], c.ends[side]))
+			}
+			return
+		}
+		n.input(dst, gen, f)
+	})
+}
+
+// close closes c at end side: the other end sees end-of-stream after the
+// data in flight.
+func (n *Net) close(c *conn, side int) {
+	delete(n.procs[c.ends[side]].conns, c.id)
+	if c.closed[side] {
+		return
+	}
+	other := 1 - side
+	n.send(c, side, func() {
+		if c.closed[other] {
+			return
+		}
+		c.closed[other] = true
+		delete(n.procs[c.ends[other]].conns, c.id)
+		c.onEnd[other]("eof")
+	})
+	c.closed[side] = true
+}
+
+// resetEnd tells end side that c was reset, after d, if its machine still
+// knows c.
+func (n *Net) resetEnd(c *conn, side int, d time.Duration) {
+	p := n.procs[c.ends[side]]
+	gen := c.gens[side]
+	n.after(d, func() {
+		n.input(p, gen, func() {
+			if p.conns[c.id] != c {
+				return
+			}
+			delete(p.conns, c.id)
+			c.onEnd[side]("reset")
+		})
+	})
+}
+
+// setBlocked replaces the cut pairs; traffic held between pairs no longer
+// cut flows again, connection by connection, oldest first.
+func (n *Net) setBlocked(b map[[2]int]bool) {
+	n.blocked = b
+	for _, c := range n.conns {
+		if n.blocked[pair(c.ends[0], c.ends[1])] {
+			continue
+		}
+		for side := range 2 {
+			held := c.held[side]
+			c.held[side] = nil
+			for _, f := range held {
+				n.transmit(c, side, f)
+			}
+		}
+	}
+}
+
+func (n *Net) wall() time.Time { return Epoch.Add(n.now) }
+
+func (n *Net) record(e eventlog.Event) { n.history = append(n.history, e) }
+
+// control records a fault or action under node "control".
+func (n *Net) control(ev string, kv ...any) {
+	n.record(eventlog.Event{TS: n.wall(), Node: "control", LC: n.ctrl.Tick(n.wall()), Ev: ev, Fields: fields(kv)})
+}
+
+func fields(kv []any) map[string]any {
+	f := make(map[string]any, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		f[kv[i].(string)] = kv[i+1]
+	}
+	return f
+}
+
+func pair(a, b int) [2]int {
+	if a > b {
+		a, b = b, a
+	}
+	return [2]int{a, b}
+}
