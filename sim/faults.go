@@ -207,20 +207,23 @@ func (n *Net) undelay() {
 	}
 }
 
-// Reset resets the connections between a and b: both ends of each see a
-// reset, and what was in flight is lost.
+// Reset resets every connection between a and b (peers have one, group
+// members one per direction): both ends of each see a reset, what was in
+// flight is lost, and an attempt still in its handshake fails.
 func (n *Net) Reset(a, b int) {
+	logged := false
 	for _, c := range n.conns {
-		if c.closed[0] && c.closed[1] {
+		if c.closed[0] && c.closed[1] || pair(c.ends[0], c.ends[1]) != pair(a, b) {
 			continue
 		}
-		if pair(c.ends[0], c.ends[1]) == pair(a, b) {
+		if !logged {
 			n.control("net_reset", "a", a, "b", b)
-			for side := range 2 {
-				if !c.closed[side] {
-					c.closed[side] = true
-					n.resetEnd(c, side, n.delay(a, b))
-				}
+			logged = true
+		}
+		for side := range 2 {
+			if !c.closed[side] {
+				c.closed[side] = true
+				n.resetEnd(c, side, n.delay(a, b))
 			}
 		}
 	}

@@ -152,155 +152,16 @@ func (n *Net) arm(p *proc, t *timer, at time.Duration, fire func()) {
 	})
 }
 
-// conn is one TCP connection between two processes; end 0 dialed.
-type conn struct {
-	id     uint64
-	ends   [2]int // process ids
-	gens   [2]int // their generations
-	closed [2]bool
-	last   [2]time.Duration // last scheduled arrival from end i
-	held   [2][]func()      // held by a cut, from end i
-	// onEnd[i] tells end i's machine that the connection ended.
-	onEnd [2]func(reason string)
-}
-
-// side returns the end of c at process id.
-func (c *conn) side(id int) int {
-	if c.ends[0] == id {
-		return 0
-	}
-	return 1
-}
-
-// delay returns the one-way delay of a message between a and b now.
-func (n *Net) delay(a, b int) time.Duration { return n.jitter() + n.extra[pair(a, b)] }
-
-// connect models a connection attempt from process a (as incarnation gen)
-// to process b. It times out after timeout if the pair is cut or b is
-// hung (its kernel accepts but it never answers), and is refused a round
-// trip later if b is not running. Otherwise accept runs at b one delay
-// later with the new connection: it admits it (registering b's end and
-// answering) or returns why not, which a's machine learns a delay later.
-// fail runs in a with the reason an attempt failed.
-func (n *Net) connect(a *proc, gen int, b *proc, timeout time.Duration, accept func(c *conn) error, fail func(reason string)) {
-	failAfter := func(d time.Duration, why string) {
-		n.after(d, func() { n.input(a, gen, func() { fail(why) }) })
-	}
-	switch {
-	case n.blocked[pair(a.id, b.id)]:
-		failAfter(timeout, "timeout")
-		return
-	case !b.running:
-		failAfter(2*n.delay(a.id, b.id), "connection refused")
-		return
-	case b.paused:
-		failAfter(timeout, "timeout")
-		return
-	}
-	n.after(n.delay(a.id, b.id), func() {
-		if !b.running || b.paused || n.blocked[pair(a.id, b.id)] {
-			failAfter(timeout, "timeout")
-			return
-		}
-		n.nextCID++
-		c := &conn{id: n.nextCID, ends: [2]int{a.id, b.id}, gens: [2]int{gen, b.gen}}
-		if err := accept(c); err != nil {
-			failAfter(n.delay(b.id, a.id), "rejected: "+err.Error())
-		}
-	})
-}
-
-// open records an accepted connection, known at the accepting end.
-func (n *Net) open(c *conn) {
-	n.conns = append(n.conns, c)
-	n.register(c, 1)
-}
-
-// register records that the machine at end side of c knows it.
-func (n *Net) register(c *conn, side int) {
-	p := n.procs[c.ends[side]]
-	if p.conns == nil {
-		p.conns = map[uint64]*conn{}
-	}
-	p.conns[c.id] = c
-}
-
-// known reports whether the machine at end side of c knows it.
-func (n *Net) known(c *conn, side int) bool { return n.procs[c.ends[side]].conns[c.id] == c }
-
-// send carries f from end side of c to the other end, in order after what
-// that end sent before; f runs there if it is still the same process.
-func (n *Net) send(c *conn, side int, f func()) {
-	if c.closed[side] {
-		return
-	}
-	if n.blocked[pair(c.ends[0], c.ends[1])] {
-		c.held[side] = append(c.held[side], f)
-		return
-	}
-	n.transmit(c, side, f)
-}
-
-func (n *Net) transmit(c *conn, side int, f func()) {
-	other := 1 - side
-	at := max(n.now+n.delay(c.ends[side], c.ends[other]), c.last[side])
-	c.last[side] = at
-	dst := n.procs[c.ends[other]]
-	gen := c.gens[other]
-	n.after(at-n.now, func() {
-		if !dst.running || dst.gen != gen {
-			// Nobody there: the kernel answers with a reset.
-			c.closed[other] = true
-			if !c.closed[side] {
-				c.closed[side] = true
-				n.resetEnd(c, side, n.delay(c.ends[other], c.ends[side]))
-			}
-			return
-		}
-		n.input(dst, gen, f)
-	})
-}
-
-// close closes c at end side: the other end sees end-of-stream after the
-// data in flight.
-func (n *Net) close(c *conn, side int) {
-	delete(n.procs[c.ends[side]].conns, c.id)
-	if c.closed[side] {
-		return
-	}
-	other := 1 - side
-	n.send(c, side, func() {
-		if c.closed[other] {
-			return
-		}
-		c.closed[other] = true
-		delete(n.procs[c.ends[other]].conns, c.id)
-		c.onEnd[other]("eof")
-	})
-	c.closed[side] = true
-}
-
-// resetEnd tells end side that c was reset, after d, if its machine still
-// knows c.
-func (n *Net) resetEnd(c *conn, side int, d time.Duration) {
-	p := n.procs[c.ends[side]]
-	gen := c.gens[side]
-	n.after(d, func() {
-		n.input(p, gen, func() {
-			if p.conns[c.id] != c {
-				return
-			}
-			delete(p.conns, c.id)
-			c.onEnd[side]("reset")
-		})
-	})
-}
-
 // setBlocked replaces the cut pairs; traffic held between pairs no longer
 // cut flows again, connection by connection, oldest first.
 func (n *Net) setBlocked(b map[[2]int]bool) {
 	n.blocked = b
+	live := n.conns[:0]
 	for _, c := range n.conns {
+		if c.closed[0] && c.closed[1] && len(c.held[0])+len(c.held[1]) == 0 {
+			continue // over: nothing more will go on it
+		}
+		live = append(live, c)
 		if n.blocked[pair(c.ends[0], c.ends[1])] {
 			continue
 		}
@@ -312,6 +173,8 @@ func (n *Net) setBlocked(b map[[2]int]bool) {
 			}
 		}
 	}
+	clear(n.conns[len(live):])
+	n.conns = live
 }
 
 func (n *Net) wall() time.Time { return Epoch.Add(n.now) }

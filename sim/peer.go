@@ -23,6 +23,9 @@ type Config struct {
 	// MinDelay and MaxDelay bound the one-way delay of a message
 	// (defaults 50µs and 2ms).
 	MinDelay, MaxDelay time.Duration
+	// DialTimeout bounds a connection attempt's connect and, again, its
+	// handshake (default PeerDialTimeout).
+	DialTimeout time.Duration
 	// LogHeartbeats records hb_sent and hb_recv events (default off: they
 	// dominate the history). LogSentHeartbeats records hb_sent only, all
 	// that check.NoHeartbeatAfterClose needs, at half the cost.
@@ -67,6 +70,9 @@ func NewOn(net *Net, cfg Config) (*Sim, error) {
 		return nil, err
 	}
 	cfg.Peer = pc
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = PeerDialTimeout(pc)
+	}
 	s := &Sim{Net: net, cfg: cfg}
 	for i := range cfg.N {
 		m := &peerNode{s: s, p: net.procs[i], id: i, name: nodeName(i)}
@@ -75,6 +81,15 @@ func NewOn(net *Net, cfg Config) (*Sim, error) {
 	}
 	return s, nil
 }
+
+// PeerDialTimeout is the default Config.DialTimeout: twice suspect-after.
+// A peer must connect over any link whose one-way delay stays below
+// suspect-after (the core suspects nobody correct on such links, see
+// docs/peer-core.md); a connect takes a round trip, and so does the
+// handshake after it, so each needs more than twice the largest one-way
+// delay. With suspect-after alone a link slower than half of it never
+// connects (TestSlowLinkNeedsDialTimeout).
+func PeerDialTimeout(c peer.Config) time.Duration { return 2 * c.SuspectAfter }
 
 // Config returns the configuration with defaults filled in.
 func (s *Sim) Config() Config { return s.cfg }
@@ -169,26 +184,27 @@ func (m *peerNode) effects() {
 func (m *peerNode) dial(to int) {
 	s, target := m.s, m.s.peers[to]
 	inc := m.p.inc
-	s.connect(m.p, m.p.gen, target.p, s.cfg.Peer.SuspectAfter, func(c *conn) error {
-		id := peer.ConnID(c.id)
-		err := target.core.Step(s.now, peer.Handshake{Peer: m.id, Conn: id, Incarnation: inc, Addr: m.name})
-		if err != nil {
+	var tinc uint64 // the acceptor's incarnation
+	s.connect(m.p, target.p, s.cfg.DialTimeout, handshake{
+		accept: func(c *conn) error {
+			err := target.core.Step(s.now, peer.Handshake{Peer: m.id, Conn: peer.ConnID(c.id), Incarnation: inc, Addr: m.name})
+			if err != nil {
+				target.effects()
+				return err
+			}
+			c.onEnd = [2]func(string){m.ended(c, to), target.ended(c, m.id)}
+			tinc = target.p.inc
+			s.answer(c) // Hello goes first, then whatever admission sent
 			target.effects()
-			return err
-		}
-		c.onEnd = [2]func(string){m.ended(c, to), target.ended(c, m.id)}
-		s.open(c)
-		// The acceptor's Hello goes first, then whatever admission sent.
-		tinc := target.p.inc
-		s.send(c, 1, func() {
-			s.register(c, 0)
-			if err := m.step(peer.Handshake{Peer: to, Conn: id, Incarnation: tinc, Dialed: true, Addr: target.name}); err != nil {
+			return nil
+		},
+		connected: func(c *conn) {
+			if err := m.step(peer.Handshake{Peer: to, Conn: peer.ConnID(c.id), Incarnation: tinc, Dialed: true, Addr: target.name}); err != nil {
 				s.close(c, 0)
 			}
-		})
-		target.effects()
-		return nil
-	}, func(why string) { m.step(peer.DialFailed{Peer: to, Err: why}) })
+		},
+		failed: func(why string) { m.step(peer.DialFailed{Peer: to, Err: why}) },
+	})
 }
 
 // ended returns how the core learns that c, with peer from, ended.

@@ -199,9 +199,10 @@ func RandomSchedule(seed uint64) Schedule {
 
 const defaultMaxDelay = 2 * time.Millisecond
 
-// Settle bounds the time from the last fault to settled leaders: connect
-// after the redial back-off, hear a heartbeat, or wait out a silence.
-const Settle = peer.DefaultRedialMax + ScheduleSuspectAfter + 4*ScheduleHeartbeat
+// Settle bounds the time from the last fault to settled leaders: a dial
+// begun across a cut times out (PeerDialTimeout), the redial comes after
+// the back-off, then a heartbeat is heard; or a silence is waited out.
+const Settle = peer.DefaultRedialMax + 2*ScheduleSuspectAfter + 4*ScheduleHeartbeat
 
 // Run runs the schedule: it starts every peer, applies the faults at their
 // times (in order; a fault before the current time happens at once), and
