@@ -148,8 +148,8 @@ func TestGroupFaultsDuringTraffic(t *testing.T) {
 const groupSweepCount = 80
 
 // TestGroupSweep runs random schedules of crashes, restarts, pauses,
-// resumes, leaves, connection resets, cuts, partitions and heals during
-// traffic, N=3..6, then heals everything, waits for one agreed view and
+// resumes, leaves, connection resets, cuts, partitions, bridges, delays
+// and heals during traffic, N=3..6, then heals everything, waits for one agreed view and
 // checks every group property. CONCLAVE_GROUP_SWEEP sets the number of
 // schedules, -seed S the first (alone, without CONCLAVE_GROUP_SWEEP);
 // schedules run on GOMAXPROCS workers, and with -v it prints how many ran
@@ -334,15 +334,17 @@ func runGroupScheduleBatch(sd uint64, batch time.Duration) (r groupResult) {
 	end := s.Now() + 3*time.Second
 	traffic(s, 2*time.Millisecond, end)
 	var ops []string
-	faults := []string{"crash", "start", "pause", "resume", "leave", "reset", "cut", "isolate", "split", "heal"}
+	faults := []string{"crash", "start", "pause", "resume", "leave", "reset", "cut", "isolate", "split", "bridge", "delay", "heal"}
 	for s.Now() < end {
 		s.RunFor(time.Duration(50+rng.IntN(400)) * time.Millisecond)
-		i := rng.IntN(nm)
-		op := faults[rng.IntN(len(faults))]
-		s.Apply(op, i)
-		ops = append(ops, fmt.Sprintf("%v %s %d", s.Now(), op, i))
+		f := Fault{At: s.Now(), Peer: rng.IntN(nm), Op: faults[rng.IntN(len(faults))]}
+		if f.Op == "delay" {
+			f.D = time.Duration(rng.Int64N(int64(2 * ScheduleSuspectAfter))).Round(time.Millisecond)
+		}
+		s.Apply(f)
+		ops = append(ops, f.String())
 	}
-	s.Heal()
+	s.Apply(Fault{Op: "heal"})
 	for i := range nm {
 		s.Resume(i)
 	}

@@ -98,10 +98,25 @@ type machine interface {
 	stop()
 	// down tells it the process has ended: it forgets its state.
 	down()
+	// done reports whether it has ended on its own (a member that left).
+	done() bool
 }
 
 // host adds m to process i's machines.
 func (n *Net) host(i int, m machine) { n.procs[i].machines = append(n.procs[i].machines, m) }
+
+// exitIfDone ends process p once every machine it hosts has ended on its
+// own, as a runtime process exits then.
+func (n *Net) exitIfDone(p *proc) {
+	for _, m := range p.machines {
+		if !m.done() {
+			return
+		}
+	}
+	if p.running {
+		n.end(p)
+	}
+}
 
 // input runs f in process p if it is still incarnation gen, queueing it
 // while p is paused.

@@ -140,9 +140,10 @@ func (m *peerNode) start() {
 	m.step(peer.Start{})
 }
 
-func (m *peerNode) tick() { m.step(peer.Tick{}) }
-func (m *peerNode) stop() { m.step(peer.Stop{}) }
-func (m *peerNode) down() {}
+func (m *peerNode) tick()      { m.step(peer.Tick{}) }
+func (m *peerNode) stop()      { m.step(peer.Stop{}) }
+func (m *peerNode) down()      {}
+func (m *peerNode) done() bool { return false }
 
 // step feeds one input to the core and carries out the effects.
 func (m *peerNode) step(in peer.Input) error {
