@@ -38,8 +38,8 @@ func (n *Net) StartAll() {
 }
 
 // Crash kills process i: its connections close as the kernel closes them
-// (the far ends see end-of-stream after what was in flight), and every
-// machine it hosts is gone.
+// (the far ends see end-of-stream after what was in flight), every machine
+// it hosts is gone, and its disk keeps only what was synced.
 func (n *Net) Crash(i int) {
 	p := n.procs[i]
 	if !p.running {
@@ -47,6 +47,9 @@ func (n *Net) Crash(i int) {
 	}
 	n.control("proc_kill", "peer", i)
 	n.end(p)
+	if p.disk != nil {
+		p.disk.crash()
+	}
 }
 
 // end ends process p: its connections close, its machines are gone.

@@ -39,6 +39,9 @@ type NetConfig struct {
 	// MinDelay and MaxDelay bound the one-way delay of a message
 	// (defaults 50µs and 2ms).
 	MinDelay, MaxDelay time.Duration
+	// MinSync and MaxSync bound how long a disk sync takes (defaults
+	// 100µs and 5ms).
+	MinSync, MaxSync time.Duration
 }
 
 // NewNet returns a network of cfg.N processes, none started and hosting
@@ -50,8 +53,17 @@ func NewNet(cfg NetConfig) (*Net, error) {
 	if cfg.MaxDelay == 0 {
 		cfg.MaxDelay = defaultMaxDelay
 	}
+	if cfg.MinSync == 0 {
+		cfg.MinSync = 100 * time.Microsecond
+	}
+	if cfg.MaxSync == 0 {
+		cfg.MaxSync = 5 * time.Millisecond
+	}
 	if cfg.MaxDelay < cfg.MinDelay {
 		return nil, fmt.Errorf("sim: MaxDelay %v < MinDelay %v", cfg.MaxDelay, cfg.MinDelay)
+	}
+	if cfg.MaxSync < cfg.MinSync {
+		return nil, fmt.Errorf("sim: MaxSync %v < MinSync %v", cfg.MaxSync, cfg.MinSync)
 	}
 	if cfg.N < 1 {
 		return nil, fmt.Errorf("sim: N is %d, want at least 1", cfg.N)
@@ -86,6 +98,7 @@ type proc struct {
 	// conns are the connection ends its machines know, by id.
 	conns    map[uint64]*conn
 	machines []machine
+	disk     *Disk // nil until asked for
 }
 
 // machine is a state machine a process hosts.
