@@ -209,3 +209,55 @@ func TestOrphanedFlushAbandoned(t *testing.T) {
 		}
 	}
 }
+
+// TestInstallOfAnyFlushContributedTo: m2 answers m0's flush of view 1,
+// then m1's (m1 believes m0 failed: two members may both believe they
+// coordinate). m0's Install comes: m2 installs it, since it contributed
+// to that flush too. When it took only the Install of the last flush it
+// answered, m0 counted it in the new view while it stayed in the old one
+// (group sweep seed 1175, judged by the flush timeout that rescued it).
+func TestInstallOfAnyFlushContributedTo(t *testing.T) {
+	m0 := stack.Member{ID: "m0.1", Addr: "m0"}
+	m1 := stack.Member{ID: "m1.1", Addr: "m1"}
+	m2 := stack.Member{ID: "m2.1", Addr: "m2"}
+	x := newMember(t, m2.ID, m2.Addr, "m0", "m1")
+	v1 := stack.View{ID: stack.ViewID{Seq: 1, Coord: m0.ID}, Members: []stack.Member{m0, m1, m2}}
+	x.gms(m0, install(stack.FlushID{}, v1))
+	f0 := answerFlush(t, x, m0, v1)
+	answerFlush(t, x, m1, v1)
+	v2 := stack.View{ID: stack.ViewID{Seq: 2, Coord: m0.ID}, Members: []stack.Member{m0, m2}}
+	x.gms(m0, install(f0, v2))
+	if got := x.view(); got != v2.ID {
+		t.Fatalf("m2 is in view %v after the Install of a flush it contributed to, want %v", got, v2.ID)
+	}
+}
+
+// TestFlushTimeoutSuspectsSilentMember: m0 coordinates a flush that m2
+// never answers, though it heartbeats (it lost the Install of the view
+// flushed and waits for a flush of the previous one, say). Past the flush
+// patience m0 suspects m2 and installs a view without it, instead of
+// blocking the group for good (group sweep seed 3501 before members
+// abandoned orphaned flushes; no sweep seed since needs the timeout alone).
+func TestFlushTimeoutSuspectsSilentMember(t *testing.T) {
+	m0 := stack.Member{ID: "m0.1", Addr: "m0"}
+	m1 := stack.Member{ID: "m1.1", Addr: "m1"}
+	m2 := stack.Member{ID: "m2.1", Addr: "m2"}
+	x := newMember(t, m0.ID, m0.Addr, "m1", "m2")
+	v1 := stack.View{ID: stack.ViewID{Seq: 1, Coord: m1.ID}, Members: []stack.Member{m1, m0, m2}}
+	x.gms(m1, install(stack.FlushID{}, v1))
+	x.step(stack.Lost{ID: m1.ID, Addr: m1.Addr, Reason: "eof"}) // m0 coordinates: a flush to m2
+	beat := stack.Recv{From: m2, Msg: stack.Msg{Hdrs: [][]byte{{detectBeat}}}}
+	for now := time.Duration(0); now < 3*time.Second; now += 50 * time.Millisecond {
+		x.stepAt(now, beat)
+		x.stepAt(now, stack.Tick{})
+	}
+	var last stack.View
+	for _, e := range x.out {
+		if i, ok := e.(stack.Install); ok {
+			last = i.View
+		}
+	}
+	if !x.logged("flush_timeout") || last.Has(m2.ID) || !last.Has(m0.ID) {
+		t.Fatalf("m0 ended in view %v (flush timeout logged: %v), want one without the silent m2", last.IDs(), x.logged("flush_timeout"))
+	}
+}
