@@ -5,8 +5,8 @@ import (
 	"time"
 )
 
-// engine is what both simulators run on: a simulated clock, a queue of
-// timed events and the seeded random source that decides every delay.
+// engine is what the Net runs on: a simulated clock, a queue of timed
+// events and the seeded random source that decides every delay and race.
 type engine struct {
 	rng      *rand.Rand
 	now      time.Duration

@@ -18,14 +18,16 @@ const (
 	ScheduleSuspectAfter = 500 * time.Millisecond
 )
 
-// Fault is one step of a schedule: at At, do Op to Peer.
+// Fault is one step of a schedule: at At, do Op to process Peer, whatever
+// it hosts (Net.Apply).
 type Fault struct {
 	At time.Duration
-	// Op is one of crash, start, pause, resume, reset (Peer's link to the
-	// next peer), split (ids up to Peer | the rest), isolate, cut (Peer's
-	// link to the next peer), bridge (Peer bridges lower and higher ids),
-	// delay (D on Peer's link to the next peer; 0 lifts it), undelay (lift
-	// every delay), heal (the network: cuts and delays).
+	// Op is one of crash, start, pause, resume, reset (Peer's connections
+	// with the next process), split (ids up to Peer | the rest), isolate,
+	// cut (Peer's link to the next process), bridge (Peer bridges lower and
+	// higher ids), delay (D on Peer's link to the next process; 0 lifts
+	// it), undelay (lift every delay), heal (the network: cuts and delays);
+	// and for a GroupSim, leave (Peer's member leaves the group).
 	Op   string
 	Peer int
 	D    time.Duration // for delay
