@@ -12,8 +12,9 @@ type conn struct {
 	held   [2][]func()      // held by a cut, from end i
 	// onEnd[i] tells end i's machine that the connection ended.
 	onEnd [2]func(reason string)
-	// dialing is the dialer's handshake while it waits for the answer.
-	dialing *handshake
+	// dialing is the attempt that made c, while the dialer waits for the
+	// answer.
+	dialing *attempt
 }
 
 // handshake is what a machine brings to a connection attempt.
@@ -41,6 +42,31 @@ func (c *conn) side(id int) int {
 // delay returns the one-way delay of a message between a and b now.
 func (n *Net) delay(a, b int) time.Duration { return n.jitter() + n.extra[pair(a, b)] }
 
+// attempt is a connection attempt under way.
+type attempt struct {
+	h    handshake
+	c    *conn // once the connect reached the acceptor
+	step int   // connecting, handshaking, over
+}
+
+const (
+	connecting = iota
+	handshaking
+	over
+)
+
+// end ends the attempt, in the dialer's process, unless it is over.
+func (t *attempt) end(why string) {
+	if t.step == over {
+		return
+	}
+	t.step = over
+	if t.c != nil {
+		t.c.dialing = nil
+	}
+	t.h.failed(why)
+}
+
 // connect models a connection attempt from process a to process b, as the
 // runtime makes one: a TCP connect, then a handshake (the dialer's hello,
 // the acceptor's answer), each bounded by timeout. Across a cut the
@@ -50,51 +76,49 @@ func (n *Net) delay(a, b int) time.Duration { return n.jitter() + n.extra[pair(a
 // b does not answer, but does if it resumes in time. A dialer that gives
 // up closes its end; a reset fails the attempt too.
 func (n *Net) connect(a, b *proc, timeout time.Duration, h handshake) {
-	gen, t0 := a.gen, n.now
-	failAfter := func(d time.Duration, why string) {
-		n.after(d, func() { n.input(a, gen, func() { h.failed(why) }) })
+	gen := a.gen
+	t := &attempt{h: h}
+	inA := func(f func()) { n.input(a, gen, f) }
+	// giveUp ends the attempt at time at if it is still at step.
+	giveUp := func(at time.Duration, step int) {
+		n.at(at, func() {
+			inA(func() {
+				if t.step == step {
+					if t.c != nil {
+						n.close(t.c, 0)
+					}
+					t.end("timeout")
+				}
+			})
+		})
 	}
-	switch {
-	case n.blocked[pair(a.id, b.id)]:
-		failAfter(timeout, "timeout")
+	if !b.running && !n.blocked[pair(a.id, b.id)] {
+		n.after(2*n.delay(a.id, b.id), func() { inA(func() { t.end("connection refused") }) })
 		return
-	case !b.running:
-		failAfter(2*n.delay(a.id, b.id), "connection refused")
-		return
+	}
+	giveUp(n.now+timeout, connecting)
+	if n.blocked[pair(a.id, b.id)] {
+		return // the connect is lost
 	}
 	n.after(n.delay(a.id, b.id), func() {
 		switch {
-		case n.blocked[pair(a.id, b.id)]:
-			failAfter(t0+timeout-n.now, "timeout")
-			return
+		case t.step != connecting || n.blocked[pair(a.id, b.id)]:
+			return // given up, or lost
 		case !b.running:
-			failAfter(n.delay(b.id, a.id), "connection refused")
+			n.after(n.delay(b.id, a.id), func() { inA(func() { t.end("connection refused") }) })
 			return
 		}
 		n.nextCID++
-		c := &conn{id: n.nextCID, ends: [2]int{a.id, b.id}, gens: [2]int{gen, b.gen}, dialing: &h}
+		c := &conn{id: n.nextCID, ends: [2]int{a.id, b.id}, gens: [2]int{gen, b.gen}, dialing: t}
+		t.c = c
 		n.conns = append(n.conns, c)
-		// giveUp ends the attempt at time at unless it got further.
-		step := 0
-		giveUp := func(at time.Duration, at0 int) {
-			n.at(at, func() {
-				n.input(a, gen, func() {
-					if c.dialing == &h && step == at0 {
-						c.dialing = nil
-						n.close(c, 0)
-						h.failed("timeout")
-					}
-				})
-			})
-		}
-		giveUp(t0+timeout, 0)
 		// The kernel's answer to the connect; then the hello.
 		n.send(c, 1, func() {
-			if c.dialing != &h || step != 0 {
+			if t.step != connecting {
 				return
 			}
-			step = 1
-			giveUp(n.now+timeout, 1)
+			t.step = handshaking
+			giveUp(n.now+timeout, handshaking)
 			n.send(c, 0, func() {
 				if c.closed[1] {
 					return
@@ -103,11 +127,8 @@ func (n *Net) connect(a, b *proc, timeout time.Duration, h handshake) {
 					// The acceptor answers with a refusal and closes.
 					why := "rejected: " + err.Error()
 					n.send(c, 1, func() {
-						if c.dialing == &h {
-							c.dialing = nil
-							c.closed[0] = true
-							h.failed(why)
-						}
+						c.closed[0] = true
+						t.end(why)
 					})
 					c.closed[1] = true
 				}
@@ -121,14 +142,15 @@ func (n *Net) connect(a, b *proc, timeout time.Duration, h handshake) {
 // dialer's end is registered and its machine connected.
 func (n *Net) answer(c *conn) {
 	n.register(c, 1)
+	t := c.dialing
 	n.send(c, 1, func() {
-		h := c.dialing
-		if h == nil || c.closed[0] {
+		if t == nil || t.step != handshaking || c.closed[0] {
 			return
 		}
+		t.step = over
 		c.dialing = nil
 		n.register(c, 0)
-		h.connected(c)
+		t.h.connected(c)
 	})
 }
 
@@ -202,9 +224,8 @@ func (n *Net) resetEnd(c *conn, side int, d time.Duration) {
 	gen := c.gens[side]
 	n.after(d, func() {
 		n.input(p, gen, func() {
-			if h := c.dialing; side == 0 && h != nil {
-				c.dialing = nil
-				h.failed("reset")
+			if t := c.dialing; side == 0 && t != nil {
+				t.end("reset")
 				return
 			}
 			if p.conns[c.id] != c {
