@@ -79,6 +79,7 @@ const (
 	Suspect         = "suspect"
 	SuspectReport   = "suspect_report"
 	FlushTimeout    = "flush_timeout"
+	FlushAbandoned  = "flush_abandoned"
 	Excluded        = "excluded"
 	Dissolve        = "dissolve"
 	Refused         = "refused"

@@ -148,6 +148,7 @@ func (g *membership) install(c *stack.Ctx, v stack.View, prev stack.ViewID, cont
 	g.status = nil
 	g.blocked = false
 	g.answered = stack.FlushID{}
+	g.orphaned = 0
 	clear(g.contributed)
 	g.flush = nil
 	for id := range g.suspects {
@@ -170,6 +171,16 @@ func (g *membership) install(c *stack.Ctx, v stack.View, prev stack.ViewID, cont
 	c.Down(Watch{Members: others})
 	c.Up(stack.Install{View: v, Prev: prev, Contribs: contribs})
 	g.nextRetry = c.Now() + g.retry
+	// A suspicion reported to a member that was not yet coordinator was
+	// dropped: tell the coordinator of the new view, or the two members
+	// stay in the group together, unable to talk.
+	if c2 := g.coord(); c2 != "" && c2 != g.me.ID {
+		for _, m := range v.Members {
+			if g.suspects[m.ID] {
+				g.send(c, g.member(c2), (&stack.Enc{B: []byte{gmsSuspect}}).Str(m.ID).B)
+			}
+		}
+	}
 	if g.leaving && g.coord() == g.me.ID {
 		g.leavers[g.me.ID] = true
 	}

@@ -46,6 +46,7 @@ type membership struct {
 	answered    stack.FlushID          // the last flush answered
 	contributed map[stack.FlushID]bool // the flushes of the view contributed to
 	blocked     bool
+	orphaned    int // retries spent waiting for the Install of answered, its coordinator suspected
 }
 
 type flushRun struct {
@@ -85,7 +86,7 @@ func newMembership(p stack.Params) stack.Layer {
 func (g *membership) Start(c *stack.Ctx) { g.me = c.Me() }
 
 func (g *membership) Deadline() time.Duration {
-	if g.joining || g.flush != nil || g.probing() {
+	if g.joining || g.flush != nil || g.probing() || g.orphan() {
 		return g.nextRetry
 	}
 	return stack.Never
@@ -123,6 +124,17 @@ func (g *membership) Tick(c *stack.Ctx) {
 		if g.flush.tries > flushPatience {
 			g.maybeFlush(c)
 		}
+	case g.orphan():
+		// The coordinator of the flush this member answered is suspected,
+		// and no other coordinator has flushed the view since: it may
+		// have sent the Install and gone (a leaver does) before the
+		// Install arrived, and the others moved on without this member.
+		// Past patience, it goes on alone and asks to be let in again.
+		g.orphaned++
+		if g.orphaned > flushPatience {
+			c.Log(eventlog.FlushAbandoned, eventlog.FieldView, g.view.ID.String(), eventlog.FieldOf, g.answered.Coord)
+			g.install(c, stack.View{ID: g.nextID(), Members: []stack.Member{g.me}}, g.view.ID, nil)
+		}
 	case g.probing():
 		// Look for another group of ours among the contacts: the smaller
 		// one dissolves into the larger (ties: the lower address wins).
@@ -133,6 +145,12 @@ func (g *membership) Tick(c *stack.Ctx) {
 			}
 		}
 	}
+}
+
+// orphan reports whether this member waits for the Install of a flush
+// whose coordinator it suspects, with no other flush of its view since.
+func (g *membership) orphan() bool {
+	return g.inView && !g.left && g.blocked && g.flush == nil && g.suspects[g.answered.Coord]
 }
 
 // probing reports whether this member, a coordinator at rest, looks for
@@ -380,6 +398,7 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 		}
 		g.answered = id
 		g.blocked = true
+		g.orphaned = 0
 		c.Up(stack.Block{Flush: id})
 		return
 	case gmsFlushOk:

@@ -5,8 +5,8 @@ import (
 	"time"
 )
 
-// engine is what both simulators run on: a simulated clock, a queue of
-// timed events and the seeded random source that decides every delay.
+// engine is what the Net runs on: a simulated clock, a queue of timed
+// events and the seeded random source that decides every delay and race.
 type engine struct {
 	rng      *rand.Rand
 	now      time.Duration
@@ -45,9 +45,10 @@ func (e *engine) RunUntil(t time.Duration, done func() bool) bool {
 // after schedules f at now+d.
 func (e *engine) after(d time.Duration, f func()) { e.at(e.now+d, f) }
 
-// at schedules f at time t; events at the same time run in the order
-// scheduled.
+// at schedules f at time t, or now if t has passed; events at the same
+// time run in the order scheduled.
 func (e *engine) at(t time.Duration, f func()) {
+	t = max(t, e.now)
 	e.seq++
 	e.queue.push(item{at: t, seq: e.seq, f: f})
 }

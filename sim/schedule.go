@@ -1,9 +1,7 @@
 package sim
 
 import (
-	"cmp"
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -20,14 +18,16 @@ const (
 	ScheduleSuspectAfter = 500 * time.Millisecond
 )
 
-// Fault is one step of a schedule: at At, do Op to Peer.
+// Fault is one step of a schedule: at At, do Op to process Peer, whatever
+// it hosts (Net.Apply).
 type Fault struct {
 	At time.Duration
-	// Op is one of crash, start, pause, resume, reset (Peer's link to the
-	// next peer), split (ids up to Peer | the rest), isolate, cut (Peer's
-	// link to the next peer), bridge (Peer bridges lower and higher ids),
-	// delay (D on Peer's link to the next peer; 0 lifts it), undelay (lift
-	// every delay), heal (the network: cuts and delays).
+	// Op is one of crash, start, pause, resume, reset (Peer's connections
+	// with the next process), split (ids up to Peer | the rest), isolate,
+	// cut (Peer's link to the next process), bridge (Peer bridges lower and
+	// higher ids), delay (D on Peer's link to the next process; 0 lifts
+	// it), undelay (lift every delay), heal (the network: cuts and delays);
+	// and for a GroupSim, leave (Peer's member leaves the group).
 	Op   string
 	Peer int
 	D    time.Duration // for delay
@@ -201,9 +201,10 @@ func RandomSchedule(seed uint64) Schedule {
 
 const defaultMaxDelay = 2 * time.Millisecond
 
-// Settle bounds the time from the last fault to settled leaders: connect
-// after the redial back-off, hear a heartbeat, or wait out a silence.
-const Settle = peer.DefaultRedialMax + ScheduleSuspectAfter + 4*ScheduleHeartbeat
+// Settle bounds the time from the last fault to settled leaders: a dial
+// begun across a cut times out (PeerDialTimeout), the redial comes after
+// the back-off, then a heartbeat is heard; or a silence is waited out.
+const Settle = peer.DefaultRedialMax + 2*ScheduleSuspectAfter + 4*ScheduleHeartbeat
 
 // Run runs the schedule: it starts every peer, applies the faults at their
 // times (in order; a fault before the current time happens at once), and
@@ -232,75 +233,6 @@ func (sc Schedule) Check() []check.Violation {
 // Options are the checkers' options for a run of the schedule.
 func (sc Schedule) Options(s *Sim) check.Options {
 	return check.Options{N: sc.N, ConvergeWithin: Settle, AllHeartbeats: true, MaxDelay: s.Config().MaxDelay}
-}
-
-// Apply performs one fault now.
-func (s *Sim) Apply(f Fault) {
-	n := s.cfg.N
-	next := (f.Peer + 1) % n
-	switch f.Op {
-	case "crash":
-		s.Crash(f.Peer)
-	case "start":
-		s.Start(f.Peer)
-	case "pause":
-		s.Pause(f.Peer)
-	case "resume":
-		s.Resume(f.Peer)
-	case "reset":
-		s.Reset(f.Peer, next)
-	case "split":
-		var a, b []int
-		for i := 0; i < n; i++ {
-			if i <= f.Peer {
-				a = append(a, i)
-			} else {
-				b = append(b, i)
-			}
-		}
-		s.Partition(a, b)
-	case "isolate":
-		var rest []int
-		for i := 0; i < n; i++ {
-			if i != f.Peer {
-				rest = append(rest, i)
-			}
-		}
-		s.Partition([]int{f.Peer}, rest)
-	case "cut":
-		s.Cut(f.Peer, next)
-	case "bridge":
-		// Peer is the bridge; the others split into lower and higher ids.
-		var a, b []int
-		for i := 0; i < n; i++ {
-			switch {
-			case i == f.Peer:
-			case i < f.Peer || (f.Peer == 0 && i == 1):
-				a = append(a, i)
-			default:
-				b = append(b, i)
-			}
-		}
-		s.Bridge(a, b, f.Peer)
-	case "delay":
-		s.Delay(f.Peer, next, f.D)
-	case "undelay":
-		s.undelay()
-	case "heal":
-		s.Heal()
-		s.undelay()
-	default:
-		panic("sim: unknown fault " + f.Op)
-	}
-}
-
-// undelay lifts every injected delay, in a fixed order.
-func (s *Sim) undelay() {
-	keys := slices.Collect(maps.Keys(s.extra))
-	slices.SortFunc(keys, func(a, b [2]int) int { return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1])) })
-	for _, k := range keys {
-		s.Delay(k[0], k[1], 0)
-	}
 }
 
 // Shrink returns a shorter list of faults for which fails still holds, by

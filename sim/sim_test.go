@@ -68,7 +68,7 @@ func waitLeader(t *testing.T, s *Sim, want int, limit time.Duration) time.Durati
 
 func leaders(s *Sim) []int {
 	var out []int
-	for i := range s.nodes {
+	for i := range s.peers {
 		out = append(out, s.Leader(i))
 	}
 	return out
@@ -362,8 +362,8 @@ func TestQuorumCutElectsTwoLeaders(t *testing.T) {
 // coexist: on a clean 2|2 split of 4 peers (no majority anywhere) the peers
 // notice the split one by one, and for a moment one peer has already lost
 // the old leader, but not yet its majority, while another still has the
-// old leader (sweep seed 1: peer 3 recognised 1 while peers 0 and 1 still
-// recognised 0, for 347µs). Once every peer has noticed, within the
+// old leader (sweep seed 1: peer 2 recognised 1 while peers 0 and 1 still
+// recognised 0, for 143µs). Once every peer has noticed, within the
 // detection bound, nobody recognises a leader.
 func TestQuorumSplitMomentaryDisagreement(t *testing.T) {
 	var seen int
@@ -412,6 +412,41 @@ func TestSlowLinkConnects(t *testing.T) {
 		}
 		if n := len(events(s.History(), "", "conn_down")); n > 0 {
 			t.Fatalf("%d connections closed before they were up", n)
+		}
+	})
+}
+
+// TestSlowLinkNeedsDialTimeout shows why PeerDialTimeout is twice
+// suspect-after: with suspect-after alone (the runtime's dial timeout when
+// this was written), a connect over a link slower than half of it one way
+// takes longer than the timeout, so a peer restarted behind such a link
+// never connects to the peer on its other end, though the core would
+// suspect nobody on it.
+func TestSlowLinkNeedsDialTimeout(t *testing.T) {
+	eachSeed(t, func(t *testing.T, seed uint64) {
+		s, err := New(Config{N: 3, Seed: seed, DialTimeout: suspect,
+			Peer: peer.Config{Heartbeat: hb, SuspectAfter: suspect}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.StartAll()
+		waitLeader(t, s, 0, 2*time.Second)
+		s.Delay(0, 1, SlowLimit())
+		s.Crash(1)
+		s.RunFor(hb)
+		s.Start(1)
+		s.RunFor(5 * time.Second)
+		if st, _ := s.Status(1); slices.Contains(st.Alive, 0) {
+			t.Fatalf("restarted peer 1 sees %v: it connected to 0 within a dial timeout of %v", st.Alive, suspect)
+		}
+		timeouts := 0
+		for _, e := range events(s.History(), "peer-0", "dial_failed") {
+			if e.Str("error") == "timeout" {
+				timeouts++
+			}
+		}
+		if timeouts == 0 {
+			t.Fatalf("peer 0 never timed out dialing 1: %v", events(s.History(), "peer-0", "dial_failed"))
 		}
 	})
 }
