@@ -244,8 +244,7 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 	}
 	g.loop = host.NewLoop[stack.Event, stack.Event](g.st, lc)
 	close(g.ready)
-	if g.unroute, err = g.host.Handle(host.Route{Kind: wire.KindGroup, Scope: cfg.Name},
-		host.Service{Answer: func(wire.Hello) wire.Hello { return g.hello("") }, Accept: g.admit}); err != nil {
+	if g.unroute, err = g.host.Handle(host.Route{Kind: wire.KindGroup, Scope: cfg.Name}, g.admit); err != nil {
 		return fail(fmt.Errorf("group %q: this host already has a member of it", cfg.Name))
 	}
 	g.loop.Start(func() {

@@ -161,7 +161,7 @@ func (g *Group) admit(a *transport.Accepted) {
 		return
 	}
 	from := stack.Member{ID: h.From, Addr: h.Addr}
-	c := a.Accept(wire.Admit{LC: g.loop.Lamport().Tick(g.loop.Wall())}, transport.Limits{MaxFrame: g.maxFrame(), SendQueue: 16, Budget: g.host.Budget()})
+	c := a.Accept(g.hello(""), transport.Limits{MaxFrame: g.maxFrame(), SendQueue: 16, Budget: g.host.Budget()})
 	if !g.loop.Do(func() {
 		g.loop.Lamport().Witness(h.LC, g.loop.Wall())
 		g.inConns[from.ID] = append(g.inConns[from.ID], c)

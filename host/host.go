@@ -91,18 +91,11 @@ func (r Route) String() string {
 	return fmt.Sprintf("%s %q", r.Kind, r.Scope)
 }
 
-// Service is what a machine registers to take the connections routed to
-// it.
-type Service struct {
-	// Answer returns the Hello that answers hello: who this end is. It is
-	// called from the accepting goroutine before the other end has proved
-	// the key, so it must not act on hello.
-	Answer func(hello wire.Hello) wire.Hello
-	// Accept takes an authenticated connection. It must answer it, with
-	// Accept or Reject, and may do so later from another goroutine; it is
-	// called from the accepting goroutine and must not block.
-	Accept func(a *transport.Accepted)
-}
+// Handler takes an accepted connection routed to it, its Hello proved
+// (if the host has a key). It must answer it, with Accept or Reject, and
+// may do so later from another goroutine; it is called from the accepting
+// goroutine and must not block.
+type Handler func(a *transport.Accepted)
 
 // ErrRouteTaken is returned by Handle for a route that already has a
 // handler on this Host.
@@ -138,7 +131,7 @@ type Host struct {
 	shakes atomic.Int64 // accepted and not authenticated
 
 	mu       sync.Mutex
-	routes   map[Route]Service
+	routes   map[Route]Handler
 	pending  map[transport.Stream]bool // in their handshake: closed by Close
 	told     int                       // refusals told this second
 	untold   int                       // refusals counted, not told
@@ -176,7 +169,7 @@ func New(cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	h := &Host{cfg: cfg, ln: ln, routes: map[Route]Service{}, pending: map[transport.Stream]bool{}, closed: make(chan struct{}),
+	h := &Host{cfg: cfg, ln: ln, routes: map[Route]Handler{}, pending: map[transport.Stream]bool{}, closed: make(chan struct{}),
 		budget: transport.NewBudget(cfg.Budget)}
 	h.wg.Add(1)
 	go h.acceptLoop()
@@ -202,15 +195,15 @@ func (h *Host) Conns() int { return int(h.conns.Load()) }
 // Authenticated reports whether the host has a key.
 func (h *Host) Authenticated() bool { return h.cfg.Key != nil }
 
-// Handle routes connections asking for r to s until the returned function
+// Handle routes connections asking for r to f until the returned function
 // is called.
-func (h *Host) Handle(r Route, s Service) (remove func(), err error) {
+func (h *Host) Handle(r Route, f Handler) (remove func(), err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, taken := h.routes[r]; taken {
+	if h.routes[r] != nil {
 		return nil, fmt.Errorf("%w: %s", ErrRouteTaken, r)
 	}
-	h.routes[r] = s
+	h.routes[r] = f
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -318,25 +311,21 @@ func (h *Host) route(s transport.Stream) {
 		}
 	}
 	defer done()
-	a, err := transport.ReadHello(s, h.cfg.Handshake)
+	a, err := transport.ReadHello(s, h.cfg.Handshake, h.cfg.Key)
 	if err != nil {
 		h.refuse(s, nil, err.Error())
 		return
 	}
 	r := Route{Kind: a.Hello.Kind, Scope: a.Hello.Scope}
 	h.mu.Lock()
-	svc, ok := h.routes[r]
+	f := h.routes[r]
 	h.mu.Unlock()
-	if !ok {
+	if f == nil {
 		h.refuse(s, &a.Hello, fmt.Sprintf("no %s here", r))
 		return
 	}
-	if err := a.Authenticate(svc.Answer(a.Hello), h.cfg.Key); err != nil {
-		h.tell(s.RemoteAddr(), &a.Hello, err.Error())
-		return
-	}
 	done()
-	svc.Accept(a)
+	f(a)
 }
 
 func (h *Host) refuse(s transport.Stream, hello *wire.Hello, reason string) {

@@ -33,12 +33,11 @@ func TestRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	serve := func(name string) Service {
-		return Service{
-			Answer: func(h wire.Hello) wire.Hello { h.From = name; return h },
-			Accept: func(a *transport.Accepted) {
-				a.Accept(wire.Admit{}, transport.Limits{}).Start(func(wire.Frame) {}, func(string) {})
-			},
+	serve := func(name string) Handler {
+		return func(a *transport.Accepted) {
+			reply := a.Hello
+			reply.From = name
+			a.Accept(reply, transport.Limits{}).Start(func(wire.Frame) {}, func(string) {})
 		}
 	}
 	remove, err := h.Handle(Route{wire.KindGroup, "a"}, serve("member of a"))

@@ -181,8 +181,7 @@ func New(cfg Config) (*Node, error) {
 		}
 		n.ownHost = true
 	}
-	n.unroute, err = n.host.Handle(host.Route{Kind: wire.KindPeer, Scope: cfg.Cluster},
-		host.Service{Answer: func(wire.Hello) wire.Hello { return n.hello(-1) }, Accept: n.accept})
+	n.unroute, err = n.host.Handle(host.Route{Kind: wire.KindPeer, Scope: cfg.Cluster}, n.accept)
 	if err != nil {
 		n.closeHost()
 		n.closeLog()
@@ -388,13 +387,19 @@ func (n *Node) accept(a *transport.Accepted) {
 	}
 	if !n.loop.Do(func() {
 		n.loop.Lamport().Witness(a.Hello.LC, n.loop.Wall())
-		// The Admit must precede the heartbeat the admission sends.
-		c := a.Accept(wire.Admit{LC: n.loop.Lamport().Tick(n.loop.Wall())}, n.limits())
+		// Our Hello must precede the heartbeat the admission sends.
+		c := a.Accept(n.hello(-1), n.limits())
 		n.admit(id, a.Hello, c, false, a.RemoteAddr(), func(reason string) { go a.Reject(reason, 0) })
 	}) {
 		a.Reject("shutting down", 0)
 	}
 }
+
+// dialTimeout bounds a dial and its handshake: twice suspect-after. The
+// core tolerates one-way delays up to suspect-after less a heartbeat,
+// and a connect and a handshake take two round trips of such delays (the
+// simulator models the same, sim.PeerDialTimeout).
+func (n *Node) dialTimeout() time.Duration { return 2 * n.cfg.Peer.SuspectAfter }
 
 func (n *Node) limits() transport.Limits {
 	return transport.Limits{MaxFrame: n.cfg.MaxFrame, Budget: n.host.Budget()}
@@ -435,7 +440,7 @@ func (n *Node) dial(j int) {
 	hello := n.hello(j)
 	go func() {
 		defer n.dials.Done()
-		c, h, err := transport.Dial(n.dialCtx, n.host.Network(), n.cfg.Addrs[j], hello, n.host.Key(), n.cfg.Peer.SuspectAfter, n.limits())
+		c, h, err := transport.Dial(n.dialCtx, n.host.Network(), n.cfg.Addrs[j], hello, n.host.Key(), n.dialTimeout(), n.limits())
 		if err == nil {
 			var id int
 			if id, err = n.check(h); err == nil && id != j {

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/hmac"
 	"errors"
 	"fmt"
 	"time"
@@ -9,18 +10,22 @@ import (
 	"github.com/conclave/conclave/wire"
 )
 
-// The handshake, for every kind of connection:
+// The handshake, for every kind of connection, is one round trip after
+// the connect, as it was before there were keys:
 //
 //	dialer                                   acceptor
-//	Hello{kind, scope, who, nonce}    ─────▶
-//	                                  ◀─────  Hello{who, nonce, proof} or Reject
-//	Auth{proof}                       ─────▶
-//	                                  ◀─────  Admit, or Reject (authenticated)
+//	Hello{kind, scope, who, nonce, proof} ─▶  checked before anything else
+//	                                      ◀─  Hello{who, nonce, proof}, or Reject
 //
-// Each proof is an HMAC-SHA256, under the cluster key, of both Hellos:
-// both nonces and everything the two ends claim. Each end checks the
-// other's proof before it acts on anything the connection carries. Without
-// a key the proofs are empty and nobody checks them.
+// The dialer's proof is an HMAC-SHA256, under the cluster key, of its
+// Hello and the channel's binding; the acceptor's proof covers both Hellos,
+// so both nonces and everything both ends claim, and the binding. Each end
+// checks the other's proof before it acts on anything the connection
+// carries. On a TLS channel the binding (keying material of that channel)
+// makes both proofs fresh. Without TLS an eavesdropper could replay a
+// dialer's Hello, but one who sees the traffic can also inject into it:
+// docs/security.md. Without a key the proofs are empty and nobody checks
+// them.
 
 // ErrRejected wraps the reason the other end gave for refusing our Hello.
 var ErrRejected = errors.New("rejected")
@@ -30,10 +35,11 @@ var ErrRejected = errors.New("rejected")
 var ErrAuth = errors.New("authentication failed")
 
 // Dial connects to addr and runs the handshake: it sends hello (with a
-// fresh nonce) and returns the connection, admitted and not started, with
-// the other end's Hello. The dial and the handshake are bounded by timeout
-// (0: DefaultHandshake). A Reject comes back as an error wrapping
-// ErrRejected, an answer without the proof of key as one wrapping ErrAuth.
+// fresh nonce and its proof of key) and returns the connection, not
+// started, with the other end's Hello. timeout (0: DefaultHandshake)
+// bounds the connect, and the handshake again. A Reject comes back as an
+// error wrapping ErrRejected, an answer without the proof of key as one
+// wrapping ErrAuth.
 func Dial(ctx context.Context, nw Network, addr string, hello wire.Hello, key Key, timeout time.Duration, lim Limits) (*Conn, wire.Hello, error) {
 	s, src, r, h, err := handshake(ctx, nw, addr, hello, key, timeout)
 	if err != nil {
@@ -44,7 +50,7 @@ func Dial(ctx context.Context, nw Network, addr string, hello wire.Hello, key Ke
 
 // DialStream is Dial returning the bare stream after the handshake, for
 // tests that misbehave on an admitted connection. Bytes the other end sent
-// after its Admit may be lost.
+// after its Hello may be lost.
 func DialStream(ctx context.Context, nw Network, addr string, hello wire.Hello, key Key, timeout time.Duration) (Stream, wire.Hello, error) {
 	s, _, _, h, err := handshake(ctx, nw, addr, hello, key, timeout)
 	return s, h, err
@@ -54,24 +60,29 @@ func handshake(ctx context.Context, nw Network, addr string, hello wire.Hello, k
 	if timeout <= 0 {
 		timeout = DefaultHandshake
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	s, err := nw.Dial(ctx, addr)
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	s, err := nw.Dial(cctx, addr)
+	cancel()
 	if err != nil {
 		return nil, nil, nil, wire.Hello{}, err
 	}
 	// The deadline also ends the exchange if ctx is cancelled.
+	ctx, cancel = context.WithTimeout(ctx, timeout)
+	defer cancel()
 	stop := context.AfterFunc(ctx, func() { s.SetReadDeadline(time.Now()) })
 	defer stop()
 	deadline, _ := ctx.Deadline()
 	setDeadline(s, deadline)
 	src := &source{s: s}
 	r := wire.NewReader(src, HelloMax)
-	hello.Nonce, hello.Proof = nonce(), nil
 	h, err := func() (wire.Hello, error) {
 		bind, err := binding(s)
 		if err != nil {
 			return wire.Hello{}, err
+		}
+		hello.Nonce, hello.Proof = nonce(), nil
+		if key != nil {
+			hello.Proof = key.dialerProof(bind, hello)
 		}
 		if _, err := s.Write(wire.Append(nil, hello)); err != nil {
 			return wire.Hello{}, err
@@ -92,31 +103,12 @@ func handshake(ctx context.Context, nw Network, addr string, hello wire.Hello, k
 		switch {
 		case h.Version != wire.Version:
 			return h, fmt.Errorf("%s speaks protocol version %d, we speak %d", addr, h.Version, wire.Version)
-		case !key.check(h.Proof, labelAccept, bind, hello, h):
+		case key != nil && !hmac.Equal(h.Proof, key.acceptorProof(bind, hello, h)):
 			return h, fmt.Errorf("%w: %s does not prove the cluster key (another key, or none)", ErrAuth, addr)
 		case h.Kind != hello.Kind || h.Scope != hello.Scope:
 			return h, fmt.Errorf("%s answered as %s %q, we asked for %s %q", addr, h.Kind, h.Scope, hello.Kind, hello.Scope)
 		}
-		var auth wire.Auth
-		if key != nil {
-			auth.Proof = key.proof(labelDial, bind, hello, h)
-		}
-		if _, err := s.Write(wire.Append(nil, auth)); err != nil {
-			return h, err
-		}
-		f, err = r.Next()
-		if err != nil {
-			return h, fmt.Errorf("waiting to be admitted: %s", Reason(err))
-		}
-		switch f := f.(type) {
-		case wire.Admit:
-			h.LC = max(h.LC, f.LC)
-			return h, nil
-		case wire.Reject:
-			return h, fmt.Errorf("%w: %s", ErrRejected, f.Reason)
-		default:
-			return h, fmt.Errorf("expected admit, got %s", f.Type())
-		}
+		return h, nil
 	}()
 	if !stop() || err != nil {
 		s.Close()
@@ -134,21 +126,22 @@ func setDeadline(s Stream, t time.Time) {
 	s.SetWriteDeadline(t)
 }
 
-// Accepted is an accepted stream whose Hello was read: answer it with
-// Authenticate, then Accept or Reject.
+// Accepted is an accepted stream whose Hello was read and, if a key was
+// given, proved: answer it with Accept or Reject.
 type Accepted struct {
-	Hello   wire.Hello
-	s       Stream
-	src     *source
-	r       *wire.Reader
-	timeout time.Duration
-	authed  bool
+	Hello wire.Hello
+	s     Stream
+	src   *source
+	r     *wire.Reader
+	key   Key
+	bind  []byte
 }
 
 // ReadHello reads the Hello that opens an accepted stream, within timeout
-// (0: DefaultHandshake). Anything else, or a Hello of another protocol
-// version, is an error saying so; the caller should Refuse the stream.
-func ReadHello(s Stream, timeout time.Duration) (*Accepted, error) {
+// (0: DefaultHandshake), and checks its proof of key (none if key is nil).
+// Anything else, a Hello of another protocol version, or one without the
+// proof is an error saying so; the caller should Refuse the stream.
+func ReadHello(s Stream, timeout time.Duration, key Key) (*Accepted, error) {
 	if timeout <= 0 {
 		timeout = DefaultHandshake
 	}
@@ -166,58 +159,29 @@ func ReadHello(s Stream, timeout time.Duration) (*Accepted, error) {
 	if h.Version != wire.Version {
 		return nil, fmt.Errorf("protocol version %d, we speak %d", h.Version, wire.Version)
 	}
-	return &Accepted{Hello: h, s: s, src: src, r: r, timeout: timeout}, nil
+	bind, err := binding(s)
+	if err != nil {
+		return nil, err
+	}
+	if key != nil && !hmac.Equal(h.Proof, key.dialerProof(bind, h)) {
+		return nil, fmt.Errorf("%w: no proof of the cluster key (another key, or none)", ErrAuth)
+	}
+	setDeadline(s, time.Time{})
+	return &Accepted{Hello: h, s: s, src: src, r: r, key: key, bind: bind}, nil
 }
 
 // RemoteAddr names the other end.
 func (a *Accepted) RemoteAddr() string { return a.s.RemoteAddr() }
 
-// Authenticate answers with reply, proving key, and checks the dialer's
-// proof, within what is left of the handshake's time. If the dialer fails,
-// the stream is refused and closed, and the error says why.
-func (a *Accepted) Authenticate(reply wire.Hello, key Key) error {
+// Accept answers with reply, with a fresh nonce and its proof of key, and
+// returns the connection, not started; the answer is its first frame.
+func (a *Accepted) Accept(reply wire.Hello, lim Limits) *Conn {
 	reply.Nonce, reply.Proof = nonce(), nil
-	bind, err := binding(a.s)
-	if err == nil && key != nil {
-		reply.Proof = key.proof(labelAccept, bind, a.Hello, reply)
-	}
-	err = func() error {
-		if err != nil {
-			return err
-		}
-		if _, err := a.s.Write(wire.Append(nil, reply)); err != nil {
-			return fmt.Errorf("answering: %s", Reason(err))
-		}
-		f, err := a.r.Next()
-		if err != nil {
-			return fmt.Errorf("bad handshake: %s", Reason(err))
-		}
-		auth, ok := f.(wire.Auth)
-		switch {
-		case !ok:
-			return fmt.Errorf("bad handshake: expected auth, got %s", f.Type())
-		case !key.check(auth.Proof, labelDial, bind, a.Hello, reply):
-			return fmt.Errorf("%w: no proof of the cluster key (another key, or none)", ErrAuth)
-		}
-		return nil
-	}()
-	if err != nil {
-		Refuse(a.s, err.Error(), 0)
-		return err
-	}
-	setDeadline(a.s, time.Time{})
-	a.authed = true
-	return nil
-}
-
-// Accept admits the connection and returns it, not started; admit is its
-// first frame. Call it only after Authenticate.
-func (a *Accepted) Accept(admit wire.Admit, lim Limits) *Conn {
-	if !a.authed {
-		panic("transport: Accept before Authenticate")
+	if a.key != nil {
+		reply.Proof = a.key.acceptorProof(a.bind, a.Hello, reply)
 	}
 	c := newConn(a.s, a.src, a.r, lim)
-	c.Send(admit, false)
+	c.Send(reply, false)
 	return c
 }
 

@@ -83,29 +83,33 @@ func WriteKeyFile(path string, k Key) error {
 
 // Labels of the two proofs, so neither can stand for the other.
 const (
-	labelAccept = "conclave v2 accept\x00"
 	labelDial   = "conclave v2 dial\x00"
+	labelAccept = "conclave v2 accept\x00"
 )
 
-// proof is the HMAC-SHA256 under k of label, the channel's binding (what
-// ties it to one TLS channel, or nothing) and both Hellos (without the
-// answer's proof): everything the two ends claimed, and both nonces.
-func (k Key) proof(label string, binding []byte, dialer, answer wire.Hello) []byte {
-	answer.Proof = nil
+// dialerProof is the HMAC-SHA256 under k of the dialer's label, the
+// channel's binding (what ties it to one TLS channel, or nothing) and the
+// dialer's Hello without its proof.
+func (k Key) dialerProof(binding []byte, dialer wire.Hello) []byte {
 	dialer.Proof = nil
-	m := hmac.New(sha256.New, k)
-	m.Write([]byte(label))
-	b := binary.AppendUvarint(nil, uint64(len(binding)))
-	b = append(b, binding...)
-	b = wire.Append(b, dialer)
-	m.Write(wire.Append(b, answer))
-	return m.Sum(nil)
+	return k.mac(labelDial, binding, wire.Append(nil, dialer))
 }
 
-// check reports whether p is the proof under k; without a key every proof
-// is taken.
-func (k Key) check(p []byte, label string, binding []byte, dialer, answer wire.Hello) bool {
-	return k == nil || hmac.Equal(p, k.proof(label, binding, dialer, answer))
+// acceptorProof is the HMAC-SHA256 under k of the acceptor's label, the
+// binding and both Hellos (the answer without its proof): everything the
+// two ends claimed, and both nonces.
+func (k Key) acceptorProof(binding []byte, dialer, answer wire.Hello) []byte {
+	answer.Proof = nil
+	return k.mac(labelAccept, binding, wire.Append(wire.Append(nil, dialer), answer))
+}
+
+func (k Key) mac(label string, binding, msg []byte) []byte {
+	m := hmac.New(sha256.New, k)
+	m.Write([]byte(label))
+	m.Write(binary.AppendUvarint(nil, uint64(len(binding))))
+	m.Write(binding)
+	m.Write(msg)
+	return m.Sum(nil)
 }
 
 // Binder is a Stream over a channel that proofs must be bound to, such as

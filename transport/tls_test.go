@@ -20,18 +20,14 @@ func serveOne(ln Listener, key Key) chan error {
 			res <- err
 			return
 		}
-		a, err := ReadHello(s, time.Second)
+		a, err := ReadHello(s, time.Second, key)
 		if err != nil {
 			Refuse(s, err.Error(), 0)
 			res <- err
 			return
 		}
-		if err := a.Authenticate(wire.Hello{Version: wire.Version, Kind: a.Hello.Kind, Scope: a.Hello.Scope, From: "acceptor"}, key); err != nil {
-			res <- err
-			return
-		}
 		res <- nil
-		c := a.Accept(wire.Admit{}, Limits{})
+		c := a.Accept(wire.Hello{Version: wire.Version, Kind: a.Hello.Kind, Scope: a.Hello.Scope, From: "acceptor"}, Limits{})
 		c.Start(func(f wire.Frame) { c.Send(f, false) }, func(string) {})
 	}()
 	return res
@@ -73,7 +69,7 @@ func TestTLS(t *testing.T) {
 	// A plain dialer at a TLS listener, and a TLS dialer at a plain one.
 	go func() {
 		if s, err := ln.Accept(); err == nil {
-			ReadHello(s, time.Second)
+			ReadHello(s, time.Second, key)
 			s.Close()
 		}
 	}()

@@ -200,8 +200,8 @@ func testHandshake(t *testing.T, nw Network) {
 	key, other := NewKey(), NewKey()
 	me := wire.Hello{Version: wire.Version, Kind: wire.KindPeer, Scope: "c", From: "0", N: 3, Incarnation: 5}
 	them := wire.Hello{Version: wire.Version, Kind: wire.KindPeer, Scope: "c", From: "1", N: 3, Incarnation: 9, LC: 3}
-	// answer accepts one stream, authenticates it with k and answers
-	// with f (or admits it and echoes what it receives if f is nil).
+	// answer accepts one stream, checks its proof of k and answers with
+	// f (or admits it and echoes what it receives if f is nil).
 	answer := func(k Key, f func(a *Accepted)) chan error {
 		authErr := make(chan error, 1)
 		go func() {
@@ -209,13 +209,9 @@ func testHandshake(t *testing.T, nw Network) {
 			if err != nil {
 				return
 			}
-			a, err := ReadHello(s, time.Second)
+			a, err := ReadHello(s, time.Second, k)
 			if err != nil {
 				Refuse(s, err.Error(), 0)
-				authErr <- err
-				return
-			}
-			if err := a.Authenticate(them, k); err != nil {
 				authErr <- err
 				return
 			}
@@ -224,7 +220,7 @@ func testHandshake(t *testing.T, nw Network) {
 				f(a)
 				return
 			}
-			c := a.Accept(wire.Admit{LC: 4}, Limits{})
+			c := a.Accept(them, Limits{})
 			c.Start(func(f wire.Frame) { c.Send(f, false) }, func(string) {})
 		}()
 		return authErr
@@ -238,7 +234,7 @@ func testHandshake(t *testing.T, nw Network) {
 		if err != nil {
 			t.Fatalf("key %v: %v", k != nil, err)
 		}
-		if h.From != "1" || h.Incarnation != 9 || h.LC != 4 || len(h.Nonce) != 32 {
+		if h.From != "1" || h.Incarnation != 9 || h.LC != 3 || len(h.Nonce) != 32 {
 			t.Fatalf("answer %+v", h)
 		}
 		frames := make(chan wire.Frame, 1)
@@ -255,10 +251,9 @@ func testHandshake(t *testing.T, nw Network) {
 		dialer, acc   Key
 		dialErr, acc2 string
 	}{
-		// The dialer checks the answer's proof first, and hangs up.
-		{"another key at the acceptor", key, other, "does not prove the cluster key", "bad handshake"},
+		{"another key at the acceptor", key, other, "no proof of the cluster key", "no proof"},
 		{"no key at the acceptor", key, nil, "does not prove the cluster key", ""},
-		{"another key at the dialer", other, key, "does not prove the cluster key", "bad handshake"},
+		{"another key at the dialer", other, key, "no proof of the cluster key", "no proof"},
 		{"no key at the dialer", nil, key, "no proof of the cluster key", "no proof"},
 	} {
 		authErr := answer(c.acc, nil)
@@ -270,7 +265,19 @@ func testHandshake(t *testing.T, nw Network) {
 			t.Errorf("%s: acceptor got %v, want %q", c.name, err, c.acc2)
 		}
 	}
-	// A rejection after authentication comes back as ErrRejected.
+	// An answer recorded from one handshake and replayed to the next
+	// dialer does not pass: it proves the nonce of the Hello it answered.
+	answer(key, nil)
+	first, h1, err := dial(key, me, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	answer(key, func(a *Accepted) { a.s.Write(wire.Append(nil, h1)) })
+	if _, _, err := dial(key, me, time.Second); !errors.Is(err, ErrAuth) {
+		t.Fatalf("a replayed answer: %v, want a failed proof", err)
+	}
+	// A rejection comes back as ErrRejected.
 	answer(key, func(a *Accepted) { a.Reject("go away", 0) })
 	if _, _, err := dial(key, me, time.Second); !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "go away") {
 		t.Fatalf("rejection: %v", err)

@@ -52,14 +52,6 @@ func (f *Hello) parsePayload(d *decoder) {
 	f.Proof = d.nonce()
 }
 
-func (f Auth) appendPayload(b []byte) []byte { return appendBytes(b, f.Proof) }
-
-func (f *Auth) parsePayload(d *decoder) { f.Proof = d.nonce() }
-
-func (f Admit) appendPayload(b []byte) []byte { return binary.AppendUvarint(b, f.LC) }
-
-func (f *Admit) parsePayload(d *decoder) { f.LC = d.uvarint() }
-
 func (f Reject) appendPayload(b []byte) []byte {
 	return binary.AppendUvarint(appendString(b, f.Reason), f.LC)
 }
@@ -214,10 +206,6 @@ func newFrame(t Type) parser {
 		return &Bye{}
 	case TypeGroupMsg:
 		return &GroupMsg{}
-	case TypeAuth:
-		return &Auth{}
-	case TypeAdmit:
-		return &Admit{}
 	}
 	return nil
 }
@@ -245,10 +233,6 @@ func parsePayload(f parser, p []byte) (Frame, error) {
 		return *v, nil
 	case *GroupMsg:
 		return *v, nil
-	case *Auth:
-		return *v, nil
-	case *Admit:
-		return *v, nil
 	}
 	panic("wire: frame type without a value case")
 }
@@ -272,10 +256,6 @@ func (t Type) String() string {
 		return "join-conn (version 1)"
 	case TypeGroupMsg:
 		return "group-msg"
-	case TypeAuth:
-		return "auth"
-	case TypeAdmit:
-		return "admit"
 	}
 	return fmt.Sprintf("type-%#02x", uint8(t))
 }
@@ -409,9 +389,6 @@ func Stamp(f Frame, lc uint64) Frame {
 	case Bye:
 		v.LC = lc
 		return v
-	case Admit:
-		v.LC = lc
-		return v
 	}
 	return f
 }
@@ -428,8 +405,6 @@ func StampOf(f Frame) uint64 {
 	case LeaderChange:
 		return v.LC
 	case Bye:
-		return v.LC
-	case Admit:
 		return v.LC
 	}
 	return 0

@@ -39,8 +39,6 @@ const (
 	TypeBye          Type = 5
 	TypeJoinConn     Type = 6 // version 1 only, no longer parsed: groups open with Hello since version 2
 	TypeGroupMsg     Type = 7
-	TypeAuth         Type = 8
-	TypeAdmit        Type = 9
 	TypeHint         Type = 0x21 // one byte, no length: the urgent byte
 )
 
@@ -124,23 +122,11 @@ type Hello struct {
 	Incarnation uint64 // grows each time the sender process restarts
 	LC          uint64 // sender's Lamport clock
 	Nonce       []byte // fresh random bytes, so that a proof cannot be replayed
-	Proof       []byte // the answer's proof that its sender knows the cluster key
+	Proof       []byte // the sender's proof that it knows the cluster key
 }
 
-// MaxNonce bounds a Hello's Nonce and Proof, and an Auth's Proof.
+// MaxNonce bounds a Hello's Nonce and Proof.
 const MaxNonce = 64
-
-// Auth is the dialer's proof that it knows the cluster key, sent after the
-// answer's Hello.
-type Auth struct {
-	Proof []byte
-}
-
-// Admit tells the dialer that its connection is admitted: what follows is
-// the connection's traffic. A Reject instead refuses it.
-type Admit struct {
-	LC uint64
-}
 
 // Reject tells the other side why its Hello was refused; the connection is
 // closed after it.
@@ -208,9 +194,3 @@ func (Hint) Type() Type { return TypeHint }
 
 // Type implements Frame.
 func (GroupMsg) Type() Type { return TypeGroupMsg }
-
-// Type implements Frame.
-func (Auth) Type() Type { return TypeAuth }
-
-// Type implements Frame.
-func (Admit) Type() Type { return TypeAdmit }
