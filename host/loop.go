@@ -89,6 +89,9 @@ type LoopConfig[In, Out any] struct {
 	// Batch is how many waiting inputs are stepped before the effects are
 	// collected (default DefaultBatch).
 	Batch int
+	// FlushEach collects the effects after every input instead, as the
+	// simulator drives a machine that does not batch (the peer core).
+	FlushEach bool
 }
 
 // Loop drives one machine from one goroutine. Inputs are posted as
@@ -217,6 +220,14 @@ func (l *Loop[In, Out]) Stop() {
 // Done is closed when the loop has ended.
 func (l *Loop[In, Out]) Done() <-chan struct{} { return l.done }
 
+// run1 runs one posted input.
+func (l *Loop[In, Out]) run1(f func()) {
+	f()
+	if l.cfg.FlushEach {
+		l.Flush()
+	}
+}
+
 func (l *Loop[In, Out]) run(first func()) {
 	defer close(l.done)
 	if l.cfg.OnStop != nil {
@@ -245,13 +256,13 @@ func (l *Loop[In, Out]) run(first func()) {
 		}
 		select {
 		case f := <-l.inbox:
-			f()
+			l.run1(f)
 			// Drain what is queued before ending the batch.
 		drain:
 			for n := 1; n < l.cfg.Batch; n++ {
 				select {
 				case f := <-l.inbox:
-					f()
+					l.run1(f)
 				default:
 					break drain
 				}

@@ -159,7 +159,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, core: core, conns: map[peer.ConnID]*transport.Conn{}, host: cfg.Host}
 	lc := host.LoopConfig[peer.Input, peer.Effect]{
-		Tick: peer.Tick{}, Apply: n.apply, AfterBatch: n.snapshot,
+		Tick: peer.Tick{}, Apply: n.apply, AfterBatch: n.snapshot, FlushEach: true,
 		Clock: clock{cfg.Now}, Name: n.Name(), Inc: cfg.Incarnation, Observe: cfg.OnEvent,
 	}
 	if cfg.LogDir != "" {
