@@ -2,6 +2,7 @@ package adversary
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"net"
@@ -9,10 +10,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/conclave/conclave/eventlog"
+	"github.com/conclave/conclave/host"
 	"github.com/conclave/conclave/transport"
 	"github.com/conclave/conclave/wire"
 )
@@ -249,4 +252,79 @@ func stillOpen(conns []net.Conn) int {
 	}
 	wg.Wait()
 	return open
+}
+
+// TestHeldHandshakesDoNotLockOutPeers holds as many silent connections
+// open at a peer as it takes handshakes at once
+// (host.DefaultMaxHandshakes), and opens a new one as soon as the peer
+// closes one, as a slowloris attacker without the key would: some 50
+// connections a second. A peer restarted meanwhile must still get its
+// connection in: it must not wait for the held ones to time out
+// (transport.DefaultHandshake, 5 s) and then win a race against the
+// attacker's next ones.
+func TestHeldHandshakesDoNotLockOutPeers(t *testing.T) {
+	const n, target, held = 3, 2, host.DefaultMaxHandshakes
+	c := startPeers(t, n, false)
+	must(t, c.StartAll())
+	waitLeader(t, c, 0, 0, 1, 2)
+	waitEvent(t, c, target, eventlog.PeerUp, aboutPeer(1))
+	addr := c.Addrs()[target]
+	stop := make(chan struct{})
+	var opened atomic.Int64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	live := map[net.Conn]bool{}
+	for range held {
+		wg.Go(func() {
+			for {
+				conn, err := net.DialTimeout("tcp", addr, time.Second)
+				if err != nil {
+					return
+				}
+				opened.Add(1)
+				mu.Lock()
+				live[conn] = true
+				mu.Unlock()
+				conn.Read(make([]byte, 1)) // until the peer closes it, or the test does
+				conn.Close()
+				mu.Lock()
+				delete(live, conn)
+				mu.Unlock()
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		})
+	}
+	defer func() {
+		close(stop)
+		mu.Lock()
+		for conn := range live {
+			conn.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	}()
+	for opened.Load() < held {
+		time.Sleep(10 * time.Millisecond) // the attacker opening its connections
+	}
+	_, err := c.Kill(1)
+	must(t, err)
+	restarted := time.Now()
+	must(t, c.StartPeer(1))
+	seen := 0
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err = c.WaitEvent(ctx, target, func(e eventlog.Event) bool {
+		if e.Ev == eventlog.PeerUp && aboutPeer(1)(e) {
+			seen++
+		}
+		return seen == 2
+	})
+	if err != nil {
+		t.Fatalf("peer 1, restarted while %d silent connections held peer %d's handshakes, was not back at it within 3 s: %v (the attacker opened %d connections)", held, target, err, opened.Load())
+	}
+	t.Logf("%d silent connections held at peer %d, each reopened as soon as it is closed: peer 1, restarted, was back at peer %d after %v; the attacker opened %d connections", held, target, target, time.Since(restarted).Round(time.Millisecond), opened.Load())
 }
