@@ -269,11 +269,10 @@ func TestHeldHandshakesDoNotLockOutPeers(t *testing.T) {
 	waitLeader(t, c, 0, 0, 1, 2)
 	waitEvent(t, c, target, eventlog.PeerUp, aboutPeer(1))
 	addr := c.Addrs()[target]
-	stop := make(chan struct{})
 	var opened atomic.Int64
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	live := map[net.Conn]bool{}
+	live := map[net.Conn]bool{} // nil once the attack ends
 	for range held {
 		wg.Go(func() {
 			for {
@@ -283,6 +282,11 @@ func TestHeldHandshakesDoNotLockOutPeers(t *testing.T) {
 				}
 				opened.Add(1)
 				mu.Lock()
+				if live == nil {
+					mu.Unlock()
+					conn.Close()
+					return
+				}
 				live[conn] = true
 				mu.Unlock()
 				conn.Read(make([]byte, 1)) // until the peer closes it, or the test does
@@ -290,20 +294,15 @@ func TestHeldHandshakesDoNotLockOutPeers(t *testing.T) {
 				mu.Lock()
 				delete(live, conn)
 				mu.Unlock()
-				select {
-				case <-stop:
-					return
-				default:
-				}
 			}
 		})
 	}
 	defer func() {
-		close(stop)
 		mu.Lock()
 		for conn := range live {
 			conn.Close()
 		}
+		live = nil
 		mu.Unlock()
 		wg.Wait()
 	}()
