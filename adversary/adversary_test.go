@@ -286,10 +286,16 @@ type result struct {
 // end has closed the connection. It is an error if it admits the
 // outsider.
 func try(addr string, a attempt) (result, error) {
-	o, err := dialOutsider(addr)
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return result{}, err
 	}
+	return tryOn(c, a)
+}
+
+// tryOn is try on a connection made; it closes it.
+func tryOn(c net.Conn, a attempt) (result, error) {
+	o := &outsider{c: c, r: wire.NewReader(c, 1<<20)}
 	defer o.close()
 	if err := o.send(a.hello); err != nil {
 		return result{}, err

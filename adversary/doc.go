@@ -28,6 +28,9 @@
 //     (slowloris, a Hello announcing 64 MiB, frames cut in half) leave a
 //     peer's resident memory under a stated bound, its cluster keeps its
 //     leader, and the peer is usable once they close.
+//   - TestHeldHandshakesDoNotLockOutPeers: as many silent connections as
+//     a peer takes handshakes at once, reopened as they are closed, do not
+//     keep a restarted peer out (host.Config.MaxHandshakes).
 //   - TestGarbageConnectionsDoNotFloodTheLog: 2,000 garbage connections
 //     make a few dozen log lines, not 2,000, and every refusal is counted.
 //   - TestProtectedMode: a process without a key refuses to listen on an

@@ -270,8 +270,9 @@ func (h *Host) acceptLoop() {
 		}
 		// Beyond MaxHandshakes, the newest takes the place of the oldest,
 		// which has had the longest to prove the key. Refusing the newest
-		// instead let an outsider keep every peer and member out with
-		// MaxHandshakes silent connections, reopened as they time out.
+		// instead would let an outsider keep every peer and member out
+		// with MaxHandshakes silent connections, reopened as they time
+		// out.
 		h.mu.Lock()
 		var oldest transport.Stream
 		if len(h.pending) >= h.cfg.MaxHandshakes {
