@@ -274,6 +274,9 @@ type attempt struct {
 	// instead, if set, is sent in place of the Auth: frames that forge
 	// traffic without authenticating.
 	instead []wire.Frame
+	// then, if set, is sent right after the Auth, without waiting for
+	// the answer to it.
+	then []wire.Frame
 }
 
 // result is what an attempt saw.
@@ -310,7 +313,7 @@ func tryOn(c net.Conn, a attempt) (result, error) {
 	if a.instead != nil {
 		err = o.send(a.instead...)
 	} else {
-		err = o.send(wire.Auth{Proof: dialProof(a.key, a.hello, ans)})
+		err = o.send(append([]wire.Frame{wire.Auth{Proof: dialProof(a.key, a.hello, ans)}}, a.then...)...)
 	}
 	if err != nil && !isReset(err) {
 		return result{answer: ans}, err

@@ -247,8 +247,8 @@ func TestOutsidersCannotJoinSplitOrForge(t *testing.T) {
 		}{
 			{"in place of the proof", "expected auth, got group-msg",
 				attempt{instead: forgedGroupFrames(view, ids["m2"], "127.0.0.1:1")}},
-			{"after a proof under another key", "no proof of the cluster key",
-				attempt{instead: append([]wire.Frame{wire.Auth{Proof: make([]byte, 32)}}, forgedGroupFrames(view, ids["m2"], "127.0.0.1:1")...)}},
+			{"right after a proof under another key", "no proof of the cluster key",
+				attempt{key: transport.NewKey(), then: forgedGroupFrames(view, ids["m2"], "127.0.0.1:1")}},
 		} {
 			wg.Go(func() {
 				a.a.hello = groupHello(ids["m1"], addrs[1], ids[names[to]], 1<<63)
@@ -258,7 +258,7 @@ func TestOutsidersCannotJoinSplitOrForge(t *testing.T) {
 					return
 				}
 				mu.Lock()
-				for _, f := range a.a.instead {
+				for _, f := range append(a.a.instead, a.a.then...) {
 					if f.Type() == wire.TypeGroupMsg {
 						forged++
 					}
