@@ -48,7 +48,9 @@ type Config struct {
 	// DefaultMaxConns); beyond it a new one is closed at once.
 	MaxConns int
 	// MaxHandshakes bounds the accepted connections not yet authenticated
-	// (default DefaultMaxHandshakes).
+	// (default DefaultMaxHandshakes). One more takes the place of the
+	// oldest, which is closed: connections held open without a word
+	// cannot keep others out.
 	MaxHandshakes int
 	// Budget is the memory the host's connections may hold for frames
 	// larger than 64 KiB while they arrive (default
@@ -57,7 +59,8 @@ type Config struct {
 	Budget int64
 	// Refused, if set, is told of accepted connections the Host refuses
 	// itself (garbage, another protocol version, a kind and scope nobody
-	// here serves, no proof of the key, too many connections), with the
+	// here serves, no proof of the key, too many connections, a handshake
+	// closed to make room for a newer one), with the
 	// Hello if one was read; nothing it claims is proved. At most
 	// RefusalsPerSecond a second are told one by one; the others are
 	// counted and told once a second as one refusal, with an empty addr
@@ -128,14 +131,17 @@ type Host struct {
 
 	budget *transport.Budget
 	conns  atomic.Int64 // accepted and not closed
-	shakes atomic.Int64 // accepted and not authenticated
 
-	mu       sync.Mutex
-	routes   map[Route]Handler
-	pending  map[transport.Stream]bool // in their handshake: closed by Close
-	told     int                       // refusals told this second
-	untold   int                       // refusals counted, not told
-	flushing bool                      // a report of the untold is due
+	mu     sync.Mutex
+	routes map[Route]Handler
+	// pending are the accepted streams in their handshake, each with its
+	// number in order of arrival: Close closes them, and the oldest is
+	// closed when one more arrives than MaxHandshakes.
+	pending  map[transport.Stream]uint64
+	arrived  uint64 // streams accepted
+	told     int    // refusals told this second
+	untold   int    // refusals counted, not told
+	flushing bool   // a report of the untold is due
 }
 
 // New listens on cfg.Listen and starts accepting.
@@ -169,7 +175,7 @@ func New(cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	h := &Host{cfg: cfg, ln: ln, routes: map[Route]Handler{}, pending: map[transport.Stream]bool{}, closed: make(chan struct{}),
+	h := &Host{cfg: cfg, ln: ln, routes: map[Route]Handler{}, pending: map[transport.Stream]uint64{}, closed: make(chan struct{}),
 		budget: transport.NewBudget(cfg.Budget)}
 	h.wg.Add(1)
 	go h.acceptLoop()
@@ -255,12 +261,11 @@ func (h *Host) acceptLoop() {
 			h.tell(s.RemoteAddr(), nil, fmt.Sprintf("too many connections (%d)", h.cfg.MaxConns))
 			continue
 		}
-		if h.shakes.Add(1) > int64(h.cfg.MaxHandshakes) {
-			h.shakes.Add(-1)
-			s.Close()
-			h.tell(s.RemoteAddr(), nil, fmt.Sprintf("too many handshakes at once (%d)", h.cfg.MaxHandshakes))
-			continue
-		}
+		// Beyond MaxHandshakes, the newest takes the place of the oldest,
+		// which has had the longest to prove the key. Refusing the newest
+		// instead would let an outsider keep every peer and member out
+		// with MaxHandshakes silent connections, reopened as they time
+		// out.
 		h.mu.Lock()
 		select {
 		case <-h.closed: // Close has ended the handshakes it knew of
@@ -269,11 +274,33 @@ func (h *Host) acceptLoop() {
 			return
 		default:
 		}
-		h.pending[s] = true
+		var oldest transport.Stream
+		if len(h.pending) >= h.cfg.MaxHandshakes {
+			oldest = h.oldestLocked()
+			delete(h.pending, oldest)
+		}
+		h.arrived++
+		h.pending[s] = h.arrived
 		h.wg.Add(1)
 		h.mu.Unlock()
+		if oldest != nil {
+			oldest.Close()
+			h.tell(oldest.RemoteAddr(), nil, fmt.Sprintf("handshake unfinished when %d more had arrived: closed to make room", h.cfg.MaxHandshakes))
+		}
 		go h.route(s)
 	}
+}
+
+// oldestLocked returns the handshake in progress that arrived first.
+func (h *Host) oldestLocked() transport.Stream {
+	var oldest transport.Stream
+	first := uint64(0)
+	for s, n := range h.pending {
+		if oldest == nil || n < first {
+			oldest, first = s, n
+		}
+	}
+	return oldest
 }
 
 // counted is an accepted stream counted in a host's connections until it
@@ -300,31 +327,33 @@ func (c *counted) Close() error {
 // route reads an accepted stream's Hello and hands it to its handler.
 func (h *Host) route(s transport.Stream) {
 	defer h.wg.Done()
-	shaking := true
-	done := func() {
-		if shaking {
-			shaking = false
-			h.shakes.Add(-1)
-			h.mu.Lock()
-			delete(h.pending, s)
-			h.mu.Unlock()
-		}
+	// ended ends s's handshake and reports whether it was still one: if
+	// not, it was closed to make room for a newer one, and that was told.
+	ended := func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		_, ok := h.pending[s]
+		delete(h.pending, s)
+		return ok
 	}
-	defer done()
 	a, err := transport.ReadHello(s, h.cfg.Handshake, h.cfg.Key)
 	if err != nil {
-		h.refuse(s, nil, err.Error())
+		if ended() {
+			h.refuse(s, nil, err.Error())
+		}
 		return
 	}
 	r := Route{Kind: a.Hello.Kind, Scope: a.Hello.Scope}
 	h.mu.Lock()
 	f := h.routes[r]
 	h.mu.Unlock()
+	if !ended() {
+		return // closed to make room: the dialer will try again
+	}
 	if f == nil {
 		h.refuse(s, &a.Hello, fmt.Sprintf("no %s here", r))
 		return
 	}
-	done()
 	f(a)
 }
 

@@ -204,9 +204,10 @@ func TestLoopTicksOnTheInjectedClock(t *testing.T) {
 	}
 }
 
-// TestCaps checks the host's bounds: connections beyond MaxConns, and
-// handshakes beyond MaxHandshakes, are closed at once, and refusals are
-// reported at most RefusalsPerSecond a second, the rest as a count.
+// TestCaps checks the host's bounds: connections beyond MaxConns are
+// closed at once, a handshake beyond MaxHandshakes takes the place of the
+// oldest, and refusals are reported at most RefusalsPerSecond a second,
+// the rest as a count.
 func TestCaps(t *testing.T) {
 	nw := &transport.Mem{}
 	reports := make(chan string, 100)
@@ -249,18 +250,30 @@ func TestCaps(t *testing.T) {
 	if told > RefusalsPerSecond || told+counted != 25 {
 		t.Fatalf("%d refusals told one by one and %d counted, want at most %d told and 25 in all", told, counted, RefusalsPerSecond)
 	}
-	// Three silent connections hold every handshake: a fourth is closed.
+	// Three silent connections hold every handshake: a fourth takes the
+	// place of the first, and the others stay.
+	var silent []transport.Stream
 	for range 3 {
-		dial()
+		silent = append(silent, dial())
+		for h.Conns() < len(silent) {
+			time.Sleep(time.Millisecond) // accepted in order
+		}
 	}
-	if s := dial(); !closed(s) {
-		t.Fatal("a fourth handshake was let in")
+	dial()
+	if !closed(silent[0]) {
+		t.Fatal("the oldest handshake stayed when a fourth arrived")
 	}
-	if r := <-reports; !strings.Contains(r, "too many handshakes") {
+	if r := <-reports; !strings.Contains(r, "closed to make room") {
 		t.Fatalf("report %q", r)
 	}
+	for _, s := range silent[1:] {
+		s.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if _, err := s.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("a newer silent handshake was closed: %v", err)
+		}
+	}
 	if n := h.Conns(); n != 3 {
-		t.Fatalf("%d connections open, want the 3 silent ones", n)
+		t.Fatalf("%d connections open, want 3 silent ones", n)
 	}
 	h.Close()
 	if n := h.Conns(); n != 0 {

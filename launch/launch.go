@@ -453,6 +453,16 @@ func (c *Cluster) Output(i int) []string {
 	return nil
 }
 
+// PID returns the process id of the current process of peer i, or 0 if
+// it was never started or has exited.
+func (c *Cluster) PID(i int) int {
+	p := c.proc(i)
+	if p == nil || isDone(p.exited) {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 func (c *Cluster) proc(i int) *proc {
 	c.mu.Lock()
 	defer c.mu.Unlock()
