@@ -21,6 +21,7 @@ package eventlog
 
 import (
 	"bytes"
+	"math"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -182,7 +183,15 @@ func (c *Clock) Tick(now time.Time) uint64 {
 func (c *Clock) Witness(stamp uint64, now time.Time) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	v := max(c.last+1, stamp+1, uint64(now.UnixMicro()))
+	v := max(inc(c.last), inc(stamp), uint64(now.UnixMicro()))
 	c.last = v
 	return v
+}
+
+// inc is v+1, saturating: a clock never wraps back to small values.
+func inc(v uint64) uint64 {
+	if v == math.MaxUint64 {
+		return v
+	}
+	return v + 1
 }

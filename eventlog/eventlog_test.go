@@ -113,3 +113,18 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// TestClockNeverGoesBack witnesses stamps at the top of the range: the
+// clock saturates instead of wrapping to small values.
+func TestClockNeverGoesBack(t *testing.T) {
+	var c Clock
+	now := time.Unix(1700000000, 0)
+	last := c.Tick(now)
+	for _, stamp := range []uint64{1<<64 - 4, 1<<64 - 1, 1<<64 - 1, 5} {
+		v := c.Witness(stamp, now)
+		if v < last {
+			t.Fatalf("witnessing %d took the clock from %d back to %d", stamp, last, v)
+		}
+		last = v
+	}
+}
