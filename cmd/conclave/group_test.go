@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"github.com/conclave/conclave/transport"
 	"io"
 	"os"
 	"path/filepath"
@@ -43,8 +44,23 @@ type member struct {
 	done  chan error
 }
 
+// testKeyFile is a cluster key the tests' members share.
+var testKeyFile = func() string {
+	dir, err := os.MkdirTemp("", "conclave-key-")
+	if err != nil {
+		panic(err)
+	}
+	path := filepath.Join(dir, "cluster.key")
+	if err := transport.WriteKeyFile(path, transport.NewKey()); err != nil {
+		panic(err)
+	}
+	return path
+}()
+
+// startMember runs "conclave group" with args and the tests' key.
 func startMember(t *testing.T, args ...string) *member {
 	t.Helper()
+	args = append(args, "--key-file", testKeyFile)
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	m := &member{in: inW, lines: make(chan string, 1024), done: make(chan error, 1)}

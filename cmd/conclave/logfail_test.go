@@ -45,6 +45,7 @@ func TestMain(m *testing.M) {
 	if built.dir != "" {
 		os.RemoveAll(built.dir)
 	}
+	os.RemoveAll(filepath.Dir(testKeyFile))
 	os.Exit(code)
 }
 
