@@ -22,12 +22,15 @@
 // its timers or its queued input run first on resume is the seed's
 // choice), reset, partitions of any shape (isolate, split, bridge),
 // one-way cuts (which block both directions of the pair, as they do to
-// TCP: ACKs cannot return, see ../shared/reference/fault-injection.md),
-// extra delay on a link, and heal. Each process has a Disk whose unsynced
-// writes a crash loses.
+// TCP, whose acknowledgements cannot return: on real hosts a rule that
+// drops at one host what another sends ends their connection both ways,
+// netns.TestNetOneWayCut), extra delay on a link, and heal. Each process has a Disk whose unsynced writes a crash
+// loses.
 //
 // Everything that happens is recorded as eventlog.Events: the machines'
-// own events under their node names ("peer-<id>", "m<slot>"), and the
-// faults under node "control" with the names the real launcher uses
-// (proc_kill, proc_stop, ...), so the same checkers read both.
+// own events under their node names (eventlog.PeerName, "peer-<id>", and
+// eventlog.MemberName, "m<slot>"), and the faults under node
+// eventlog.Control with the names the real launcher uses (proc_kill,
+// proc_stop, ...), so the same checkers read both. docs/simulator.md says
+// what the simulator models and what it does not.
 package sim

@@ -5,6 +5,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/conclave/conclave/eventlog"
 )
 
 // The fault vocabulary: each applies to a process, or to the network
@@ -24,7 +26,7 @@ func (n *Net) Start(i int) {
 	p.gen++
 	p.backlog = nil
 	p.conns = map[uint64]*conn{}
-	n.control("proc_start", "peer", i)
+	n.control(eventlog.ProcStart, eventlog.FieldPeer, i)
 	for _, m := range p.machines {
 		m.start()
 	}
@@ -45,7 +47,7 @@ func (n *Net) Crash(i int) {
 	if !p.running {
 		return
 	}
-	n.control("proc_kill", "peer", i)
+	n.control(eventlog.ProcKill, eventlog.FieldPeer, i)
 	n.end(p)
 	if p.disk != nil {
 		p.disk.crash()
@@ -74,7 +76,7 @@ func (n *Net) Stop(i int) {
 	if !p.running || p.paused {
 		return
 	}
-	n.control("proc_term", "peer", i)
+	n.control(eventlog.ProcTerm, eventlog.FieldPeer, i)
 	gen := p.gen
 	for _, m := range p.machines {
 		if p.gen == gen {
@@ -96,7 +98,7 @@ func (n *Net) Paused(i int) bool { return n.procs[i].paused }
 // it queues up and its connections stay open.
 func (n *Net) Pause(i int) {
 	if p := n.procs[i]; p.running && !p.paused {
-		n.control("proc_stop", "peer", i)
+		n.control(eventlog.ProcStop, eventlog.FieldPeer, i)
 		p.paused = true
 	}
 }
@@ -108,7 +110,7 @@ func (n *Net) Resume(i int) {
 	if !p.running || !p.paused {
 		return
 	}
-	n.control("proc_cont", "peer", i)
+	n.control(eventlog.ProcCont, eventlog.FieldPeer, i)
 	p.paused = false
 	backlog := p.backlog
 	p.backlog = nil
@@ -154,7 +156,7 @@ func (n *Net) Partition(groups ...[]int) {
 			}
 		}
 	}
-	n.control("net_partition", "groups", groups)
+	n.control(eventlog.NetPartition, eventlog.FieldGroups, groups)
 	n.setBlocked(blocked)
 }
 
@@ -168,7 +170,7 @@ func (n *Net) Bridge(a, b []int, bridge int) {
 			blocked[pair(x, y)] = true
 		}
 	}
-	n.control("net_bridge", "a", a, "b", b, "bridge", bridge)
+	n.control(eventlog.NetBridge, eventlog.FieldA, a, eventlog.FieldB, b, eventlog.FieldBridge, bridge)
 	n.setBlocked(blocked)
 }
 
@@ -176,7 +178,7 @@ func (n *Net) Bridge(a, b []int, bridge int) {
 // that stops both directions of the pair, since acknowledgements cannot
 // return.
 func (n *Net) Cut(a, b int) {
-	n.control("net_cut", "from", a, "to", b)
+	n.control(eventlog.NetCut, eventlog.FieldFrom, a, eventlog.FieldTo, b)
 	blocked := maps.Clone(n.blocked)
 	blocked[pair(a, b)] = true
 	n.setBlocked(blocked)
@@ -184,7 +186,7 @@ func (n *Net) Cut(a, b int) {
 
 // Heal removes every partition and cut; held traffic flows again.
 func (n *Net) Heal() {
-	n.control("net_heal")
+	n.control(eventlog.NetHeal)
 	n.setBlocked(map[[2]int]bool{})
 }
 
@@ -193,7 +195,7 @@ func (n *Net) Blocked(a, b int) bool { return n.blocked[pair(a, b)] }
 
 // Delay adds d to every message between a and b (0 removes it).
 func (n *Net) Delay(a, b int, d time.Duration) {
-	n.control("net_delay", "a", a, "b", b, "ms", float64(d)/float64(time.Millisecond))
+	n.control(eventlog.NetDelay, eventlog.FieldA, a, eventlog.FieldB, b, eventlog.FieldMS, float64(d)/float64(time.Millisecond))
 	if d == 0 {
 		delete(n.extra, pair(a, b))
 	} else {
@@ -220,7 +222,7 @@ func (n *Net) Reset(a, b int) {
 			continue
 		}
 		if !logged {
-			n.control("net_reset", "a", a, "b", b)
+			n.control(eventlog.NetReset, eventlog.FieldA, a, eventlog.FieldB, b)
 			logged = true
 		}
 		for side := range 2 {

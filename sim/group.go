@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -97,9 +96,11 @@ func NewGroupOn(net *Net, cfg GroupConfig) *GroupSim {
 	return s
 }
 
-// Addr returns the address of slot i.
-func Addr(i int) string { return fmt.Sprintf("m%d", i) }
+// Addr returns the address of slot i, which is also its member's node
+// name in events (eventlog.MemberName).
+func Addr(i int) string { return eventlog.MemberName(i) }
 
+// slotOf returns the slot of address addr (the inverse of Addr), or -1.
 func slotOf(addr string) int {
 	i, err := strconv.Atoi(strings.TrimPrefix(addr, "m"))
 	if err != nil || !strings.HasPrefix(addr, "m") {
@@ -108,7 +109,9 @@ func slotOf(addr string) int {
 	return i
 }
 
-func memberID(slot int, inc uint64) string { return fmt.Sprintf("m%d.%d", slot, inc) }
+func memberID(slot int, inc uint64) string {
+	return eventlog.MemberName(slot) + "." + strconv.FormatUint(inc, 10)
+}
 
 // Running reports whether slot i's member runs and is not paused.
 func (s *GroupSim) Running(i int) bool {
@@ -128,7 +131,7 @@ func (s *GroupSim) Sent() int { return s.sent }
 // Leave asks slot i to leave the group.
 func (s *GroupSim) Leave(i int) {
 	if m := s.members[i]; m.active && m.p.running && !m.p.paused {
-		s.control("proc_leave", "peer", i)
+		s.control(eventlog.ProcLeave, eventlog.FieldPeer, i)
 		m.step(stack.Leave{})
 	}
 }
@@ -144,7 +147,7 @@ func (s *GroupSim) Send(i int) {
 	s.sent++
 	id := m.id + ":" + strconv.Itoa(m.count)
 	m.tokens[uint64(m.count)] = id
-	m.log("send", "msg", id)
+	m.log(eventlog.Send, eventlog.FieldMsg, id)
 	m.step(stack.Send{Msg: stack.Msg{Data: []byte(id)}, Token: uint64(m.count)})
 }
 
@@ -256,16 +259,18 @@ func (m *member) effects() {
 			if e.View != m.viewID || m.viewStr == "" {
 				m.viewID, m.viewStr = e.View, e.View.String()
 			}
-			m.log("deliver", "view", m.viewStr, "from", e.From, "seq", e.Seq, "order", e.Order, "msg", string(e.Msg.Data))
+			m.log(eventlog.Deliver, eventlog.FieldView, m.viewStr, eventlog.FieldFrom, e.From, eventlog.FieldSeq, e.Seq,
+				eventlog.FieldOrder, e.Order, eventlog.FieldMsg, string(e.Msg.Data))
 		case stack.Install:
 			m.view, m.inView = e.View, true
-			m.log("view", "view", e.View.ID.String(), "prev", e.Prev.String(), "members", e.View.IDs(), "flushed", e.Contribs != nil)
+			m.log(eventlog.View, eventlog.FieldView, e.View.ID.String(), eventlog.FieldPrev, e.Prev.String(),
+				eventlog.FieldMembers, e.View.IDs(), eventlog.FieldFlushed, e.Contribs != nil)
 		case stack.Acked:
-			m.log("acked", "msg", m.tokens[e.Token], "lost", e.Lost)
+			m.log(eventlog.Acked, eventlog.FieldMsg, m.tokens[e.Token], eventlog.FieldLost, e.Lost)
 			delete(m.tokens, e.Token)
 		case stack.Left:
 			m.left, m.inView = true, false
-			m.log("left", "reason", e.Reason)
+			m.log(eventlog.Left, eventlog.FieldReason, e.Reason)
 			// The member ends, and with it its process, as the group
 			// runtime's.
 			gen := m.p.gen
@@ -288,7 +293,7 @@ func (m *member) effects() {
 
 func (m *member) log(ev string, kv ...any) {
 	f := fields(kv)
-	f["member"] = m.id
+	f[eventlog.FieldMember] = m.id
 	t := m.g.wall()
 	m.g.record(eventlog.Event{TS: t, Node: m.addr, Inc: m.p.inc, LC: m.clock.Tick(t), Ev: ev, Fields: f})
 }

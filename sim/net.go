@@ -209,9 +209,9 @@ func (n *Net) wall() time.Time { return Epoch.Add(n.now) }
 
 func (n *Net) record(e eventlog.Event) { n.history = append(n.history, e) }
 
-// control records a fault or action under node "control".
+// control records a fault or action under node eventlog.Control.
 func (n *Net) control(ev string, kv ...any) {
-	n.record(eventlog.Event{TS: n.wall(), Node: "control", LC: n.ctrl.Tick(n.wall()), Ev: ev, Fields: fields(kv)})
+	n.record(eventlog.Event{TS: n.wall(), Node: eventlog.Control, LC: n.ctrl.Tick(n.wall()), Ev: ev, Fields: fields(kv)})
 }
 
 func fields(kv []any) map[string]any {

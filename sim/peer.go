@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/conclave/conclave/eventlog"
@@ -45,7 +44,7 @@ type peerNode struct {
 	s     *Sim
 	p     *proc
 	id    int
-	name  string // "peer-<id>"
+	name  string // eventlog.PeerName(id)
 	core  *peer.Core
 	timer timer
 	clock eventlog.Clock
@@ -75,7 +74,7 @@ func NewOn(net *Net, cfg Config) (*Sim, error) {
 	}
 	s := &Sim{Net: net, cfg: cfg}
 	for i := range cfg.N {
-		m := &peerNode{s: s, p: net.procs[i], id: i, name: nodeName(i)}
+		m := &peerNode{s: s, p: net.procs[i], id: i, name: eventlog.PeerName(i)}
 		s.peers = append(s.peers, m)
 		net.host(i, m)
 	}
@@ -170,7 +169,7 @@ func (m *peerNode) effects() {
 		case peer.Dial:
 			m.dial(e.Peer)
 		case peer.Log:
-			if !s.cfg.LogHeartbeats && (e.Ev == "hb_recv" || e.Ev == "hb_sent" && !s.cfg.LogSentHeartbeats) {
+			if !s.cfg.LogHeartbeats && (e.Ev == eventlog.HBRecv || e.Ev == eventlog.HBSent && !s.cfg.LogSentHeartbeats) {
 				continue
 			}
 			s.record(eventlog.Event{TS: s.wall(), Node: m.name, Inc: m.p.inc,
@@ -229,5 +228,3 @@ func (m *peerNode) sendFrame(c *conn, side int, f wire.Frame, lc uint64) {
 		dst.step(peer.Recv{Peer: m.id, Conn: peer.ConnID(c.id), Frame: f})
 	})
 }
-
-func nodeName(id int) string { return fmt.Sprintf("peer-%d", id) }

@@ -2,9 +2,11 @@
 // options, urgent data, the Hello handshake, and a connection with its own
 // reader and writer goroutines.
 //
-// Urgent data follows ../shared/reference/urgent-data.md: SO_OOBINLINE is set
-// right after dial or accept and never changed, so the urgent byte stays in
-// the ordered stream, where the framing reads it as a one-byte wire.Hint.
+// Urgent data is handled as measurements on Linux showed it must be: with
+// SO_OOBINLINE off, an urgent byte alone does not wake Go's netpoller, and a
+// read that reaches it discards it. So SO_OOBINLINE is set right after dial
+// or accept and never changed, and the urgent byte stays in the ordered
+// stream, where the framing reads it as a one-byte wire.Hint.
 // The leader-change frame itself travels as ordinary data, so nothing depends
 // on the urgent flag surviving the path.
 package transport
