@@ -3,8 +3,9 @@ package group
 import "sync"
 
 // queue is an unbounded channel: the loop never blocks on a slow reader.
-// A goroutine moves items to the channel only while some are waiting, so
-// an idle queue costs none.
+// Items go straight into the channel's buffer while it has room; beyond
+// it, a goroutine moves them while some are waiting, so an idle queue, or
+// one read as fast as it fills, costs none.
 type queue[T any] struct {
 	mu        sync.Mutex
 	items     []T
@@ -16,8 +17,11 @@ type queue[T any] struct {
 	dropped   sync.Once
 }
 
+// queueBuffer is the room in a queue's channel.
+const queueBuffer = 256
+
 func newQueue[T any]() *queue[T] {
-	return &queue[T]{out: make(chan T), drop: make(chan struct{})}
+	return &queue[T]{out: make(chan T, queueBuffer), drop: make(chan struct{})}
 }
 
 // push adds v at the end.
@@ -26,6 +30,13 @@ func (q *queue[T]) push(v T) {
 	defer q.mu.Unlock()
 	if q.closed {
 		return
+	}
+	if !q.running && len(q.items) == 0 {
+		select {
+		case q.out <- v:
+			return
+		default:
+		}
 	}
 	q.items = append(q.items, v)
 	q.kick()
