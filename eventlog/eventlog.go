@@ -21,9 +21,9 @@ package eventlog
 
 import (
 	"bytes"
-	"math"
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"sync"
