@@ -46,7 +46,8 @@ type membership struct {
 	answered    stack.FlushID          // the last flush answered
 	contributed map[stack.FlushID]bool // the flushes of the view contributed to
 	blocked     bool
-	orphaned    int // retries spent waiting for the Install of answered, its coordinator suspected
+	orphaned    int           // retries spent waiting for the Install of answered, its coordinator suspected
+	blockedAt   time.Duration // when it answered the flush answered
 }
 
 type flushRun struct {
@@ -60,6 +61,12 @@ type flushRun struct {
 // flushPatience is how many times a flush is sent again to a member that
 // does not answer before it is suspected.
 const flushPatience = 5
+
+// stuckPatience is how many retry intervals a member waits for the Install
+// of a flush it answered, whatever the state of its coordinator, before it
+// goes on alone: twice the longest a coordinator takes to send a new
+// attempt while it waits for others (flushPatience resends and one more).
+const stuckPatience = 2 * (flushPatience + 1)
 
 // Membership message kinds (the first byte of its header).
 const (
@@ -86,10 +93,19 @@ func newMembership(p stack.Params) stack.Layer {
 func (g *membership) Start(c *stack.Ctx) { g.me = c.Me() }
 
 func (g *membership) Deadline() time.Duration {
-	if g.joining || g.flush != nil || g.probing() || g.orphan() {
-		return g.nextRetry
+	d := stack.Never
+	if g.retrying() {
+		d = g.nextRetry
 	}
-	return stack.Never
+	if g.stuck() {
+		d = min(d, g.blockedAt+stuckPatience*g.retry)
+	}
+	return d
+}
+
+// retrying reports whether the retry timer runs.
+func (g *membership) retrying() bool {
+	return g.joining || g.flush != nil || g.probing() || g.orphan()
 }
 
 // alone reports whether this member is in a view of its own that it may
@@ -99,6 +115,18 @@ func (g *membership) alone() bool {
 }
 
 func (g *membership) Tick(c *stack.Ctx) {
+	if g.stuck() && c.Now() >= g.blockedAt+stuckPatience*g.retry {
+		// No Install and no new attempt for that long, though its
+		// coordinator seems well: the coordinator has moved on to a view
+		// made by another flush, whose Install this member lost (a
+		// leaving coordinator's, closed with the connection on which it
+		// came), and waits for nothing more from it.
+		g.abandon(c)
+		return
+	}
+	if !g.retrying() || c.Now() < g.nextRetry {
+		return
+	}
 	g.nextRetry = c.Now() + g.retry
 	switch {
 	case g.joining:
@@ -132,8 +160,7 @@ func (g *membership) Tick(c *stack.Ctx) {
 		// Past patience, it goes on alone and asks to be let in again.
 		g.orphaned++
 		if g.orphaned > flushPatience {
-			c.Log(eventlog.FlushAbandoned, eventlog.FieldView, g.view.ID.String(), eventlog.FieldOf, g.answered.Coord)
-			g.install(c, stack.View{ID: g.nextID(), Members: []stack.Member{g.me}}, g.view.ID, nil)
+			g.abandon(c)
 		}
 	case g.probing():
 		// Look for another group of ours among the contacts: the smaller
@@ -150,7 +177,20 @@ func (g *membership) Tick(c *stack.Ctx) {
 // orphan reports whether this member waits for the Install of a flush
 // whose coordinator it suspects, with no other flush of its view since.
 func (g *membership) orphan() bool {
-	return g.inView && !g.left && g.blocked && g.flush == nil && g.suspects[g.answered.Coord]
+	return g.stuck() && g.suspects[g.answered.Coord]
+}
+
+// stuck reports whether this member waits for the Install of a flush it
+// answered and does not run.
+func (g *membership) stuck() bool {
+	return g.inView && !g.left && g.blocked && g.flush == nil
+}
+
+// abandon gives up the flush this member answered: it goes on alone and
+// asks to be let in again.
+func (g *membership) abandon(c *stack.Ctx) {
+	c.Log(eventlog.FlushAbandoned, eventlog.FieldView, g.view.ID.String(), eventlog.FieldOf, g.answered.Coord)
+	g.install(c, stack.View{ID: g.nextID(), Members: []stack.Member{g.me}}, g.view.ID, nil)
 }
 
 // probing reports whether this member, a coordinator at rest, looks for
@@ -299,6 +339,8 @@ func (g *membership) Down(c *stack.Ctx, ev stack.Event) {
 			enc.Bytes(p)
 		}
 		g.send(c, g.member(e.Flush.Coord), enc.B)
+	case Suspect:
+		g.suspect(c, e.ID) // vsync: a gap that did not fill
 	case stack.Out:
 		c.Down(stack.Out{To: e.To, Msg: e.Msg.Push(gmsDataHdr)})
 	default:
@@ -311,33 +353,7 @@ func (g *membership) Up(c *stack.Ctx, ev stack.Event) {
 	case stack.Recv:
 		g.recv(c, e)
 	case Suspect:
-		if !g.inView || !g.view.Has(e.ID) {
-			return
-		}
-		wasCoord := g.coord()
-		g.suspects[e.ID] = true
-		if g.coord() == "" {
-			return
-		}
-		// The coordinator decides: tell it, or the new one everything.
-		switch c2 := g.coord(); {
-		case c2 == g.me.ID:
-		case c2 != wasCoord:
-			for _, m := range g.view.Members {
-				if g.suspects[m.ID] {
-					g.send(c, g.member(c2), (&stack.Enc{B: []byte{gmsSuspect}}).Str(m.ID).B)
-				}
-			}
-		default:
-			g.send(c, g.member(c2), (&stack.Enc{B: []byte{gmsSuspect}}).Str(e.ID).B)
-		}
-		if g.leaving && g.coord() != wasCoord && g.coord() != g.me.ID {
-			g.send(c, g.member(g.coord()), []byte{gmsLeave})
-		}
-		if g.leaving && g.coord() == g.me.ID {
-			g.leavers[g.me.ID] = true
-		}
-		g.maybeFlush(c)
+		g.suspect(c, e.ID)
 	case stack.Lost:
 		if g.joining && e.ID == "" {
 			if _, ok := g.status[e.Addr]; ok {
@@ -347,6 +363,39 @@ func (g *membership) Up(c *stack.Ctx, ev stack.Event) {
 	default:
 		c.Up(ev)
 	}
+}
+
+// suspect acts on a suspicion of member id, from detect below or vsync
+// above: the coordinator excludes it at its next flush; any other member
+// reports it to the coordinator.
+func (g *membership) suspect(c *stack.Ctx, id string) {
+	if !g.inView || !g.view.Has(id) {
+		return
+	}
+	wasCoord := g.coord()
+	g.suspects[id] = true
+	if g.coord() == "" {
+		return
+	}
+	// The coordinator decides: tell it, or the new one everything.
+	switch c2 := g.coord(); {
+	case c2 == g.me.ID:
+	case c2 != wasCoord:
+		for _, m := range g.view.Members {
+			if g.suspects[m.ID] {
+				g.send(c, g.member(c2), (&stack.Enc{B: []byte{gmsSuspect}}).Str(m.ID).B)
+			}
+		}
+	default:
+		g.send(c, g.member(c2), (&stack.Enc{B: []byte{gmsSuspect}}).Str(id).B)
+	}
+	if g.leaving && g.coord() != wasCoord && g.coord() != g.me.ID {
+		g.send(c, g.member(g.coord()), []byte{gmsLeave})
+	}
+	if g.leaving && g.coord() == g.me.ID {
+		g.leavers[g.me.ID] = true
+	}
+	g.maybeFlush(c)
 }
 
 func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
@@ -399,6 +448,7 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 		g.answered = id
 		g.blocked = true
 		g.orphaned = 0
+		g.blockedAt = c.Now()
 		c.Up(stack.Block{Flush: id})
 		return
 	case gmsFlushOk:

@@ -187,7 +187,10 @@ func TestOrphanedFlushAbandoned(t *testing.T) {
 		x.step(stack.Lost{ID: m0.ID, Addr: m0.Addr, Reason: "eof"})
 		x.out = nil
 		beat := stack.Recv{From: m1, Msg: stack.Msg{Hdrs: [][]byte{{detectBeat}}}}
-		for now := time.Duration(0); now < 3*time.Second; now += 50 * time.Millisecond {
+		// Up to just before m2 would give up m1's flush too, had m1 sent
+		// neither its Install nor a new attempt (TestStuckFlushAbandoned).
+		end := 500*time.Millisecond + stuckPatience*DefaultRetry
+		for now := time.Duration(0); now < end; now += 50 * time.Millisecond {
 			x.stepAt(now, beat) // m1 is alive and well
 			if rescued && now == 500*time.Millisecond {
 				// m1 takes the flush over in time.
@@ -259,5 +262,42 @@ func TestFlushTimeoutSuspectsSilentMember(t *testing.T) {
 	}
 	if !x.logged("flush_timeout") || last.Has(m2.ID) || !last.Has(m0.ID) {
 		t.Fatalf("m0 ended in view %v (flush timeout logged: %v), want one without the silent m2", last.IDs(), x.logged("flush_timeout"))
+	}
+}
+
+// TestStuckFlushAbandoned: m2 answered m1's flush of view 1, and m1, well
+// and heartbeating, moved on to a view made by another flush (a leaving
+// coordinator's, whose Install m2 lost when it closed the connection it
+// came on): m1 sends m2 neither an Install nor a new attempt. m2 must not
+// wait for ever, blocked in view 1 while m1 counts it in the next one: past
+// stuckPatience retries it goes on alone and asks to be let in again
+// (batched group sweep seed 2140, and seed 831 once vsync asked for gaps).
+func TestStuckFlushAbandoned(t *testing.T) {
+	m0 := stack.Member{ID: "m0.1", Addr: "m0"}
+	m1 := stack.Member{ID: "m1.1", Addr: "m1"}
+	m2 := stack.Member{ID: "m2.1", Addr: "m2"}
+	x := newMember(t, m2.ID, m2.Addr, "m0", "m1")
+	v1 := stack.View{ID: stack.ViewID{Seq: 1, Coord: m0.ID}, Members: []stack.Member{m0, m1, m2}}
+	x.gms(m0, install(stack.FlushID{}, v1))
+	x.step(stack.Lost{ID: m0.ID, Addr: m0.Addr, Reason: "eof"})
+	x.sent(m1.ID) // the suspicion of m0, reported to m1
+	answerFlush(t, x, m1, v1)
+	x.out = nil
+	beat := stack.Recv{From: m1, Msg: stack.Msg{Hdrs: [][]byte{{detectBeat}}}}
+	var abandoned time.Duration
+	for now := time.Duration(0); now < 2*stuckPatience*DefaultRetry && abandoned == 0; now += 50 * time.Millisecond {
+		x.stepAt(now, beat)
+		x.stepAt(now, stack.Tick{})
+		if x.logged("flush_abandoned") {
+			abandoned = now
+		}
+	}
+	if want := stuckPatience * DefaultRetry; abandoned < want || abandoned > want+50*time.Millisecond {
+		t.Fatalf("m2 abandoned the flush of m1, who went silent on it, after %v, want %v", abandoned, want)
+	}
+	for _, e := range x.out {
+		if i, ok := e.(stack.Install); ok && len(i.View.Members) != 1 {
+			t.Fatalf("m2 installed %v, want a view of its own", i.View.IDs())
+		}
 	}
 }
