@@ -173,4 +173,5 @@ const (
 const (
 	CauseConnClosed = "conn_closed"
 	CauseSilence    = "silence"
+	CauseGap        = "gap"
 )

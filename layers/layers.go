@@ -31,6 +31,7 @@ const (
 	DefaultSuspectAfter = 500 * time.Millisecond // detect: suspect-after
 	DefaultRetry        = 200 * time.Millisecond // membership: retry
 	DefaultWindow       = 1024                   // vsync: window
+	DefaultGapTimeout   = time.Second            // vsync: gap-timeout
 )
 
 // Registry returns a registry of the layer kinds of this package.
@@ -61,6 +62,7 @@ func Registry() *stack.Registry {
 		Doc:  "reliable FIFO multicast with view synchrony: the same messages delivered by members passing together to the next view",
 		Params: []stack.Param{
 			{Name: "window", Type: stack.Int, Default: strconv.Itoa(DefaultWindow), Min: 1, Max: 1 << 20, Doc: "unacknowledged messages a sender may have in flight"},
+			{Name: "gap-timeout", Type: stack.Duration, Default: DefaultGapTimeout.String(), Min: int64(time.Millisecond), Doc: "how long a missing message may stay missing, asked again every fifth of it, before its sender is suspected"},
 		},
 		Below:  []string{"membership"},
 		Unique: true,
