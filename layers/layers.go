@@ -46,6 +46,7 @@ func Registry() *stack.Registry {
 		},
 		Unique: true,
 		New:    newDetect,
+		Check:  checkDetect,
 	})
 	r.Register(stack.Kind{
 		Name: "membership",
@@ -76,6 +77,16 @@ func Registry() *stack.Registry {
 		New:    newTotal,
 	})
 	return r
+}
+
+// checkDetect refuses a detector that would suspect members between two
+// heartbeats, with the sentence peer.Config.Validate has for the same
+// settings.
+func checkDetect(p stack.Params) error {
+	if hb, after := p.Duration("heartbeat"), p.Duration("suspect-after"); after <= hb {
+		return fmt.Errorf("suspect-after (%v) must be longer than the heartbeat interval (%v)", after, hb)
+	}
+	return nil
 }
 
 // Shipped returns the names of the stacks embedded in conclave.

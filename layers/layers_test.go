@@ -48,6 +48,9 @@ func TestBadDescriptions(t *testing.T) {
 		{``, `no <stack> element`},
 		{`<stack name="x"></stack>`, `has no layers`},
 		{`<stack name="x"><layer kind="detect"/><layer kind="detect"/></stack>`, `may appear only once`},
+		{"<stack name=\"x\">\n<layer kind=\"detect\" heartbeat=\"1s\" suspect-after=\"500ms\"/></stack>",
+			`f.xml:2: layer "detect": suspect-after (500ms) must be longer than the heartbeat interval (1s)`},
+		{`<stack name="x"><layer kind="detect" heartbeat="1s"/></stack>`, `suspect-after (500ms) must be longer than the heartbeat interval (1s)`},
 	} {
 		_, err := Registry().Parse("f.xml", []byte(c.xml))
 		var se *stack.Error

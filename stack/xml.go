@@ -100,6 +100,9 @@ type Kind struct {
 	Unique bool
 	// New builds a layer from checked parameters.
 	New func(p Params) Layer
+	// Check, if set, checks the parameters together (each is already
+	// within its bounds), and returns a sentence saying what is wrong.
+	Check func(p Params) error
 }
 
 // Registry holds the layer kinds stacks can be built from.
@@ -299,6 +302,11 @@ func (r *Registry) layer(t xml.StartElement, line int, fail func(int, string, ..
 			return l, fail(line, "layer %q: %v", l.Kind, err)
 		}
 		l.Params[p.Name] = v
+	}
+	if k.Check != nil {
+		if err := k.Check(l.Params); err != nil {
+			return l, fail(line, "layer %q: %v", l.Kind, err)
+		}
 	}
 	return l, nil
 }

@@ -158,3 +158,22 @@ func TestBenchGroupRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestStackValidationMatchesPeer: a stack file whose detector would
+// suspect members between heartbeats is refused with status 2 and the
+// sentence conclave peer has for the same settings (it used to be
+// accepted).
+func TestStackValidationMatchesPeer(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "slow.xml")
+	os.WriteFile(bad, []byte(`<stack name="slow"><layer kind="detect" heartbeat="1s" suspect-after="500ms"/>
+<layer kind="membership"/><layer kind="vsync"/></stack>`), 0o644)
+	sentence := "suspect-after (500ms) must be longer than the heartbeat interval (1s)"
+	code, stderr := runCaptured(t, []string{"peer", "--id", "0", "--peers", "127.0.0.1:1,127.0.0.1:2", "--heartbeat", "1s", "--suspect-after", "500ms"})
+	if code != 2 || !strings.Contains(stderr, sentence) {
+		t.Fatalf("conclave peer: status %d, stderr %q; want 2 and %q", code, stderr, sentence)
+	}
+	code, stderr = runCaptured(t, []string{"group", "--group", "g", "--stack", bad})
+	if code != 2 || !strings.Contains(stderr, `slow.xml:1: layer "detect": `+sentence) {
+		t.Fatalf("conclave group: status %d, stderr %q; want 2 and %q", code, stderr, sentence)
+	}
+}
