@@ -123,6 +123,14 @@ func (g *membership) onInstall(c *stack.Ctx, id stack.FlushID, v stack.View, con
 		}
 	case !v.Has(g.me.ID):
 		return
+	case g.inView && v.ID.Seq <= g.view.ID.Seq:
+		// Taken in by a view numbered below the one this member is in:
+		// it asked to join, then went on to views of its own. View
+		// numbers increase along a member's life (vsync tells a coming
+		// view from a past one by them): refuse, so the coordinator
+		// excludes it, and ask again with the number it has reached.
+		g.send(c, g.memberOf(v, v.ID.Coord), []byte{gmsRefuse})
+		return
 	default:
 		// Joining, or merging from a view of one: the previous view's
 		// messages are not this member's business.

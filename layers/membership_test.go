@@ -301,3 +301,28 @@ func TestStuckFlushAbandoned(t *testing.T) {
 		}
 	}
 }
+
+// TestInstallNumberedBelowRefused: m2 asked m0 to let it in, then went on
+// to a view of its own numbered 8; m0's Install, numbered 7, comes. m2
+// refuses it instead of installing a view numbered below its own (a
+// member's life showed 5@carol then 5@bob): view numbers increase along a
+// member's life.
+func TestInstallNumberedBelowRefused(t *testing.T) {
+	m0 := stack.Member{ID: "m0.1", Addr: "m0"}
+	m2 := stack.Member{ID: "m2.1", Addr: "m2"}
+	x := newMember(t, m2.ID, m2.Addr, "m0")
+	x.gms(stack.Member{ID: "m1.1", Addr: "m1"}, install(stack.FlushID{}, stack.View{ID: stack.ViewID{Seq: 7, Coord: "m1.1"}, Members: []stack.Member{{ID: "m1.1", Addr: "m1"}, m2}}))
+	x.step(stack.Lost{ID: "m1.1", Addr: "m1", Reason: "eof"}) // alone: view 8@m2.1
+	if got := x.view(); got != (stack.ViewID{Seq: 8, Coord: m2.ID}) {
+		t.Fatalf("view %v, want 8@m2.1", got)
+	}
+	x.out = nil
+	x.gms(m0, install(stack.FlushID{View: stack.ViewID{Seq: 6, Coord: m0.ID}, Coord: m0.ID, Attempt: 1},
+		stack.View{ID: stack.ViewID{Seq: 7, Coord: m0.ID}, Members: []stack.Member{m0, m2}}))
+	if got := x.view(); got != (stack.ViewID{}) {
+		t.Fatalf("m2, in view 8, installed %v", got)
+	}
+	if got := x.sent(m0.ID); !slices.Contains(got, gmsRefuse) {
+		t.Fatalf("m2 sent m0 %v, want a refusal", got)
+	}
+}
