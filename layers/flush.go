@@ -150,6 +150,14 @@ func (g *membership) onInstall(c *stack.Ctx, id stack.FlushID, v stack.View, con
 }
 
 func (g *membership) install(c *stack.Ctx, v stack.View, prev stack.ViewID, contribs []stack.Contrib) {
+	if len(v.Members) > 1 {
+		g.former = g.former[:0]
+		for _, m := range v.Members {
+			if m.ID != g.me.ID && m.Addr != "" && m.Addr != g.me.Addr {
+				g.former = append(g.former, m.Addr)
+			}
+		}
+	}
 	g.view = v
 	g.inView = true
 	g.joining = false

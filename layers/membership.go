@@ -24,6 +24,7 @@ type membership struct {
 
 	me       stack.Member
 	contacts []string
+	former   []string // addresses of the others in the last view this member shared
 	view     stack.View
 	inView   bool
 	maxSeq   uint64 // the highest view sequence number seen
@@ -111,7 +112,24 @@ func (g *membership) retrying() bool {
 // alone reports whether this member is in a view of its own that it may
 // merge into a larger group.
 func (g *membership) alone() bool {
-	return g.inView && len(g.view.Members) == 1 && len(g.contacts) > 0 && !g.left
+	return g.inView && len(g.view.Members) == 1 && !g.left
+}
+
+// targets are the addresses this member probes when it coordinates: its
+// contacts and, while alone, the members of the last view it shared, so an
+// excluded member finds its way back even if its contacts are gone (or it
+// founded the group and has none).
+func (g *membership) targets() []string {
+	if !g.alone() || len(g.former) == 0 {
+		return g.contacts
+	}
+	out := slices.Clone(g.contacts)
+	for _, a := range g.former {
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func (g *membership) Tick(c *stack.Ctx) {
@@ -165,10 +183,9 @@ func (g *membership) Tick(c *stack.Ctx) {
 	case g.probing():
 		// Look for another group of ours among the contacts: the smaller
 		// one dissolves into the larger (ties: the lower address wins).
-		probe := (&stack.Enc{B: []byte{gmsProbe}}).Uint(uint64(len(g.view.Members))).Str(g.me.Addr).B
-		for _, a := range g.contacts {
+		for _, a := range g.targets() {
 			if !slices.ContainsFunc(g.view.Members, func(m stack.Member) bool { return m.Addr == a }) {
-				g.send(c, stack.Member{Addr: a}, probe)
+				g.send(c, stack.Member{Addr: a}, g.probeMsg())
 			}
 		}
 	}
@@ -196,7 +213,18 @@ func (g *membership) abandon(c *stack.Ctx) {
 // probing reports whether this member, a coordinator at rest, looks for
 // other groups to merge with.
 func (g *membership) probing() bool {
-	return g.inView && !g.left && !g.leaving && g.flush == nil && !g.blocked && g.coord() == g.me.ID && len(g.contacts) > 0
+	return g.atRest() && len(g.targets()) > 0
+}
+
+// atRest reports whether this member coordinates a view and changes
+// nothing in it: it may merge with another group.
+func (g *membership) atRest() bool {
+	return g.inView && !g.left && !g.leaving && g.flush == nil && !g.blocked && g.coord() == g.me.ID
+}
+
+// probeMsg offers this member's group, of its size, to merge.
+func (g *membership) probeMsg() []byte {
+	return (&stack.Enc{B: []byte{gmsProbe}}).Uint(uint64(len(g.view.Members))).Str(g.me.Addr).B
 }
 
 // dissolve ends this member's view to join the group at addr.
@@ -469,11 +497,20 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 			break
 		}
 		switch {
-		case g.view.Has(e.From.ID) || !g.probing():
+		case g.view.Has(e.From.ID) || !g.atRest():
 			if g.inView && !g.left && g.coord() != g.me.ID && g.coord() != "" && !g.view.Has(e.From.ID) {
 				g.send(c, g.member(g.coord()), h) // forward to the coordinator
 			}
-		case size > uint64(len(g.view.Members)) || size == uint64(len(g.view.Members)) && addr < g.me.Addr:
+		case addr == g.me.Addr:
+		case size < uint64(len(g.view.Members)) || size == uint64(len(g.view.Members)) && addr > g.me.Addr:
+			// The prober's group is to dissolve into this one. Unless
+			// this member probes it anyway, answer with a probe: the
+			// prober may have no other way to learn of this group (its
+			// founder, say, had no contacts, and probes nobody).
+			if !slices.Contains(g.targets(), addr) {
+				g.send(c, stack.Member{Addr: addr}, g.probeMsg())
+			}
+		default:
 			dis := (&stack.Enc{B: []byte{gmsDissolve}}).Str(addr).B
 			for _, m := range g.view.Members {
 				if m.ID != g.me.ID {

@@ -326,3 +326,60 @@ func TestInstallNumberedBelowRefused(t *testing.T) {
 		t.Fatalf("m2 sent m0 %v, want a refusal", got)
 	}
 }
+
+// outsTo returns the kinds of the membership messages m sent to address
+// addr, and forgets everything m did.
+func (m *member) outsTo(addr string) []byte {
+	var kinds []byte
+	for _, e := range m.out {
+		if o, ok := e.(stack.Out); ok && o.To.Addr == addr && len(o.Msg.Hdrs) >= 2 {
+			kinds = append(kinds, o.Msg.Hdrs[len(o.Msg.Hdrs)-2][0])
+		}
+	}
+	m.out = nil
+	return kinds
+}
+
+func probe(size uint64, addr string) []byte {
+	return (&stack.Enc{B: []byte{gmsProbe}}).Uint(size).Str(addr).B
+}
+
+// TestFounderWithoutContactsMerges: x founded the group without contacts
+// (as the README starts it) and b joined. A member that finds itself alone
+// must find its way back whether or not the founder had contacts: x, at
+// the head of the larger group, answers the probe of a smaller one with its
+// own, so that it dissolves into x's group; and x, alone after losing b,
+// probes the members of its last view, and dissolves into a larger group
+// that probes it. Before, a member excluded after a pause never merged back.
+func TestFounderWithoutContactsMerges(t *testing.T) {
+	b := stack.Member{ID: "b.1", Addr: "b"}
+	c := stack.Member{ID: "c.1", Addr: "c"}
+	x := newMember(t, "x.1", "x")
+	if got := x.view(); got.Seq == 0 {
+		t.Fatal("x did not found the group")
+	}
+	x.gms(b, (&stack.Enc{B: []byte{gmsJoin}}).Member(b).Uint(0).B)
+	if v := x.view(); v.Seq != 2 {
+		t.Fatalf("x in view %v after b's join, want 2@x.1", v)
+	}
+	x.out = nil
+	x.gms(c, probe(1, "c"))
+	if got := x.outsTo("c"); !slices.Equal(got, []byte{gmsProbe}) {
+		t.Fatalf("x, coordinator of two, answered the probe of a member alone with %v, want a probe", got)
+	}
+
+	// Alone, x probes b, the member of its last view.
+	x.step(stack.Lost{ID: b.ID, Addr: b.Addr, Reason: "eof"})
+	x.out = nil
+	for now := time.Duration(0); now < time.Second; now += 50 * time.Millisecond {
+		x.stepAt(now, stack.Tick{})
+	}
+	if got := x.outsTo("b"); !slices.Contains(got, gmsProbe) {
+		t.Fatalf("x, alone, sent b %v, want probes", got)
+	}
+	// A larger group's probe makes x dissolve into it: it asks to join.
+	x.gms(b, probe(2, "b"))
+	if got := x.outsTo("b"); !slices.Contains(got, gmsJoin) {
+		t.Fatalf("x, alone, sent %v to the larger group that probed it, want a join", got)
+	}
+}
