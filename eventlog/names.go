@@ -75,6 +75,7 @@ const (
 const (
 	Found           = "found"
 	JoinRequest     = "join_request"
+	JoinRefused     = "join_refused"
 	Flush           = "flush"
 	Suspect         = "suspect"
 	SuspectReport   = "suspect_report"

@@ -417,11 +417,12 @@ var corpusScenarios = []corpusScenario{
 
 // synthetic are messages added at the end of a recorded script, of kinds
 // the scenarios do not produce, given the member's view then: the refusal
-// of a member taken in by two groups; a data message that leaves a gap,
-// and a nack.
+// of a member taken in by two groups, and the answer to a join with another
+// stack; a data message that leaves a gap, and a nack.
 var synthetic = map[string]func(v stack.ViewID) []stack.Msg{
 	"refused-total": func(stack.ViewID) []stack.Msg {
-		return []stack.Msg{{Hdrs: [][]byte{{gmsRefuseForTest}, {detectDataForTest}}}}
+		other := (&stack.Enc{B: []byte{gmsOtherStackForTest}}).Str("vsync#0123456789abcdef").B
+		return []stack.Msg{{Hdrs: [][]byte{{gmsRefuseForTest}, {detectDataForTest}}}, {Hdrs: [][]byte{other, {detectDataForTest}}}}
 	},
 	"form-vsync": func(v stack.ViewID) []stack.Msg {
 		gap := (&stack.Enc{B: []byte{vsDataForTest}}).ViewID(v).Uint(1 << 20).Uint(0).B
@@ -435,11 +436,12 @@ var synthetic = map[string]func(v stack.ViewID) []stack.Msg{
 
 // Header bytes of the layers, for the messages above.
 const (
-	detectDataForTest = 0
-	gmsDataForTest    = 0
-	gmsRefuseForTest  = 9
-	vsDataForTest     = 0
-	vsNackForTest     = 2
+	detectDataForTest    = 0
+	gmsDataForTest       = 0
+	gmsRefuseForTest     = 9
+	gmsOtherStackForTest = 11
+	vsDataForTest        = 0
+	vsNackForTest        = 2
 )
 
 // record runs a scenario and returns the script of its member's inputs.
@@ -521,7 +523,7 @@ func headerKinds(script []byte, total bool) map[string]int {
 			}
 			kinds["detect:data"]++
 			h, m, _ = m.Pop()
-			gms := []string{"data", "join", "nack", "leave", "flush", "flush-ok", "install", "probe", "dissolve", "refuse", "suspect"}
+			gms := []string{"data", "join", "nack", "leave", "flush", "flush-ok", "install", "probe", "dissolve", "refuse", "suspect", "other-stack"}
 			kinds["membership:"+gms[h[0]]]++
 			if h[0] != 0 {
 				continue
@@ -569,7 +571,7 @@ func TestStackRecvCorpus(t *testing.T) {
 	t.Logf("header kinds: %v", all)
 	for _, k := range []string{"detect:beat", "detect:data", "membership:data", "membership:join", "membership:nack",
 		"membership:leave", "membership:flush", "membership:flush-ok", "membership:install", "membership:probe",
-		"membership:dissolve", "membership:refuse", "membership:suspect", "vsync:data", "vsync:ack", "vsync:nack", "total:data", "total:order"} {
+		"membership:dissolve", "membership:refuse", "membership:suspect", "membership:other-stack", "vsync:data", "vsync:ack", "vsync:nack", "total:data", "total:order"} {
 		if all[k] == 0 {
 			t.Errorf("no %s message in the recorded scripts", k)
 		}

@@ -1,7 +1,9 @@
 package layers
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/conclave/conclave/eventlog"
@@ -23,6 +25,7 @@ type membership struct {
 	retry time.Duration
 
 	me       stack.Member
+	stack    string // the ID of this member's stack (stack.Description.ID)
 	contacts []string
 	former   []string // addresses of the others in the last view this member shared
 	view     stack.View
@@ -34,7 +37,9 @@ type membership struct {
 
 	// Joining (or rejoining from a view of one).
 	joining   bool
+	joinOnly  bool              // never found the group: give up if no contact answers
 	status    map[string]string // contact address → "asked", "unreachable" or "joining"
+	why       map[string]string // contact address → why it is unreachable
 	nextRetry time.Duration
 
 	// Coordinator.
@@ -82,6 +87,7 @@ const (
 	gmsDissolve
 	gmsRefuse
 	gmsSuspect
+	gmsOtherStack // a join of a member whose stack is not the group's
 )
 
 // gmsDataHdr is the header of every data message (never written to).
@@ -91,7 +97,7 @@ func newMembership(p stack.Params) stack.Layer {
 	return &membership{retry: p.Duration("retry"), suspects: map[string]bool{}, leavers: map[string]bool{}}
 }
 
-func (g *membership) Start(c *stack.Ctx) { g.me = c.Me() }
+func (g *membership) Start(c *stack.Ctx) { g.me, g.stack = c.Me(), c.StackID() }
 
 func (g *membership) Deadline() time.Duration {
 	d := stack.Never
@@ -222,30 +228,54 @@ func (g *membership) atRest() bool {
 	return g.inView && !g.left && !g.leaving && g.flush == nil && !g.blocked && g.coord() == g.me.ID
 }
 
-// probeMsg offers this member's group, of its size, to merge.
+// probeMsg offers this member's group, of its size and stack, to merge.
 func (g *membership) probeMsg() []byte {
-	return (&stack.Enc{B: []byte{gmsProbe}}).Uint(uint64(len(g.view.Members))).Str(g.me.Addr).B
+	return (&stack.Enc{B: []byte{gmsProbe}}).Uint(uint64(len(g.view.Members))).Str(g.me.Addr).Str(g.stack).B
 }
 
 // dissolve ends this member's view to join the group at addr.
 func (g *membership) dissolve(c *stack.Ctx, addr string) {
 	c.Log(eventlog.Dissolve, eventlog.FieldView, g.view.ID.String(), eventlog.FieldInto, addr)
 	g.install(c, stack.View{ID: g.nextID(), Members: []stack.Member{g.me}}, g.view.ID, nil)
-	g.send(c, stack.Member{Addr: addr}, g.joinMsg(g.me, g.maxSeq))
+	g.send(c, stack.Member{Addr: addr}, g.joinMsg(g.me, g.maxSeq, g.stack))
 }
 
-// joinMsg asks to let j in. seq is the highest view sequence number j has
-// seen: the view that takes it in is numbered above, so that the views a
-// member installs are numbered in increasing order, whichever group they
-// come from (vsync relies on it to tell a coming view from a past one).
-func (g *membership) joinMsg(j stack.Member, seq uint64) []byte {
-	return (&stack.Enc{B: []byte{gmsJoin}}).Member(j).Uint(seq).B
+// joinMsg asks to let j, which runs stack st, in. seq is the highest view
+// sequence number j has seen: the view that takes it in is numbered above,
+// so that the views a member installs are numbered in increasing order,
+// whichever group they come from (vsync relies on it to tell a coming view
+// from a past one).
+func (g *membership) joinMsg(j stack.Member, seq uint64, st string) []byte {
+	return (&stack.Enc{B: []byte{gmsJoin}}).Member(j).Uint(seq).Str(st).B
+}
+
+// sameStack reports whether stack IDs a and b (stack.Description.ID) name
+// the same stack: their hashes are equal. An unknown ID (empty) matches any.
+func sameStack(a, b string) bool {
+	_, ha, _ := strings.Cut(a, "#")
+	_, hb, _ := strings.Cut(b, "#")
+	return a == "" || b == "" || ha == hb
+}
+
+// stackName formats a stack ID for a sentence: "total" (1a2b3c4d5e6f7a8b).
+func stackName(id string) string {
+	name, hash, _ := strings.Cut(id, "#")
+	return fmt.Sprintf("%q (%s)", name, hash)
 }
 
 // askToJoin founds the group if no contact has a group to offer, and asks
 // them all otherwise.
 func (g *membership) askToJoin(c *stack.Ctx) {
-	if g.status != nil && g.mayFound() {
+	if g.status != nil && g.joinOnly && len(g.contacts) > 0 && g.unanswered() {
+		var why []string
+		for _, a := range g.contacts {
+			why = append(why, fmt.Sprintf("%s (%s)", a, g.why[a]))
+		}
+		g.joining = false
+		g.leave(c, "no member of the group answered at "+strings.Join(why, ", ")+", and this member may not found it")
+		return
+	}
+	if g.status != nil && (!g.joinOnly || len(g.contacts) == 0) && g.mayFound() {
 		c.Log(eventlog.Found)
 		g.install(c, stack.View{ID: g.nextID(), Members: []stack.Member{g.me}}, stack.ViewID{}, nil)
 		return
@@ -253,8 +283,19 @@ func (g *membership) askToJoin(c *stack.Ctx) {
 	g.status = map[string]string{}
 	for _, a := range g.contacts {
 		g.status[a] = "asked"
-		g.send(c, stack.Member{Addr: a}, g.joinMsg(g.me, g.maxSeq))
+		g.send(c, stack.Member{Addr: a}, g.joinMsg(g.me, g.maxSeq, g.stack))
 	}
+}
+
+// unanswered reports whether, in the last round, every contact was
+// unreachable.
+func (g *membership) unanswered() bool {
+	for _, a := range g.contacts {
+		if g.status[a] != "unreachable" {
+			return false
+		}
+	}
+	return true
 }
 
 // mayFound reports whether, in the last round, every contact was
@@ -332,6 +373,8 @@ func (g *membership) Down(c *stack.Ctx, ev stack.Event) {
 			}
 		}
 		g.joining = true
+		g.joinOnly = e.JoinOnly
+		g.why = map[string]string{}
 		if len(g.contacts) == 0 {
 			g.status = map[string]string{}
 		}
@@ -386,6 +429,7 @@ func (g *membership) Up(c *stack.Ctx, ev stack.Event) {
 		if g.joining && e.ID == "" {
 			if _, ok := g.status[e.Addr]; ok {
 				g.status[e.Addr] = "unreachable"
+				g.why[e.Addr] = e.Reason
 			}
 		}
 	default:
@@ -441,11 +485,21 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 		c.Up(stack.Recv{From: e.From, Msg: rest})
 		return
 	case gmsJoin:
-		j, seq := d.Member(), d.Uint()
+		j, seq, st := d.Member(), d.Uint(), d.Str()
 		if d.Done() != nil || j.ID == "" {
 			break
 		}
-		g.onJoin(c, j, seq)
+		g.onJoin(c, j, seq, st)
+		return
+	case gmsOtherStack:
+		st := d.Str()
+		if d.Done() != nil {
+			break
+		}
+		if g.joining && !g.inView && !sameStack(st, g.stack) {
+			g.joining = false
+			g.leave(c, fmt.Sprintf("the group runs stack %s, this member stack %s", stackName(st), stackName(g.stack)))
+		}
 		return
 	case gmsNack:
 		if d.Done() == nil && g.joining {
@@ -492,11 +546,12 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 		g.flushOk(c, e.From.ID, id, parts)
 		return
 	case gmsProbe:
-		size, addr := d.Uint(), d.Str()
+		size, addr, st := d.Uint(), d.Str(), d.Str()
 		if d.Done() != nil {
 			break
 		}
 		switch {
+		case !sameStack(st, g.stack): // another group of the same name: never one
 		case g.view.Has(e.From.ID) || !g.atRest():
 			if g.inView && !g.left && g.coord() != g.me.ID && g.coord() != "" && !g.view.Has(e.From.ID) {
 				g.send(c, g.member(g.coord()), h) // forward to the coordinator
@@ -574,7 +629,15 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 	c.Log(eventlog.BadMsg, eventlog.FieldFrom, e.From.ID, eventlog.FieldLayer, "membership", eventlog.FieldKind, int(h[0]))
 }
 
-func (g *membership) onJoin(c *stack.Ctx, j stack.Member, seq uint64) {
+func (g *membership) onJoin(c *stack.Ctx, j stack.Member, seq uint64, st string) {
+	switch {
+	case g.left:
+	case !sameStack(st, g.stack):
+		// It would be taken in, then excluded at its first message.
+		c.Log(eventlog.JoinRefused, eventlog.FieldOf, j.ID, eventlog.FieldAddr, j.Addr, eventlog.FieldStack, st)
+		g.send(c, j, (&stack.Enc{B: []byte{gmsOtherStack}}).Str(g.stack).B)
+		return
+	}
 	g.see(seq)
 	switch {
 	case g.left:
@@ -588,6 +651,6 @@ func (g *membership) onJoin(c *stack.Ctx, j stack.Member, seq uint64) {
 		}
 		g.maybeFlush(c)
 	default:
-		g.send(c, g.member(g.coord()), g.joinMsg(j, seq))
+		g.send(c, g.member(g.coord()), g.joinMsg(j, seq, st))
 	}
 }

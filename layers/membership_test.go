@@ -1,7 +1,9 @@
 package layers
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -341,7 +343,7 @@ func (m *member) outsTo(addr string) []byte {
 }
 
 func probe(size uint64, addr string) []byte {
-	return (&stack.Enc{B: []byte{gmsProbe}}).Uint(size).Str(addr).B
+	return (&stack.Enc{B: []byte{gmsProbe}}).Uint(size).Str(addr).Str("").B
 }
 
 // TestFounderWithoutContactsMerges: x founded the group without contacts
@@ -358,7 +360,7 @@ func TestFounderWithoutContactsMerges(t *testing.T) {
 	if got := x.view(); got.Seq == 0 {
 		t.Fatal("x did not found the group")
 	}
-	x.gms(b, (&stack.Enc{B: []byte{gmsJoin}}).Member(b).Uint(0).B)
+	x.gms(b, (&stack.Enc{B: []byte{gmsJoin}}).Member(b).Uint(0).Str("").B)
 	if v := x.view(); v.Seq != 2 {
 		t.Fatalf("x in view %v after b's join, want 2@x.1", v)
 	}
@@ -381,5 +383,84 @@ func TestFounderWithoutContactsMerges(t *testing.T) {
 	x.gms(b, probe(2, "b"))
 	if got := x.outsTo("b"); !slices.Contains(got, gmsJoin) {
 		t.Fatalf("x, alone, sent %v to the larger group that probed it, want a join", got)
+	}
+}
+
+// TestJoinOfOtherStack: a member asked to let in a joiner that runs
+// another stack tells it so at once, naming its own; the joiner gives up
+// with a sentence naming both. It used to be taken in, then excluded.
+func TestJoinOfOtherStack(t *testing.T) {
+	x := newMember(t, "x.1", "x")
+	total, _ := Load("total")
+	other := stack.Member{ID: "y.1", Addr: "y"}
+	x.out = nil
+	x.gms(other, (&stack.Enc{B: []byte{gmsJoin}}).Member(other).Uint(0).Str(total.ID()).B)
+	if !x.logged("join_refused") {
+		t.Fatal("join of another stack not logged")
+	}
+	var told string
+	for _, e := range x.out {
+		if o, ok := e.(stack.Out); ok && o.To.Addr == "y" && o.Msg.Hdrs[len(o.Msg.Hdrs)-2][0] == gmsOtherStack {
+			told = string(o.Msg.Hdrs[len(o.Msg.Hdrs)-2])
+		}
+	}
+	if !strings.Contains(told, x.st.ID()) {
+		t.Fatalf("x told y %q, want its stack %s", told, x.st.ID())
+	}
+	if v := x.view(); v.Seq != 0 {
+		t.Fatalf("x installed %v", v)
+	}
+
+	y := newMember(t, other.ID, other.Addr, "x")
+	y.out = nil
+	y.gms(stack.Member{ID: "x.1", Addr: "x"}, (&stack.Enc{B: []byte{gmsOtherStack}}).Str(total.ID()).B)
+	var left string
+	for _, e := range y.out {
+		if l, ok := e.(stack.Left); ok {
+			left = l.Reason
+		}
+	}
+	want := fmt.Sprintf(`the group runs stack "total" (%s), this member stack "vsync" (`, total.Hash())
+	if !strings.HasPrefix(left, want) {
+		t.Fatalf("y left with %q, want %q...", left, want)
+	}
+}
+
+// TestJoinOnly: a member that may not found the group gives up, naming its
+// contacts, once none of them answers; without contacts it founds the
+// group all the same.
+func TestJoinOnly(t *testing.T) {
+	d, _ := Load("vsync")
+	build := func(id string) *member {
+		st, err := Registry().Build(d, stack.Member{ID: id, Addr: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &member{t: t, st: st}
+		m.step(stack.Start{})
+		return m
+	}
+	x := build("x")
+	x.step(stack.Join{Contacts: []string{"nobody"}, JoinOnly: true})
+	x.step(stack.Lost{Addr: "nobody", Reason: "connection refused"})
+	var left string
+	for now := time.Duration(0); now < time.Second && left == ""; now += 50 * time.Millisecond {
+		x.stepAt(now, stack.Tick{})
+		for _, e := range x.out {
+			if l, ok := e.(stack.Left); ok {
+				left = l.Reason
+			}
+		}
+	}
+	if want := "no member of the group answered at nobody (connection refused)"; !strings.HasPrefix(left, want) {
+		t.Fatalf("left with %q, want %q...", left, want)
+	}
+	if x.logged("found") {
+		t.Fatal("founded the group")
+	}
+	y := build("y")
+	y.step(stack.Join{JoinOnly: true})
+	if !y.logged("found") {
+		t.Fatal("without contacts, did not found the group")
 	}
 }

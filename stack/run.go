@@ -59,6 +59,7 @@ type Stack struct {
 	head    int
 	out     []Event
 	started bool
+	id      string
 }
 
 type item struct {
@@ -80,6 +81,13 @@ func New(me Member, kinds []string, layers []Layer) *Stack {
 
 // Me returns the member running the stack.
 func (s *Stack) Me() Member { return s.me }
+
+// ID names the stack's description, as Description.ID does, so that
+// members can tell whether they run the same stack; Registry.Build sets it.
+func (s *Stack) ID() string { return s.id }
+
+// SetID sets the stack's ID (for a stack made with New).
+func (s *Stack) SetID(id string) { s.id = id }
 
 // Layers returns the stack's layers, bottom first.
 func (s *Stack) Layers() []Layer { return s.layers }
@@ -194,6 +202,9 @@ func (c *Ctx) Now() time.Duration { return c.s.now }
 
 // Me returns the member running the stack.
 func (c *Ctx) Me() Member { return c.s.me }
+
+// StackID returns the ID of the stack's description (Stack.ID).
+func (c *Ctx) StackID() string { return c.s.id }
 
 // Log records an event for the event log; kv are field names and values.
 func (c *Ctx) Log(ev string, kv ...any) {

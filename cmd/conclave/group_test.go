@@ -177,3 +177,24 @@ func TestStackValidationMatchesPeer(t *testing.T) {
 		t.Fatalf("conclave group: status %d, stderr %q; want 2 and %q", code, stderr, sentence)
 	}
 }
+
+// TestGroupJoinFailures: conclave group exits 1, saying why, when its
+// contacts do not answer (unless --found: then it founds the group), and
+// when the group runs another stack (naming both). It used to found a
+// group of its own and exit 0, or to be let in, excluded, and go on alone.
+func TestGroupJoinFailures(t *testing.T) {
+	code, stderr := runCaptured(t, []string{"group", "--group", "g", "--contacts", "127.0.0.1:1"})
+	if want := "no member of the group answered at 127.0.0.1:1"; code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("contacts nobody listens on: status %d, stderr %q; want 1 and %q", code, stderr, want)
+	}
+	m := startMember(t, "--group", "g", "--contacts", "127.0.0.1:1", "--found", "--member", "carol")
+	m.expect(t, `^joined group "g" as carol\.\w+`)
+	m.expect(t, `^view 1@carol\.\w+: carol\.\w+$`)
+
+	a := startMember(t, "--group", "chat", "--stack", "total", "--member", "alice")
+	addr := a.expect(t, `^joined group "chat" as (alice\.\w+) at (\S+) \(stack total\)$`)[2]
+	code, stderr = runCaptured(t, []string{"group", "--group", "chat", "--stack", "vsync", "--contacts", addr})
+	if want := `group "chat": the group runs stack "total" (`; code != 1 || !strings.Contains(stderr, want) || !strings.Contains(stderr, `this member stack "vsync" (`) {
+		t.Errorf("another stack: status %d, stderr %q; want 1 and %q ... vsync", code, stderr, want)
+	}
+}
