@@ -145,7 +145,7 @@ func (g *membership) Tick(c *stack.Ctx) {
 		// made by another flush, whose Install this member lost (a
 		// leaving coordinator's, closed with the connection on which it
 		// came), and waits for nothing more from it.
-		g.abandon(c)
+		g.abandon(c, eventlog.CauseWaited)
 		return
 	}
 	if !g.retrying() || c.Now() < g.nextRetry {
@@ -184,7 +184,7 @@ func (g *membership) Tick(c *stack.Ctx) {
 		// Past patience, it goes on alone and asks to be let in again.
 		g.orphaned++
 		if g.orphaned > flushPatience {
-			g.abandon(c)
+			g.abandon(c, eventlog.CauseSuspected)
 		}
 	case g.probing():
 		// Look for another group of ours among the contacts: the smaller
@@ -209,10 +209,10 @@ func (g *membership) stuck() bool {
 	return g.inView && !g.left && g.blocked && g.flush == nil
 }
 
-// abandon gives up the flush this member answered: it goes on alone and
-// asks to be let in again.
-func (g *membership) abandon(c *stack.Ctx) {
-	c.Log(eventlog.FlushAbandoned, eventlog.FieldView, g.view.ID.String(), eventlog.FieldOf, g.answered.Coord)
+// abandon gives up the flush this member answered, for cause: it goes on
+// alone and asks to be let in again.
+func (g *membership) abandon(c *stack.Ctx, cause string) {
+	c.Log(eventlog.FlushAbandoned, eventlog.FieldView, g.view.ID.String(), eventlog.FieldOf, g.answered.Coord, eventlog.FieldCause, cause)
 	g.install(c, stack.View{ID: g.nextID(), Members: []stack.Member{g.me}}, g.view.ID, nil)
 }
 
