@@ -54,6 +54,7 @@ type membership struct {
 	blocked     bool
 	orphaned    int           // retries spent waiting for the Install of answered, its coordinator suspected
 	blockedAt   time.Duration // when it answered the flush answered
+	sleptAt     time.Duration // stack.Ctx.Slept then, or when blockedAt last moved
 }
 
 type flushRun struct {
@@ -139,6 +140,12 @@ func (g *membership) targets() []string {
 }
 
 func (g *membership) Tick(c *stack.Ctx) {
+	if slept := c.Slept() - g.sleptAt; g.stuck() && slept > 0 {
+		// This process did not run for that long: its own pause is not
+		// its coordinator's silence.
+		g.blockedAt += slept
+		g.sleptAt += slept
+	}
 	if g.stuck() && c.Now() >= g.blockedAt+stuckPatience*g.retry {
 		// No Install and no new attempt for that long, though its
 		// coordinator seems well: the coordinator has moved on to a view
@@ -530,7 +537,7 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 		g.answered = id
 		g.blocked = true
 		g.orphaned = 0
-		g.blockedAt = c.Now()
+		g.blockedAt, g.sleptAt = c.Now(), c.Slept()
 		c.Up(stack.Block{Flush: id})
 		return
 	case gmsFlushOk:

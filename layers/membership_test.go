@@ -302,6 +302,26 @@ func TestStuckFlushAbandoned(t *testing.T) {
 			t.Fatalf("m2 installed %v, want a view of its own", i.View.IDs())
 		}
 	}
+	// A pause of m2's own process is not m1's silence: it counts as one
+	// retry.
+	x = newMember(t, m2.ID, m2.Addr, "m0", "m1")
+	x.gms(m0, install(stack.FlushID{}, v1))
+	x.step(stack.Lost{ID: m0.ID, Addr: m0.Addr, Reason: "eof"})
+	x.sent(m1.ID)
+	answerFlush(t, x, m1, v1)
+	x.out = nil
+	pause := 2 * time.Second
+	abandoned = 0
+	for now := pause; now < pause+2*stuckPatience*DefaultRetry && abandoned == 0; now += 50 * time.Millisecond {
+		x.stepAt(now, beat)
+		x.stepAt(now, stack.Tick{})
+		if x.logged("flush_abandoned") {
+			abandoned = now
+		}
+	}
+	if want := pause + (stuckPatience-1)*DefaultRetry; abandoned < want {
+		t.Fatalf("after a pause of %v, m2 abandoned the flush at %v, want not before %v", pause, abandoned, want)
+	}
 }
 
 // TestInstallNumberedBelowRefused: m2 asked m0 to let it in, then went on

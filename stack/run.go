@@ -60,6 +60,7 @@ type Stack struct {
 	out     []Event
 	started bool
 	id      string
+	slept   time.Duration // how much later than their deadlines Ticks came, in all
 }
 
 type item struct {
@@ -111,6 +112,7 @@ func (s *Stack) Step(now time.Duration, in Event) error {
 			}
 		}
 	case Tick:
+		s.slept += max(s.now-s.Deadline(), 0)
 		for i, l := range s.layers {
 			if t, ok := l.(Ticker); ok && t.Deadline() <= s.now {
 				t.Tick(&s.ctxs[i])
@@ -202,6 +204,11 @@ func (c *Ctx) Now() time.Duration { return c.s.now }
 
 // Me returns the member running the stack.
 func (c *Ctx) Me() Member { return c.s.me }
+
+// Slept returns how much later than the stack's deadline its Ticks came,
+// in all: time this process did not run when it should have (SIGSTOP, a VM
+// pause), which a layer should not hold against others.
+func (c *Ctx) Slept() time.Duration { return c.s.slept }
 
 // StackID returns the ID of the stack's description (Stack.ID).
 func (c *Ctx) StackID() string { return c.s.id }
