@@ -67,6 +67,7 @@ type vstream struct {
 	// gapAt+gap-timeout.
 	need      uint64
 	gapAt     time.Duration
+	sleptAt   time.Duration // stack.Ctx.Slept at gapAt
 	nackAt    time.Duration // when to ask again for the missing messages
 	suspected bool
 }
@@ -250,7 +251,7 @@ func (v *vsync) missing(c *stack.Ctx, from stack.Member, st *vstream, seq uint64
 	}
 	if !st.gap() {
 		v.gaps++
-		st.gapAt = c.Now()
+		st.gapAt, st.sleptAt = c.Now(), c.Slept()
 		c.Log(eventlog.Gap, eventlog.FieldFrom, from.ID, eventlog.FieldWant, st.recv()+1, eventlog.FieldGot, seq)
 		v.nack(c, from, st)
 	}
@@ -300,6 +301,12 @@ func (v *vsync) Tick(c *stack.Ctx) {
 		st := v.streams[m.ID]
 		switch {
 		case st == nil || !st.gap():
+		case now >= st.gapAt+v.gapTimeout && c.Slept() > st.sleptAt:
+			// This process did not run for part of that time (its own
+			// pause is not the sender's silence): count from now on.
+			st.gapAt += c.Slept() - st.sleptAt
+			st.sleptAt = c.Slept()
+			v.nack(c, m, st)
 		case now >= st.gapAt+v.gapTimeout:
 			st.suspected = true
 			v.gaps--

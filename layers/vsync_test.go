@@ -144,3 +144,30 @@ func TestGapSuspectsSender(t *testing.T) {
 		t.Fatalf("m1 reported %v after its gap opened, want about gap-timeout %v", reported, DefaultGapTimeout)
 	}
 }
+
+// TestGapOwnPause: x's process stops right after a gap opens and resumes
+// after more than gap-timeout, its timer running before the
+// retransmission waiting in its input: its own pause is not the sender's
+// silence, so it asks again rather than suspect m1.
+func TestGapOwnPause(t *testing.T) {
+	m0 := stack.Member{ID: "m0.1", Addr: "m0"}
+	m1 := stack.Member{ID: "m1.1", Addr: "m1"}
+	x := newMember(t, "x.1", "x", "m0", "m1")
+	v1 := stack.View{ID: stack.ViewID{Seq: 1, Coord: m0.ID}, Members: []stack.Member{m0, m1, x.st.Me()}}
+	x.gms(m0, install(stack.FlushID{}, v1))
+	x.stepAt(0, stack.Recv{From: m1, Msg: data(v1.ID, 2, "b")}) // 1 went missing
+	x.out = nil
+	resume := 2 * DefaultGapTimeout
+	x.stepAt(resume, stack.Tick{})
+	if x.logged("suspect") {
+		t.Fatal("x suspected m1 on resuming from its own pause")
+	}
+	if got := x.nacks(m1.ID); len(got) != 1 {
+		t.Fatalf("x sent nacks %v on resuming, want one", got)
+	}
+	x.stepAt(resume, stack.Recv{From: m1, Msg: data(v1.ID, 1, "a")})
+	x.stepAt(resume, stack.Recv{From: m1, Msg: data(v1.ID, 2, "b")})
+	if got := x.delivered(m1.ID); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("x delivered %v from m1, want a b", got)
+	}
+}
