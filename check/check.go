@@ -7,8 +7,9 @@
 // (docs/peer-core.md):
 //
 //   - ElectionGate: no peer reports a leader before it has accounted for
-//     every peer (election_open), a peer that opened by itself had seen
-//     every peer up, and the first leader reported in a run is 0.
+//     every peer (election_open), a peer that opened by itself had heard
+//     every peer at some time, and the first leader reported in a run is
+//     0 unless its reporter had seen 0 go down.
 //   - Convergence: at the end of the run every running, unpaused peer
 //     reports the same leader, the lowest id among them, and reached it
 //     within a bound after the last fault.
@@ -102,14 +103,17 @@ func intField(e eventlog.Event, k string) int {
 
 // ElectionGate checks that no incarnation reports a leader before its
 // election_open; that an election_open with via -1 came after peer_up of
-// every other peer (and no peer_down since); and that the first leader
-// reported in the history is 0.
+// every other peer at some time in that incarnation (the assignment's rule:
+// a heartbeat received from each, not all up at once); and that the first
+// leader reported in the history is 0, unless the peer reporting it had
+// seen 0 up and then down (0 was no longer up when its elections opened).
 func ElectionGate(h []eventlog.Event, o Options) []Violation {
 	var out []Violation
 	type state struct {
-		inc  uint64
-		open bool
-		up   map[int]bool
+		inc   uint64
+		open  bool
+		heard map[int]bool // peer_up at some time
+		up    map[int]bool // up now
 	}
 	st := map[string]*state{}
 	first := true
@@ -120,18 +124,19 @@ func ElectionGate(h []eventlog.Event, o Options) []Violation {
 		}
 		s := st[e.Node]
 		if s == nil || s.inc != e.Inc {
-			s = &state{inc: e.Inc, up: map[int]bool{}}
+			s = &state{inc: e.Inc, heard: map[int]bool{}, up: map[int]bool{}}
 			st[e.Node] = s
 		}
 		switch e.Ev {
 		case eventlog.PeerUp:
+			s.heard[intField(e, eventlog.FieldPeer)] = true
 			s.up[intField(e, eventlog.FieldPeer)] = true
 		case eventlog.PeerDown:
 			delete(s.up, intField(e, eventlog.FieldPeer))
 		case eventlog.ElectionOpen:
 			s.open = true
-			if via, _ := e.Int(eventlog.FieldVia); via < 0 && len(s.up) != o.N-1 {
-				out = append(out, Violation{"election-gate", e, fmt.Sprintf("opened elections having seen %d of the %d other peers up", len(s.up), o.N-1)})
+			if via, _ := e.Int(eventlog.FieldVia); via < 0 && len(s.heard) != o.N-1 {
+				out = append(out, Violation{"election-gate", e, fmt.Sprintf("opened elections having heard %d of the %d other peers", len(s.heard), o.N-1)})
 			}
 		case eventlog.LeaderChange:
 			l := intField(e, eventlog.FieldLeader)
@@ -141,8 +146,8 @@ func ElectionGate(h []eventlog.Event, o Options) []Violation {
 			if !s.open {
 				out = append(out, Violation{"election-gate", e, "reported a leader before accounting for every peer"})
 			}
-			if first && l != 0 {
-				out = append(out, Violation{"election-gate", e, fmt.Sprintf("first leader of the run is %d, not 0", l)})
+			if first && l != 0 && (id == 0 || !s.heard[0] || s.up[0]) {
+				out = append(out, Violation{"election-gate", e, fmt.Sprintf("first leader of the run is %d, not 0, though peer %d had not seen 0 go down", l, id)})
 			}
 			first = false
 		}

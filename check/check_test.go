@@ -209,3 +209,37 @@ func replace2(h []string, old, repl string) []string {
 	}
 	return out
 }
+
+// TestElectionGateHeardOnce: a peer that heard every peer, though never
+// all up at once, opens its elections by itself (the assignment's rule),
+// and its first leader may then be other than 0 if it saw 0 go down.
+func TestElectionGateHeardOnce(t *testing.T) {
+	h := []string{
+		"control proc_start peer=0", "control proc_start peer=1",
+		"peer-0 start id=0 n=3 quorum=false heartbeat_ms=100 suspect_after_ms=500",
+		"peer-1 start id=1 n=3 quorum=false heartbeat_ms=100 suspect_after_ms=500",
+		"peer-0 conn_up peer=1", "peer-1 conn_up peer=0",
+		"peer-0 peer_up peer=1", "peer-1 peer_up peer=0",
+		"control proc_kill peer=0",
+		"peer-1 peer_down peer=0 cause=conn_closed",
+		"control proc_start peer=2",
+		"peer-2 start id=2 n=3 quorum=false heartbeat_ms=100 suspect_after_ms=500",
+		"peer-1 conn_up peer=2", "peer-2 conn_up peer=1",
+		"peer-1 peer_up peer=2", "peer-1 election_open via=-1",
+		"peer-1 leader_change leader=1 prev=-1 alive=[1,2]", "peer-1 urgent_sent to=2 leader=1",
+		"peer-2 peer_up peer=1", "peer-2 election_open via=1",
+		"peer-2 leader_change leader=1 prev=-1 alive=[1,2]", "peer-2 urgent_sent to=1 leader=1",
+	}
+	o := Options{N: 3, ConvergeWithin: time.Second}
+	if v := Peer(hist(h...), o); len(v) != 0 {
+		t.Fatalf("violations: %v", v)
+	}
+	// Without 0 going down first, a first leader 1 breaks the gate.
+	var up []string
+	for _, l := range h {
+		if l != "control proc_kill peer=0" && l != "peer-1 peer_down peer=0 cause=conn_closed" {
+			up = append(up, l)
+		}
+	}
+	expect(t, "first leader 1 while 0 is up", ElectionGate(hist(up...), o), "election-gate", 1)
+}

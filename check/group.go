@@ -3,6 +3,8 @@ package check
 import (
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/conclave/conclave/eventlog"
 )
@@ -23,6 +25,7 @@ func Group(h []eventlog.Event, o GroupOptions) []Violation {
 	ls := lives(h)
 	var out []Violation
 	out = append(out, ViewAgreement(h)...)
+	out = append(out, ViewOrder(h)...)
 	out = append(out, viewSynchrony(ls)...)
 	out = append(out, senderFIFO(ls)...)
 	if o.Total {
@@ -51,6 +54,31 @@ func ViewAgreement(h []eventlog.Event) []Violation {
 		seen[id] = e
 	}
 	return out
+}
+
+// ViewOrder checks that the views a member installs are numbered in
+// increasing order along its life, whichever group they come from (the
+// number is the part of a view id before the @).
+func ViewOrder(h []eventlog.Event) []Violation {
+	var out []Violation
+	last := map[string]eventlog.Event{}
+	for _, e := range h {
+		if e.Ev != eventlog.View {
+			continue
+		}
+		m := e.Str(eventlog.FieldMember)
+		if prev, ok := last[m]; ok && viewSeq(e.Str(eventlog.FieldView)) <= viewSeq(prev.Str(eventlog.FieldView)) {
+			out = append(out, Violation{"view-order", e, fmt.Sprintf("member %s installed view %s after %s", m, e.Str(eventlog.FieldView), prev.Str(eventlog.FieldView))})
+		}
+		last[m] = e
+	}
+	return out
+}
+
+// viewSeq returns the sequence number of a view id "seq@coordinator".
+func viewSeq(id string) uint64 {
+	n, _ := strconv.ParseUint(id[:max(strings.IndexByte(id, '@'), 0)], 10, 64)
+	return n
 }
 
 // life is what one member did in one view.

@@ -100,3 +100,22 @@ func TestEachGroupCheckerCanFail(t *testing.T) {
 		t.Errorf("message %q", v[0].Msg)
 	}
 }
+
+// TestViewOrder: a member that installs 5@carol then 5@bob (or 4@bob)
+// breaks the order of view numbers along its life; 6@bob does not.
+func TestViewOrder(t *testing.T) {
+	for _, c := range []struct {
+		next string
+		bad  int
+	}{{"5@bob.1", 1}, {"4@bob.1", 1}, {"6@bob.1", 0}} {
+		h := &gh{}
+		h.view("m0.1", "5@carol.1", false, "carol.1", "m0.1")
+		h.view("m0.1", c.next, false, "bob.1", "m0.1")
+		if v := ViewOrder(*h); len(v) != c.bad || c.bad > 0 && v[0].Rule != "view-order" {
+			t.Errorf("5@carol.1 then %s: %v, want %d violations", c.next, v, c.bad)
+		}
+	}
+	if v := Group(*goodGroup(), GroupOptions{}); len(v) != 0 {
+		t.Fatal(v)
+	}
+}

@@ -75,6 +75,7 @@ const (
 const (
 	Found           = "found"
 	JoinRequest     = "join_request"
+	JoinRefused     = "join_refused"
 	Flush           = "flush"
 	Suspect         = "suspect"
 	SuspectReport   = "suspect_report"
@@ -169,8 +170,12 @@ const (
 	FieldWant           = "want"
 )
 
-// Values of FieldCause: why a peer is down, or a member suspected.
+// Values of FieldCause: why a peer is down, a member suspected, or a flush
+// abandoned.
 const (
 	CauseConnClosed = "conn_closed"
 	CauseSilence    = "silence"
+	CauseGap        = "gap"
+	CauseSuspected  = "suspected" // flush_abandoned: its coordinator is suspected
+	CauseWaited     = "waited"    // flush_abandoned: no Install nor new attempt came
 )

@@ -75,6 +75,10 @@ type Config struct {
 	// Contacts are addresses of members to join through. With none (or
 	// only this member's own address), this member founds the group.
 	Contacts []string
+	// Found lets the member found the group if none of its Contacts
+	// answers (they are all starting, say). Without it, Join fails then,
+	// rather than found a group of its own that nobody else is in.
+	Found bool
 	// Member names this member in views and logs; an incarnation suffix
 	// makes its member id unique. Default "member-<process id>".
 	Member string
@@ -184,7 +188,9 @@ type out struct {
 }
 
 // Join starts a member and returns once it is in a view of the group (or
-// ctx ends).
+// ctx ends). It fails at once if the group runs another stack (the error
+// names both), or if none of the contacts answers and cfg.Found is not
+// set.
 func Join(ctx context.Context, cfg Config) (*Group, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("group: %w", err)
@@ -250,7 +256,7 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 	g.loop.Start(func() {
 		g.logEv(eventlog.Start, eventlog.FieldAddr, g.me.Addr, eventlog.FieldStack, d.Name, eventlog.FieldGroup, cfg.Name)
 		g.loop.Step(stack.Start{})
-		g.loop.Step(stack.Join{Contacts: cfg.Contacts})
+		g.loop.Step(stack.Join{Contacts: cfg.Contacts, JoinOnly: !cfg.Found})
 	})
 	select {
 	case <-g.firstOK:
@@ -421,6 +427,9 @@ func (g *Group) effect(e stack.Event) {
 	case stack.Left:
 		g.logEv(eventlog.Left, eventlog.FieldReason, e.Reason)
 		g.leftErr = fmt.Errorf("group: left (%s)", e.Reason)
+		if !g.firstSet {
+			g.leftErr = fmt.Errorf("group %q: %s", g.cfg.Name, e.Reason)
+		}
 		close(g.left)
 		g.unroute()
 		g.loop.Stop()

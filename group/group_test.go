@@ -192,7 +192,8 @@ func TestOutsidersStayOut(t *testing.T) {
 	}
 	defer g.Close()
 	for _, key := range []transport.Key{nil, transport.NewKey()} {
-		o, err := Join(ctx(t), Config{Name: "club", Member: "outsider", Key: key, Contacts: []string{g.Me().Addr}})
+		// Found: refused, the outsider founds a group of its own.
+		o, err := Join(ctx(t), Config{Name: "club", Member: "outsider", Key: key, Contacts: []string{g.Me().Addr}, Found: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,7 +237,9 @@ func TestGroupOverTLS(t *testing.T) {
 	if d := <-a.Deliveries(); string(d.Data) != "sealed" {
 		t.Fatalf("a delivered %q", d.Data)
 	}
-	c, err := Join(ctx(t), Config{Name: "secret", Member: "c", Key: testKey, Contacts: []string{a.Me().Addr}})
+	// Found: refused by a, c founds a group of its own (without it, Join
+	// fails: no contact answered).
+	c, err := Join(ctx(t), Config{Name: "secret", Member: "c", Key: testKey, Contacts: []string{a.Me().Addr}, Found: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,5 +249,56 @@ func TestGroupOverTLS(t *testing.T) {
 	}
 	if _, err := Join(ctx(t), Config{Name: "secret", TLS: true}); err == nil {
 		t.Fatal("TLS without a key was taken")
+	}
+}
+
+// TestJoinOtherStackRefused: a joiner whose stack differs from the
+// group's is refused at once, with an error naming both stacks. It used to
+// be admitted, then silently excluded, and went on alone.
+func TestJoinOtherStackRefused(t *testing.T) {
+	a, err := Join(ctx(t), Config{Name: "chat", Stack: "total", Member: "alice", Key: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	began := time.Now()
+	b, err := Join(ctx(t), Config{Name: "chat", Stack: "vsync", Member: "bob", Key: testKey, Contacts: []string{a.Me().Addr}})
+	if err == nil {
+		b.Close()
+		t.Fatalf("bob, running vsync, joined alice's group running total: view %v", b.View().IDs())
+	}
+	for _, want := range []string{`group "chat"`, `the group runs stack "total" (`, `this member stack "vsync" (`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("refused after %v, want at once", took)
+	}
+	if v := a.View(); len(v.Members) != 1 {
+		t.Errorf("alice's view %v, want alice alone", v.IDs())
+	}
+}
+
+// TestContactsThatDoNotAnswer: a member whose contacts do not answer fails
+// to join, naming them, unless Found lets it found the group. It used to
+// found a group of its own silently.
+func TestContactsThatDoNotAnswer(t *testing.T) {
+	nobody := "127.0.0.1:1"
+	g, err := Join(ctx(t), Config{Name: "chat", Member: "carol", Key: testKey, Contacts: []string{nobody}})
+	if err == nil {
+		g.Close()
+		t.Fatalf("joined through a contact nobody listens on: view %v", g.View().IDs())
+	}
+	if want := "no member of the group answered at " + nobody; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+	g, err = Join(ctx(t), Config{Name: "chat", Member: "carol", Key: testKey, Contacts: []string{nobody}, Found: true})
+	if err != nil {
+		t.Fatalf("with Found: %v", err)
+	}
+	defer g.Close()
+	if v := g.View(); len(v.Members) != 1 || v.Members[0].ID != g.Me().ID {
+		t.Fatalf("with Found: view %v, want carol alone", v.IDs())
 	}
 }

@@ -13,8 +13,8 @@ import (
 
 // GroupArgs returns a Config.Args that starts "conclave group" members of
 // one group: member i is named m<i>, listens on its address and joins
-// through all the others, logging every delivery into dir (which
-// WaitDelivered needs).
+// through all the others, founding the group if none answers (--found),
+// logging every delivery into dir (which WaitDelivered needs).
 func GroupArgs(group, stackName, dir string) func(i int, addrs []string) []string {
 	return func(i int, addrs []string) []string {
 		var others []string
@@ -24,7 +24,7 @@ func GroupArgs(group, stackName, dir string) func(i int, addrs []string) []strin
 			}
 		}
 		return []string{"group", "--group", group, "--stack", stackName, "--listen", addrs[i],
-			"--contacts", strings.Join(others, ","), "--member", eventlog.MemberName(i),
+			"--contacts", strings.Join(others, ","), "--found", "--member", eventlog.MemberName(i),
 			"--log-dir", dir, "--log-deliveries"}
 	}
 }

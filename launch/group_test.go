@@ -115,3 +115,67 @@ func TestRealGroupSurvivesKilledMembers(t *testing.T) {
 }
 
 func tail(xs []string, n int) []string { return xs[max(len(xs)-n, 0):] }
+
+// TestRealGroupMergesBackWithoutFounderContacts starts the group as the
+// README does: m0 founds it without --contacts, m1 and m2 join through m0.
+// A member paused until the others exclude it, the founder included, must
+// find its way back once resumed. Before, it went on alone for ever: the
+// founder had no contacts to probe, and ignored the probes of others.
+func TestRealGroupMergesBackWithoutFounderContacts(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	c, err := Start(Config{Binary: binary, N: 3, Dir: dir, Stdin: true, Args: func(i int, addrs []string) []string {
+		args := []string{"group", "--group", "readme", "--listen", addrs[i], "--member", eventlog.MemberName(i), "--log-dir", dir}
+		if i > 0 {
+			args = append(args, "--contacts", addrs[0])
+		}
+		return args
+	}})
+	must(err)
+	t.Cleanup(func() {
+		c.Close()
+		if t.Failed() {
+			launchtest.Keep(t, c.Dir())
+		}
+	})
+	must(c.StartPeer(0))
+	must(c.WaitOutput(ctx, 0, "joined group"))
+	must(c.StartPeer(1))
+	must(c.StartPeer(2))
+	all := []string{"m0", "m1", "m2"}
+	for i := range 3 {
+		must(c.WaitView(ctx, i, all...))
+	}
+	for _, paused := range []int{2, 0} {
+		_, err := c.Pause(paused)
+		must(err)
+		var others []string
+		for i, name := range all {
+			if i != paused {
+				others = append(others, name)
+			}
+		}
+		for i := range 3 {
+			if i != paused {
+				must(c.WaitView(ctx, i, others...))
+			}
+		}
+		_, err = c.Resume(paused)
+		must(err)
+		for i := range 3 {
+			must(c.WaitView(ctx, i, all...))
+		}
+	}
+	h, err := eventlog.MergeDir(c.Dir())
+	must(err)
+	for _, v := range check.Group(h, check.GroupOptions{}) {
+		t.Error(v)
+	}
+}

@@ -123,6 +123,14 @@ func (g *membership) onInstall(c *stack.Ctx, id stack.FlushID, v stack.View, con
 		}
 	case !v.Has(g.me.ID):
 		return
+	case g.inView && v.ID.Seq <= g.view.ID.Seq:
+		// Taken in by a view numbered below the one this member is in:
+		// it asked to join, then went on to views of its own. View
+		// numbers increase along a member's life (vsync tells a coming
+		// view from a past one by them): refuse, so the coordinator
+		// excludes it, and ask again with the number it has reached.
+		g.send(c, g.memberOf(v, v.ID.Coord), []byte{gmsRefuse})
+		return
 	default:
 		// Joining, or merging from a view of one: the previous view's
 		// messages are not this member's business.
@@ -142,6 +150,14 @@ func (g *membership) onInstall(c *stack.Ctx, id stack.FlushID, v stack.View, con
 }
 
 func (g *membership) install(c *stack.Ctx, v stack.View, prev stack.ViewID, contribs []stack.Contrib) {
+	if len(v.Members) > 1 {
+		g.former = g.former[:0]
+		for _, m := range v.Members {
+			if m.ID != g.me.ID && m.Addr != "" && m.Addr != g.me.Addr {
+				g.former = append(g.former, m.Addr)
+			}
+		}
+	}
 	g.view = v
 	g.inView = true
 	g.joining = false

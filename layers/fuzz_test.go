@@ -416,16 +416,32 @@ var corpusScenarios = []corpusScenario{
 }
 
 // synthetic are messages added at the end of a recorded script, of kinds
-// the scenarios do not produce: the refusal of a member taken in by two
-// groups.
-var synthetic = map[string][]stack.Msg{
-	"refused-total": {{Hdrs: [][]byte{{gmsRefuseForTest}, {detectDataForTest}}}},
+// the scenarios do not produce, given the member's view then: the refusal
+// of a member taken in by two groups, and the answer to a join with another
+// stack; a data message that leaves a gap, and a nack.
+var synthetic = map[string]func(v stack.ViewID) []stack.Msg{
+	"refused-total": func(stack.ViewID) []stack.Msg {
+		other := (&stack.Enc{B: []byte{gmsOtherStackForTest}}).Str("vsync#0123456789abcdef").B
+		return []stack.Msg{{Hdrs: [][]byte{{gmsRefuseForTest}, {detectDataForTest}}}, {Hdrs: [][]byte{other, {detectDataForTest}}}}
+	},
+	"form-vsync": func(v stack.ViewID) []stack.Msg {
+		gap := (&stack.Enc{B: []byte{vsDataForTest}}).ViewID(v).Uint(1 << 20).Uint(0).B
+		nack := (&stack.Enc{B: []byte{vsNackForTest}}).ViewID(v).Uint(1).B
+		return []stack.Msg{
+			{Hdrs: [][]byte{gap, {gmsDataForTest}, {detectDataForTest}}, Data: []byte("gap")},
+			{Hdrs: [][]byte{nack, {gmsDataForTest}, {detectDataForTest}}},
+		}
+	},
 }
 
 // Header bytes of the layers, for the messages above.
 const (
-	detectDataForTest = 0
-	gmsRefuseForTest  = 9
+	detectDataForTest    = 0
+	gmsDataForTest       = 0
+	gmsRefuseForTest     = 9
+	gmsOtherStackForTest = 11
+	vsDataForTest        = 0
+	vsNackForTest        = 2
 )
 
 // record runs a scenario and returns the script of its member's inputs.
@@ -449,8 +465,11 @@ func (sc *corpusScenario) record(t *testing.T) []byte {
 	}}
 	s := sim.NewGroup(cfg)
 	sc.run(s)
-	for _, m := range synthetic[sc.name] {
-		w.add(s.Now(), stack.Recv{From: stack.Member{ID: "m1.1", Addr: "m1"}, Msg: m})
+	if f := synthetic[sc.name]; f != nil {
+		v, _ := s.View(sc.slot)
+		for _, m := range f(v.ID) {
+			w.add(s.Now(), stack.Recv{From: stack.Member{ID: "m1.1", Addr: "m1"}, Msg: m})
+		}
 	}
 	views, delivered := 0, 0
 	me := fmt.Sprintf("m%d.1", sc.slot)
@@ -504,13 +523,13 @@ func headerKinds(script []byte, total bool) map[string]int {
 			}
 			kinds["detect:data"]++
 			h, m, _ = m.Pop()
-			gms := []string{"data", "join", "nack", "leave", "flush", "flush-ok", "install", "probe", "dissolve", "refuse", "suspect"}
+			gms := []string{"data", "join", "nack", "leave", "flush", "flush-ok", "install", "probe", "dissolve", "refuse", "suspect", "other-stack"}
 			kinds["membership:"+gms[h[0]]]++
 			if h[0] != 0 {
 				continue
 			}
 			h, m, _ = m.Pop()
-			kinds["vsync:"+[]string{"data", "ack"}[h[0]]]++
+			kinds["vsync:"+[]string{"data", "ack", "nack"}[h[0]]]++
 			if h[0] != 0 || !total {
 				continue
 			}
@@ -552,7 +571,7 @@ func TestStackRecvCorpus(t *testing.T) {
 	t.Logf("header kinds: %v", all)
 	for _, k := range []string{"detect:beat", "detect:data", "membership:data", "membership:join", "membership:nack",
 		"membership:leave", "membership:flush", "membership:flush-ok", "membership:install", "membership:probe",
-		"membership:dissolve", "membership:refuse", "membership:suspect", "vsync:data", "vsync:ack", "total:data", "total:order"} {
+		"membership:dissolve", "membership:refuse", "membership:suspect", "membership:other-stack", "vsync:data", "vsync:ack", "vsync:nack", "total:data", "total:order"} {
 		if all[k] == 0 {
 			t.Errorf("no %s message in the recorded scripts", k)
 		}

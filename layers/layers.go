@@ -31,6 +31,7 @@ const (
 	DefaultSuspectAfter = 500 * time.Millisecond // detect: suspect-after
 	DefaultRetry        = 200 * time.Millisecond // membership: retry
 	DefaultWindow       = 1024                   // vsync: window
+	DefaultGapTimeout   = time.Second            // vsync: gap-timeout
 )
 
 // Registry returns a registry of the layer kinds of this package.
@@ -45,6 +46,7 @@ func Registry() *stack.Registry {
 		},
 		Unique: true,
 		New:    newDetect,
+		Check:  checkDetect,
 	})
 	r.Register(stack.Kind{
 		Name: "membership",
@@ -61,6 +63,7 @@ func Registry() *stack.Registry {
 		Doc:  "reliable FIFO multicast with view synchrony: the same messages delivered by members passing together to the next view",
 		Params: []stack.Param{
 			{Name: "window", Type: stack.Int, Default: strconv.Itoa(DefaultWindow), Min: 1, Max: 1 << 20, Doc: "unacknowledged messages a sender may have in flight"},
+			{Name: "gap-timeout", Type: stack.Duration, Default: DefaultGapTimeout.String(), Min: int64(time.Millisecond), Doc: "how long a missing message may stay missing, asked again every fifth of it, before its sender is suspected"},
 		},
 		Below:  []string{"membership"},
 		Unique: true,
@@ -74,6 +77,16 @@ func Registry() *stack.Registry {
 		New:    newTotal,
 	})
 	return r
+}
+
+// checkDetect refuses a detector that would suspect members between two
+// heartbeats, with the sentence peer.Config.Validate has for the same
+// settings.
+func checkDetect(p stack.Params) error {
+	if hb, after := p.Duration("heartbeat"), p.Duration("suspect-after"); after <= hb {
+		return fmt.Errorf("suspect-after (%v) must be longer than the heartbeat interval (%v)", after, hb)
+	}
+	return nil
 }
 
 // Shipped returns the names of the stacks embedded in conclave.

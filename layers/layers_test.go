@@ -48,6 +48,9 @@ func TestBadDescriptions(t *testing.T) {
 		{``, `no <stack> element`},
 		{`<stack name="x"></stack>`, `has no layers`},
 		{`<stack name="x"><layer kind="detect"/><layer kind="detect"/></stack>`, `may appear only once`},
+		{"<stack name=\"x\">\n<layer kind=\"detect\" heartbeat=\"1s\" suspect-after=\"500ms\"/></stack>",
+			`f.xml:2: layer "detect": suspect-after (500ms) must be longer than the heartbeat interval (1s)`},
+		{`<stack name="x"><layer kind="detect" heartbeat="1s"/></stack>`, `suspect-after (500ms) must be longer than the heartbeat interval (1s)`},
 	} {
 		_, err := Registry().Parse("f.xml", []byte(c.xml))
 		var se *stack.Error
@@ -147,5 +150,36 @@ func TestDefaults(t *testing.T) {
 	}
 	if got := vsync.Int("window"); got != DefaultWindow {
 		t.Errorf("window %d, want %d", got, DefaultWindow)
+	}
+}
+
+// TestStackHash: the same stack written twice (other attribute order,
+// defaults left out, another name) has one hash; other parameters or
+// layers another.
+func TestStackHash(t *testing.T) {
+	parse := func(x string) *stack.Description {
+		t.Helper()
+		d, err := Registry().Parse("x.xml", []byte(x))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	shipped := d(t, "vsync")
+	same := parse(`<stack name="mine"><layer suspect-after="500ms" kind="detect"/>
+		<layer kind="membership"/><layer kind="vsync" gap-timeout="1s"/></stack>`)
+	if shipped.Hash() != same.Hash() || shipped.Canonical() != same.Canonical() {
+		t.Errorf("one stack written twice: %s and %s", shipped.Canonical(), same.Canonical())
+	}
+	if same.ID() != "mine#"+shipped.Hash() {
+		t.Errorf("ID %s", same.ID())
+	}
+	other := parse(`<stack name="vsync"><layer kind="detect"/><layer kind="membership"/><layer kind="vsync" window="64"/></stack>`)
+	if other.Hash() == shipped.Hash() || d(t, "total").Hash() == shipped.Hash() {
+		t.Error("different stacks with one hash")
+	}
+	want := "detect(heartbeat=100ms,suspect-after=500ms) membership(retry=200ms) vsync(gap-timeout=1s,window=1024)"
+	if got := shipped.Canonical(); got != want {
+		t.Errorf("canonical text %q, want %q", got, want)
 	}
 }

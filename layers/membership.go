@@ -1,7 +1,9 @@
 package layers
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/conclave/conclave/eventlog"
@@ -23,7 +25,9 @@ type membership struct {
 	retry time.Duration
 
 	me       stack.Member
+	stack    string // the ID of this member's stack (stack.Description.ID)
 	contacts []string
+	former   []string // addresses of the others in the last view this member shared
 	view     stack.View
 	inView   bool
 	maxSeq   uint64 // the highest view sequence number seen
@@ -33,7 +37,9 @@ type membership struct {
 
 	// Joining (or rejoining from a view of one).
 	joining   bool
+	joinOnly  bool              // never found the group: give up if no contact answers
 	status    map[string]string // contact address → "asked", "unreachable" or "joining"
+	why       map[string]string // contact address → why it is unreachable
 	nextRetry time.Duration
 
 	// Coordinator.
@@ -46,7 +52,9 @@ type membership struct {
 	answered    stack.FlushID          // the last flush answered
 	contributed map[stack.FlushID]bool // the flushes of the view contributed to
 	blocked     bool
-	orphaned    int // retries spent waiting for the Install of answered, its coordinator suspected
+	orphaned    int           // retries spent waiting for the Install of answered, its coordinator suspected
+	blockedAt   time.Duration // when it answered the flush answered
+	sleptAt     time.Duration // stack.Ctx.Slept then, or when blockedAt last moved
 }
 
 type flushRun struct {
@@ -61,6 +69,12 @@ type flushRun struct {
 // does not answer before it is suspected.
 const flushPatience = 5
 
+// stuckPatience is how many retry intervals a member waits for the Install
+// of a flush it answered, whatever the state of its coordinator, before it
+// goes on alone: twice the longest a coordinator takes to send a new
+// attempt while it waits for others (flushPatience resends and one more).
+const stuckPatience = 2 * (flushPatience + 1)
+
 // Membership message kinds (the first byte of its header).
 const (
 	gmsData byte = iota
@@ -74,6 +88,7 @@ const (
 	gmsDissolve
 	gmsRefuse
 	gmsSuspect
+	gmsOtherStack // a join of a member whose stack is not the group's
 )
 
 // gmsDataHdr is the header of every data message (never written to).
@@ -83,22 +98,66 @@ func newMembership(p stack.Params) stack.Layer {
 	return &membership{retry: p.Duration("retry"), suspects: map[string]bool{}, leavers: map[string]bool{}}
 }
 
-func (g *membership) Start(c *stack.Ctx) { g.me = c.Me() }
+func (g *membership) Start(c *stack.Ctx) { g.me, g.stack = c.Me(), c.StackID() }
 
 func (g *membership) Deadline() time.Duration {
-	if g.joining || g.flush != nil || g.probing() || g.orphan() {
-		return g.nextRetry
+	d := stack.Never
+	if g.retrying() {
+		d = g.nextRetry
 	}
-	return stack.Never
+	if g.stuck() {
+		d = min(d, g.blockedAt+stuckPatience*g.retry)
+	}
+	return d
+}
+
+// retrying reports whether the retry timer runs.
+func (g *membership) retrying() bool {
+	return g.joining || g.flush != nil || g.probing() || g.orphan()
 }
 
 // alone reports whether this member is in a view of its own that it may
 // merge into a larger group.
 func (g *membership) alone() bool {
-	return g.inView && len(g.view.Members) == 1 && len(g.contacts) > 0 && !g.left
+	return g.inView && len(g.view.Members) == 1 && !g.left
+}
+
+// targets are the addresses this member probes when it coordinates: its
+// contacts and, while alone, the members of the last view it shared, so an
+// excluded member finds its way back even if its contacts are gone (or it
+// founded the group and has none).
+func (g *membership) targets() []string {
+	if !g.alone() || len(g.former) == 0 {
+		return g.contacts
+	}
+	out := slices.Clone(g.contacts)
+	for _, a := range g.former {
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func (g *membership) Tick(c *stack.Ctx) {
+	if slept := c.Slept() - g.sleptAt; g.stuck() && slept > 0 {
+		// This process did not run for that long: its own pause is not
+		// its coordinator's silence.
+		g.blockedAt += slept
+		g.sleptAt += slept
+	}
+	if g.stuck() && c.Now() >= g.blockedAt+stuckPatience*g.retry {
+		// No Install and no new attempt for that long, though its
+		// coordinator seems well: the coordinator has moved on to a view
+		// made by another flush, whose Install this member lost (a
+		// leaving coordinator's, closed with the connection on which it
+		// came), and waits for nothing more from it.
+		g.abandon(c, eventlog.CauseWaited)
+		return
+	}
+	if !g.retrying() || c.Now() < g.nextRetry {
+		return
+	}
 	g.nextRetry = c.Now() + g.retry
 	switch {
 	case g.joining:
@@ -132,16 +191,14 @@ func (g *membership) Tick(c *stack.Ctx) {
 		// Past patience, it goes on alone and asks to be let in again.
 		g.orphaned++
 		if g.orphaned > flushPatience {
-			c.Log(eventlog.FlushAbandoned, eventlog.FieldView, g.view.ID.String(), eventlog.FieldOf, g.answered.Coord)
-			g.install(c, stack.View{ID: g.nextID(), Members: []stack.Member{g.me}}, g.view.ID, nil)
+			g.abandon(c, eventlog.CauseSuspected)
 		}
 	case g.probing():
 		// Look for another group of ours among the contacts: the smaller
 		// one dissolves into the larger (ties: the lower address wins).
-		probe := (&stack.Enc{B: []byte{gmsProbe}}).Uint(uint64(len(g.view.Members))).Str(g.me.Addr).B
-		for _, a := range g.contacts {
+		for _, a := range g.targets() {
 			if !slices.ContainsFunc(g.view.Members, func(m stack.Member) bool { return m.Addr == a }) {
-				g.send(c, stack.Member{Addr: a}, probe)
+				g.send(c, stack.Member{Addr: a}, g.probeMsg())
 			}
 		}
 	}
@@ -150,34 +207,82 @@ func (g *membership) Tick(c *stack.Ctx) {
 // orphan reports whether this member waits for the Install of a flush
 // whose coordinator it suspects, with no other flush of its view since.
 func (g *membership) orphan() bool {
-	return g.inView && !g.left && g.blocked && g.flush == nil && g.suspects[g.answered.Coord]
+	return g.stuck() && g.suspects[g.answered.Coord]
+}
+
+// stuck reports whether this member waits for the Install of a flush it
+// answered and does not run.
+func (g *membership) stuck() bool {
+	return g.inView && !g.left && g.blocked && g.flush == nil
+}
+
+// abandon gives up the flush this member answered, for cause: it goes on
+// alone and asks to be let in again.
+func (g *membership) abandon(c *stack.Ctx, cause string) {
+	c.Log(eventlog.FlushAbandoned, eventlog.FieldView, g.view.ID.String(), eventlog.FieldOf, g.answered.Coord, eventlog.FieldCause, cause)
+	g.install(c, stack.View{ID: g.nextID(), Members: []stack.Member{g.me}}, g.view.ID, nil)
 }
 
 // probing reports whether this member, a coordinator at rest, looks for
 // other groups to merge with.
 func (g *membership) probing() bool {
-	return g.inView && !g.left && !g.leaving && g.flush == nil && !g.blocked && g.coord() == g.me.ID && len(g.contacts) > 0
+	return g.atRest() && len(g.targets()) > 0
+}
+
+// atRest reports whether this member coordinates a view and changes
+// nothing in it: it may merge with another group.
+func (g *membership) atRest() bool {
+	return g.inView && !g.left && !g.leaving && g.flush == nil && !g.blocked && g.coord() == g.me.ID
+}
+
+// probeMsg offers this member's group, of its size and stack, to merge.
+func (g *membership) probeMsg() []byte {
+	return (&stack.Enc{B: []byte{gmsProbe}}).Uint(uint64(len(g.view.Members))).Str(g.me.Addr).Str(g.stack).B
 }
 
 // dissolve ends this member's view to join the group at addr.
 func (g *membership) dissolve(c *stack.Ctx, addr string) {
 	c.Log(eventlog.Dissolve, eventlog.FieldView, g.view.ID.String(), eventlog.FieldInto, addr)
 	g.install(c, stack.View{ID: g.nextID(), Members: []stack.Member{g.me}}, g.view.ID, nil)
-	g.send(c, stack.Member{Addr: addr}, g.joinMsg(g.me, g.maxSeq))
+	g.send(c, stack.Member{Addr: addr}, g.joinMsg(g.me, g.maxSeq, g.stack))
 }
 
-// joinMsg asks to let j in. seq is the highest view sequence number j has
-// seen: the view that takes it in is numbered above, so that the views a
-// member installs are numbered in increasing order, whichever group they
-// come from (vsync relies on it to tell a coming view from a past one).
-func (g *membership) joinMsg(j stack.Member, seq uint64) []byte {
-	return (&stack.Enc{B: []byte{gmsJoin}}).Member(j).Uint(seq).B
+// joinMsg asks to let j, which runs stack st, in. seq is the highest view
+// sequence number j has seen: the view that takes it in is numbered above,
+// so that the views a member installs are numbered in increasing order,
+// whichever group they come from (vsync relies on it to tell a coming view
+// from a past one).
+func (g *membership) joinMsg(j stack.Member, seq uint64, st string) []byte {
+	return (&stack.Enc{B: []byte{gmsJoin}}).Member(j).Uint(seq).Str(st).B
+}
+
+// sameStack reports whether stack IDs a and b (stack.Description.ID) name
+// the same stack: their hashes are equal. An unknown ID (empty) matches any.
+func sameStack(a, b string) bool {
+	_, ha, _ := strings.Cut(a, "#")
+	_, hb, _ := strings.Cut(b, "#")
+	return a == "" || b == "" || ha == hb
+}
+
+// stackName formats a stack ID for a sentence: "total" (1a2b3c4d5e6f7a8b).
+func stackName(id string) string {
+	name, hash, _ := strings.Cut(id, "#")
+	return fmt.Sprintf("%q (%s)", name, hash)
 }
 
 // askToJoin founds the group if no contact has a group to offer, and asks
 // them all otherwise.
 func (g *membership) askToJoin(c *stack.Ctx) {
-	if g.status != nil && g.mayFound() {
+	if g.status != nil && g.joinOnly && len(g.contacts) > 0 && g.unanswered() {
+		var why []string
+		for _, a := range g.contacts {
+			why = append(why, fmt.Sprintf("%s (%s)", a, g.why[a]))
+		}
+		g.joining = false
+		g.leave(c, "no member of the group answered at "+strings.Join(why, ", ")+", and this member may not found it")
+		return
+	}
+	if g.status != nil && (!g.joinOnly || len(g.contacts) == 0) && g.mayFound() {
 		c.Log(eventlog.Found)
 		g.install(c, stack.View{ID: g.nextID(), Members: []stack.Member{g.me}}, stack.ViewID{}, nil)
 		return
@@ -185,8 +290,19 @@ func (g *membership) askToJoin(c *stack.Ctx) {
 	g.status = map[string]string{}
 	for _, a := range g.contacts {
 		g.status[a] = "asked"
-		g.send(c, stack.Member{Addr: a}, g.joinMsg(g.me, g.maxSeq))
+		g.send(c, stack.Member{Addr: a}, g.joinMsg(g.me, g.maxSeq, g.stack))
 	}
+}
+
+// unanswered reports whether, in the last round, every contact was
+// unreachable.
+func (g *membership) unanswered() bool {
+	for _, a := range g.contacts {
+		if g.status[a] != "unreachable" {
+			return false
+		}
+	}
+	return true
 }
 
 // mayFound reports whether, in the last round, every contact was
@@ -264,6 +380,8 @@ func (g *membership) Down(c *stack.Ctx, ev stack.Event) {
 			}
 		}
 		g.joining = true
+		g.joinOnly = e.JoinOnly
+		g.why = map[string]string{}
 		if len(g.contacts) == 0 {
 			g.status = map[string]string{}
 		}
@@ -299,6 +417,8 @@ func (g *membership) Down(c *stack.Ctx, ev stack.Event) {
 			enc.Bytes(p)
 		}
 		g.send(c, g.member(e.Flush.Coord), enc.B)
+	case Suspect:
+		g.suspect(c, e.ID) // vsync: a gap that did not fill
 	case stack.Out:
 		c.Down(stack.Out{To: e.To, Msg: e.Msg.Push(gmsDataHdr)})
 	default:
@@ -311,42 +431,50 @@ func (g *membership) Up(c *stack.Ctx, ev stack.Event) {
 	case stack.Recv:
 		g.recv(c, e)
 	case Suspect:
-		if !g.inView || !g.view.Has(e.ID) {
-			return
-		}
-		wasCoord := g.coord()
-		g.suspects[e.ID] = true
-		if g.coord() == "" {
-			return
-		}
-		// The coordinator decides: tell it, or the new one everything.
-		switch c2 := g.coord(); {
-		case c2 == g.me.ID:
-		case c2 != wasCoord:
-			for _, m := range g.view.Members {
-				if g.suspects[m.ID] {
-					g.send(c, g.member(c2), (&stack.Enc{B: []byte{gmsSuspect}}).Str(m.ID).B)
-				}
-			}
-		default:
-			g.send(c, g.member(c2), (&stack.Enc{B: []byte{gmsSuspect}}).Str(e.ID).B)
-		}
-		if g.leaving && g.coord() != wasCoord && g.coord() != g.me.ID {
-			g.send(c, g.member(g.coord()), []byte{gmsLeave})
-		}
-		if g.leaving && g.coord() == g.me.ID {
-			g.leavers[g.me.ID] = true
-		}
-		g.maybeFlush(c)
+		g.suspect(c, e.ID)
 	case stack.Lost:
 		if g.joining && e.ID == "" {
 			if _, ok := g.status[e.Addr]; ok {
 				g.status[e.Addr] = "unreachable"
+				g.why[e.Addr] = e.Reason
 			}
 		}
 	default:
 		c.Up(ev)
 	}
+}
+
+// suspect acts on a suspicion of member id, from detect below or vsync
+// above: the coordinator excludes it at its next flush; any other member
+// reports it to the coordinator.
+func (g *membership) suspect(c *stack.Ctx, id string) {
+	if !g.inView || !g.view.Has(id) {
+		return
+	}
+	wasCoord := g.coord()
+	g.suspects[id] = true
+	if g.coord() == "" {
+		return
+	}
+	// The coordinator decides: tell it, or the new one everything.
+	switch c2 := g.coord(); {
+	case c2 == g.me.ID:
+	case c2 != wasCoord:
+		for _, m := range g.view.Members {
+			if g.suspects[m.ID] {
+				g.send(c, g.member(c2), (&stack.Enc{B: []byte{gmsSuspect}}).Str(m.ID).B)
+			}
+		}
+	default:
+		g.send(c, g.member(c2), (&stack.Enc{B: []byte{gmsSuspect}}).Str(id).B)
+	}
+	if g.leaving && g.coord() != wasCoord && g.coord() != g.me.ID {
+		g.send(c, g.member(g.coord()), []byte{gmsLeave})
+	}
+	if g.leaving && g.coord() == g.me.ID {
+		g.leavers[g.me.ID] = true
+	}
+	g.maybeFlush(c)
 }
 
 func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
@@ -364,11 +492,21 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 		c.Up(stack.Recv{From: e.From, Msg: rest})
 		return
 	case gmsJoin:
-		j, seq := d.Member(), d.Uint()
+		j, seq, st := d.Member(), d.Uint(), d.Str()
 		if d.Done() != nil || j.ID == "" {
 			break
 		}
-		g.onJoin(c, j, seq)
+		g.onJoin(c, j, seq, st)
+		return
+	case gmsOtherStack:
+		st := d.Str()
+		if d.Done() != nil {
+			break
+		}
+		if g.joining && !g.inView && !sameStack(st, g.stack) {
+			g.joining = false
+			g.leave(c, fmt.Sprintf("the group runs stack %s, this member stack %s", stackName(st), stackName(g.stack)))
+		}
 		return
 	case gmsNack:
 		if d.Done() == nil && g.joining {
@@ -399,6 +537,7 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 		g.answered = id
 		g.blocked = true
 		g.orphaned = 0
+		g.blockedAt, g.sleptAt = c.Now(), c.Slept()
 		c.Up(stack.Block{Flush: id})
 		return
 	case gmsFlushOk:
@@ -414,16 +553,26 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 		g.flushOk(c, e.From.ID, id, parts)
 		return
 	case gmsProbe:
-		size, addr := d.Uint(), d.Str()
+		size, addr, st := d.Uint(), d.Str(), d.Str()
 		if d.Done() != nil {
 			break
 		}
 		switch {
-		case g.view.Has(e.From.ID) || !g.probing():
+		case !sameStack(st, g.stack): // another group of the same name: never one
+		case g.view.Has(e.From.ID) || !g.atRest():
 			if g.inView && !g.left && g.coord() != g.me.ID && g.coord() != "" && !g.view.Has(e.From.ID) {
 				g.send(c, g.member(g.coord()), h) // forward to the coordinator
 			}
-		case size > uint64(len(g.view.Members)) || size == uint64(len(g.view.Members)) && addr < g.me.Addr:
+		case addr == g.me.Addr:
+		case size < uint64(len(g.view.Members)) || size == uint64(len(g.view.Members)) && addr > g.me.Addr:
+			// The prober's group is to dissolve into this one. Unless
+			// this member probes it anyway, answer with a probe: the
+			// prober may have no other way to learn of this group (its
+			// founder, say, had no contacts, and probes nobody).
+			if !slices.Contains(g.targets(), addr) {
+				g.send(c, stack.Member{Addr: addr}, g.probeMsg())
+			}
+		default:
 			dis := (&stack.Enc{B: []byte{gmsDissolve}}).Str(addr).B
 			for _, m := range g.view.Members {
 				if m.ID != g.me.ID {
@@ -487,7 +636,15 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 	c.Log(eventlog.BadMsg, eventlog.FieldFrom, e.From.ID, eventlog.FieldLayer, "membership", eventlog.FieldKind, int(h[0]))
 }
 
-func (g *membership) onJoin(c *stack.Ctx, j stack.Member, seq uint64) {
+func (g *membership) onJoin(c *stack.Ctx, j stack.Member, seq uint64, st string) {
+	switch {
+	case g.left:
+	case !sameStack(st, g.stack):
+		// It would be taken in, then excluded at its first message.
+		c.Log(eventlog.JoinRefused, eventlog.FieldOf, j.ID, eventlog.FieldAddr, j.Addr, eventlog.FieldStack, st)
+		g.send(c, j, (&stack.Enc{B: []byte{gmsOtherStack}}).Str(g.stack).B)
+		return
+	}
 	g.see(seq)
 	switch {
 	case g.left:
@@ -501,6 +658,6 @@ func (g *membership) onJoin(c *stack.Ctx, j stack.Member, seq uint64) {
 		}
 		g.maybeFlush(c)
 	default:
-		g.send(c, g.member(g.coord()), g.joinMsg(j, seq))
+		g.send(c, g.member(g.coord()), g.joinMsg(j, seq, st))
 	}
 }

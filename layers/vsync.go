@@ -2,6 +2,7 @@ package layers
 
 import (
 	"slices"
+	"time"
 
 	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/stack"
@@ -23,8 +24,18 @@ import (
 // members that go from one view to the next together deliver the same
 // messages in it, and every message is delivered in the view it was sent
 // in.
+//
+// A sender's message that arrives before one numbered below it leaves a
+// gap: a message went missing (a connection replaced, a bug, a forged
+// number). The receiver drops it and asks the sender to send its messages
+// again from the first it lacks (a nack), every fifth of gap-timeout, and
+// goes on taking the sender's messages in order. A gap still open after
+// gap-timeout makes it suspect the sender: membership reports it to the
+// coordinator, whose flush delivers what the survivors hold and excludes the
+// sender. So a gap never freezes a sender's deliveries for good.
 type vsync struct {
-	window int
+	window     int
+	gapTimeout time.Duration
 
 	me      string
 	view    stack.View
@@ -42,6 +53,7 @@ type vsync struct {
 	future  map[stack.ViewID][]stack.Recv
 	nfuture int // messages in future
 	bfuture int // and their bytes
+	gaps    int // streams with a gap open and their sender not yet suspected
 }
 
 // vstream is what a member holds of one sender's messages in the view.
@@ -49,10 +61,21 @@ type vstream struct {
 	base      uint64      // messages forgotten as stable
 	msgs      []stack.Msg // messages base+1 .. base+len(msgs)
 	delivered uint64      // messages delivered (and acknowledged)
-	gap       bool        // a message went missing: deliver nothing more until the flush
+
+	// A gap: message need arrived before those before it. It is open while
+	// need > recv(); the sender is suspected if it is still open at
+	// gapAt+gap-timeout.
+	need      uint64
+	gapAt     time.Duration
+	sleptAt   time.Duration // stack.Ctx.Slept at gapAt
+	nackAt    time.Duration // when to ask again for the missing messages
+	suspected bool
 }
 
 func (s *vstream) recv() uint64 { return s.base + uint64(len(s.msgs)) }
+
+// gap reports whether a gap is open that may still fill.
+func (s *vstream) gap() bool { return s.need > s.recv() && !s.suspected }
 
 // forget drops messages up to n, known stable.
 func (s *vstream) forget(n uint64) {
@@ -71,7 +94,12 @@ func (s *vstream) forget(n uint64) {
 const (
 	vsData byte = iota
 	vsAck
+	vsNack // the receiver holds the sender's messages up to n: send the rest again
 )
+
+// nacksPerGap is how many times a gap-timeout a receiver asks for the
+// missing messages.
+const nacksPerGap = 5
 
 // maxFuture and maxFutureBytes bound the messages kept for views not yet
 // installed.
@@ -81,7 +109,7 @@ const (
 )
 
 func newVsync(p stack.Params) stack.Layer {
-	return &vsync{window: p.Int("window"), future: map[stack.ViewID][]stack.Recv{}}
+	return &vsync{window: p.Int("window"), gapTimeout: p.Duration("gap-timeout"), future: map[stack.ViewID][]stack.Recv{}}
 }
 
 func (v *vsync) Start(c *stack.Ctx) { v.me = c.Me().ID }
@@ -136,6 +164,7 @@ func (v *vsync) Up(c *stack.Ctx, ev stack.Event) {
 	case stack.Left:
 		v.dropTokens(c)
 		v.inView = false
+		v.gaps = 0
 		c.Up(ev)
 	default:
 		c.Up(ev)
@@ -170,14 +199,16 @@ func (v *vsync) recv(c *stack.Ctx, e stack.Recv) {
 			return // not a member of this view
 		}
 		switch {
-		case st.gap || seq <= st.recv():
+		case seq <= st.recv():
 			return
 		case seq > st.recv()+1:
-			st.gap = true
-			c.Log(eventlog.Gap, eventlog.FieldFrom, e.From.ID, eventlog.FieldWant, st.recv()+1, eventlog.FieldGot, seq)
+			v.missing(c, e.From, st, seq)
 			return
 		}
 		st.msgs = append(st.msgs, rest)
+		if st.need == seq && !st.suspected {
+			v.gaps-- // filled
+		}
 		if !v.frozen {
 			// Acknowledged once delivered: a stable message has been
 			// delivered by every member.
@@ -186,6 +217,15 @@ func (v *vsync) recv(c *stack.Ctx, e stack.Recv) {
 			c.Up(stack.Deliver{View: view, From: e.From.ID, Seq: seq, Msg: rest})
 		}
 		st.forget(min(stable, st.delivered))
+		return
+	case vsNack:
+		n := d.Uint()
+		if d.Done() != nil {
+			break
+		}
+		if v.inView && view == v.view.ID && v.view.Has(e.From.ID) {
+			v.resend(c, e.From, n)
+		}
 		return
 	case vsAck:
 		n := d.Uint()
@@ -200,6 +240,82 @@ func (v *vsync) recv(c *stack.Ctx, e stack.Recv) {
 		return
 	}
 	c.Log(eventlog.BadMsg, eventlog.FieldFrom, e.From.ID, eventlog.FieldLayer, "vsync", eventlog.FieldKind, int(h[0]))
+}
+
+// missing handles message seq of sender from, which arrived before the
+// messages before it: it is dropped, and the first time the gap opens the
+// sender is asked for the rest.
+func (v *vsync) missing(c *stack.Ctx, from stack.Member, st *vstream, seq uint64) {
+	if st.suspected {
+		return
+	}
+	if !st.gap() {
+		v.gaps++
+		st.gapAt, st.sleptAt = c.Now(), c.Slept()
+		c.Log(eventlog.Gap, eventlog.FieldFrom, from.ID, eventlog.FieldWant, st.recv()+1, eventlog.FieldGot, seq)
+		v.nack(c, from, st)
+	}
+	st.need = max(st.need, seq)
+}
+
+// nack asks sender to send its messages again from the first st lacks.
+func (v *vsync) nack(c *stack.Ctx, sender stack.Member, st *vstream) {
+	st.nackAt = c.Now() + v.gapTimeout/nacksPerGap
+	hdr := (&stack.Enc{B: []byte{vsNack}}).ViewID(v.view.ID).Uint(st.recv()).B
+	c.Down(stack.Out{To: sender, Msg: stack.Msg{Hdrs: [][]byte{hdr}}})
+}
+
+// resend sends member to again this member's messages of the view from
+// n+1 on, those it still holds (a message it no longer holds is stable:
+// to has it).
+func (v *vsync) resend(c *stack.Ctx, to stack.Member, n uint64) {
+	st := v.streams[v.me]
+	for seq := max(n, st.base) + 1; seq <= st.recv(); seq++ {
+		hdr := (&stack.Enc{B: []byte{vsData}}).ViewID(v.view.ID).Uint(seq).Uint(v.stable).B
+		c.Down(stack.Out{To: to, Msg: st.msgs[seq-st.base-1].Push(hdr)})
+	}
+}
+
+// Deadline is when a gap calls for a nack or a suspicion.
+func (v *vsync) Deadline() time.Duration {
+	d := stack.Never
+	if v.gaps == 0 {
+		return d
+	}
+	for _, st := range v.streams {
+		if st.gap() {
+			d = min(d, st.nackAt, st.gapAt+v.gapTimeout)
+		}
+	}
+	return d
+}
+
+// Tick asks again for missing messages, and suspects the sender of a gap
+// open for gap-timeout.
+func (v *vsync) Tick(c *stack.Ctx) {
+	if !v.inView {
+		return
+	}
+	now := c.Now()
+	for _, m := range v.view.Members {
+		st := v.streams[m.ID]
+		switch {
+		case st == nil || !st.gap():
+		case now >= st.gapAt+v.gapTimeout && c.Slept() > st.sleptAt:
+			// This process did not run for part of that time (its own
+			// pause is not the sender's silence): count from now on.
+			st.gapAt += c.Slept() - st.sleptAt
+			st.sleptAt = c.Slept()
+			v.nack(c, m, st)
+		case now >= st.gapAt+v.gapTimeout:
+			st.suspected = true
+			v.gaps--
+			c.Log(eventlog.Suspect, eventlog.FieldOf, m.ID, eventlog.FieldCause, eventlog.CauseGap)
+			c.Down(Suspect{ID: m.ID, Cause: eventlog.CauseGap})
+		case now >= st.nackAt:
+			v.nack(c, m, st)
+		}
+	}
 }
 
 // keep holds a message of a view this member has not installed yet.
@@ -307,6 +423,7 @@ func (v *vsync) install(c *stack.Ctx, e stack.Install) {
 	v.inView = true
 	v.blocked, v.frozen = false, false
 	v.sent, v.stable = 0, 0
+	v.gaps = 0
 	v.streams = map[string]*vstream{}
 	v.acked = map[string]uint64{}
 	v.tokens = map[uint64]uint64{}

@@ -24,11 +24,13 @@
 //   - The leader is the lowest id among the peers this peer considers up,
 //     itself included, but it is none (-1) until this peer has accounted for
 //     every peer, and, with Quorum, whenever fewer than a majority of the N
-//     peers are up. A peer is accounted for when it has been seen up (with a
-//     heartbeat), or when a peer that is up and already elects says in its
-//     heartbeats that it is down. Nobody elects before someone has seen all
-//     N peers, so the first leader of a cluster is 0; a peer restarted while
-//     another is down still gets to elect.
+//     peers are up. A peer is accounted for once a heartbeat has come from it
+//     at some time in this incarnation (it need not be up still), or when a
+//     peer that is up and already elects says in its heartbeats that it is
+//     down. Nobody elects before someone has heard all N peers, so the first
+//     leader of a cluster is 0 whenever 0 is up when elections open; a peer
+//     that lost a peer before it had seen all up at once, or restarted while
+//     another is down, still gets to elect.
 //   - On every change of leader the peer sends a LeaderChange frame followed
 //     by one urgent byte on every admitted connection. A received notice
 //     naming a leader this peer cannot see makes it redial that peer at
@@ -57,7 +59,7 @@ type Core struct {
 	due     time.Duration // the Deadline after the previous Step
 	started bool
 	stopped bool
-	ready   bool // every peer has been seen up at once: elections are open
+	ready   bool // every peer has been accounted for: elections are open
 	leader  int
 	nextHB  time.Duration
 	peers   []peerState // indexed by id; peers[cfg.ID] is unused
@@ -70,6 +72,7 @@ type peerState struct {
 	inc       uint64 // incarnation on conn
 	maxInc    uint64 // highest incarnation ever admitted
 	up        bool
+	heard     bool // a heartbeat came from it at some time in this incarnation of ours
 	lastHeard time.Duration
 	hbSeq     uint64 // heartbeats sent on conn
 	bye       string // reason in a Bye received on conn
@@ -220,7 +223,7 @@ func (c *Core) handshake(h Handshake) error {
 		c.emit(Close{Peer: j, Conn: p.conn, Reason: "superseded by a new incarnation"})
 		c.drop(j, eventlog.CauseConnClosed, fmt.Sprintf("new incarnation %d replaced %d", h.Incarnation, p.inc))
 	}
-	*p = peerState{conn: h.Conn, inc: h.Incarnation, maxInc: h.Incarnation, lastHeard: c.now, dialAt: Never}
+	*p = peerState{conn: h.Conn, inc: h.Incarnation, maxInc: h.Incarnation, heard: p.heard, lastHeard: c.now, dialAt: Never}
 	c.log(eventlog.ConnUp, eventlog.FieldPeer, j, eventlog.FieldPeerInc, h.Incarnation, eventlog.FieldDialed, h.Dialed, eventlog.FieldAddr, h.Addr)
 	c.heartbeat(j)
 	return nil
@@ -278,6 +281,7 @@ func (c *Core) recv(j int, f wire.Frame) {
 		}
 		if !p.up {
 			p.up = true
+			p.heard = true
 			c.log(eventlog.PeerUp, eventlog.FieldPeer, j, eventlog.FieldPeerInc, p.inc)
 			c.elect()
 		} else if !c.ready {
@@ -414,15 +418,17 @@ func (c *Core) elect() {
 }
 
 // accounted reports whether this peer has accounted for every peer: it
-// sees it up, or an up peer whose elections are open says it is down. The
-// first is the assignment's rule, which makes 0 the first leader of a
-// cluster; the second lets a restarted peer join a cluster whose first
-// election is long past while some peer is still down. via is the peer that
-// told, or -1 if every peer was seen.
+// has heard a heartbeat from it at some time in this incarnation, or an up
+// peer whose elections are open says it is down. The first is the
+// assignment's rule; counting a peer heard once, not only one up now, means
+// nobody is stranded without a leader because a peer died before all were
+// seen up at once. The second lets a restarted peer join a cluster whose
+// first election is long past while some peer is still down. via is the
+// peer that told, or -1 if every peer was heard.
 func (c *Core) accounted() (via int, ok bool) {
 	via = None
 	for k := range c.peers {
-		if k == c.cfg.ID || c.peers[k].up {
+		if k == c.cfg.ID || c.peers[k].heard {
 			continue
 		}
 		told := None

@@ -243,3 +243,46 @@ func TestFirstHeartbeatMayTakeARoundTrip(t *testing.T) {
 		t.Fatalf("conn_down: %v, want the silent connection closed after twice suspect-after", downs)
 	}
 }
+
+// hear admits a connection from peer j and delivers its first heartbeat.
+func hear(t *testing.T, c *Core, now time.Duration, j int, conn ConnID) {
+	t.Helper()
+	if err := c.Step(now, Handshake{Peer: j, Conn: conn, Incarnation: 1, Dialed: j > c.cfg.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Step(now, Recv{Peer: j, Conn: conn, Frame: wire.Heartbeat{Seq: 1}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestElectionsOpenOnPeersHeardOnce is the regression for the README's
+// cluster pasted at once and peer 0 killed at once: a peer that heard every
+// peer, though never all up at once, must elect, not stay at none forever.
+func TestElectionsOpenOnPeersHeardOnce(t *testing.T) {
+	c := started(t, 1, 4)
+	hear(t, c, 1, 0, 1)
+	c.Step(2, Closed{Peer: 0, Conn: 1, Reason: "eof"})
+	hear(t, c, 3, 2, 2)
+	if c.Leader() != None {
+		t.Fatalf("leader %d before peer 3 was heard", c.Leader())
+	}
+	c.Ready()
+	hear(t, c, 4, 3, 3)
+	out := c.Ready()
+	if opens := logs(out, "election_open"); len(opens) != 1 || opens[0].Fields["via"] != None {
+		t.Fatalf("election_open: %v, want one with via -1", opens)
+	}
+	if c.Leader() != 1 {
+		t.Fatalf("leader %d, want 1: peer 0 was heard, then went down", c.Leader())
+	}
+
+	// While 0 is still up when elections open, the first leader is 0.
+	c = started(t, 1, 4)
+	hear(t, c, 1, 0, 1)
+	hear(t, c, 2, 2, 2)
+	c.Step(3, Closed{Peer: 2, Conn: 2, Reason: "eof"})
+	hear(t, c, 4, 3, 3)
+	if c.Leader() != 0 {
+		t.Fatalf("leader %d, want 0: it is up when elections open", c.Leader())
+	}
+}

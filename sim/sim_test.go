@@ -109,6 +109,28 @@ func TestFirstLeaderWaitsForEveryPeer(t *testing.T) {
 	})
 }
 
+// TestNobodyStrandedWhenFirstLeaderDiesEarly is the README's cluster pasted
+// at once, then kill -9 of peer 0: peer 0 dies before peer 3 is up, so no
+// peer ever sees all four up at once. Peers 1 and 2 heard 0 before it died,
+// so they open their elections once they hear 3; 3 learns from them that 0
+// is down. Nobody stays at leader none.
+func TestNobodyStrandedWhenFirstLeaderDiesEarly(t *testing.T) {
+	eachSeed(t, func(t *testing.T, seed uint64) {
+		s := newSim(t, 4, seed, false)
+		for i := range 3 {
+			s.Start(i)
+		}
+		s.RunFor(300 * time.Millisecond)
+		s.Crash(0)
+		s.RunFor(10 * time.Millisecond)
+		s.Start(3)
+		waitLeader(t, s, 1, 2*time.Second)
+		if v := check.Peer(s.History(), check.Options{N: 4, AllHeartbeats: true, MaxDelay: s.Config().MaxDelay}); len(v) > 0 {
+			t.Fatal(v)
+		}
+	})
+}
+
 func TestCrashedLeaderReplacedByNextLowest(t *testing.T) {
 	eachSeed(t, func(t *testing.T, seed uint64) {
 		s := formed(t, 4, seed, false)

@@ -59,6 +59,8 @@ type Stack struct {
 	head    int
 	out     []Event
 	started bool
+	id      string
+	slept   time.Duration // how much later than their deadlines Ticks came, in all
 }
 
 type item struct {
@@ -80,6 +82,13 @@ func New(me Member, kinds []string, layers []Layer) *Stack {
 
 // Me returns the member running the stack.
 func (s *Stack) Me() Member { return s.me }
+
+// ID names the stack's description, as Description.ID does, so that
+// members can tell whether they run the same stack; Registry.Build sets it.
+func (s *Stack) ID() string { return s.id }
+
+// SetID sets the stack's ID (for a stack made with New).
+func (s *Stack) SetID(id string) { s.id = id }
 
 // Layers returns the stack's layers, bottom first.
 func (s *Stack) Layers() []Layer { return s.layers }
@@ -103,6 +112,7 @@ func (s *Stack) Step(now time.Duration, in Event) error {
 			}
 		}
 	case Tick:
+		s.slept += max(s.now-s.Deadline(), 0)
 		for i, l := range s.layers {
 			if t, ok := l.(Ticker); ok && t.Deadline() <= s.now {
 				t.Tick(&s.ctxs[i])
@@ -194,6 +204,14 @@ func (c *Ctx) Now() time.Duration { return c.s.now }
 
 // Me returns the member running the stack.
 func (c *Ctx) Me() Member { return c.s.me }
+
+// Slept returns how much later than the stack's deadline its Ticks came,
+// in all: time this process did not run when it should have (SIGSTOP, a VM
+// pause), which a layer should not hold against others.
+func (c *Ctx) Slept() time.Duration { return c.s.slept }
+
+// StackID returns the ID of the stack's description (Stack.ID).
+func (c *Ctx) StackID() string { return c.s.id }
 
 // Log records an event for the event log; kv are field names and values.
 func (c *Ctx) Log(ev string, kv ...any) {

@@ -108,8 +108,12 @@ type (
 	}
 	// Join asks to join the group through the members at Contacts
 	// (addresses; this member's own is ignored). It is the first request.
+	// If no contact has a group to offer, the member founds the group,
+	// unless JoinOnly is set and it has contacts: then it gives up (Left)
+	// once none of them answers.
 	Join struct {
 		Contacts []string
+		JoinOnly bool
 	}
 	// Leave asks to leave the group.
 	Leave struct{}

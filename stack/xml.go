@@ -2,10 +2,13 @@ package stack
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -39,6 +42,41 @@ type LayerDesc struct {
 	Line   int
 	Params Params
 }
+
+// Canonical returns d's layers with every parameter, defaults included,
+// in one canonical text: the same stack written twice, with other spacing,
+// attribute order or defaults left out, has the same canonical text. The
+// name and doc are not part of it.
+func (d *Description) Canonical() string {
+	var b strings.Builder
+	for i, l := range d.Layers {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(l.Kind)
+		b.WriteByte('(')
+		for j, k := range slices.Sorted(maps.Keys(l.Params)) {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "%s=%v", k, l.Params[k])
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+// Hash returns the first 16 hex digits of the SHA-256 of d's canonical
+// text.
+func (d *Description) Hash() string {
+	sum := sha256.Sum256([]byte(d.Canonical()))
+	return hex.EncodeToString(sum[:8])
+}
+
+// ID names d for a peer that runs another stack: its name and hash, as in
+// "total#1a2b3c4d5e6f7a8b". Two members run the same stack if their IDs'
+// hashes are equal.
+func (d *Description) ID() string { return d.Name + "#" + d.Hash() }
 
 // Kinds returns the layer kinds of d, bottom first.
 func (d *Description) Kinds() []string {
@@ -100,6 +138,9 @@ type Kind struct {
 	Unique bool
 	// New builds a layer from checked parameters.
 	New func(p Params) Layer
+	// Check, if set, checks the parameters together (each is already
+	// within its bounds), and returns a sentence saying what is wrong.
+	Check func(p Params) error
 }
 
 // Registry holds the layer kinds stacks can be built from.
@@ -150,7 +191,9 @@ func (r *Registry) Build(d *Description, me Member) (*Stack, error) {
 		}
 		layers[i] = k.New(l.Params)
 	}
-	return New(me, d.Kinds(), layers), nil
+	st := New(me, d.Kinds(), layers)
+	st.id = d.ID()
+	return st, nil
 }
 
 // MaxDescription bounds the size of a stack description.
@@ -299,6 +342,11 @@ func (r *Registry) layer(t xml.StartElement, line int, fail func(int, string, ..
 			return l, fail(line, "layer %q: %v", l.Kind, err)
 		}
 		l.Params[p.Name] = v
+	}
+	if k.Check != nil {
+		if err := k.Check(l.Params); err != nil {
+			return l, fail(line, "layer %q: %v", l.Kind, err)
+		}
 	}
 	return l, nil
 }

@@ -29,11 +29,12 @@ func runGroup(args []string) error {
 }
 
 func (c groupCmd) run(args []string) error {
-	fs := newFlags("group", "group --group NAME [--stack vsync|total|FILE.xml] [--listen ADDR] [--contacts A,B,...] [flags]")
+	fs := newFlags("group", "group --group NAME [--stack vsync|total|FILE.xml] [--listen ADDR] [--contacts A,B,... [--found]] [flags]")
 	name := fs.String("group", "", "the group's name; members of other groups are refused (required)")
 	stackName := fs.String("stack", "vsync", "quality of service: vsync, total, or the path of an XML stack description")
 	listen := fs.String("listen", "127.0.0.1:0", "host:port to accept the other members' connections on (port 0: any free port)")
 	contacts := fs.String("contacts", "", "comma-separated host:port of members to join through (none: found the group)")
+	found := fs.Bool("found", false, "found the group if none of the --contacts answers (without it, that is an error)")
 	member := fs.String("member", "", "this member's name in views and logs; a random suffix makes each run unique (default: member-<process id>)")
 	logDir := fs.String("log-dir", "", "directory for the event log <member>.jsonl (empty: no log)")
 	logDeliveries := fs.Bool("log-deliveries", false, "log every send, acknowledgement and delivery (what the checkers need)")
@@ -77,7 +78,7 @@ func (c groupCmd) run(args []string) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	cfg := group.Config{Name: *name, Description: d, Listen: *listen, Contacts: cs,
+	cfg := group.Config{Name: *name, Description: d, Listen: *listen, Contacts: cs, Found: *found,
 		Member: *member, LogDir: *logDir, LogDeliveries: *logDeliveries}
 	if err := cfg.Validate(); err != nil {
 		return usageError{err.Error()}

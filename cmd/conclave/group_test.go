@@ -174,3 +174,43 @@ func TestBenchGroupRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestStackValidationMatchesPeer: a stack file whose detector would
+// suspect members between heartbeats is refused with status 2 and the
+// sentence conclave peer has for the same settings (it used to be
+// accepted).
+func TestStackValidationMatchesPeer(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "slow.xml")
+	os.WriteFile(bad, []byte(`<stack name="slow"><layer kind="detect" heartbeat="1s" suspect-after="500ms"/>
+<layer kind="membership"/><layer kind="vsync"/></stack>`), 0o644)
+	sentence := "suspect-after (500ms) must be longer than the heartbeat interval (1s)"
+	code, stderr := runCaptured(t, []string{"peer", "--id", "0", "--peers", "127.0.0.1:1,127.0.0.1:2", "--heartbeat", "1s", "--suspect-after", "500ms"})
+	if code != 2 || !strings.Contains(stderr, sentence) {
+		t.Fatalf("conclave peer: status %d, stderr %q; want 2 and %q", code, stderr, sentence)
+	}
+	code, stderr = runCaptured(t, []string{"group", "--group", "g", "--stack", bad})
+	if code != 2 || !strings.Contains(stderr, `slow.xml:1: layer "detect": `+sentence) {
+		t.Fatalf("conclave group: status %d, stderr %q; want 2 and %q", code, stderr, sentence)
+	}
+}
+
+// TestGroupJoinFailures: conclave group exits 1, saying why, when its
+// contacts do not answer (unless --found: then it founds the group), and
+// when the group runs another stack (naming both). It used to found a
+// group of its own and exit 0, or to be let in, excluded, and go on alone.
+func TestGroupJoinFailures(t *testing.T) {
+	code, stderr := runCaptured(t, []string{"group", "--group", "g", "--contacts", "127.0.0.1:1"})
+	if want := "no member of the group answered at 127.0.0.1:1"; code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("contacts nobody listens on: status %d, stderr %q; want 1 and %q", code, stderr, want)
+	}
+	m := startMember(t, "--group", "g", "--contacts", "127.0.0.1:1", "--found", "--member", "carol")
+	m.expect(t, `^joined group "g" as carol\.\w+`)
+	m.expect(t, `^view 1@carol\.\w+: carol\.\w+$`)
+
+	a := startMember(t, "--group", "chat", "--stack", "total", "--member", "alice")
+	addr := a.expect(t, `^joined group "chat" as (alice\.\w+) at (\S+) \(stack total\)$`)[2]
+	code, stderr = runCaptured(t, []string{"group", "--group", "chat", "--stack", "vsync", "--contacts", addr})
+	if want := `group "chat": the group runs stack "total" (`; code != 1 || !strings.Contains(stderr, want) || !strings.Contains(stderr, `this member stack "vsync" (`) {
+		t.Errorf("another stack: status %d, stderr %q; want 1 and %q ... vsync", code, stderr, want)
+	}
+}
