@@ -156,12 +156,14 @@ func TestOutsidersCannotJoinSplitOrForge(t *testing.T) {
 	t.Logf("members %v in view %s, each sending a message every 5 ms", ids, view)
 
 	// Outsiders: conclave group processes, without the key and with another.
+	// With --found they go on alone once refused (without it they exit,
+	// saying no member answered them).
 	otherKey := filepath.Join(odir, "other.key")
 	must(t, transport.WriteKeyFile(otherKey, transport.NewKey()))
 	o, err := launch.Start(launch.Config{Binary: bin, N: 2, Dir: odir, Stdin: true, Unauthenticated: true,
 		Args: func(i int, _ []string) []string {
 			return []string{"group", "--group", groupName, "--stack", "total", "--contacts", strings.Join(c.Addrs(), ","),
-				"--member", fmt.Sprintf("outsider%d", i), "--log-dir", odir, "--log-deliveries"}
+				"--member", fmt.Sprintf("outsider%d", i), "--log-dir", odir, "--log-deliveries", "--found"}
 		},
 		Command: func(i int, args []string) *exec.Cmd {
 			if i == 1 {

@@ -209,7 +209,7 @@ func TestGroupJoinFailures(t *testing.T) {
 
 	a := startMember(t, "--group", "chat", "--stack", "total", "--member", "alice")
 	addr := a.expect(t, `^joined group "chat" as (alice\.\w+) at (\S+) \(stack total\)$`)[2]
-	code, stderr = runCaptured(t, []string{"group", "--group", "chat", "--stack", "vsync", "--contacts", addr})
+	code, stderr = runCaptured(t, []string{"group", "--group", "chat", "--stack", "vsync", "--contacts", addr, "--key-file", testKeyFile})
 	if want := `group "chat": the group runs stack "total" (`; code != 1 || !strings.Contains(stderr, want) || !strings.Contains(stderr, `this member stack "vsync" (`) {
 		t.Errorf("another stack: status %d, stderr %q; want 1 and %q ... vsync", code, stderr, want)
 	}
