@@ -104,6 +104,38 @@ func TestRealFirstElectionWaitsForEveryPeer(t *testing.T) {
 	}
 }
 
+// TestRealNobodyStrandedWhenPeerZeroDiesEarly is the README's cluster
+// pasted at once, then kill -9 of peer 0, before peer 3 is up: no peer ever
+// sees all four up at once. Peers 1 and 2 heard 0 before it died, so they
+// elect once they hear 3, and 3 learns from them that 0 is down. Before,
+// all three stayed at leader -1 for ever.
+func TestRealNobodyStrandedWhenPeerZeroDiesEarly(t *testing.T) {
+	c := start(t, 4, false)
+	for i := range 3 {
+		if err := c.StartPeer(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 1; i < 3; i++ {
+		if _, err := c.WaitEvent(ctx(t), i, func(e eventlog.Event) bool {
+			p, _ := e.Int(eventlog.FieldPeer)
+			return e.Ev == eventlog.PeerUp && p == 0
+		}); err != nil {
+			t.Fatalf("peer %d never saw peer 0 up: %v", i, err)
+		}
+	}
+	if _, err := c.Kill(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartPeer(3); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, c, 1, 1, 2, 3)
+	for _, v := range check.Peer(history(t, c), check.Options{N: 4, AllHeartbeats: true}) {
+		t.Error(v)
+	}
+}
+
 func TestRealCrashHangResumeRestart(t *testing.T) {
 	c := start(t, 4, false)
 	if err := c.StartAll(); err != nil {

@@ -211,7 +211,7 @@ func (g *membership) orphan() bool {
 }
 
 // stuck reports whether this member waits for the Install of a flush it
-// answered and does not run.
+// answered, a flush it does not coordinate itself.
 func (g *membership) stuck() bool {
 	return g.inView && !g.left && g.blocked && g.flush == nil
 }
