@@ -45,9 +45,9 @@ func (c *Cluster) readEvents(p *proc, r io.Reader) {
 	br := bufio.NewReader(r)
 	for {
 		line, err := br.ReadBytes('\n')
+		now := time.Now() // when the line arrived, before the work of decoding it
 		var e eventlog.Event
 		if len(line) > 0 && json.Unmarshal(line, &e) == nil {
-			now := time.Now()
 			c.mu.Lock()
 			p.observe(e, now)
 			c.notifyLocked()
