@@ -17,26 +17,52 @@ import (
 // file descriptor 3 (--events-fd 3): the same JSON lines as their event
 // logs.
 
-// observe takes in an event the process logged, which arrived at now.
-func (p *proc) observe(e eventlog.Event, now time.Time) {
-	p.events = append(p.events, e)
-	switch e.Ev {
+// head is what launch follows of an event as it arrives; the whole event
+// is decoded only when asked for (decode), since a full decoding of every
+// line would compete for the CPU with the processes being measured.
+type head struct {
+	Ev      string          `json:"ev"`
+	Leader  json.RawMessage `json:"leader"`
+	Members json.RawMessage `json:"members"`
+	Msg     json.RawMessage `json:"msg"`
+}
+
+// observe takes in a line of an event the process logged, which arrived
+// at now.
+func (p *proc) observe(line []byte, h head, now time.Time) {
+	p.raw = append(p.raw, line)
+	switch h.Ev {
 	case eventlog.LeaderChange:
-		if l, ok := e.Int(eventlog.FieldLeader); ok {
+		var l int
+		if json.Unmarshal(h.Leader, &l) == nil {
 			p.leader, p.since = l, now
 		}
 	case eventlog.View:
-		ids, _ := e.Fields[eventlog.FieldMembers].([]any)
+		var ids []string
+		json.Unmarshal(h.Members, &ids)
 		p.view = []string{}
 		for _, id := range ids {
-			s, _ := id.(string)
-			name, _, _ := strings.Cut(s, ".")
+			name, _, _ := strings.Cut(id, ".")
 			p.view = append(p.view, name)
 		}
 		slices.Sort(p.view)
 	case eventlog.Deliver:
-		p.delivered[e.Str(eventlog.FieldMsg)] = true
+		var msg string
+		json.Unmarshal(h.Msg, &msg)
+		p.delivered[msg] = true
 	}
+}
+
+// decode turns the lines not yet decoded into events; call it with c.mu
+// held.
+func (p *proc) decode() {
+	for _, line := range p.raw {
+		var e eventlog.Event
+		if json.Unmarshal(line, &e) == nil {
+			p.events = append(p.events, e)
+		}
+	}
+	p.raw = nil
 }
 
 // readEvents reads the events p writes until it exits. A line that is not
@@ -45,11 +71,11 @@ func (c *Cluster) readEvents(p *proc, r io.Reader) {
 	br := bufio.NewReader(r)
 	for {
 		line, err := br.ReadBytes('\n')
-		now := time.Now() // when the line arrived, before the work of decoding it
-		var e eventlog.Event
-		if len(line) > 0 && json.Unmarshal(line, &e) == nil {
+		now := time.Now() // when the line arrived, before the work of reading it
+		var h head
+		if len(line) > 0 && json.Unmarshal(line, &h) == nil && h.Ev != "" {
 			c.mu.Lock()
-			p.observe(e, now)
+			p.observe(line, h, now)
 			c.notifyLocked()
 			c.mu.Unlock()
 		}
@@ -114,6 +140,7 @@ func (c *Cluster) WaitEvent(ctx context.Context, i int, match func(eventlog.Even
 		if p != seen {
 			seen, next = p, 0
 		}
+		p.decode()
 		for ; next < len(p.events); next++ {
 			if match(p.events[next]) {
 				found = p.events[next]
@@ -130,6 +157,7 @@ func (c *Cluster) Events(i int) []eventlog.Event {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p := c.procs[i]; p != nil {
+		p.decode()
 		return slices.Clone(p.events)
 	}
 	return nil

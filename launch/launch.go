@@ -89,7 +89,8 @@ type proc struct {
 	cmd       *exec.Cmd
 	stdin     io.WriteCloser
 	lines     []string         // everything it printed
-	events    []eventlog.Event // everything it logged
+	events    []eventlog.Event // everything it logged, decoded (see decode)
+	raw       [][]byte         // lines it logged, not yet decoded into events
 	leader    int              // last leader it logged
 	since     time.Time        // when that event arrived
 	view      []string         // member names of the last view it logged, sorted
