@@ -198,9 +198,6 @@ func (h *Host) Budget() *transport.Budget { return h.budget }
 // Conns is the number of accepted connections open now.
 func (h *Host) Conns() int { return int(h.conns.Load()) }
 
-// Authenticated reports whether the host has a key.
-func (h *Host) Authenticated() bool { return h.cfg.Key != nil }
-
 // Handle routes connections asking for r to f until the returned function
 // is called.
 func (h *Host) Handle(r Route, f Handler) (remove func(), err error) {

@@ -77,9 +77,8 @@ func (l tcpListener) Accept() (Stream, error) {
 	}
 }
 
-func (l tcpListener) Close() error  { return l.ln.Close() }
-func (l tcpListener) Addr() string  { return l.ln.Addr().String() }
-func (l tcpListener) TCP() net.Addr { return l.ln.Addr() }
+func (l tcpListener) Close() error { return l.ln.Close() }
+func (l tcpListener) Addr() string { return l.ln.Addr().String() }
 
 // TCPStream is a Stream over a TCP connection.
 type TCPStream struct{ *net.TCPConn }

@@ -143,7 +143,3 @@ type addr string
 
 func (a addr) Network() string { return "tcp" }
 func (a addr) String() string  { return string(a) }
-
-// CloseWrite shuts down the sending side of the stream below TLS, after a
-// TLS close_notify.
-func (s *tlsStream) CloseWrite() error { return s.Conn.CloseWrite() }
