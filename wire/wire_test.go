@@ -134,15 +134,21 @@ func TestHelloOfAnotherVersion(t *testing.T) {
 }
 
 // TestReaderMemoryFollowsBytes checks that a frame declaring a large length
-// costs memory only as its bytes arrive.
+// costs memory only as its bytes arrive: reading 300 KiB of a frame that
+// announces 64 MiB holds at most twice what arrived (the buffer doubles).
 func TestReaderMemoryFollowsBytes(t *testing.T) {
 	head := []byte{byte(TypeGroupMsg), 0x80, 0x80, 0x80, 0x20} // 64 MiB declared
-	r := NewReader(io.MultiReader(bytes.NewReader(head), bytes.NewReader(make([]byte, 1000))), 128<<20)
+	b := &budget{left: 1 << 30}
+	r := NewReader(io.MultiReader(bytes.NewReader(head), bytes.NewReader(make([]byte, 300<<10))), 128<<20)
+	r.SetBudget(b)
 	if _, err := r.Next(); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("a frame cut short: %v, want an unexpected EOF", err)
 	}
-	if c := cap(r.buf); c > 2*growStep {
-		t.Fatalf("the reader holds %d bytes for 1000 received", c)
+	if b.peak > 2*(300<<10) {
+		t.Fatalf("the reader took %d bytes for 300 KiB received", b.peak)
+	}
+	if b.used != 0 || cap(r.buf) > growStep {
+		t.Fatalf("after the frame: %d bytes reserved, a buffer of %d kept", b.used, cap(r.buf))
 	}
 }
 
