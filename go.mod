@@ -2,4 +2,9 @@ module github.com/conclave/conclave
 
 go 1.26.8
 
-require golang.org/x/sys v0.49.0 // indirect
+require (
+	go.etcd.io/raft/v3 v3.7.0
+	golang.org/x/sys v0.49.0
+)
+
+require google.golang.org/protobuf v1.36.11 // indirect
