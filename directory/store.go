@@ -17,23 +17,23 @@ type Identity struct {
 // where it stopped.
 type Saved struct {
 	Identity Identity
-	Hard     raftpb.HardState
-	// Snapshot is the latest snapshot (empty before the first); Entries
+	Hard     *raftpb.HardState
+	// Snapshot is the latest snapshot (nil before the first); Entries
 	// follow it, in index order, without gaps.
-	Snapshot raftpb.Snapshot
-	Entries  []raftpb.Entry
+	Snapshot *raftpb.Snapshot
+	Entries  []*raftpb.Entry
 }
 
 // Persist is what a replica asks to make durable before it sends the
 // messages of the same step.
 type Persist struct {
-	// Hard, if not empty, replaces the saved hard state.
-	Hard raftpb.HardState
+	// Hard, if not nil or empty, replaces the saved hard state.
+	Hard *raftpb.HardState
 	// Entries replace the saved entries from Entries[0].Index on.
-	Entries []raftpb.Entry
-	// Snapshot, if not empty, replaces the saved snapshot, and the entries
-	// it covers are dropped.
-	Snapshot raftpb.Snapshot
+	Entries []*raftpb.Entry
+	// Snapshot, if not nil or empty, replaces the saved snapshot, and the
+	// entries it covers are dropped.
+	Snapshot *raftpb.Snapshot
 	// Sync says the write must be durable before the replica goes on;
 	// false only when nothing raft depends on changed (a commit index).
 	Sync bool
@@ -43,7 +43,7 @@ type Persist struct {
 // simulated disk in the simulator.
 type Store interface {
 	// Load returns what the store holds. A store that was never written
-	// returns a zero Saved; a corrupt or truncated one returns an error
+	// returns a Saved with nil Hard and Snapshot; a corrupt or truncated one returns an error
 	// that says so (wrapping ErrCorrupt), never an empty state.
 	Load() (Saved, error)
 	// Init records the identity of a new store; it fails on a store that
