@@ -72,4 +72,6 @@ type App interface {
 	Snapshot() []byte
 	// Restore replaces the state with a snapshot's.
 	Restore(snap []byte) error
+	// Query answers a read-only query from the current state.
+	Query(q []byte) []byte
 }

@@ -1,0 +1,338 @@
+package directory
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// kv is a test App: "k=v" sets k and returns the old value; a query k
+// returns the value.
+type kv map[string]string
+
+func (s kv) Apply(_ uint64, cmd []byte) []byte {
+	k, v, _ := strings.Cut(string(cmd), "=")
+	old := s[k]
+	s[k] = v
+	return []byte(old)
+}
+func (s kv) Snapshot() []byte { b, _ := json.Marshal(map[string]string(s)); return b }
+func (s kv) Restore(b []byte) error {
+	clear(s)
+	return json.Unmarshal(b, (*map[string]string)(&s))
+}
+func (s kv) Query(q []byte) []byte { return []byte(s[string(q)]) }
+
+// memStore keeps what a replica persists, as a Store must.
+type memStore struct{ saved Saved }
+
+func (m *memStore) save(p *Persist) {
+	if p.Snapshot != nil && !raft.IsEmptySnap(p.Snapshot) {
+		m.saved.Snapshot = proto.Clone(p.Snapshot).(*pb.Snapshot)
+		i := p.Snapshot.GetMetadata().GetIndex()
+		m.saved.Entries = slices.DeleteFunc(m.saved.Entries, func(e *pb.Entry) bool { return e.GetIndex() <= i })
+	}
+	if len(p.Entries) > 0 {
+		first := p.Entries[0].GetIndex()
+		m.saved.Entries = slices.DeleteFunc(m.saved.Entries, func(e *pb.Entry) bool { return e.GetIndex() >= first })
+		for _, e := range p.Entries {
+			m.saved.Entries = append(m.saved.Entries, proto.Clone(e).(*pb.Entry))
+		}
+	}
+	if p.Hard != nil && !raft.IsEmptyHardState(p.Hard) {
+		m.saved.Hard = proto.Clone(p.Hard).(*pb.HardState)
+	}
+}
+
+// cluster is a deterministic in-memory network of replicas: messages are
+// delivered in the order they were sent, time moves only when told.
+type cluster struct {
+	t       *testing.T
+	now     time.Duration
+	r       []*Replica
+	apps    []kv
+	stores  []*memStore
+	down    []bool
+	queue   []*pb.Message
+	replies map[uint64]Reply
+	handle  uint64
+}
+
+func newCluster(t *testing.T, n int) *cluster {
+	c := &cluster{t: t, replies: map[uint64]Reply{}}
+	for i := 0; i < n; i++ {
+		c.apps = append(c.apps, kv{})
+		c.stores = append(c.stores, &memStore{})
+		c.down = append(c.down, false)
+		c.r = append(c.r, nil)
+	}
+	for i := range n {
+		c.start(i)
+	}
+	return c
+}
+
+func (c *cluster) peers() []uint64 {
+	var ids []uint64
+	for i := range c.r {
+		ids = append(ids, uint64(i+1))
+	}
+	return ids
+}
+
+func (c *cluster) start(i int) {
+	c.apps[i] = kv{}
+	r, err := NewReplica(ReplicaConfig{ID: uint64(i + 1), Peers: c.peers(), Incarnation: uint64(c.now) + 1,
+		App: c.apps[i], Saved: c.stores[i].saved, SnapshotEvery: 20, CatchUp: 5})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	r.ticked = c.now
+	c.r[i] = r
+	c.down[i] = false
+}
+
+func (c *cluster) crash(i int) {
+	c.down[i] = true
+	for j := range c.r {
+		if j != i && !c.down[j] {
+			c.step(j, In{Kind: InPeerDown, Peer: uint64(i + 1)})
+		}
+	}
+}
+
+func (c *cluster) step(i int, in In) {
+	if err := c.r[i].Step(c.now, in); err != nil && in.Kind != InMsg {
+		c.t.Fatalf("replica %d: %v", i+1, err)
+	}
+	c.flush(i)
+}
+
+func (c *cluster) flush(i int) {
+	for _, o := range c.r[i].Ready() {
+		switch o.Kind {
+		case OutPersist:
+			c.stores[i].save(o.Persist)
+		case OutSend:
+			c.queue = append(c.queue, o.Msg)
+		case OutReply:
+			c.replies[o.Reply.Handle] = o.Reply
+		}
+	}
+}
+
+// deliver delivers queued messages until none are left.
+func (c *cluster) deliver() {
+	for len(c.queue) > 0 {
+		m := c.queue[0]
+		c.queue = c.queue[1:]
+		to := int(m.GetTo()) - 1
+		if c.down[to] || c.down[m.GetFrom()-1] {
+			continue
+		}
+		c.step(to, In{Kind: InMsg, Msg: m})
+	}
+}
+
+// advance moves time on by d in ticks, delivering messages between them.
+func (c *cluster) advance(d time.Duration) {
+	end := c.now + d
+	for c.now < end {
+		next := end
+		for i, r := range c.r {
+			if !c.down[i] {
+				next = min(next, r.Deadline())
+			}
+		}
+		c.now = max(next, c.now)
+		for i := range c.r {
+			if !c.down[i] && c.r[i].Deadline() <= c.now {
+				c.step(i, In{Kind: InTick})
+			}
+		}
+		c.deliver()
+		if next == end {
+			break
+		}
+	}
+}
+
+func (c *cluster) leader() int {
+	for i, r := range c.r {
+		if !c.down[i] && r.Status().Role == raft.StateLeader.String() {
+			return i
+		}
+	}
+	return -1
+}
+
+func (c *cluster) waitLeader(limit time.Duration) int {
+	for start := c.now; c.now-start < limit; c.advance(DefaultTick) {
+		if l := c.leader(); l >= 0 {
+			return l
+		}
+	}
+	c.t.Fatalf("no leader after %v", limit)
+	return -1
+}
+
+// do sends a request to replica i and runs the cluster until it is
+// answered.
+func (c *cluster) do(i int, kind InKind, data string) Reply {
+	c.handle++
+	h := c.handle
+	c.step(i, In{Kind: kind, Req: Request{Handle: h, Data: []byte(data)}})
+	for start := c.now; c.now-start < 5*time.Second; c.advance(DefaultTick) {
+		c.deliver()
+		if rep, ok := c.replies[h]; ok {
+			return rep
+		}
+	}
+	c.t.Fatalf("request %q to replica %d: no reply", data, i+1)
+	return Reply{}
+}
+
+func TestReplicaProposeAndReadAtEveryReplica(t *testing.T) {
+	c := newCluster(t, 3)
+	c.waitLeader(2 * time.Second)
+	for i := range 3 {
+		rep := c.do(i, InPropose, fmt.Sprintf("k%d=v%d", i, i))
+		if rep.Status != StatusOK {
+			t.Fatalf("propose at replica %d: %v", i+1, rep.Status)
+		}
+	}
+	for i := range 3 {
+		for j := range 3 {
+			rep := c.do(i, InRead, fmt.Sprintf("k%d", j))
+			if rep.Status != StatusOK || string(rep.Data) != fmt.Sprintf("v%d", j) {
+				t.Fatalf("read k%d at replica %d: %v %q", j, i+1, rep.Status, rep.Data)
+			}
+		}
+	}
+}
+
+func TestReplicaLeaderCrashCampaignsAtOnce(t *testing.T) {
+	c := newCluster(t, 3)
+	old := c.waitLeader(2 * time.Second)
+	if rep := c.do(old, InPropose, "a=1"); rep.Status != StatusOK {
+		t.Fatal(rep.Status)
+	}
+	c.crash(old)
+	c.deliver()
+	// The replicas that remain elect a leader with no tick at all: the
+	// closed connection replaced the election timeout.
+	l := c.leader()
+	if l < 0 || l == old {
+		c.advance(DefaultFastStep * 2)
+		l = c.leader()
+	}
+	if l < 0 || l == old {
+		t.Fatalf("no new leader one fast step after the leader's connection closed (old %d)", old+1)
+	}
+	if rep := c.do(l, InRead, "a"); string(rep.Data) != "1" {
+		t.Fatalf("read a after failover: %v %q", rep.Status, rep.Data)
+	}
+}
+
+func TestReplicaWithoutFastFailoverWaitsForTimeout(t *testing.T) {
+	// The same crash, with no connection close reported (a hang): no
+	// leader until an election timeout has passed.
+	c := newCluster(t, 3)
+	old := c.waitLeader(2 * time.Second)
+	c.down[old] = true
+	c.advance(time.Duration(DefaultElectionTicks-1) * DefaultTick)
+	if l := c.leader(); l >= 0 {
+		t.Fatalf("replica %d leads before an election timeout passed", l+1)
+	}
+	if l := c.waitLeader(2 * time.Second); l == old {
+		t.Fatal("the paused leader leads")
+	}
+}
+
+func TestReplicaRestartFromStoreKeepsCommitted(t *testing.T) {
+	c := newCluster(t, 3)
+	l := c.waitLeader(2 * time.Second)
+	for k := range 50 { // beyond SnapshotEvery: snapshots and compaction
+		if rep := c.do(l, InPropose, fmt.Sprintf("k%d=%d", k, k)); rep.Status != StatusOK {
+			t.Fatal(rep.Status)
+		}
+	}
+	for i := range 3 {
+		if c.stores[i].saved.Snapshot == nil {
+			t.Fatalf("replica %d saved no snapshot after 50 entries", i+1)
+		}
+		c.down[i] = true
+	}
+	c.queue = nil
+	for i := range 3 {
+		c.start(i)
+	}
+	l = c.waitLeader(2 * time.Second)
+	for i := range 3 {
+		rep := c.do(i, InRead, "k49")
+		if rep.Status != StatusOK || string(rep.Data) != "49" {
+			t.Fatalf("replica %d after a full restart: %v %q", i+1, rep.Status, rep.Data)
+		}
+	}
+	for i := range 3 {
+		if !bytes.Equal(c.apps[i].Snapshot(), c.apps[l].Snapshot()) {
+			t.Fatalf("replica %d's state differs from the leader's", i+1)
+		}
+	}
+}
+
+func TestReplicaNoLeaderAnswersAtOnce(t *testing.T) {
+	c := newCluster(t, 3)
+	rep := c.do(0, InPropose, "a=1")
+	if rep.Status != StatusNoLeader {
+		t.Fatalf("a proposal before any election: %v, want %v", rep.Status, StatusNoLeader)
+	}
+}
+
+func TestReplicaMinorityTimesOut(t *testing.T) {
+	c := newCluster(t, 3)
+	l := c.waitLeader(2 * time.Second)
+	for i := range 3 {
+		if i != l {
+			c.down[i] = true
+		}
+	}
+	rep := c.do(l, InPropose, "a=1")
+	if rep.Status != StatusTimeout && rep.Status != StatusNoLeader {
+		t.Fatalf("a proposal at a leader cut off from both followers: %v", rep.Status)
+	}
+}
+
+func TestReplicaRefusesForgedAndLocalMessages(t *testing.T) {
+	c := newCluster(t, 3)
+	for _, m := range []*pb.Message{
+		{Type: pb.MessageType_MsgHup.Enum(), From: new(uint64(2)), To: new(uint64(1))},
+		{Type: pb.MessageType_MsgApp.Enum(), From: new(uint64(9)), To: new(uint64(1))},
+		{Type: pb.MessageType_MsgApp.Enum(), From: new(uint64(2)), To: new(uint64(3))},
+	} {
+		if err := c.r[0].Step(0, In{Kind: InMsg, Msg: m}); err == nil {
+			t.Errorf("message %v from %d to %d accepted", m.GetType(), m.GetFrom(), m.GetTo())
+		}
+	}
+}
+
+func TestNewReplicaRefusesBadConfig(t *testing.T) {
+	for _, cfg := range []ReplicaConfig{
+		{ID: 0, Peers: []uint64{1, 2, 3}, App: kv{}},
+		{ID: 4, Peers: []uint64{1, 2, 3}, App: kv{}},
+		{ID: 1, Peers: []uint64{1, 1, 3}, App: kv{}},
+		{ID: 1, Peers: []uint64{1, 2, 3}},
+	} {
+		if _, err := NewReplica(cfg); err == nil {
+			t.Errorf("config %+v accepted", cfg)
+		}
+	}
+}
