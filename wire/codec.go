@@ -16,6 +16,44 @@ func (f *GroupMsg) parsePayload(d *decoder) {
 	f.Data = append([]byte(nil), d.bytes(len(d.b))...)
 }
 
+func (f Raft) appendPayload(b []byte) []byte {
+	return append(binary.AppendUvarint(b, f.LC), f.Data...)
+}
+
+func (f *Raft) parsePayload(d *decoder) {
+	f.LC = d.uvarint()
+	f.Data = append([]byte(nil), d.bytes(len(d.b))...)
+}
+
+func (f Request) appendPayload(b []byte) []byte {
+	b = binary.AppendUvarint(b, f.ID)
+	b = append(b, byte(f.Op))
+	return append(b, f.Data...)
+}
+
+func (f *Request) parsePayload(d *decoder) {
+	f.ID = d.uvarint()
+	f.Op = Op(d.byte())
+	if d.err == nil && f.Op != OpPropose && f.Op != OpRead {
+		d.fail("unknown request op %d", f.Op)
+	}
+	f.Data = append([]byte(nil), d.bytes(len(d.b))...)
+}
+
+func (f Response) appendPayload(b []byte) []byte {
+	b = binary.AppendUvarint(b, f.ID)
+	b = append(b, f.Status)
+	b = binary.AppendVarint(b, int64(f.Leader))
+	return append(b, f.Data...)
+}
+
+func (f *Response) parsePayload(d *decoder) {
+	f.ID = d.uvarint()
+	f.Status = d.byte()
+	f.Leader = d.peerOrNone()
+	f.Data = append([]byte(nil), d.bytes(len(d.b))...)
+}
+
 func (f Hello) appendPayload(b []byte) []byte {
 	b = append(b, Magic...)
 	b = append(b, f.Version, byte(f.Kind))
@@ -206,6 +244,12 @@ func newFrame(t Type) parser {
 		return &Bye{}
 	case TypeGroupMsg:
 		return &GroupMsg{}
+	case TypeRaft:
+		return &Raft{}
+	case TypeRequest:
+		return &Request{}
+	case TypeResponse:
+		return &Response{}
 	}
 	return nil
 }
@@ -233,6 +277,12 @@ func parsePayload(f parser, p []byte) (Frame, error) {
 		return *v, nil
 	case *GroupMsg:
 		return *v, nil
+	case *Raft:
+		return *v, nil
+	case *Request:
+		return *v, nil
+	case *Response:
+		return *v, nil
 	}
 	panic("wire: frame type without a value case")
 }
@@ -256,6 +306,12 @@ func (t Type) String() string {
 		return "join-conn (version 1)"
 	case TypeGroupMsg:
 		return "group-msg"
+	case TypeRaft:
+		return "raft"
+	case TypeRequest:
+		return "request"
+	case TypeResponse:
+		return "response"
 	}
 	return fmt.Sprintf("type-%#02x", uint8(t))
 }

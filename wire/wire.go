@@ -39,6 +39,9 @@ const (
 	TypeBye          Type = 5
 	TypeJoinConn     Type = 6 // version 1 only, no longer parsed: groups open with Hello since version 2
 	TypeGroupMsg     Type = 7
+	TypeRaft         Type = 8  // between directory replicas
+	TypeRequest      Type = 9  // from a client to a directory replica
+	TypeResponse     Type = 10 // from a directory replica to a client
 	TypeHint         Type = 0x21 // one byte, no length: the urgent byte
 )
 
@@ -173,6 +176,49 @@ type GroupMsg struct {
 	LC   uint64 // sender's Lamport clock, for the merged event log
 	Data []byte
 }
+
+// Raft is a Raft message between directory replicas, in raft's own
+// encoding (raftpb.Message).
+type Raft struct {
+	LC   uint64 // sender's Lamport clock
+	Data []byte
+}
+
+// Op says what a client's request asks a directory replica.
+type Op uint8
+
+// Request operations.
+const (
+	OpPropose Op = 1 // apply a command through the replicated log
+	OpRead    Op = 2 // answer a query at a linearizable point
+)
+
+// Request is a client's request to a directory replica; the replica
+// answers with a Response of the same ID.
+type Request struct {
+	ID   uint64
+	Op   Op
+	Data []byte
+}
+
+// Response answers the Request of the same ID.
+type Response struct {
+	ID     uint64
+	Status uint8 // directory.Status
+	// Leader is the replica the answering replica knows as leader (its
+	// index in the replica list, -1 for none), so a client can go there.
+	Leader int
+	Data   []byte
+}
+
+// Type implements Frame.
+func (Raft) Type() Type { return TypeRaft }
+
+// Type implements Frame.
+func (Request) Type() Type { return TypeRequest }
+
+// Type implements Frame.
+func (Response) Type() Type { return TypeResponse }
 
 // Type implements Frame.
 func (Hello) Type() Type { return TypeHello }

@@ -23,6 +23,11 @@ var samples = []Frame{
 	Bye{Reason: "shutdown", LC: 3},
 	GroupMsg{LC: 1795466917277952, Data: []byte{2, 1, 0, 1, 7, 'h', 'i'}},
 	GroupMsg{},
+	Raft{LC: 9, Data: []byte{8, 3, 16, 2}},
+	Request{ID: 1 << 40, Op: OpPropose, Data: []byte("announce")},
+	Request{ID: 0, Op: OpRead},
+	Response{ID: 7, Status: 1, Leader: 2, Data: []byte{1, 2}},
+	Response{ID: 8, Leader: -1},
 	Hint{},
 }
 
