@@ -39,9 +39,9 @@ const (
 	TypeBye          Type = 5
 	TypeJoinConn     Type = 6 // version 1 only, no longer parsed: groups open with Hello since version 2
 	TypeGroupMsg     Type = 7
-	TypeRaft         Type = 8  // between directory replicas
-	TypeRequest      Type = 9  // from a client to a directory replica
-	TypeResponse     Type = 10 // from a directory replica to a client
+	TypeRaft         Type = 8    // between directory replicas
+	TypeRequest      Type = 9    // from a client to a directory replica
+	TypeResponse     Type = 10   // from a directory replica to a client
 	TypeHint         Type = 0x21 // one byte, no length: the urgent byte
 )
 
