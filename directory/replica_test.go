@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
-	"google.golang.org/protobuf/proto"
 )
 
 // kv is a test App: "k=v" sets k and returns the old value; a query k
@@ -31,27 +29,6 @@ func (s kv) Restore(b []byte) error {
 }
 func (s kv) Query(q []byte) []byte { return []byte(s[string(q)]) }
 
-// memStore keeps what a replica persists, as a Store must.
-type memStore struct{ saved Saved }
-
-func (m *memStore) save(p *Persist) {
-	if p.Snapshot != nil && !raft.IsEmptySnap(p.Snapshot) {
-		m.saved.Snapshot = proto.Clone(p.Snapshot).(*pb.Snapshot)
-		i := p.Snapshot.GetMetadata().GetIndex()
-		m.saved.Entries = slices.DeleteFunc(m.saved.Entries, func(e *pb.Entry) bool { return e.GetIndex() <= i })
-	}
-	if len(p.Entries) > 0 {
-		first := p.Entries[0].GetIndex()
-		m.saved.Entries = slices.DeleteFunc(m.saved.Entries, func(e *pb.Entry) bool { return e.GetIndex() >= first })
-		for _, e := range p.Entries {
-			m.saved.Entries = append(m.saved.Entries, proto.Clone(e).(*pb.Entry))
-		}
-	}
-	if p.Hard != nil && !raft.IsEmptyHardState(p.Hard) {
-		m.saved.Hard = proto.Clone(p.Hard).(*pb.HardState)
-	}
-}
-
 // cluster is a deterministic in-memory network of replicas: messages are
 // delivered in the order they were sent, time moves only when told.
 type cluster struct {
@@ -59,7 +36,7 @@ type cluster struct {
 	now     time.Duration
 	r       []*Replica
 	apps    []kv
-	stores  []*memStore
+	stores  []*MemStore
 	down    []bool
 	queue   []*pb.Message
 	replies map[uint64]Reply
@@ -70,7 +47,7 @@ func newCluster(t *testing.T, n int) *cluster {
 	c := &cluster{t: t, replies: map[uint64]Reply{}}
 	for i := 0; i < n; i++ {
 		c.apps = append(c.apps, kv{})
-		c.stores = append(c.stores, &memStore{})
+		c.stores = append(c.stores, &MemStore{})
 		c.down = append(c.down, false)
 		c.r = append(c.r, nil)
 	}
@@ -90,8 +67,9 @@ func (c *cluster) peers() []uint64 {
 
 func (c *cluster) start(i int) {
 	c.apps[i] = kv{}
+	saved, _ := c.stores[i].Load()
 	r, err := NewReplica(ReplicaConfig{ID: uint64(i + 1), Peers: c.peers(), Incarnation: uint64(c.now) + 1,
-		App: c.apps[i], Saved: c.stores[i].saved, SnapshotEvery: 20, CatchUp: 5})
+		App: c.apps[i], Saved: saved, SnapshotEvery: 20, CatchUp: 5})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -120,7 +98,7 @@ func (c *cluster) flush(i int) {
 	for _, o := range c.r[i].Ready() {
 		switch o.Kind {
 		case OutPersist:
-			c.stores[i].save(o.Persist)
+			c.stores[i].Save(*o.Persist)
 		case OutSend:
 			c.queue = append(c.queue, o.Msg)
 		case OutReply:

@@ -2,6 +2,7 @@ package directory
 
 import (
 	"errors"
+	"fmt"
 
 	"go.etcd.io/raft/v3/raftpb"
 )
@@ -74,4 +75,10 @@ type App interface {
 	Restore(snap []byte) error
 	// Query answers a read-only query from the current state.
 	Query(q []byte) []byte
+}
+
+// identityError says a store holds another identity than want.
+func identityError(have, want Identity) error {
+	return fmt.Errorf("%w: the data directory holds replica %d of directory %q, not replica %d of directory %q",
+		ErrIdentity, have.Replica, have.Cluster, want.Replica, want.Cluster)
 }

@@ -33,6 +33,7 @@ var blocks = []block{
 	{"Events of peers and group members", []string{"Peer events", "Group member events"}},
 	{"Peer events", []string{"Peer events"}},
 	{"Group member events", []string{"Group member events"}},
+	{"Directory replica events", []string{"Directory replica events"}},
 	{"Control events", []string{"Control events"}},
 	{"Events any process", []string{"Events of any process"}},
 	{"Field keys", []string{"fields"}},
