@@ -120,8 +120,9 @@ type Server struct {
 	clients map[uint64]clientReq
 	handle  uint64
 
-	mu     sync.Mutex
-	status directory.ReplicaStatus
+	mu       sync.Mutex
+	status   directory.ReplicaStatus
+	accepted map[*transport.Conn]bool // nil once closed
 	dials  sync.WaitGroup
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -167,7 +168,8 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, r: r, host: cfg.Host, out: map[uint64]*peerOut{}, clients: map[uint64]clientReq{}}
+	s := &Server{cfg: cfg, r: r, host: cfg.Host, out: map[uint64]*peerOut{}, clients: map[uint64]clientReq{},
+		accepted: map[*transport.Conn]bool{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.loop = host.NewLoop[directory.In, directory.Out](r, host.LoopConfig[directory.In, directory.Out]{
 		Tick: directory.In{Kind: directory.InTick}, Apply: s.apply, AfterBatch: s.snapshot,
@@ -267,8 +269,12 @@ func (s *Server) Close() error {
 			o.conn.Close()
 		}
 	}
-	for _, c := range s.clients {
-		c.conn.Close()
+	s.mu.Lock()
+	accepted := s.accepted
+	s.accepted = nil
+	s.mu.Unlock()
+	for c := range accepted {
+		c.Close()
 	}
 	if s.ownHost {
 		s.host.Close()
@@ -405,6 +411,25 @@ func (s *Server) dial(to uint64, o *peerOut) {
 	}
 }
 
+// track keeps c to close it at the end, and forgets it when it ends; it
+// reports false, having closed c, if the server is closing.
+func (s *Server) track(c *transport.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.accepted == nil {
+		c.Close()
+		return false
+	}
+	s.accepted[c] = true
+	return true
+}
+
+func (s *Server) untrack(c *transport.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.accepted, c)
+}
+
 // admitPeer reads the Raft messages of another replica.
 func (s *Server) admitPeer(a *transport.Accepted) {
 	h := a.Hello
@@ -422,6 +447,9 @@ func (s *Server) admitPeer(a *transport.Accepted) {
 	}
 	raftID := uint64(from + 1)
 	c := a.Accept(s.hello(), transport.Limits{MaxFrame: MaxRaftFrame, Idle: -1, SendQueue: 16, Budget: s.host.Budget()})
+	if !s.track(c) {
+		return
+	}
 	s.loop.Lamport().Witness(h.LC, time.Now())
 	c.Start(func(f wire.Frame) {
 		rf, ok := f.(wire.Raft)
@@ -440,13 +468,19 @@ func (s *Server) admitPeer(a *transport.Accepted) {
 			}
 		})
 	}, func(string) {
+		s.untrack(c)
 		s.loop.Do(func() { s.loop.Step(directory.In{Kind: directory.InPeerDown, Peer: raftID}) })
 	})
 }
 
 // admitClient serves a client's requests.
 func (s *Server) admitClient(a *transport.Accepted) {
-	c := a.Accept(s.hello(), transport.Limits{MaxFrame: MaxRequest, SendQueue: 1024, Budget: s.host.Budget()})
+	reply := s.hello()
+	reply.Kind = wire.KindClient
+	c := a.Accept(reply, transport.Limits{MaxFrame: MaxRequest, SendQueue: 1024, Budget: s.host.Budget()})
+	if !s.track(c) {
+		return
+	}
 	c.Start(func(f wire.Frame) {
 		req, ok := f.(wire.Request)
 		if !ok {
@@ -461,7 +495,7 @@ func (s *Server) admitClient(a *transport.Accepted) {
 			}
 			s.loop.Step(directory.In{Kind: kind, Req: directory.Request{Handle: s.handle, Data: req.Data}})
 		})
-	}, func(string) {})
+	}, func(string) { s.untrack(c) })
 }
 
 // OpenLog creates the event log of replica id in dir.
