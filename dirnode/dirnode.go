@@ -123,9 +123,9 @@ type Server struct {
 	mu       sync.Mutex
 	status   directory.ReplicaStatus
 	accepted map[*transport.Conn]bool // nil once closed
-	dials  sync.WaitGroup
-	ctx    context.Context
-	cancel context.CancelFunc
+	dials    sync.WaitGroup
+	ctx      context.Context
+	cancel   context.CancelFunc
 }
 
 type peerOut struct {
