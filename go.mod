@@ -8,3 +8,5 @@ require (
 )
 
 require google.golang.org/protobuf v1.36.11
+
+require github.com/anishathalye/porcupine v1.3.1
