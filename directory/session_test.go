@@ -145,7 +145,7 @@ func TestIndexes(t *testing.T) {
 func TestSessionsBounded(t *testing.T) {
 	m := newMachine(t, directory.StateConfig{MaxGroups: 3, MaxSessions: 3})
 	m.do("p", directory.Announce{Topic: "a", QoS: "vsync"}) // index 1
-	for _, c := range []string{"s1", "s2", "p", "s3"} {      // 2 to 5
+	for _, c := range []string{"s1", "s2", "p", "s3"} {     // 2 to 5
 		m.do(c, directory.Subscribe{Topic: "a"})
 	}
 	// Sessions now: p (last at 4), s2 (3), s3 (5); s1 (2) was forgotten
@@ -159,7 +159,7 @@ func TestSessionsBounded(t *testing.T) {
 		stale  bool
 		subs   string // subscribers of a after the command
 	}{
-		{"p", 1, true, "[p s1 s2 s3]"},  // p's last is 2
+		{"p", 1, true, "[p s1 s2 s3]"},   // p's last is 2
 		{"s3", 1, false, "[p s1 s2 s3]"}, // s3's last: its result again (a subscribe's), nothing done
 		{"s1", 1, false, "[p s2 s3]"},    // forgotten: applied as new (and s2, the oldest, forgotten)
 		{"s2", 1, false, "[p s3]"},       // forgotten: applied as new (and p forgotten)
