@@ -3,6 +3,7 @@ package directory
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/conclave/conclave/stack"
@@ -106,9 +107,11 @@ func (e *Error) Unwrap() error {
 	return nil
 }
 
-// fail returns a result with code c and a message, cut to MaxMessage.
+// fail returns a result with code c and a message, made valid UTF-8 (a
+// parse error may quote bytes that are not) and cut to MaxMessage.
 func fail(c Code, format string, args ...any) Result {
-	return Result{Code: c, Msg: cut(fmt.Sprintf(format, args...), MaxMessage)}
+	msg := strings.ToValidUTF8(fmt.Sprintf(format, args...), "\uFFFD")
+	return Result{Code: c, Msg: cut(msg, MaxMessage)}
 }
 
 // cut returns s shortened to at most max bytes, on a character boundary,
