@@ -89,6 +89,8 @@ type Error struct {
 	Msg  string
 }
 
+// Error returns the directory's message, or the text of the code's
+// sentinel error if there is none.
 func (e *Error) Error() string {
 	if e.Msg == "" {
 		if err := e.Unwrap(); err != nil {
