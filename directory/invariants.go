@@ -107,13 +107,13 @@ func (s *State) checkSession(c string, ss *session) error {
 		return fmt.Errorf("a session with an empty client id")
 	case ss.seq == 0 || ss.index == 0 || ss.index > s.applied:
 		return fmt.Errorf("session of %q: command %d applied at %d, applied index %d", c, ss.seq, ss.index, s.applied)
-	case r.Code >= numCodes || (r.Code == OK) != (r.Msg == ""):
+	case r.Code >= numCodes || (r.Code == CodeOK) != (r.Msg == ""):
 		return fmt.Errorf("session of %q: result %d with message %q", c, r.Code, r.Msg)
 	case r.XML != nil || r.Contacts != nil:
 		return fmt.Errorf("session of %q: result keeps XML or contacts", c)
-	case r.Code != OK && (r.QoS != "" || r.Hash != "" || r.Group != ""):
+	case r.Code != CodeOK && (r.QoS != "" || r.Hash != "" || r.Group != ""):
 		return fmt.Errorf("session of %q: a failed result names a QoS or group", c)
-	case r.Code == OK && (r.QoS == "") != (r.Group == "") || (r.Hash == "") != (r.Group == ""):
+	case r.Code == CodeOK && (r.QoS == "") != (r.Group == "") || (r.Hash == "") != (r.Group == ""):
 		return fmt.Errorf("session of %q: a result with QoS %q, hash %q, group %q", c, r.QoS, r.Hash, r.Group)
 	}
 	if r.Group != "" {

@@ -34,7 +34,7 @@ type Code uint8
 
 // Result codes.
 const (
-	OK Code = iota
+	CodeOK Code = iota
 	CodeBadCommand
 	CodeStale
 	CodeQoSConflict
@@ -60,7 +60,7 @@ func (c Code) String() string {
 // XML, Group and Contacts; the other commands return only a Code.
 type Result struct {
 	Code Code
-	// Msg says what went wrong, in a sentence; empty when Code is OK.
+	// Msg says what went wrong, in a sentence; empty when Code is CodeOK.
 	Msg string
 	// QoS is the name of the topic's QoS, Hash the hash of its canonical
 	// stack description (stack.Description.Hash), and XML that
@@ -74,9 +74,9 @@ type Result struct {
 	Contacts []string
 }
 
-// Err returns nil if r is OK, and otherwise an *Error.
+// Err returns nil if r.Code is CodeOK, and otherwise an *Error.
 func (r Result) Err() error {
-	if r.Code == OK {
+	if r.Code == CodeOK {
 		return nil
 	}
 	return &Error{Code: r.Code, Msg: r.Msg}

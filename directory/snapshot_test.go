@@ -68,7 +68,7 @@ func TestRestoreThenApply(t *testing.T) {
 		{Client: "p4", Seq: 1, Op: directory.Announce{Topic: "more", QoS: "total"}},
 		{Client: "s4", Seq: 1, Op: directory.Subscribe{Topic: "more"}},
 	}
-	codes := []directory.Code{directory.CodeUnknownTopic, directory.CodeStale, directory.OK, directory.OK, directory.OK}
+	codes := []directory.Code{directory.CodeUnknownTopic, directory.CodeStale, directory.CodeOK, directory.CodeOK, directory.CodeOK}
 	for i, c := range cmds {
 		ra, rb := a.apply(c), b.apply(c)
 		if fmt.Sprint(ra) != fmt.Sprint(rb) {

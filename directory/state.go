@@ -356,7 +356,7 @@ func (s *State) topicResult(t *topic) Result {
 // fill returns a remembered result with its XML and contacts as the state
 // has them now.
 func (s *State) fill(r Result) Result {
-	if r.Code != OK || r.Group == "" {
+	if r.Code != CodeOK || r.Group == "" {
 		return r
 	}
 	if q, ok := s.qos[r.Hash]; ok {
