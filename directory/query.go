@@ -1,0 +1,144 @@
+package directory
+
+import (
+	"maps"
+	"slices"
+)
+
+// The queries below read the state without going through the log: a
+// replica answers them after a ReadIndex round, so they see every command
+// committed before they were asked. They return copies.
+
+// TopicInfo describes an announced topic.
+type TopicInfo struct {
+	Topic string
+	// QoS is the name of the topic's QoS and Hash its identity.
+	QoS  string
+	Hash string
+	// Group is the topic's group.
+	Group string
+	// Publishers and Subscribers are the client ids, sorted.
+	Publishers  []string
+	Subscribers []string
+}
+
+// GroupInfo describes a group.
+type GroupInfo struct {
+	Name string
+	// QoS and Hash name the QoS the group carries; empty while it is free.
+	QoS  string
+	Hash string
+	// Topics are the group's topics and Contacts its members' addresses,
+	// sorted.
+	Topics   []string
+	Contacts []string
+}
+
+// QoSInfo describes a QoS that a group carries.
+type QoSInfo struct {
+	Name string
+	Hash string
+	// XML is the stack description in canonical form.
+	XML []byte
+}
+
+// ClientInfo says which topics a client publishes and subscribes to.
+type ClientInfo struct {
+	Client     string
+	Publishes  []string
+	Subscribes []string
+}
+
+// Topics returns every announced topic, sorted by name.
+func (s *State) Topics() []TopicInfo {
+	out := make([]TopicInfo, 0, len(s.topics))
+	for _, name := range slices.Sorted(maps.Keys(s.topics)) {
+		out = append(out, s.topicInfo(name, s.topics[name]))
+	}
+	return out
+}
+
+// Lookup returns the topic called name, if it was announced.
+func (s *State) Lookup(name string) (TopicInfo, bool) {
+	t, ok := s.topics[name]
+	if !ok {
+		return TopicInfo{}, false
+	}
+	return s.topicInfo(name, t), true
+}
+
+func (s *State) topicInfo(name string, t *topic) TopicInfo {
+	q := s.qos[t.qos]
+	return TopicInfo{
+		Topic: name, QoS: q.name, Hash: q.hash, Group: groupName(t.group),
+		Publishers: keys(t.pubs), Subscribers: keys(t.subs),
+	}
+}
+
+// Groups returns every group, free ones included, in order: g0, g1...
+func (s *State) Groups() []GroupInfo {
+	out := make([]GroupInfo, len(s.groups))
+	for i, g := range s.groups {
+		out[i] = GroupInfo{Name: groupName(i), Hash: g.qos, Topics: keys(g.topics), Contacts: slices.Clone(g.contacts)}
+		if q, ok := s.qos[g.qos]; ok {
+			out[i].QoS = q.name
+		}
+	}
+	return out
+}
+
+// QoS returns the QoS whose hash is hash, if a group carries it.
+func (s *State) QoS(hash string) (QoSInfo, bool) {
+	q, ok := s.qos[hash]
+	if !ok {
+		return QoSInfo{}, false
+	}
+	return QoSInfo{Name: q.name, Hash: q.hash, XML: slices.Clone(q.xml)}, true
+}
+
+// Clients returns every client that publishes or subscribes to a topic,
+// sorted by id.
+func (s *State) Clients() []ClientInfo {
+	byID := map[string]*ClientInfo{}
+	get := func(id string) *ClientInfo {
+		c, ok := byID[id]
+		if !ok {
+			c = &ClientInfo{Client: id}
+			byID[id] = c
+		}
+		return c
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.topics)) {
+		t := s.topics[name]
+		for id := range t.pubs {
+			get(id).Publishes = append(get(id).Publishes, name)
+		}
+		for id := range t.subs {
+			get(id).Subscribes = append(get(id).Subscribes, name)
+		}
+	}
+	out := make([]ClientInfo, 0, len(byID))
+	for _, id := range slices.Sorted(maps.Keys(byID)) {
+		out = append(out, *byID[id])
+	}
+	return out
+}
+
+// keys returns the keys of m, sorted (nil if none).
+func keys[V any](m map[string]V) []string {
+	if len(m) == 0 {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(m))
+}
+
+// sortedSet returns the distinct strings of ss, sorted, in a new slice
+// (nil if none).
+func sortedSet(ss []string) []string {
+	if len(ss) == 0 {
+		return nil
+	}
+	out := slices.Clone(ss)
+	slices.Sort(out)
+	return slices.Compact(out)
+}

@@ -1,0 +1,196 @@
+package directory
+
+import (
+	"bytes"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/conclave/conclave/stack"
+)
+
+// snapshotMagic and snapshotVersion begin every snapshot.
+const (
+	snapshotMagic   = "cdir"
+	snapshotVersion = 1
+)
+
+// Snapshot encodes the whole state. The encoding is canonical: equal
+// states give equal bytes, and Restore accepts nothing else, so that
+// Snapshot after Restore gives back the bytes restored.
+//
+// Layout (numbers are minimal uvarints, strings and byte strings are
+// length-prefixed, lists are count-prefixed):
+//
+//	"cdir" version(1) max-groups max-sessions applied
+//	QoS, by hash:        hash name xml
+//	groups, g0 first:    qos-hash contacts
+//	topics, by name:     name group publishers subscribers
+//	sessions, by client: client seq index result
+func (s *State) Snapshot() []byte {
+	e := enc{b: make([]byte, 0, 256)}
+	e.b = append(e.b, snapshotMagic...)
+	e.byte(snapshotVersion)
+	e.uint(uint64(s.cfg.MaxGroups))
+	e.uint(uint64(s.cfg.MaxSessions))
+	e.uint(s.applied)
+	e.uint(uint64(len(s.qos)))
+	for _, h := range slices.Sorted(maps.Keys(s.qos)) {
+		q := s.qos[h]
+		e.str(q.hash)
+		e.str(q.name)
+		e.bytes(q.xml)
+	}
+	e.uint(uint64(len(s.groups)))
+	for _, g := range s.groups {
+		e.str(g.qos)
+		e.strs(g.contacts)
+	}
+	e.uint(uint64(len(s.topics)))
+	for _, name := range slices.Sorted(maps.Keys(s.topics)) {
+		t := s.topics[name]
+		e.str(name)
+		e.uint(uint64(t.group))
+		e.strs(keys(t.pubs))
+		e.strs(keys(t.subs))
+	}
+	e.uint(uint64(len(s.sessions)))
+	for _, c := range slices.Sorted(maps.Keys(s.sessions)) {
+		ss := s.sessions[c]
+		e.str(c)
+		e.uint(ss.seq)
+		e.uint(ss.index)
+		ss.result.append(&e)
+	}
+	return e.b
+}
+
+// Restore replaces the state with the one snap encodes. It refuses,
+// leaving the state as it was, a snapshot that is not one Snapshot could
+// have written for this configuration: another MaxGroups or MaxSessions, a
+// QoS whose XML does not give its hash, lists out of order, references to
+// nothing, bytes left over. It never panics.
+func (s *State) Restore(snap []byte) error {
+	n, err := s.decodeSnapshot(snap)
+	if err != nil {
+		return fmt.Errorf("directory snapshot: %w", err)
+	}
+	if err := n.CheckInvariants(); err != nil {
+		return fmt.Errorf("directory snapshot: %w", err)
+	}
+	s.applied, s.qos, s.groups, s.topics, s.sessions = n.applied, n.qos, n.groups, n.topics, n.sessions
+	return nil
+}
+
+func (s *State) decodeSnapshot(snap []byte) (*State, error) {
+	if !bytes.HasPrefix(snap, []byte(snapshotMagic)) {
+		return nil, fmt.Errorf("not a directory snapshot (it does not begin with %q)", snapshotMagic)
+	}
+	d := dec{b: snap[len(snapshotMagic):]}
+	if v := d.byte("version"); d.err == nil && v != snapshotVersion {
+		return nil, fmt.Errorf("snapshot of version %d; this directory knows version %d", v, snapshotVersion)
+	}
+	mg, ms := d.uint("max groups"), d.uint("max sessions")
+	if d.err == nil && (mg != uint64(s.cfg.MaxGroups) || ms != uint64(s.cfg.MaxSessions)) {
+		return nil, fmt.Errorf("taken with %d groups and %d sessions; this directory is configured for %d and %d",
+			mg, ms, s.cfg.MaxGroups, s.cfg.MaxSessions)
+	}
+	n := &State{cfg: s.cfg, reg: s.reg, shipped: s.shipped}
+	n.reset()
+	n.applied = d.uint("applied index")
+
+	// QoS
+	prev := ""
+	for i, count := 0, d.count("QoS", 3, s.cfg.MaxGroups); i < count && d.err == nil; i++ {
+		q := qos{hash: d.str("QoS hash", MaxName), name: d.str("QoS name", MaxName), xml: d.bytes("QoS XML", stack.MaxDescription)}
+		if d.err != nil {
+			break
+		}
+		if i > 0 && q.hash <= prev {
+			return nil, fmt.Errorf("QoS %s listed after %s", q.hash, prev)
+		}
+		prev = q.hash
+		p, err := n.parseQoS("snapshot", q.xml)
+		if err != nil {
+			return nil, fmt.Errorf("QoS %s: %w", q.hash, err)
+		}
+		if p.hash != q.hash || p.name != q.name || !bytes.Equal(p.xml, q.xml) {
+			return nil, fmt.Errorf("QoS %s: its XML is the canonical form of %s (hash %s)", q.hash, p.name, p.hash)
+		}
+		n.qos[q.hash] = &q
+	}
+
+	// groups
+	if count := d.count("groups", 2, s.cfg.MaxGroups); d.err == nil && count != s.cfg.MaxGroups {
+		return nil, fmt.Errorf("%d groups listed; %d expected", count, s.cfg.MaxGroups)
+	}
+	for i := 0; i < s.cfg.MaxGroups && d.err == nil; i++ {
+		g := &n.groups[i]
+		g.qos = d.str("group QoS", MaxName)
+		g.contacts = d.strs("contacts", MaxContacts, MaxName)
+		if d.err == nil && !strictlySorted(g.contacts) {
+			return nil, fmt.Errorf("group %s: contacts not sorted, repeated or empty", groupName(i))
+		}
+		if _, ok := n.qos[g.qos]; d.err == nil && g.qos != "" && !ok {
+			return nil, fmt.Errorf("group %s carries QoS %s, which is not listed", groupName(i), g.qos)
+		}
+	}
+
+	// topics
+	prev = ""
+	for i, count := 0, d.count("topics", 5, len(snap)); i < count && d.err == nil; i++ {
+		name := d.str("topic", MaxName)
+		gi := d.uint("topic group")
+		pubs := d.strs("publishers", len(snap), MaxName)
+		subs := d.strs("subscribers", len(snap), MaxName)
+		switch {
+		case d.err != nil:
+		case name == "" || i > 0 && name <= prev:
+			return nil, fmt.Errorf("topic %q listed after %q", name, prev)
+		case gi >= uint64(len(n.groups)) || n.groups[gi].qos == "":
+			return nil, fmt.Errorf("topic %q in group %d, which is not a group carrying a QoS", name, gi)
+		case !strictlySorted(pubs) || !strictlySorted(subs):
+			return nil, fmt.Errorf("topic %q: clients not sorted, repeated or empty", name)
+		default:
+			prev = name
+			t := n.addTopic(name, *n.qos[n.groups[gi].qos], int(gi))
+			for _, c := range pubs {
+				n.interest(t, c, false, true)
+			}
+			for _, c := range subs {
+				n.interest(t, c, true, true)
+			}
+		}
+	}
+
+	// sessions
+	prev = ""
+	for i, count := 0, d.count("sessions", 10, s.cfg.MaxSessions); i < count && d.err == nil; i++ {
+		c := d.str("client", MaxName)
+		ss := &session{seq: d.uint("sequence number"), index: d.uint("session index")}
+		ss.result = readResult(&d)
+		switch {
+		case d.err != nil:
+		case c == "" || i > 0 && c <= prev:
+			return nil, fmt.Errorf("client %q listed after %q", c, prev)
+		default:
+			prev = c
+			n.sessions[c] = ss
+		}
+	}
+	if err := d.done(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// strictlySorted reports whether ss is sorted, without repeats or empty
+// strings.
+func strictlySorted(ss []string) bool {
+	for i, s := range ss {
+		if s == "" || i > 0 && s <= ss[i-1] {
+			return false
+		}
+	}
+	return true
+}
