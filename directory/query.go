@@ -1,6 +1,8 @@
 package directory
 
 import (
+	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 )
@@ -141,4 +143,57 @@ func sortedSet(ss []string) []string {
 	out := slices.Clone(ss)
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// Query kinds: the first byte of a query that a client sends to be
+// answered at a linearizable point (App.Query).
+const (
+	// QueryList asks for every topic and group: the answer is a Listing.
+	QueryList byte = 1
+	// QueryLookup, followed by a topic's name, asks for that topic: the
+	// answer is a Found.
+	QueryLookup byte = 2
+)
+
+// Listing answers QueryList.
+type Listing struct {
+	Topics []TopicInfo `json:"topics"`
+	Groups []GroupInfo `json:"groups"`
+	Error  string      `json:"error,omitempty"`
+}
+
+// Found answers QueryLookup: the topic, if it was announced, and its QoS.
+type Found struct {
+	Found bool      `json:"found"`
+	Topic TopicInfo `json:"topic"`
+	XML   []byte    `json:"xml,omitempty"`
+	Error string    `json:"error,omitempty"`
+}
+
+// LookupQuery returns the query for topic.
+func LookupQuery(topic string) []byte { return append([]byte{QueryLookup}, topic...) }
+
+// Query answers a query (QueryList, QueryLookup) in JSON.
+func (s *State) Query(q []byte) []byte {
+	var v any
+	switch {
+	case len(q) == 1 && q[0] == QueryList:
+		v = Listing{Topics: s.Topics(), Groups: s.Groups()}
+	case len(q) >= 1 && q[0] == QueryLookup:
+		f := Found{}
+		if t, ok := s.Lookup(string(q[1:])); ok {
+			f.Found, f.Topic = true, t
+			if qi, ok := s.QoS(t.Hash); ok {
+				f.XML = qi.XML
+			}
+		}
+		v = f
+	default:
+		v = Listing{Error: fmt.Sprintf("unknown query of %d bytes", len(q))}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(Listing{Error: err.Error()})
+	}
+	return b
 }

@@ -402,3 +402,5 @@ func TestResultErrors(t *testing.T) {
 		t.Errorf("no message: %v", err)
 	}
 }
+
+var _ directory.App = (*directory.State)(nil)
