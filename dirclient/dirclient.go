@@ -48,6 +48,9 @@ type Config struct {
 type Client struct {
 	cfg Config
 
+	cmdMu sync.Mutex
+	seq   uint64 // the last command's sequence number
+
 	mu     sync.Mutex
 	conns  map[int]*conn
 	leader int // the replica to try first
@@ -81,7 +84,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Attempt <= 0 {
 		cfg.Attempt = DefaultAttempt
 	}
-	return &Client{cfg: cfg, conns: map[int]*conn{}}, nil
+	// Sequence numbers start from the time, so that a client that keeps
+	// its name across restarts still numbers its commands upwards.
+	return &Client{cfg: cfg, conns: map[int]*conn{}, seq: uint64(time.Now().UnixNano())}, nil
 }
 
 // Name is the client's name.

@@ -207,3 +207,47 @@ func TestStoreOfAnotherReplicaRefused(t *testing.T) {
 		t.Fatalf("a store of replica 1 opened as replica 0: %v", err)
 	}
 }
+
+func TestDirectoryStateThroughReplicas(t *testing.T) {
+	nw := &transport.Mem{}
+	addrs := []string{"d0:1", "d1:1", "d2:1"}
+	for i := range addrs {
+		st, err := directory.NewState(directory.StateConfig{MaxGroups: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := Start(Config{ID: i, Peers: addrs, Store: &directory.MemStore{}, App: st, Describe: directory.Describe, Network: nw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pub, _ := dirclient.New(dirclient.Config{Replicas: addrs, Network: nw})
+	sub, _ := dirclient.New(dirclient.Config{Replicas: addrs, Network: nw})
+	defer pub.Close()
+	defer sub.Close()
+	if _, err := sub.Subscribe(ctx, "prices"); !errors.Is(err, directory.ErrUnknownTopic) {
+		t.Fatalf("subscribe before any announce: %v", err)
+	}
+	a, err := pub.Announce(ctx, "prices", "total", nil)
+	if err != nil || a.Group == "" || a.QoS != "total" {
+		t.Fatalf("announce: %+v, %v", a, err)
+	}
+	s, err := sub.Subscribe(ctx, "prices")
+	if err != nil || s.Group != a.Group || s.QoS != "total" || len(s.XML) == 0 {
+		t.Fatalf("subscribe: %+v, %v (announce gave %s)", s, err, a.Group)
+	}
+	if _, err := sub.Announce(ctx, "prices", "vsync", nil); !errors.Is(err, directory.ErrQoSConflict) {
+		t.Fatalf("a conflicting announce: %v", err)
+	}
+	l, err := sub.List(ctx)
+	if err != nil || len(l.Topics) != 1 || len(l.Topics[0].Subscribers) != 1 || len(l.Topics[0].Publishers) != 1 {
+		t.Fatalf("list: %+v, %v", l, err)
+	}
+	f, err := pub.Lookup(ctx, "prices")
+	if err != nil || !f.Found || f.Topic.Group != a.Group {
+		t.Fatalf("lookup: %+v, %v", f, err)
+	}
+}

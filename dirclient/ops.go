@@ -1,0 +1,93 @@
+package dirclient
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/conclave/conclave/directory"
+)
+
+// command has op applied as this client's next command. Commands of one
+// client are applied one at a time, in order: the directory applies each
+// once, however often it is retried, by its sequence number.
+func (c *Client) command(ctx context.Context, op directory.Op) (directory.Result, error) {
+	c.cmdMu.Lock()
+	defer c.cmdMu.Unlock()
+	c.seq++
+	b, err := c.Propose(ctx, directory.EncodeCommand(directory.Command{Client: c.cfg.Name, Seq: c.seq, Op: op}))
+	if err != nil {
+		return directory.Result{}, err
+	}
+	r, err := directory.DecodeResult(b)
+	if err != nil {
+		return directory.Result{}, fmt.Errorf("the directory's answer: %w", err)
+	}
+	return r, r.Err()
+}
+
+// Announce declares this client a publisher of topic with a QoS: a
+// shipped stack's name (xml nil), or a stack description (qos is then
+// the file name its errors cite). It returns the topic's QoS and group.
+func (c *Client) Announce(ctx context.Context, topic, qos string, xml []byte) (directory.Result, error) {
+	return c.command(ctx, directory.Announce{Topic: topic, QoS: qos, XML: xml})
+}
+
+// Subscribe declares this client a subscriber of topic and returns the
+// topic's QoS and group; a topic nobody announced is ErrUnknownTopic.
+func (c *Client) Subscribe(ctx context.Context, topic string) (directory.Result, error) {
+	return c.command(ctx, directory.Subscribe{Topic: topic})
+}
+
+// Unsubscribe ends this client's subscription to topic.
+func (c *Client) Unsubscribe(ctx context.Context, topic string) error {
+	_, err := c.command(ctx, directory.Unsubscribe{Topic: topic})
+	return err
+}
+
+// Withdraw ends this client's publishing of topic.
+func (c *Client) Withdraw(ctx context.Context, topic string) error {
+	_, err := c.command(ctx, directory.Withdraw{Topic: topic})
+	return err
+}
+
+// SetContacts replaces the contact addresses of group.
+func (c *Client) SetContacts(ctx context.Context, group string, addrs []string) error {
+	_, err := c.command(ctx, directory.Contacts{Group: group, Addrs: addrs})
+	return err
+}
+
+// Lookup reads topic at a linearizable point.
+func (c *Client) Lookup(ctx context.Context, topic string) (directory.Found, error) {
+	var f directory.Found
+	if err := c.query(ctx, directory.LookupQuery(topic), &f); err != nil {
+		return f, err
+	}
+	if f.Error != "" {
+		return f, fmt.Errorf("directory: %s", f.Error)
+	}
+	return f, nil
+}
+
+// List reads every topic and group at a linearizable point.
+func (c *Client) List(ctx context.Context) (directory.Listing, error) {
+	var l directory.Listing
+	if err := c.query(ctx, []byte{directory.QueryList}, &l); err != nil {
+		return l, err
+	}
+	if l.Error != "" {
+		return l, fmt.Errorf("directory: %s", l.Error)
+	}
+	return l, nil
+}
+
+func (c *Client) query(ctx context.Context, q []byte, v any) error {
+	b, err := c.Read(ctx, q)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("the directory's answer: %w", err)
+	}
+	return nil
+}
