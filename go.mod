@@ -3,6 +3,7 @@ module github.com/conclave/conclave
 go 1.26.8
 
 require (
+	go.etcd.io/bbolt v1.5.0
 	go.etcd.io/raft/v3 v3.7.0
 	golang.org/x/sys v0.49.0
 )
