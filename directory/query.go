@@ -13,27 +13,27 @@ import (
 
 // TopicInfo describes an announced topic.
 type TopicInfo struct {
-	Topic string
+	Topic string `json:"topic"`
 	// QoS is the name of the topic's QoS and Hash its identity.
-	QoS  string
-	Hash string
+	QoS  string `json:"qos"`
+	Hash string `json:"hash"`
 	// Group is the topic's group.
-	Group string
+	Group string `json:"group"`
 	// Publishers and Subscribers are the client ids, sorted.
-	Publishers  []string
-	Subscribers []string
+	Publishers  []string `json:"publishers"`
+	Subscribers []string `json:"subscribers"`
 }
 
 // GroupInfo describes a group.
 type GroupInfo struct {
-	Name string
+	Name string `json:"name"`
 	// QoS and Hash name the QoS the group carries; empty while it is free.
-	QoS  string
-	Hash string
+	QoS  string `json:"qos"`
+	Hash string `json:"hash"`
 	// Topics are the group's topics and Contacts its members' addresses,
 	// sorted.
-	Topics   []string
-	Contacts []string
+	Topics   []string `json:"topics"`
+	Contacts []string `json:"contacts"`
 }
 
 // QoSInfo describes a QoS that a group carries.

@@ -570,18 +570,18 @@ func (r *Replica) maybeSnapshot() {
 // Status is the replica's role, term, leader, commit and applied index.
 func (r *Replica) Status() ReplicaStatus {
 	st := r.rn.BasicStatus()
-	return ReplicaStatus{ID: r.cfg.ID, Role: st.RaftState.String(), Term: st.HardState.GetTerm(),
+	return ReplicaStatus{ID: r.cfg.ID, State: st.RaftState, Term: st.HardState.GetTerm(),
 		Leader: st.Lead, Commit: st.HardState.GetCommit(), Applied: r.applied}
 }
 
 // ReplicaStatus is a snapshot of a replica's state.
 type ReplicaStatus struct {
-	ID      uint64 `json:"id"`
-	Role    string `json:"role"`
-	Term    uint64 `json:"term"`
-	Leader  uint64 `json:"leader"`
-	Commit  uint64 `json:"commit"`
-	Applied uint64 `json:"applied"`
+	ID      uint64
+	State   raft.StateType
+	Term    uint64
+	Leader  uint64
+	Commit  uint64
+	Applied uint64
 }
 
 // discard is a raft.Logger that says nothing.

@@ -145,7 +145,7 @@ func (c *cluster) advance(d time.Duration) {
 
 func (c *cluster) leader() int {
 	for i, r := range c.r {
-		if !c.down[i] && r.Status().Role == raft.StateLeader.String() {
+		if !c.down[i] && r.Status().State == raft.StateLeader {
 			return i
 		}
 	}

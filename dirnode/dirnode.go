@@ -121,7 +121,7 @@ type Server struct {
 	handle  uint64
 
 	mu       sync.Mutex
-	status   directory.ReplicaStatus
+	status   Status
 	accepted map[*transport.Conn]bool // nil once closed
 	dials    sync.WaitGroup
 	ctx      context.Context
@@ -195,7 +195,7 @@ func Start(cfg Config) (*Server, error) {
 		s.unroute = append(s.unroute, remove)
 	}
 	st := r.Status()
-	s.status = st
+	s.status = statusOf(st)
 	s.loop.Start(func() {
 		s.loop.Log(eventlog.DirStart, map[string]any{eventlog.FieldAddr: s.host.Addr(), eventlog.FieldReplicas: len(cfg.Peers),
 			eventlog.FieldApplied: st.Applied, eventlog.FieldTerm: st.Term})
@@ -206,9 +206,23 @@ func Start(cfg Config) (*Server, error) {
 // Addr is the address the replica listens on.
 func (s *Server) Addr() string { return s.host.Addr() }
 
-// Status is the replica's latest role, term, leader and indexes (leader
-// and id are replica indexes, -1 for none).
-func (s *Server) Status() directory.ReplicaStatus {
+// Status is a replica's role, term, known leader and log indexes.
+type Status struct {
+	ID      int    `json:"id"`
+	Role    string `json:"role"` // follower, precandidate, candidate or leader
+	Term    uint64 `json:"term"`
+	Leader  int    `json:"leader"` // a replica id, -1 for none
+	Commit  uint64 `json:"commit"`
+	Applied uint64 `json:"applied"`
+}
+
+func statusOf(st directory.ReplicaStatus) Status {
+	return Status{ID: int(st.ID) - 1, Role: roleName(st.State), Term: st.Term, Leader: int(st.Leader) - 1,
+		Commit: st.Commit, Applied: st.Applied}
+}
+
+// Status is the replica's latest role, term, leader and indexes.
+func (s *Server) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.status
@@ -283,7 +297,7 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) snapshot() {
-	st := s.r.Status()
+	st := statusOf(s.r.Status())
 	s.mu.Lock()
 	s.status = st
 	s.mu.Unlock()

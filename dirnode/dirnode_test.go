@@ -143,7 +143,7 @@ func TestLeaderClosedClientGoesOn(t *testing.T) {
 
 func (d *testDir) leader() int {
 	for i, s := range d.srv {
-		if s != nil && s.Status().Role == "StateLeader" {
+		if s != nil && s.Status().Role == "leader" {
 			return i
 		}
 	}

@@ -43,6 +43,8 @@ var commands = []command{
 	{"keygen", "FILE", "write a new cluster key to FILE (-: standard output)", runKeygen},
 	{"peer", "--id I --peers A0,A1,...", "run one peer of a cluster", runPeer},
 	{"group", "--group NAME [--contacts A,...]", "join a group: send the lines of stdin, print deliveries and views", runGroup},
+	{"directory", "--id I --peers A0,A1,A2 --data DIR", "run one replica of the directory of topics", runDirectory},
+	{"topics", "--directory A0,A1,A2", "list the directory's topics and groups", runTopics},
 	{"demo", "[--n 4] [--out DIR]", "run N peers on loopback through a scripted failure story", runDemo},
 	{"logs merge", "DIR", "merge a run's event logs into DIR/run.jsonl and DIR/run.log", runLogsMerge},
 	{"report", "DIR", "write DIR/report.html, the report of a run", runReport},
