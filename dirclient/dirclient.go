@@ -54,6 +54,7 @@ type Client struct {
 	mu     sync.Mutex
 	conns  map[int]*conn
 	leader int // the replica to try first
+	named  int // the leader the last answer named, -1 for none
 	nextID uint64
 	closed bool
 }
@@ -86,7 +87,15 @@ func New(cfg Config) (*Client, error) {
 	}
 	// Sequence numbers start from the time, so that a client that keeps
 	// its name across restarts still numbers its commands upwards.
-	return &Client{cfg: cfg, conns: map[int]*conn{}, seq: uint64(time.Now().UnixNano())}, nil
+	return &Client{cfg: cfg, conns: map[int]*conn{}, named: -1, seq: uint64(time.Now().UnixNano())}, nil
+}
+
+// Leader is the replica the last successful answer named as leader, -1
+// if none.
+func (c *Client) Leader() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.named
 }
 
 // Name is the client's name.
@@ -154,7 +163,7 @@ func (c *Client) do(ctx context.Context, op wire.Op, data []byte) ([]byte, error
 				switch directory.Status(resp.Status) {
 				case directory.StatusOK:
 					c.mu.Lock()
-					c.leader = i
+					c.leader, c.named = i, resp.Leader
 					c.mu.Unlock()
 					return resp.Data, nil
 				case directory.StatusNoLeader:

@@ -218,12 +218,23 @@ type Replica struct {
 	reads   []readWait         // confirmed reads waiting for their index to apply
 
 	fast *fast // campaigns after the leader's connection closed
+	parked []parked // requests waiting for a leader to be known
+
+	// preVoted is when a pre-vote request last arrived while this replica
+	// followed a leader (and so refused it).
+	preVoted time.Duration
 }
 
 type pending struct {
 	handle  uint64
 	read    bool
 	query   []byte
+	expires time.Duration
+}
+
+type parked struct {
+	req     Request
+	read    bool
 	expires time.Duration
 }
 
@@ -235,6 +246,7 @@ type readWait struct {
 type fast struct {
 	next     time.Duration
 	attempts int
+	term     uint64 // the term when the leader's connection closed
 }
 
 // fastAttempts bounds the campaigns a replica makes after the leader's
@@ -328,13 +340,16 @@ func (r *Replica) Step(now time.Duration, in In) error {
 		if !slices.Contains(r.cfg.Peers, in.Msg.GetFrom()) || in.Msg.GetTo() != r.cfg.ID || isLocal(in.Msg.GetType()) {
 			return fmt.Errorf("directory: message %v from %d to %d refused", in.Msg.GetType(), in.Msg.GetFrom(), in.Msg.GetTo())
 		}
+		if in.Msg.GetType() == pb.MessageType_MsgPreVote && r.rn.BasicStatus().Lead != raft.None {
+			r.preVoted = now
+		}
 		return r.rn.Step(in.Msg)
 	case InPeerDown:
 		r.peerDown(in.Peer)
 	case InPropose:
-		r.propose(in.Req)
+		r.submit(in.Req, false)
 	case InRead:
-		r.read(in.Req)
+		r.submit(in.Req, true)
 	default:
 		return fmt.Errorf("directory: unknown input %d", in.Kind)
 	}
@@ -362,7 +377,10 @@ func (r *Replica) tick() {
 		r.ticked = r.now
 	}
 	if f := r.fast; f != nil && r.now >= f.next {
-		if r.rn.BasicStatus().Lead != raft.None || f.attempts >= fastAttempts {
+		st := r.rn.BasicStatus()
+		// A leader is known, or another replica's campaign moved the term
+		// on (this one voted in it, or refused): leave it to the timeouts.
+		if st.Lead != raft.None || f.attempts >= fastAttempts || (st.HardState.GetTerm() > f.term && st.RaftState == raft.StateFollower) {
 			r.fast = nil
 		} else {
 			f.attempts++
@@ -370,6 +388,15 @@ func (r *Replica) tick() {
 			_ = r.rn.Campaign()
 		}
 	}
+	keep := r.parked[:0]
+	for _, w := range r.parked {
+		if r.now >= w.expires {
+			r.reply(w.req.Handle, StatusNoLeader, nil)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	r.parked = keep
 	for _, nonce := range slices.Sorted(maps.Keys(r.pending)) {
 		if p := r.pending[nonce]; r.now >= p.expires {
 			delete(r.pending, nonce)
@@ -395,7 +422,13 @@ func (r *Replica) peerDown(id uint64) {
 			rank++
 		}
 	}
-	r.fast = &fast{next: r.now + time.Duration(rank)*r.cfg.FastStep}
+	if r.preVoted > 0 && r.now-r.preVoted < time.Duration(len(r.cfg.Peers))*r.cfg.FastStep {
+		// Another replica saw the close first and asked for a pre-vote,
+		// which this one refused while it still followed the leader; that
+		// one now waits as a pre-candidate, and grants ours.
+		rank = 0
+	}
+	r.fast = &fast{next: r.now + time.Duration(rank)*r.cfg.FastStep, term: st.HardState.GetTerm()}
 	if rank == 0 {
 		r.fast.attempts++
 		r.fast.next += time.Duration(len(r.cfg.Peers)-1) * r.cfg.FastStep
@@ -406,6 +439,30 @@ func (r *Replica) peerDown(id uint64) {
 // envelope is an entry's data: who proposed it, in which run, under
 // which nonce, and the App's command.
 const envelopeSize = 24
+
+// submit proposes or reads now if a leader is known, and otherwise parks
+// the request until one is: a client asking during an election waits for
+// its outcome rather than being sent round the replicas.
+func (r *Replica) submit(req Request, read bool) {
+	if r.rn.BasicStatus().Lead == raft.None {
+		r.parked = append(r.parked, parked{req: req, read: read, expires: r.now + r.cfg.RequestTimeout})
+		return
+	}
+	if read {
+		r.read(req)
+	} else {
+		r.propose(req)
+	}
+}
+
+// unpark submits the parked requests once a leader is known.
+func (r *Replica) unpark() {
+	p := r.parked
+	r.parked = nil
+	for _, w := range p {
+		r.submit(w.req, w.read)
+	}
+}
 
 func (r *Replica) propose(req Request) {
 	r.nonce++
@@ -422,10 +479,6 @@ func (r *Replica) propose(req Request) {
 }
 
 func (r *Replica) read(req Request) {
-	if r.rn.BasicStatus().Lead == raft.None {
-		r.reply(req.Handle, StatusNoLeader, nil)
-		return
-	}
 	r.nonce++
 	var ctx [16]byte
 	binary.BigEndian.PutUint64(ctx[:], r.cfg.Incarnation)
@@ -511,6 +564,7 @@ func (r *Replica) noteRole(rd raft.Ready) {
 	}
 	if st.Lead != raft.None {
 		r.fast = nil
+		r.unpark()
 	}
 }
 

@@ -267,11 +267,21 @@ func TestReplicaRestartFromStoreKeepsCommitted(t *testing.T) {
 	}
 }
 
-func TestReplicaNoLeaderAnswersAtOnce(t *testing.T) {
+func TestReplicaRequestsWaitForALeader(t *testing.T) {
 	c := newCluster(t, 3)
-	rep := c.do(0, InPropose, "a=1")
-	if rep.Status != StatusNoLeader {
-		t.Fatalf("a proposal before any election: %v, want %v", rep.Status, StatusNoLeader)
+	if rep := c.do(0, InPropose, "a=1"); rep.Status != StatusOK {
+		t.Fatalf("a proposal before any election: %v, want it to wait for the leader and commit", rep.Status)
+	}
+	if rep := c.do(1, InRead, "a"); rep.Status != StatusOK || string(rep.Data) != "1" {
+		t.Fatalf("read: %v %q", rep.Status, rep.Data)
+	}
+}
+
+func TestReplicaNoLeaderInTimeAnswersSo(t *testing.T) {
+	c := newCluster(t, 3)
+	c.down[1], c.down[2] = true, true
+	if rep := c.do(0, InPropose, "a=1"); rep.Status != StatusNoLeader {
+		t.Fatalf("a proposal at a replica alone: %v, want %v", rep.Status, StatusNoLeader)
 	}
 }
 

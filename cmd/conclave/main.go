@@ -49,6 +49,7 @@ var commands = []command{
 	{"logs merge", "DIR", "merge a run's event logs into DIR/run.jsonl and DIR/run.log", runLogsMerge},
 	{"report", "DIR", "write DIR/report.html, the report of a run", runReport},
 	{"bench failover", "[--n 4] [--mode crash|hang|both]", "measure failover time with real processes", runBenchFailover},
+	{"bench directory", "[--replicas 3] [--runs 20]", "measure the directory's announces and failover", runBenchDirectory},
 	{"bench group", "[--members 4] [--size 1024]", "measure a group's throughput and latency", runBenchGroup},
 }
 
