@@ -97,7 +97,7 @@ func badFlagCases(t *testing.T) []struct {
 		{[]string{"bench", "group", "--duration", "0s"}, "--duration must be positive"},
 		{[]string{"bench", "group", "--warmup", "-1s"}, "--warmup must not be negative"},
 		{[]string{"bench", "group", "--size", "2000000"}, "over the largest message"},
-		{[]string{"bench"}, "usage: conclave bench failover|group"},
+		{[]string{"bench"}, "usage: conclave bench failover|directory|group"},
 		{[]string{"logs", "merge"}, "usage: conclave logs merge DIR"},
 		{[]string{"logs", "merge", dir, "other"}, "usage: conclave logs merge DIR"},
 		{[]string{"logs", "merge", filepath.Join(dir, "none")}, "is not a directory"},
