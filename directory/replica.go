@@ -218,7 +218,8 @@ type Replica struct {
 	reads   []readWait         // confirmed reads waiting for their index to apply
 
 	fast   *fast    // campaigns after the leader's connection closed
-	parked []parked // requests waiting for a leader to be known
+	parked      []parked // requests waiting for a leader to be known
+	parkedBytes int
 
 	// preVoted is when a pre-vote request last arrived while this replica
 	// followed a leader (and so refused it).
@@ -248,6 +249,13 @@ type fast struct {
 	attempts int
 	term     uint64 // the term when the leader's connection closed
 }
+
+// Bounds on the requests held while no leader is known; beyond them a
+// request is answered StatusNoLeader at once.
+const (
+	maxParked      = 4096
+	maxParkedBytes = 64 << 20
+)
 
 // fastAttempts bounds the campaigns a replica makes after the leader's
 // connection closed; then Raft's election timeout takes over.
@@ -391,6 +399,7 @@ func (r *Replica) tick() {
 	keep := r.parked[:0]
 	for _, w := range r.parked {
 		if r.now >= w.expires {
+			r.parkedBytes -= len(w.req.Data)
 			r.reply(w.req.Handle, StatusNoLeader, nil)
 		} else {
 			keep = append(keep, w)
@@ -445,7 +454,12 @@ const envelopeSize = 24
 // its outcome rather than being sent round the replicas.
 func (r *Replica) submit(req Request, read bool) {
 	if r.rn.BasicStatus().Lead == raft.None {
+		if len(r.parked) >= maxParked || r.parkedBytes+len(req.Data) > maxParkedBytes {
+			r.reply(req.Handle, StatusNoLeader, nil)
+			return
+		}
 		r.parked = append(r.parked, parked{req: req, read: read, expires: r.now + r.cfg.RequestTimeout})
+		r.parkedBytes += len(req.Data)
 		return
 	}
 	if read {
@@ -458,7 +472,7 @@ func (r *Replica) submit(req Request, read bool) {
 // unpark submits the parked requests once a leader is known.
 func (r *Replica) unpark() {
 	p := r.parked
-	r.parked = nil
+	r.parked, r.parkedBytes = nil, 0
 	for _, w := range p {
 		r.submit(w.req, w.read)
 	}

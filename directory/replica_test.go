@@ -324,3 +324,18 @@ func TestNewReplicaRefusesBadConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestReplicaHoldsBoundedRequestsWithoutLeader(t *testing.T) {
+	c := newCluster(t, 3)
+	c.down[1], c.down[2] = true, true
+	for k := range maxParked {
+		c.step(0, In{Kind: InPropose, Req: Request{Handle: uint64(k + 1), Data: []byte("a=1")}})
+	}
+	if len(c.replies) != 0 {
+		t.Fatalf("%d of %d held requests answered at once", len(c.replies), maxParked)
+	}
+	c.step(0, In{Kind: InPropose, Req: Request{Handle: maxParked + 1, Data: []byte("a=1")}})
+	if rep, ok := c.replies[maxParked+1]; !ok || rep.Status != StatusNoLeader {
+		t.Fatalf("a request beyond the bound: %+v, %v; want an answer at once", rep, ok)
+	}
+}
