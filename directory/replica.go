@@ -217,7 +217,7 @@ type Replica struct {
 	pending map[uint64]pending // by nonce: proposals and reads of this run
 	reads   []readWait         // confirmed reads waiting for their index to apply
 
-	fast   *fast    // campaigns after the leader's connection closed
+	fast        *fast    // campaigns after the leader's connection closed
 	parked      []parked // requests waiting for a leader to be known
 	parkedBytes int
 
