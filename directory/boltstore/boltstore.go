@@ -370,6 +370,14 @@ func (s *Store) Init(id directory.Identity) error {
 
 // Save applies p in one transaction, durable when Save returns.
 func (s *Store) Save(p directory.Persist) error {
+	if raft.IsEmptySnap(p.Snapshot) && raft.IsEmptyHardState(p.Hard) && len(p.Entries) == 0 {
+		return s.view(func(tx *bolt.Tx) error { // nothing to write
+			if _, ok, err := s.identity(tx.Bucket(bucketMeta)); err != nil || ok {
+				return err
+			}
+			return fmt.Errorf("boltstore: %s: Save before Init: the store has no identity", s.path)
+		})
+	}
 	return s.update(func(tx *bolt.Tx) error {
 		m, l := tx.Bucket(bucketMeta), tx.Bucket(bucketLog)
 		if _, ok, err := s.identity(m); err != nil {
