@@ -25,7 +25,7 @@
 // TCP, whose acknowledgements cannot return: on real hosts a rule that
 // drops at one host what another sends ends their connection both ways,
 // netns.TestNetOneWayCut), extra delay on a link, and heal. Each process has a Disk whose unsynced writes a crash
-// loses.
+// loses; DiskStore keeps a directory replica's Raft state on it.
 //
 // Everything that happens is recorded as eventlog.Events: the machines'
 // own events under their node names (eventlog.PeerName, "peer-<id>", and

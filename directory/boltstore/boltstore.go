@@ -17,6 +17,10 @@
 // checksums its meta pages only, so a flipped bit in a data page would
 // otherwise go unseen.
 //
+// A new store is laid out in a temporary file, synced, and linked into
+// place, so a file at the store's path always held a store: an empty one
+// is damage, not a new store.
+//
 // Checks. Open reads the whole file under a shared lock and checks
 // bbolt's own structure before bbolt maps it (bbolt trusts its pages and
 // panics, or reads outside its mapping, on a damaged one); Load verifies
@@ -97,14 +101,22 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // (its directory must). It fails with an error wrapping ErrInUse if
 // another process holds the file beyond opts.Timeout, and with one
 // wrapping directory.ErrCorrupt if the file is not a sound bbolt database
-// holding this package's layout. opts may be nil.
+// holding this package's layout — an empty file included: a new store is
+// laid out in a temporary file and linked into place whole. opts may be
+// nil.
 func Open(path string, opts *Options) (*Store, error) {
 	timeout := time.Second
 	if opts != nil && opts.Timeout > 0 {
 		timeout = opts.Timeout
 	}
-	fresh, err := check(path, timeout)
-	if err != nil {
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		if err := create(path, timeout); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	if err := check(path, timeout); err != nil {
 		return nil, err
 	}
 	db, err := openBolt(path, timeout)
@@ -112,45 +124,64 @@ func Open(path string, opts *Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{db: db, path: path}
-	if err := s.format(); err != nil {
+	if err := s.checkFormat(); err != nil {
 		db.Close()
 		return nil, err
-	}
-	if fresh {
-		// Make the new file's directory entry durable too.
-		if err := syncDir(filepath.Dir(path)); err != nil {
-			db.Close()
-			return nil, err
-		}
 	}
 	return s, nil
 }
 
-// check verifies bbolt's structure of the file at path, if there is one,
-// under a shared lock. fresh says there was no file.
-func check(path string, timeout time.Duration) (fresh bool, err error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return true, nil
+// create makes a new store at path: laid out in a temporary file, synced,
+// then linked to path unless another process made one there first.
+func create(path string, timeout time.Duration) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".new-*")
+	if err != nil {
+		return fmt.Errorf("boltstore: creating %s: %w", path, err)
+	}
+	tmp := f.Name()
+	f.Close()
+	defer os.Remove(tmp)
+	db, err := openBolt(tmp, timeout)
+	if err != nil {
+		return err
+	}
+	s := &Store{db: db, path: tmp}
+	err = s.format()
+	if cerr := db.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
-		return false, err
+		return err
+	}
+	if err := os.Link(tmp, path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("boltstore: creating %s: %w", path, err)
+	}
+	return syncDir(dir)
+}
+
+// check verifies bbolt's structure of the file at path under a shared
+// lock.
+func check(path string, timeout time.Duration) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("boltstore: %w", err)
 	}
 	defer f.Close() // releases the lock
 	if err := lock(f, path, timeout); err != nil {
-		return false, err
+		return err
 	}
 	data, err := io.ReadAll(f)
 	if err != nil {
-		return false, fmt.Errorf("boltstore: reading %s: %w", path, err)
+		return fmt.Errorf("boltstore: reading %s: %w", path, err)
 	}
 	if len(data) == 0 {
-		return false, nil // bbolt makes a new database in an empty file
+		return fmt.Errorf("%w: %s: the file is empty", directory.ErrCorrupt, path)
 	}
 	if err := verifyFile(data); err != nil {
-		return false, fmt.Errorf("%w: %s: %w", directory.ErrCorrupt, path, err)
+		return fmt.Errorf("%w: %s: %w", directory.ErrCorrupt, path, err)
 	}
-	return false, nil
+	return nil
 }
 
 // lock takes a shared lock on f, the one bbolt takes exclusively.
@@ -217,38 +248,8 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// format lays out a new database (one holding no bucket), or checks that
-// an existing one has this package's layout.
+// format lays out a new database.
 func (s *Store) format() error {
-	empty := false
-	if err := s.view(func(tx *bolt.Tx) error {
-		var names [][]byte
-		if err := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
-			names = append(names, bytes.Clone(name))
-			return nil
-		}); err != nil {
-			return err
-		}
-		empty = len(names) == 0
-		if !empty {
-			if tx.Bucket(bucketMeta) == nil || tx.Bucket(bucketLog) == nil {
-				return s.corrupt("the database holds buckets %q, not this store's", names)
-			}
-			v, err := s.get(tx.Bucket(bucketMeta), keyFormat)
-			if err != nil {
-				return err
-			}
-			if len(v) != 4 {
-				return s.corrupt("format: %d bytes", len(v))
-			}
-			if f := binary.BigEndian.Uint32(v); f != formatVersion {
-				return fmt.Errorf("boltstore: %s has format %d; this program reads format %d", s.path, f, formatVersion)
-			}
-		}
-		return nil
-	}); err != nil || !empty {
-		return err
-	}
 	return s.update(func(tx *bolt.Tx) error {
 		m, err := tx.CreateBucket(bucketMeta)
 		if err != nil {
@@ -267,6 +268,35 @@ func (s *Store) format() error {
 			if err := put(m, []byte(k), v); err != nil {
 				return err
 			}
+		}
+		return nil
+	})
+}
+
+// checkFormat checks that the database has this package's layout, in the
+// format version this code reads.
+func (s *Store) checkFormat() error {
+	return s.view(func(tx *bolt.Tx) error {
+		var names [][]byte
+		if err := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+			names = append(names, bytes.Clone(name))
+			return nil
+		}); err != nil {
+			return err
+		}
+		m := tx.Bucket(bucketMeta)
+		if m == nil || tx.Bucket(bucketLog) == nil {
+			return s.corrupt("the database holds buckets %q, not this store's", names)
+		}
+		v, err := s.get(m, keyFormat)
+		if err != nil {
+			return err
+		}
+		if len(v) != 4 {
+			return s.corrupt("format: %d bytes", len(v))
+		}
+		if f := binary.BigEndian.Uint32(v); f != formatVersion {
+			return fmt.Errorf("boltstore: %s has format %d; this program reads format %d", s.path, f, formatVersion)
 		}
 		return nil
 	})
@@ -340,6 +370,14 @@ func (s *Store) Init(id directory.Identity) error {
 
 // Save applies p in one transaction, durable when Save returns.
 func (s *Store) Save(p directory.Persist) error {
+	if raft.IsEmptySnap(p.Snapshot) && raft.IsEmptyHardState(p.Hard) && len(p.Entries) == 0 {
+		return s.view(func(tx *bolt.Tx) error { // nothing to write
+			if _, ok, err := s.identity(tx.Bucket(bucketMeta)); err != nil || ok {
+				return err
+			}
+			return fmt.Errorf("boltstore: %s: Save before Init: the store has no identity", s.path)
+		})
+	}
 	return s.update(func(tx *bolt.Tx) error {
 		m, l := tx.Bucket(bucketMeta), tx.Bucket(bucketLog)
 		if _, ok, err := s.identity(m); err != nil {

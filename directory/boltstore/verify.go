@@ -101,15 +101,21 @@ type verifier struct {
 // and free, and every page below the high water mark is either used or
 // free. It does not read values: the store checksums those itself.
 func verifyFile(data []byte) error {
+	_, err := walk(data)
+	return err
+}
+
+// walk checks data as verifyFile does, and returns what it found.
+func walk(data []byte) (*verifier, error) {
 	ps, err := pageSizeOf(data)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if ps < minPageSize || ps > maxPageSize || ps&(ps-1) != 0 {
-		return fmt.Errorf("meta page gives a page size of %d bytes", ps)
+		return nil, fmt.Errorf("meta page gives a page size of %d bytes", ps)
 	}
 	if len(data) < 2*ps {
-		return fmt.Errorf("file is %d bytes, less than its two meta pages of %d", len(data), ps)
+		return nil, fmt.Errorf("file is %d bytes, less than its two meta pages of %d", len(data), ps)
 	}
 	m0, _ := parseMeta(data)
 	m1, _ := parseMeta(data[ps:])
@@ -126,36 +132,36 @@ func verifyFile(data []byte) error {
 	case b.valid():
 		m = b
 	default:
-		return fmt.Errorf("neither meta page is valid")
+		return nil, fmt.Errorf("neither meta page is valid")
 	}
 	if pages := uint64(len(data) / ps); m.pgid > pages {
-		return fmt.Errorf("truncated: the meta page (transaction %d) says %d pages of %d bytes, the file holds %d bytes (%d pages)",
+		return nil, fmt.Errorf("truncated: the meta page (transaction %d) says %d pages of %d bytes, the file holds %d bytes (%d pages)",
 			m.txid, m.pgid, ps, len(data), pages)
 	}
 	if m.pgid < 2 {
-		return fmt.Errorf("the meta page (transaction %d) says %d pages", m.txid, m.pgid)
+		return nil, fmt.Errorf("the meta page (transaction %d) says %d pages", m.txid, m.pgid)
 	}
 	v := &verifier{data: data, ps: ps, hwm: m.pgid, reachable: make([]bool, m.pgid), free: make([]bool, m.pgid)}
 	v.reachable[0], v.reachable[1] = true, true
 	if m.freelist != noFreelist {
 		if err := v.freelist(m.freelist); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if m.root < 2 || m.root >= v.hwm {
-		return fmt.Errorf("the root bucket's page %d is outside pages [2, %d)", m.root, v.hwm)
+		return nil, fmt.Errorf("the root bucket's page %d is outside pages [2, %d)", m.root, v.hwm)
 	}
 	if err := v.tree(m.root, nil, nil, true); err != nil {
-		return err
+		return nil, err
 	}
 	if m.freelist != noFreelist {
 		for id := uint64(2); id < v.hwm; id++ {
 			if !v.reachable[id] && !v.free[id] {
-				return fmt.Errorf("page %d is neither used nor free", id)
+				return nil, fmt.Errorf("page %d is neither used nor free", id)
 			}
 		}
 	}
-	return nil
+	return v, nil
 }
 
 // page returns page id and its overflow pages, marking them used.
@@ -270,11 +276,11 @@ func (v *verifier) leaf(id uint64, p []byte, lo, hi []byte, root bool) error {
 		e := pageHeaderSize + i*elemSize
 		flags := ne.Uint32(p[e:])
 		if flags&^bucketLeafFlag != 0 {
-			return fmt.Errorf("page %d, element %d: flags %#x", id, i, flags)
+			return fmt.Errorf("%s, element %d: flags %#x", pageName(id), i, flags)
 		}
 		if flags&bucketLeafFlag == 0 {
 			if root {
-				return fmt.Errorf("page %d, element %d: a value among the root's buckets", id, i)
+				return fmt.Errorf("%s, element %d: a value among the root's buckets", pageName(id), i)
 			}
 			continue
 		}
@@ -290,7 +296,7 @@ func (v *verifier) leaf(id uint64, p []byte, lo, hi []byte, root bool) error {
 // bucket checks the bucket whose header is val (element i of page id).
 func (v *verifier) bucket(id uint64, i int, val []byte) error {
 	if len(val) < bucketHeaderSize {
-		return fmt.Errorf("page %d, element %d: a bucket of %d bytes", id, i, len(val))
+		return fmt.Errorf("%s, element %d: a bucket of %d bytes", pageName(id), i, len(val))
 	}
 	r := ne.Uint64(val)
 	if r != 0 {
@@ -299,10 +305,10 @@ func (v *verifier) bucket(id uint64, i int, val []byte) error {
 	// An inline bucket: its one leaf page follows the header.
 	in := val[bucketHeaderSize:]
 	if len(in) < pageHeaderSize {
-		return fmt.Errorf("page %d, element %d: an inline bucket of %d bytes", id, i, len(val))
+		return fmt.Errorf("%s, element %d: an inline bucket of %d bytes", pageName(id), i, len(val))
 	}
 	if flags := ne.Uint16(in[8:]); flags != leafPage {
-		return fmt.Errorf("page %d, element %d: an inline bucket of type %#x", id, i, flags)
+		return fmt.Errorf("%s, element %d: an inline bucket of type %#x", pageName(id), i, flags)
 	}
 	return v.leaf(0, in, nil, nil, false)
 }
@@ -311,7 +317,7 @@ func (v *verifier) bucket(id uint64, i int, val []byte) error {
 // leaf's values) lie within it and that no key is empty.
 func (v *verifier) keys(id uint64, p []byte, n int, leaf bool) ([][]byte, error) {
 	if pageHeaderSize+n*elemSize > len(p) {
-		return nil, fmt.Errorf("page %d: %d elements do not fit in %d bytes", id, n, len(p))
+		return nil, fmt.Errorf("%s: %d elements do not fit in %d bytes", pageName(id), n, len(p))
 	}
 	keys := make([][]byte, n)
 	for i := range n {
@@ -323,10 +329,10 @@ func (v *verifier) keys(id uint64, p []byte, n int, leaf bool) ([][]byte, error)
 			pos, ksize = uint64(ne.Uint32(p[e:])), uint64(ne.Uint32(p[e+4:]))
 		}
 		if end := uint64(e) + pos + ksize + vsize; end > uint64(len(p)) {
-			return nil, fmt.Errorf("page %d, element %d: runs to byte %d of a %d-byte page", id, i, end, len(p))
+			return nil, fmt.Errorf("%s, element %d: runs to byte %d of %d", pageName(id), i, end, len(p))
 		}
 		if ksize == 0 {
-			return nil, fmt.Errorf("page %d, element %d: an empty key", id, i)
+			return nil, fmt.Errorf("%s, element %d: an empty key", pageName(id), i)
 		}
 		k := uint64(e) + pos
 		keys[i] = p[k : k+ksize]
@@ -334,14 +340,22 @@ func (v *verifier) keys(id uint64, p []byte, n int, leaf bool) ([][]byte, error)
 	return keys, nil
 }
 
+// pageName names page id in an error; id 0 is an inline bucket's page.
+func pageName(id uint64) string {
+	if id == 0 {
+		return "an inline bucket's page"
+	}
+	return fmt.Sprintf("page %d", id)
+}
+
 // ordered checks that keys increase strictly and lie in [lo, hi).
 func ordered(id uint64, keys [][]byte, lo, hi []byte) error {
 	for i, k := range keys {
 		if i > 0 && bytes.Compare(keys[i-1], k) >= 0 {
-			return fmt.Errorf("page %d: key %d (%x) is not above key %d (%x)", id, i, k, i-1, keys[i-1])
+			return fmt.Errorf("%s: key %d (%x) is not above key %d (%x)", pageName(id), i, k, i-1, keys[i-1])
 		}
 		if lo != nil && bytes.Compare(k, lo) < 0 || hi != nil && bytes.Compare(k, hi) >= 0 {
-			return fmt.Errorf("page %d: key %d (%x) is outside its parent's range", id, i, k)
+			return fmt.Errorf("%s: key %d (%x) is outside its parent's range", pageName(id), i, k)
 		}
 	}
 	return nil

@@ -202,9 +202,11 @@ func testIdentity(t *testing.T, h *harness) {
 }
 
 func testSaveBeforeInit(t *testing.T, h *harness) {
-	err := h.s.Save(directory.Persist{Hard: Hard(1, 0, 0), Sync: true})
-	if err == nil || errors.Is(err, directory.ErrCorrupt) {
-		t.Fatalf("Save before Init: %v, want an error that is not ErrCorrupt", err)
+	for _, p := range []directory.Persist{{Hard: Hard(1, 0, 0), Sync: true}, {}} {
+		err := h.s.Save(p)
+		if err == nil || errors.Is(err, directory.ErrCorrupt) {
+			t.Fatalf("Save before Init: %v, want an error that is not ErrCorrupt", err)
+		}
 	}
 	h.expect(directory.Saved{})
 }
