@@ -53,6 +53,9 @@ func (m *MemStore) Save(p Persist) error {
 			m.saved.Entries = append(m.saved.Entries, proto.Clone(e).(*pb.Entry))
 		}
 	}
+	if i := m.saved.Snapshot.GetMetadata().GetIndex(); i > 0 {
+		m.saved.Entries = slices.DeleteFunc(m.saved.Entries, func(e *pb.Entry) bool { return e.GetIndex() <= i })
+	}
 	if p.Hard != nil && !raft.IsEmptyHardState(p.Hard) {
 		m.saved.Hard = proto.Clone(p.Hard).(*pb.HardState)
 	}
