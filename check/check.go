@@ -31,6 +31,12 @@
 //   - StableAgreement: once the network has settled as a clean partition,
 //     no two peers recognise different leaders (with quorum), or no two on
 //     one side (without).
+//
+// Group checks the properties of groups (group.go); Directory checks the
+// logs of directory replicas for Raft's safety (one leader per term, the
+// same command at each index everywhere), and Linearizable checks the
+// operations its clients saw against the directory's sequential
+// specification, with porcupine.
 package check
 
 import (

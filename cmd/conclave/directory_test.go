@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/conclave/conclave/check"
 	"github.com/conclave/conclave/dirclient"
+	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/launch"
 	"github.com/conclave/conclave/launch/launchtest"
 	"github.com/conclave/conclave/transport"
@@ -131,6 +133,23 @@ func TestDirectoryKeepsAcknowledgedAnnouncesAcrossKillingEveryReplica(t *testing
 			return
 		}
 		t.Logf("round %d: %d acknowledged announces, all there after the restart", round, n)
+	}
+	c.Close()
+	h, bad, err := eventlog.ReadDir(dir)
+	if err != nil || bad > 0 {
+		t.Fatalf("reading the logs: %v (%d bad lines)", err, bad)
+	}
+	applies := 0
+	for _, e := range h {
+		if e.Ev == eventlog.DirApply {
+			applies++
+		}
+	}
+	if applies == 0 {
+		t.Fatal("the replicas logged no applied command: nothing to check")
+	}
+	for _, v := range check.Directory(h) {
+		t.Error(v)
 	}
 }
 
