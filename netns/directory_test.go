@@ -29,9 +29,13 @@ import (
 // The directory's replicas run as `conclave directory` processes, one per
 // host; the clients run in the test process, each a goroutine with a
 // dirclient of its own, and dial from a host of their own, the last one,
-// which every fault leaves reaching every replica (see Bridge). Every
-// operation is recorded as the client saw it, and the whole history is
-// checked for linearizability at the end.
+// which every fault leaves reaching every replica (see Bridge and Do).
+// Every operation is recorded as the client saw it, and the whole history
+// is checked for linearizability at the end (check.Linearizable), along
+// with the replicas' logs (the same command at each index everywhere).
+// Each scenario also asserts what its fault must and must not do, from
+// the replicas' events and the clients' answers, without timing anything:
+// it waits for events, never for a while.
 
 const (
 	dirPort = "7300"
@@ -50,8 +54,10 @@ const (
 	// perPhase is how many operations with a known outcome each phase
 	// waits for.
 	perPhase = 50
-	// finalTopic is the topic of the final announce and lookup.
-	finalTopic = "final"
+	// finalTopic is the topic of the final announce and lookup, which
+	// must succeed within finalDeadline once the faults are over.
+	finalTopic    = "final"
+	finalDeadline = 20 * time.Second
 )
 
 // dirNet is a directory of real replicas on hosts 0..n-1 of a Net, with
@@ -106,10 +112,12 @@ func startDirNet(t *testing.T, n int) *dirNet {
 func (d *dirNet) since() time.Duration { return time.Since(d.start) }
 
 // clientNet is a transport.Network whose connections are made inside
-// host of nw.
+// host of nw. If wrote is set, every write on them is signalled on it,
+// without blocking.
 type clientNet struct {
-	nw   *Net
-	host int
+	nw    *Net
+	host  int
+	wrote chan struct{}
 }
 
 func (clientNet) Listen(string) (transport.Listener, error) {
@@ -122,17 +130,36 @@ func (cn clientNet) Dial(ctx context.Context, addr string) (transport.Stream, er
 	if derr := cn.nw.Do(cn.host, func() { s, err = transport.TCP{}.Dial(ctx, addr) }); derr != nil {
 		return nil, derr
 	}
-	return s, err
+	if err != nil || cn.wrote == nil {
+		return s, err
+	}
+	return signalled{s, cn.wrote}, nil
+}
+
+// signalled is a Stream that signals its writes.
+type signalled struct {
+	transport.Stream
+	wrote chan struct{}
+}
+
+func (s signalled) Write(b []byte) (int, error) {
+	n, err := s.Stream.Write(b)
+	select {
+	case s.wrote <- struct{}{}:
+	default:
+	}
+	return n, err
 }
 
 // client returns a new client of every replica, on the clients' host.
-func (d *dirNet) client() *dirclient.Client { return d.clientOf(d.c.Addrs()...) }
+func (d *dirNet) client() *dirclient.Client { return d.clientOf(nil, d.c.Addrs()...) }
 
-// clientOf returns a new client that knows only the replicas at addrs.
-func (d *dirNet) clientOf(addrs ...string) *dirclient.Client {
+// clientOf returns a new client that knows only the replicas at addrs;
+// its writes are signalled on wrote if it is not nil.
+func (d *dirNet) clientOf(wrote chan struct{}, addrs ...string) *dirclient.Client {
 	d.t.Helper()
 	cl, err := dirclient.New(dirclient.Config{Replicas: addrs, Key: d.key, Attempt: attempt,
-		Network: clientNet{d.nw, d.n}})
+		Network: clientNet{d.nw, d.n, wrote}})
 	if err != nil {
 		d.t.Fatal(err)
 	}
@@ -152,9 +179,22 @@ func (d *dirNet) others(ids ...int) []int {
 }
 
 // split cuts the replicas a from the replicas b; the clients' host
-// reaches both. It is logged as net_bridge, the clients' host as the
-// bridge.
-func (d *dirNet) split(a, b []int) { bridge(d.t, d.c, d.nw, a, b, d.n) }
+// reaches both. To the replicas it is a partition, and it is logged as
+// one.
+func (d *dirNet) split(a, b []int) {
+	d.t.Helper()
+	d.step("the clients, on host %d, reach both sides of the partition that follows", d.n)
+	d.c.Log(eventlog.NetPartition, "groups", [][]int{a, b})
+	if err := d.nw.Bridge(a, b, d.n); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+// step logs a step of the scenario in the control log, with the time
+// on the clock of the operations' Call and Return.
+func (d *dirNet) step(format string, args ...any) {
+	d.c.Log(eventlog.Step, eventlog.FieldName, fmt.Sprintf(format, args...)+fmt.Sprintf(" (%v into the operations)", d.since()))
+}
 
 // role is what a dir_role event says.
 type role struct {
@@ -320,10 +360,14 @@ func (d *dirNet) steppedDown(l int, mark []int) {
 }
 
 // dirRec is an operation and, when its outcome is known, the leader the
-// answering replica named.
+// answering replica named, or else the error the client had.
 type dirRec struct {
 	check.DirOp
 	Named int
+	Err   error
+	// Unexpected marks an error that is neither an answer nor the
+	// directory's unavailability.
+	Unexpected bool
 }
 
 // dirLoad is the clients' work: each worker runs random operations on
@@ -344,10 +388,13 @@ type dirLoad struct {
 
 func (d *dirNet) load() *dirLoad {
 	l := &dirLoad{d: d, stop: make(chan struct{}), changed: make(chan struct{})}
+	d.step("%d clients start on topics p0.t0 to p0.t%d", l.workers(), dirTopics-1)
 	for w := range l.workers() {
-		cl := d.client()
-		if w >= roaming {
-			cl = d.clientOf(d.c.Addrs()[w-roaming])
+		var cl *dirclient.Client
+		if w < roaming {
+			cl = d.client()
+		} else {
+			cl = d.clientOf(nil, d.c.Addrs()[w-roaming])
 		}
 		l.wg.Add(1)
 		go l.work(w, cl)
@@ -373,11 +420,11 @@ func (l *dirLoad) work(w int, cl *dirclient.Client) {
 		var r dirRec
 		switch k := rng.IntN(10); {
 		case k < 4:
-			r = l.d.announce(cl, w, topic, qos[rng.IntN(2)])
+			r = l.d.announce(opDeadline, cl, w, topic, qos[rng.IntN(2)])
 		case k < 6:
-			r = l.d.subscribe(cl, w, topic)
+			r = l.d.subscribe(opDeadline, cl, w, topic)
 		default:
-			r = l.d.lookup(cl, w, topic)
+			r = l.d.lookup(opDeadline, cl, w, topic)
 		}
 		l.add(r)
 		// A little room for the replicas on a small machine; the
@@ -389,13 +436,16 @@ func (l *dirLoad) work(w int, cl *dirclient.Client) {
 // next moves the workers on to the topics of a new phase: topics that
 // no one announced yet, whose first announce is a new write that reads
 // must see from then on.
-func (l *dirLoad) next() { l.phase.Add(1) }
+func (l *dirLoad) next(what string) {
+	p := l.phase.Add(1)
+	l.d.step("%s: the clients move on to topics p%d.t0 to p%d.t%d", what, p, p, dirTopics-1)
+}
 
 func (l *dirLoad) add(r dirRec) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.recs = append(l.recs, r)
-	if r.Code == "unexpected" {
+	if r.Unexpected {
 		l.unexpected = append(l.unexpected, describeRec(r))
 	}
 	close(l.changed)
@@ -500,34 +550,54 @@ func (l *dirLoad) announced() []string {
 	return out
 }
 
-// probes returns k clients of replica i alone, each connected to it.
-func (d *dirNet) probes(i, k int) []*dirclient.Client {
+// prober is a client of one replica alone whose writes are signalled.
+type prober struct {
+	cl    *dirclient.Client
+	wrote chan struct{}
+}
+
+// probers returns k clients of replica i alone, each connected to it.
+func (d *dirNet) probers(i, k int) []prober {
 	d.t.Helper()
-	var out []*dirclient.Client
+	var out []prober
 	for range k {
-		cl := d.clientOf(d.c.Addrs()[i])
+		p := prober{wrote: make(chan struct{}, 1)}
+		p.cl = d.clientOf(p.wrote, d.c.Addrs()[i])
 		ctx, cancel := context.WithTimeout(ctx(d.t), 10*time.Second)
-		_, err := cl.Lookup(ctx, finalTopic)
+		_, err := p.cl.Lookup(ctx, finalTopic)
 		cancel()
 		if err != nil {
 			d.t.Fatalf("a client of replica %d alone: %v", i, err)
 		}
-		out = append(out, cl)
+		out = append(out, p)
 	}
 	return out
 }
 
-// probe has each client look up one of topics, at once, in the
-// background, recording the lookups as workers' after the others; it
-// returns a function that waits for them.
-func (l *dirLoad) probe(cls []*dirclient.Client, topics []string) (wait func()) {
+// probe has each prober look up one of topics, at once, in the
+// background, recording the lookups as workers' after the others. It
+// returns once every prober has sent its request, with a function that
+// waits for the answers.
+func (l *dirLoad) probe(ps []prober, topics []string) (wait func()) {
+	l.d.t.Helper()
 	var wg sync.WaitGroup
-	for k, cl := range cls {
+	for k, p := range ps {
+		select {
+		case <-p.wrote: // the writes of the connection's set-up
+		default:
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l.add(l.d.lookup(cl, l.workers()+1+k, topics[k%len(topics)]))
+			l.add(l.d.lookup(opDeadline, p.cl, l.workers()+1+k, topics[k%len(topics)]))
 		}()
+	}
+	for k, p := range ps {
+		select {
+		case <-p.wrote:
+		case <-ctx(l.d.t).Done():
+			l.d.t.Fatalf("prober %d never sent its lookup", k)
+		}
 	}
 	return wg.Wait
 }
@@ -556,14 +626,15 @@ func (l *dirLoad) answeredBetween(from, to time.Duration) []dirRec {
 	return out
 }
 
-// do runs one operation and records it as the client saw it.
-func (d *dirNet) do(cl *dirclient.Client, op check.DirOp, f func(ctx context.Context) (string, string, error)) dirRec {
-	ctx, cancel := context.WithTimeout(context.Background(), opDeadline)
+// do runs one operation within timeout and records it as the client saw
+// it.
+func (d *dirNet) do(timeout time.Duration, cl *dirclient.Client, op check.DirOp, f func(ctx context.Context) (string, string, error)) dirRec {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	op.Call = d.since()
 	qos, group, err := f(ctx)
 	op.Return = d.since()
-	r := dirRec{DirOp: op, Named: -1}
+	r := dirRec{DirOp: op, Named: -1, Err: err}
 	switch {
 	case err == nil:
 		r.Known, r.Code, r.GotQoS, r.Group = true, check.DirOK, qos, group
@@ -577,8 +648,7 @@ func (d *dirNet) do(cl *dirclient.Client, op check.DirOp, f func(ctx context.Con
 		// Unknown: it may have taken effect, or may yet.
 	default:
 		// Unknown too, and not an answer a client should ever get.
-		r.Code = "unexpected"
-		r.Group = err.Error()
+		r.Unexpected = true
 	}
 	if r.Known {
 		r.Named = cl.Leader()
@@ -586,8 +656,8 @@ func (d *dirNet) do(cl *dirclient.Client, op check.DirOp, f func(ctx context.Con
 	return r
 }
 
-func (d *dirNet) announce(cl *dirclient.Client, w int, topic, qos string) dirRec {
-	return d.do(cl, check.DirOp{Client: w, Kind: check.DirAnnounce, Topic: topic, QoS: qos},
+func (d *dirNet) announce(timeout time.Duration, cl *dirclient.Client, w int, topic, qos string) dirRec {
+	return d.do(timeout, cl, check.DirOp{Client: w, Kind: check.DirAnnounce, Topic: topic, QoS: qos},
 		func(ctx context.Context) (string, string, error) {
 			r, err := cl.Announce(ctx, topic, qos, nil)
 			return r.QoS, r.Group, err
@@ -596,16 +666,16 @@ func (d *dirNet) announce(cl *dirclient.Client, w int, topic, qos string) dirRec
 
 // subscribe is a lookup to the checker: it reads the topic, through the
 // log.
-func (d *dirNet) subscribe(cl *dirclient.Client, w int, topic string) dirRec {
-	return d.do(cl, check.DirOp{Client: w, Kind: check.DirLookup, Topic: topic},
+func (d *dirNet) subscribe(timeout time.Duration, cl *dirclient.Client, w int, topic string) dirRec {
+	return d.do(timeout, cl, check.DirOp{Client: w, Kind: check.DirLookup, Topic: topic},
 		func(ctx context.Context) (string, string, error) {
 			r, err := cl.Subscribe(ctx, topic)
 			return r.QoS, r.Group, err
 		})
 }
 
-func (d *dirNet) lookup(cl *dirclient.Client, w int, topic string) dirRec {
-	return d.do(cl, check.DirOp{Client: w, Kind: check.DirLookup, Topic: topic},
+func (d *dirNet) lookup(timeout time.Duration, cl *dirclient.Client, w int, topic string) dirRec {
+	return d.do(timeout, cl, check.DirOp{Client: w, Kind: check.DirLookup, Topic: topic},
 		func(ctx context.Context) (string, string, error) {
 			f, err := cl.Lookup(ctx, topic)
 			switch {
@@ -627,10 +697,10 @@ func describeRec(r dirRec) string {
 	switch {
 	case r.Known:
 		out += fmt.Sprintf("answered at %v: %s (qos %q, group %q), naming leader %d", r.Return, r.Code, r.GotQoS, r.Group, r.Named)
-	case r.Code == "unexpected":
-		out += fmt.Sprintf("failed at %v with an unexpected error: %s", r.Return, r.Group)
+	case r.Unexpected:
+		out += fmt.Sprintf("failed at %v with an unexpected error: %v", r.Return, r.Err)
 	default:
-		out += fmt.Sprintf("unknown outcome at %v", r.Return)
+		out += fmt.Sprintf("outcome unknown at %v: %v", r.Return, r.Err)
 	}
 	return out
 }
@@ -643,12 +713,13 @@ func describeRec(r dirRec) string {
 func (d *dirNet) finish(l *dirLoad) {
 	d.t.Helper()
 	l.halt()
+	d.step("the clients stopped; a last announce and lookup of %q", finalTopic)
 	cl := d.client()
-	live := d.announce(cl, l.workers(), finalTopic, "total")
+	live := d.announce(finalDeadline, cl, l.workers(), finalTopic, "total")
 	if !live.Known || live.Code != check.DirOK {
 		d.t.Fatalf("after the faults, the final announce: %s", describeRec(live))
 	}
-	look := d.lookup(cl, l.workers(), finalTopic)
+	look := d.lookup(finalDeadline, cl, l.workers(), finalTopic)
 	if !look.Known || look.Code != check.DirOK || look.Group != live.Group {
 		d.t.Errorf("after the faults, the final lookup: %s (announced in group %s)", describeRec(look), live.Group)
 	}
@@ -747,12 +818,12 @@ func sameApplies(t *testing.T, h []eventlog.Event) {
 func TestNetDirectoryIsolateLeader(t *testing.T) {
 	d := startDirNet(t, 3)
 	l := d.load()
-	leader, term := d.leader(d.client())
 	l.waitKnown("before the fault", 0)
+	leader, term := d.leader(d.client())
 
 	rest := d.others(leader)
 	mark := d.mark()
-	l.next()
+	l.next(fmt.Sprintf("cut off replica %d, the leader in term %d", leader, term))
 	d.split([]int{leader}, rest)
 	from := d.since()
 	_, newTerm := d.newLeader(rest, term)
@@ -762,7 +833,7 @@ func TestNetDirectoryIsolateLeader(t *testing.T) {
 	heal(t, d.c, d.nw)
 	l.unanswered([]int{leader}, from, to, fmt.Sprintf("replica %d was cut off", leader))
 
-	l.next()
+	l.next("healed")
 	d.rejoined(leader, term)
 	l.waitKnown("after the heal", d.since())
 	t.Logf("replica %d led in term %d; cut off, the others elected a leader in term %d", leader, term, newTerm)
@@ -776,13 +847,13 @@ func TestNetDirectoryIsolateLeader(t *testing.T) {
 func TestNetDirectoryHalves(t *testing.T) {
 	d := startDirNet(t, 5)
 	l := d.load()
-	leader, term := d.leader(d.client())
 	l.waitKnown("before the fault", 0)
+	leader, term := d.leader(d.client())
 
 	minority := []int{leader, (leader + 1) % d.n}
 	majority := d.others(minority...)
 	mark := d.mark()
-	l.next()
+	l.next(fmt.Sprintf("split replicas %v from %v; replica %d leads in term %d", minority, majority, leader, term))
 	d.split(minority, majority)
 	from := d.since()
 	_, newTerm := d.newLeader(majority, term)
@@ -792,7 +863,7 @@ func TestNetDirectoryHalves(t *testing.T) {
 	heal(t, d.c, d.nw)
 	l.unanswered(minority, from, to, fmt.Sprintf("replicas %v were cut off", minority))
 
-	l.next()
+	l.next("healed")
 	for _, i := range minority {
 		d.rejoined(i, term)
 	}
@@ -808,17 +879,18 @@ func TestNetDirectoryHalves(t *testing.T) {
 func TestNetDirectoryKillLeader(t *testing.T) {
 	d := startDirNet(t, 3)
 	l := d.load()
-	leader, term := d.leader(d.client())
 	l.waitKnown("before the kill", 0)
+	leader, term := d.leader(d.client())
 
 	rest := d.others(leader)
-	l.next()
+	l.next(fmt.Sprintf("kill replica %d, the leader in term %d", leader, term))
 	if _, err := d.c.Kill(leader); err != nil {
 		t.Fatal(err)
 	}
 	from := d.since()
 	_, newTerm := d.newLeader(rest, term)
 	to := l.during("with the leader dead", []int{leader}, from)
+	d.step("restart replica %d", leader)
 	if err := d.c.StartPeer(leader); err != nil {
 		t.Fatal(err)
 	}
@@ -831,7 +903,7 @@ func TestNetDirectoryKillLeader(t *testing.T) {
 		t.Errorf("replica %d led in term %d, but restarted from term %d: %s", leader, term, saved, eventlog.Format(e))
 	}
 
-	l.next()
+	l.next(fmt.Sprintf("restarted replica %d", leader))
 	d.rejoined(leader, term)
 	l.waitKnown("after the restart", d.since())
 	t.Logf("replica %d led in term %d; killed, the others elected a leader in term %d", leader, term, newTerm)
@@ -848,20 +920,25 @@ func TestNetDirectoryKillLeader(t *testing.T) {
 func TestNetDirectoryPauseLeader(t *testing.T) {
 	d := startDirNet(t, 3)
 	l := d.load()
-	leader, term := d.leader(d.client())
-	probes := d.probes(leader, 2*dirTopics)
 	l.waitKnown("before the pause", 0)
+	leader, term := d.leader(d.client())
+	probes := d.probers(leader, 2*dirTopics)
 
 	rest := d.others(leader)
-	l.next()
+	l.next(fmt.Sprintf("stop replica %d, the leader in term %d", leader, term))
 	if _, err := d.c.Pause(leader); err != nil {
 		t.Fatal(err)
 	}
 	from := d.since()
 	_, newTerm := d.newLeader(rest, term)
 	to := l.during("with the leader stopped", []int{leader}, from)
-	waitProbes := l.probe(probes, l.announced())
-	l.next()
+	topics := l.announced()
+	if len(topics) == 0 {
+		t.Fatal("no topic announced while the leader was stopped")
+	}
+	d.step("%d lookups of %v sent to the stopped replica %d", len(probes), topics, leader)
+	waitProbes := l.probe(probes, topics)
+	l.next(fmt.Sprintf("resume replica %d", leader))
 	if _, err := d.c.Resume(leader); err != nil {
 		t.Fatal(err)
 	}
