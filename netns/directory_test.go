@@ -516,14 +516,17 @@ func (l *dirLoad) during(what string, ids []int, from time.Duration) time.Durati
 }
 
 // unanswered checks what the clients had from the replicas ids,
-// which could not serve from from to to: the operations answered in
-// between all named another leader, and those the ids' own workers
+// which could not serve from from to to, while leader led the others:
+// announces were acknowledged under leader, the operations answered
+// all named another leader than ids, and those the ids' own workers
 // called in between were not answered.
-func (l *dirLoad) unanswered(ids []int, from, to time.Duration, while string) {
+func (l *dirLoad) unanswered(ids []int, leader int, from, to time.Duration, while string) {
 	l.d.t.Helper()
 	recs := l.answeredBetween(from, to)
-	if len(recs) == 0 {
-		l.d.t.Errorf("no operation was answered while %s", while)
+	if !slices.ContainsFunc(recs, func(r dirRec) bool {
+		return r.Kind == check.DirAnnounce && r.Code == check.DirOK && r.Named == leader
+	}) {
+		l.d.t.Errorf("no announce was acknowledged under replica %d, the new leader, while %s (%d operations answered)", leader, while, len(recs))
 	}
 	for _, r := range recs {
 		if slices.Contains(ids, r.Named) {
@@ -826,17 +829,17 @@ func TestNetDirectoryIsolateLeader(t *testing.T) {
 	l.next(fmt.Sprintf("cut off replica %d, the leader in term %d", leader, term))
 	d.split([]int{leader}, rest)
 	from := d.since()
-	_, newTerm := d.newLeader(rest, term)
+	newLeader, newTerm := d.newLeader(rest, term)
 	d.steppedDown(leader, mark)
 	to := l.during("with the leader cut off", []int{leader}, from)
 	d.cutOff([]int{leader}, mark, term)
 	heal(t, d.c, d.nw)
-	l.unanswered([]int{leader}, from, to, fmt.Sprintf("replica %d was cut off", leader))
+	l.unanswered([]int{leader}, newLeader, from, to, fmt.Sprintf("replica %d was cut off", leader))
 
 	l.next("healed")
 	d.rejoined(leader, term)
 	l.waitKnown("after the heal", d.since())
-	t.Logf("replica %d led in term %d; cut off, the others elected a leader in term %d", leader, term, newTerm)
+	t.Logf("replica %d led in term %d; cut off, the others elected %d in term %d", leader, term, newLeader, newTerm)
 	d.finish(l)
 }
 
@@ -856,19 +859,19 @@ func TestNetDirectoryHalves(t *testing.T) {
 	l.next(fmt.Sprintf("split replicas %v from %v; replica %d leads in term %d", minority, majority, leader, term))
 	d.split(minority, majority)
 	from := d.since()
-	_, newTerm := d.newLeader(majority, term)
+	newLeader, newTerm := d.newLeader(majority, term)
 	d.steppedDown(leader, mark)
 	to := l.during("with the network split", minority, from)
 	d.cutOff(minority, mark, term)
 	heal(t, d.c, d.nw)
-	l.unanswered(minority, from, to, fmt.Sprintf("replicas %v were cut off", minority))
+	l.unanswered(minority, newLeader, from, to, fmt.Sprintf("replicas %v were cut off", minority))
 
 	l.next("healed")
 	for _, i := range minority {
 		d.rejoined(i, term)
 	}
 	l.waitKnown("after the heal", d.since())
-	t.Logf("replica %d led in term %d; split from it with %d, %v elected a leader in term %d", leader, term, minority[1], majority, newTerm)
+	t.Logf("replica %d led in term %d; split from it with %d, %v elected %d in term %d", leader, term, minority[1], majority, newLeader, newTerm)
 	d.finish(l)
 }
 
@@ -888,13 +891,13 @@ func TestNetDirectoryKillLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	from := d.since()
-	_, newTerm := d.newLeader(rest, term)
+	newLeader, newTerm := d.newLeader(rest, term)
 	to := l.during("with the leader dead", []int{leader}, from)
 	d.step("restart replica %d", leader)
 	if err := d.c.StartPeer(leader); err != nil {
 		t.Fatal(err)
 	}
-	l.unanswered([]int{leader}, from, to, fmt.Sprintf("replica %d was dead", leader))
+	l.unanswered([]int{leader}, newLeader, from, to, fmt.Sprintf("replica %d was dead", leader))
 	e, err := d.c.WaitEvent(ctx(t), leader, func(e eventlog.Event) bool { return e.Ev == eventlog.DirStart })
 	if err != nil {
 		t.Fatal(err)
@@ -906,7 +909,7 @@ func TestNetDirectoryKillLeader(t *testing.T) {
 	l.next(fmt.Sprintf("restarted replica %d", leader))
 	d.rejoined(leader, term)
 	l.waitKnown("after the restart", d.since())
-	t.Logf("replica %d led in term %d; killed, the others elected a leader in term %d", leader, term, newTerm)
+	t.Logf("replica %d led in term %d; killed, the others elected %d in term %d", leader, term, newLeader, newTerm)
 	d.finish(l)
 }
 
@@ -930,7 +933,7 @@ func TestNetDirectoryPauseLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	from := d.since()
-	_, newTerm := d.newLeader(rest, term)
+	newLeader, newTerm := d.newLeader(rest, term)
 	to := l.during("with the leader stopped", []int{leader}, from)
 	topics := l.announced()
 	if len(topics) == 0 {
@@ -942,10 +945,10 @@ func TestNetDirectoryPauseLeader(t *testing.T) {
 	if _, err := d.c.Resume(leader); err != nil {
 		t.Fatal(err)
 	}
-	l.unanswered([]int{leader}, from, to, fmt.Sprintf("replica %d was stopped", leader))
+	l.unanswered([]int{leader}, newLeader, from, to, fmt.Sprintf("replica %d was stopped", leader))
 	d.rejoined(leader, term)
 	waitProbes()
 	l.waitKnown("after the resume", d.since())
-	t.Logf("replica %d led in term %d; stopped, the others elected a leader in term %d", leader, term, newTerm)
+	t.Logf("replica %d led in term %d; stopped, the others elected %d in term %d", leader, term, newLeader, newTerm)
 	d.finish(l)
 }
