@@ -414,12 +414,19 @@ func (r *Replica) tick() {
 	}
 }
 
-// peerDown forgets a leader whose connection closed and campaigns, the
-// replicas that remain taking turns by id: the leader's process is most
-// likely gone, and PreVote keeps a replica cut off alone from disrupting
-// a leader the others still hear.
+// peerDown tells Raft that the connection with replica id closed, and
+// what was sent on it may be lost. A follower forgets a leader whose
+// connection closed and campaigns, the replicas that remain taking turns
+// by id: the leader's process is most likely gone, and PreVote keeps a
+// replica cut off alone from disrupting a leader the others still hear.
 func (r *Replica) peerDown(id uint64) {
 	r.rn.ReportUnreachable(id)
+	// A snapshot sent to id may have been lost with the connection: a
+	// leader that waits for it stops replicating to id for good (Raft
+	// sends nothing more to a replica in StateSnapshot until told how the
+	// snapshot went), so say it failed; the leader sends it again once id
+	// answers. Nothing happens if no snapshot is pending for id.
+	r.rn.ReportSnapshot(id, raft.SnapshotFailure)
 	st := r.rn.BasicStatus()
 	if id == r.cfg.ID || st.Lead != id || st.RaftState == raft.StateLeader {
 		return

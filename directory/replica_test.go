@@ -41,6 +41,8 @@ type cluster struct {
 	queue   []*pb.Message
 	replies map[uint64]Reply
 	handle  uint64
+	// lose, if set, says which messages the network loses.
+	lose func(m *pb.Message) bool
 }
 
 func newCluster(t *testing.T, n int) *cluster {
@@ -113,7 +115,7 @@ func (c *cluster) deliver() {
 		m := c.queue[0]
 		c.queue = c.queue[1:]
 		to := int(m.GetTo()) - 1
-		if c.down[to] || c.down[m.GetFrom()-1] {
+		if c.down[to] || c.down[m.GetFrom()-1] || (c.lose != nil && c.lose(m)) {
 			continue
 		}
 		c.step(to, In{Kind: InMsg, Msg: m})
@@ -264,6 +266,41 @@ func TestReplicaRestartFromStoreKeepsCommitted(t *testing.T) {
 		if !bytes.Equal(c.apps[i].Snapshot(), c.apps[l].Snapshot()) {
 			t.Fatalf("replica %d's state differs from the leader's", i+1)
 		}
+	}
+}
+
+// TestReplicaSnapshotLostWithItsConnectionIsSentAgain restarts a
+// follower that fell behind the leader's compacted log, and loses the
+// snapshot the leader sends it with the connection that carried it: the
+// leader must send it again rather than wait for it for ever, and the
+// follower catches up.
+func TestReplicaSnapshotLostWithItsConnectionIsSentAgain(t *testing.T) {
+	c := newCluster(t, 3)
+	l := c.waitLeader(2 * time.Second)
+	f := (l + 1) % 3
+	c.crash(f)
+	for k := range 50 { // beyond SnapshotEvery and CatchUp: compaction
+		if rep := c.do(l, InPropose, fmt.Sprintf("k%d=%d", k, k)); rep.Status != StatusOK {
+			t.Fatal(rep.Status)
+		}
+	}
+	lost := 0
+	c.lose = func(m *pb.Message) bool {
+		if m.GetType() != pb.MessageType_MsgSnap || lost > 0 {
+			return false
+		}
+		lost++
+		// The driver learns that the connection that carried it closed.
+		c.step(l, In{Kind: InPeerDown, Peer: m.GetTo()})
+		return true
+	}
+	c.start(f)
+	c.advance(time.Second)
+	if lost == 0 {
+		t.Fatal("the leader sent no snapshot to the follower that fell behind")
+	}
+	if rep := c.do(f, InRead, "k49"); rep.Status != StatusOK || string(rep.Data) != "49" {
+		t.Fatalf("read at the follower after its snapshot was lost: %v %q, want ok \"49\"", rep.Status, rep.Data)
 	}
 }
 
