@@ -99,6 +99,9 @@ const (
 	// InRead: a client asks for Req.Data to be answered by App.Query at a
 	// linearizable point.
 	InRead
+	// InUnreachable: a message to replica Peer was dropped (its
+	// connection's queue is full); the connection may still be up.
+	InUnreachable
 )
 
 // In is one input of a Replica.
@@ -354,6 +357,8 @@ func (r *Replica) Step(now time.Duration, in In) error {
 		return r.rn.Step(in.Msg)
 	case InPeerDown:
 		r.peerDown(in.Peer)
+	case InUnreachable:
+		r.unreachable(in.Peer)
 	case InPropose:
 		r.submit(in.Req, false)
 	case InRead:
@@ -414,19 +419,23 @@ func (r *Replica) tick() {
 	}
 }
 
+// unreachable tells Raft that messages to id were lost. A snapshot among
+// them would leave a leader waiting for it for good (Raft sends nothing
+// more to a replica in StateSnapshot until told how the snapshot went), so
+// it is reported failed; the leader sends it again once id answers.
+// Nothing happens if no snapshot is pending for id.
+func (r *Replica) unreachable(id uint64) {
+	r.rn.ReportUnreachable(id)
+	r.rn.ReportSnapshot(id, raft.SnapshotFailure)
+}
+
 // peerDown tells Raft that the connection with replica id closed, and
 // what was sent on it may be lost. A follower forgets a leader whose
 // connection closed and campaigns, the replicas that remain taking turns
 // by id: the leader's process is most likely gone, and PreVote keeps a
 // replica cut off alone from disrupting a leader the others still hear.
 func (r *Replica) peerDown(id uint64) {
-	r.rn.ReportUnreachable(id)
-	// A snapshot sent to id may have been lost with the connection: a
-	// leader that waits for it stops replicating to id for good (Raft
-	// sends nothing more to a replica in StateSnapshot until told how the
-	// snapshot went), so say it failed; the leader sends it again once id
-	// answers. Nothing happens if no snapshot is pending for id.
-	r.rn.ReportSnapshot(id, raft.SnapshotFailure)
+	r.unreachable(id)
 	st := r.rn.BasicStatus()
 	if id == r.cfg.ID || st.Lead != id || st.RaftState == raft.StateLeader {
 		return

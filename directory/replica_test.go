@@ -275,6 +275,17 @@ func TestReplicaRestartFromStoreKeepsCommitted(t *testing.T) {
 // leader must send it again rather than wait for it for ever, and the
 // follower catches up.
 func TestReplicaSnapshotLostWithItsConnectionIsSentAgain(t *testing.T) {
+	testSnapshotLost(t, InPeerDown)
+}
+
+func TestReplicaSnapshotDroppedFromAFullQueueIsSentAgain(t *testing.T) {
+	testSnapshotLost(t, InUnreachable)
+}
+
+// testSnapshotLost loses the leader's first snapshot to a follower, and
+// tells the leader with an input of kind (the connection closed, or the
+// message was dropped).
+func testSnapshotLost(t *testing.T, kind InKind) {
 	c := newCluster(t, 3)
 	l := c.waitLeader(2 * time.Second)
 	f := (l + 1) % 3
@@ -290,8 +301,9 @@ func TestReplicaSnapshotLostWithItsConnectionIsSentAgain(t *testing.T) {
 			return false
 		}
 		lost++
-		// The driver learns that the connection that carried it closed.
-		c.step(l, In{Kind: InPeerDown, Peer: m.GetTo()})
+		// The driver learns that the connection that carried it closed,
+		// or that it dropped it.
+		c.step(l, In{Kind: kind, Peer: m.GetTo()})
 		return true
 	}
 	c.start(f)

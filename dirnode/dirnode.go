@@ -373,6 +373,8 @@ func (s *Server) send(m *pb.Message) {
 	}
 	if len(o.pending) < sendQueue {
 		o.pending = append(o.pending, f)
+	} else {
+		s.loop.Step(directory.In{Kind: directory.InUnreachable, Peer: to})
 	}
 	if !o.dialing && !s.loop.Wall().Before(o.retry) {
 		o.dialing = true
