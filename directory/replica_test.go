@@ -39,6 +39,7 @@ type cluster struct {
 	stores  []*MemStore
 	down    []bool
 	queue   []*pb.Message
+	hold    bool // deliver leaves the queue alone
 	replies map[uint64]Reply
 	handle  uint64
 	// lose, if set, says which messages the network loses.
@@ -111,7 +112,7 @@ func (c *cluster) flush(i int) {
 
 // deliver delivers queued messages until none are left.
 func (c *cluster) deliver() {
-	for len(c.queue) > 0 {
+	for len(c.queue) > 0 && !c.hold {
 		m := c.queue[0]
 		c.queue = c.queue[1:]
 		to := int(m.GetTo()) - 1
@@ -119,6 +120,19 @@ func (c *cluster) deliver() {
 			continue
 		}
 		c.step(to, In{Kind: InMsg, Msg: m})
+	}
+}
+
+// deliverRound delivers the messages queued now, not those they cause.
+func (c *cluster) deliverRound() {
+	n := len(c.queue)
+	msgs := c.queue[:n:n]
+	c.queue = c.queue[n:]
+	for _, m := range msgs {
+		to := int(m.GetTo()) - 1
+		if !c.down[to] && !c.down[m.GetFrom()-1] {
+			c.step(to, In{Kind: InMsg, Msg: m})
+		}
 	}
 }
 
@@ -386,5 +400,76 @@ func TestReplicaHoldsBoundedRequestsWithoutLeader(t *testing.T) {
 	c.step(0, In{Kind: InPropose, Req: Request{Handle: maxParked + 1, Data: []byte("a=1")}})
 	if rep, ok := c.replies[maxParked+1]; !ok || rep.Status != StatusNoLeader {
 		t.Fatalf("a request beyond the bound: %+v, %v; want an answer at once", rep, ok)
+	}
+}
+
+// campaigning lists the replicas running an election.
+func (c *cluster) campaigning() []int {
+	var out []int
+	for i, r := range c.r {
+		if st := r.Status().State; !c.down[i] && (st == raft.StateCandidate || st == raft.StatePreCandidate) {
+			out = append(out, i+1)
+		}
+	}
+	return out
+}
+
+// TestReplicaFastCampaignLetsItsElectionFinish: the replica that
+// campaigns first after the leader's connection closed, still a candidate
+// when its next fast attempt comes (the votes are slow), lets its
+// election run instead of starting another, which abandoned the first and
+// cost a term and a round trip more each time.
+func TestReplicaFastCampaignLetsItsElectionFinish(t *testing.T) {
+	c := newCluster(t, 3)
+	old := c.waitLeader(2 * time.Second)
+	term := c.r[old].Status().Term
+	c.hold = true
+	c.crash(old)
+	first := c.campaigning()
+	if len(first) != 1 {
+		t.Fatalf("replicas %v campaign at once after the leader's crash, want one", first)
+	}
+	c.deliverRound() // the pre-votes
+	c.deliverRound() // their answers: a candidate, asking for votes
+	if st := c.r[first[0]-1].Status(); st.State != raft.StateCandidate || st.Term != term+1 {
+		t.Fatalf("replica %d is %v in term %d, want a candidate in term %d", first[0], st.State, st.Term, term+1)
+	}
+	c.advance(3 * DefaultFastStep) // the votes are slow
+	c.hold = false
+	c.deliver()
+	l := c.waitLeader(time.Second)
+	if st := c.r[l].Status(); l != first[0]-1 || st.Term != term+1 {
+		t.Errorf("replica %d leads in term %d; want replica %d, elected in term %d, its first candidacy", l+1, st.Term, first[0], term+1)
+	}
+}
+
+// TestReplicaFastCampaignDefersToAnotherElection: a replica that voted in
+// the election another began after the leader's connection closed does
+// not campaign itself when its turn comes, though it has not heard from
+// the new leader yet: its campaign would depose the leader just elected.
+func TestReplicaFastCampaignDefersToAnotherElection(t *testing.T) {
+	c := newCluster(t, 5)
+	old := c.waitLeader(2 * time.Second)
+	term := c.r[old].Status().Term
+	c.hold = true
+	c.crash(old)
+	for range 4 { // pre-votes, answers, votes, answers
+		c.deliverRound()
+	}
+	l := c.leader()
+	if l < 0 || c.r[l].Status().Term != term+1 {
+		t.Fatalf("no leader in term %d after one election", term+1)
+	}
+	// The new leader's first appends are slow; every other replica's
+	// turn to campaign comes.
+	c.advance(5 * DefaultFastStep)
+	if cs := c.campaigning(); len(cs) > 0 {
+		t.Errorf("replicas %v campaign though they voted for replica %d, elected in term %d", cs, l+1, term+1)
+	}
+	c.hold = false
+	c.deliver()
+	c.advance(DefaultTick)
+	if now := c.leader(); now != l || c.r[l].Status().Term != term+1 {
+		t.Errorf("replica %d leads (term %d); want replica %d, still in term %d", now+1, c.r[max(now, 0)].Status().Term, l+1, term+1)
 	}
 }

@@ -27,24 +27,31 @@ type Fault struct {
 	// cut (Peer's link to the next process), bridge (Peer bridges lower and
 	// higher ids), delay (D on Peer's link to the next process; 0 lifts
 	// it), undelay (lift every delay), heal (the network: cuts and delays);
-	// and for a GroupSim, leave (Peer's member leaves the group).
+	// for a GroupSim, leave (Peer's member leaves the group); for a
+	// DirSim, crashall (every replica) and, in place of a process, the
+	// leader (Peer LeaderPeer, written "leader").
 	Op   string
 	Peer int
 	D    time.Duration // for delay
 }
 
 func (f Fault) String() string {
+	peer := strconv.Itoa(f.Peer)
+	if f.Peer == LeaderPeer {
+		peer = "leader"
+	}
 	switch f.Op {
-	case "heal", "undelay":
+	case "heal", "undelay", "crashall":
 		return fmt.Sprintf("%v %s", f.At, f.Op)
 	case "delay":
-		return fmt.Sprintf("%v %s %d %v", f.At, f.Op, f.Peer, f.D)
+		return fmt.Sprintf("%v %s %s %v", f.At, f.Op, peer, f.D)
 	}
-	return fmt.Sprintf("%v %s %d", f.At, f.Op, f.Peer)
+	return fmt.Sprintf("%v %s %s", f.At, f.Op, peer)
 }
 
 var ops = map[string]bool{"crash": true, "start": true, "pause": true, "resume": true, "reset": true,
-	"split": true, "isolate": true, "cut": true, "bridge": true, "delay": true, "undelay": true, "heal": true}
+	"split": true, "isolate": true, "cut": true, "bridge": true, "delay": true, "undelay": true, "heal": true,
+	"crashall": true}
 
 // Schedule is a run of the simulator: N peers, all started at time zero,
 // a seed for every delay and race, and faults. Run with the same seed and
@@ -121,7 +128,7 @@ func ParseSchedule(s string) (Schedule, error) {
 		}
 		want := 3
 		switch f.Op {
-		case "heal", "undelay":
+		case "heal", "undelay", "crashall":
 			want = 2
 		case "delay":
 			want = 4
@@ -130,7 +137,9 @@ func ParseSchedule(s string) (Schedule, error) {
 			return sc, fmt.Errorf("fault %q: %s takes %d words", item, f.Op, want)
 		}
 		if want > 2 {
-			if f.Peer, err = strconv.Atoi(w[2]); err != nil || f.Peer < 0 || f.Peer >= sc.N {
+			if w[2] == "leader" {
+				f.Peer = LeaderPeer
+			} else if f.Peer, err = strconv.Atoi(w[2]); err != nil || f.Peer < 0 || f.Peer >= sc.N {
 				return sc, fmt.Errorf("fault %q: bad peer %q", item, w[2])
 			}
 		}

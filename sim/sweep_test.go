@@ -19,8 +19,8 @@ import (
 )
 
 var (
-	scheduleFlag = flag.String("schedule", "", "TestReplay runs this schedule (as printed by a failing sweep) instead of its regressions")
-	historyFlag  = flag.Bool("history", false, "TestReplay prints the history of the schedule it runs")
+	scheduleFlag = flag.String("schedule", "", "TestReplay (peers) or TestDirSweep (directory) runs this schedule, as printed by a failing sweep")
+	historyFlag  = flag.Bool("history", false, "TestReplay and TestDirSweep print the history of the schedule they replay")
 )
 
 // sweepCount is the number of schedules of the default sweep.

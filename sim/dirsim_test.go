@@ -1,0 +1,164 @@
+package sim
+
+import (
+	"strings"
+	"testing"
+	"testing/cryptotest"
+	"time"
+
+	"github.com/conclave/conclave/check"
+	"github.com/conclave/conclave/directory"
+)
+
+// newDir returns a started directory of n replicas and clients clients,
+// with crypto/rand drawn from seed, once a leader is elected.
+func newDir(t *testing.T, cfg DirConfig) *DirSim {
+	t.Helper()
+	cryptotest.SetGlobalRandom(t, cfg.Seed)
+	s, err := NewDir(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// waitDirLeader runs s until a replica other than not leads, and returns
+// it with the time that took.
+func waitDirLeader(t *testing.T, s *DirSim, not int, limit time.Duration) (int, time.Duration) {
+	t.Helper()
+	start := s.Now()
+	if !s.RunUntil(start+limit, func() bool { l := s.Leader(); return l >= 0 && l != not }) {
+		t.Fatalf("at %v: no new leader within %v", s.Now(), limit)
+	}
+	return s.Leader(), s.Now() - start
+}
+
+// do runs s until call is done, and fails unless it was answered.
+func do(t *testing.T, s *DirSim, call *DirCall) check.DirOp {
+	t.Helper()
+	s.RunUntil(s.Now()+2*s.Config().Deadline, func() bool { return call.Done })
+	if !call.Done || !call.Op.Known {
+		t.Fatalf("at %v: %s %s got no answer (%d tries)", s.Now(), call.Op.Kind, call.Op.Topic, call.Tries)
+	}
+	return call.Op
+}
+
+// TestDirLeaderCrashFailsOverFast: when the leader's process dies, the
+// others see its connections close (InPeerDown) and elect a new leader
+// within a few fast steps, far below an election timeout, and the
+// directory answers again at once.
+func TestDirLeaderCrashFailsOverFast(t *testing.T) {
+	for _, n := range []int{3, 5} {
+		eachSeed(t, func(t *testing.T, seed uint64) {
+			s := newDir(t, DirConfig{Replicas: n, Clients: 1, Seed: seed})
+			s.StartAll()
+			old, _ := waitDirLeader(t, s, -1, 2*time.Second)
+			do(t, s, s.Announce(0, "before", "total"))
+			crashed := s.Now()
+			s.Crash(old)
+			l, took := waitDirLeader(t, s, old, 2*time.Second)
+			// The close reaches the followers after a one-way delay (up to
+			// MaxDelay); the first in rank campaigns at once, the next one
+			// fast step later; a pre-vote and a vote round take two round
+			// trips.
+			bound := 50 * time.Millisecond
+			if took > bound {
+				t.Errorf("replica %d leads %v after leader %d crashed; want within %v (an election timeout is %v)",
+					l, took, old, bound, directory.DefaultElectionTicks*directory.DefaultTick)
+			}
+			op := do(t, s, s.Lookup(0, "before"))
+			if op.Code != check.DirOK {
+				t.Errorf("lookup after failover: %s", op.Code)
+			}
+			t.Logf("%d replicas: replica %d leads %v after the crash of %d; the next lookup answered %v after the crash",
+				n, l, took, old, op.Return-crashed)
+		})
+	}
+}
+
+// TestDirPausedLeaderReplacedAfterTimeout: a hung leader keeps its
+// connections open, so nothing tells the followers; they elect another
+// only once an election timeout has passed without its heartbeats.
+func TestDirPausedLeaderReplacedAfterTimeout(t *testing.T) {
+	eachSeed(t, func(t *testing.T, seed uint64) {
+		s := newDir(t, DirConfig{Replicas: 3, Seed: seed})
+		s.StartAll()
+		old, _ := waitDirLeader(t, s, -1, 2*time.Second)
+		s.RunFor(100 * time.Millisecond)
+		s.Pause(old)
+		l, took := waitDirLeader(t, s, old, 2*time.Second)
+		timeout := directory.DefaultElectionTicks * directory.DefaultTick
+		// The last heartbeat came at most a tick before the pause.
+		if took < timeout-directory.DefaultTick {
+			t.Errorf("replica %d leads %v after leader %d hung; want after an election timeout (%v)", l, took, old, timeout)
+		}
+		t.Logf("replica %d leads %v after leader %d hung", l, took, old)
+	})
+}
+
+// TestDirAckBeforeSyncLosesAnnounce shows that the checkers see a replica
+// that acknowledges before its writes are durable: with the test-only
+// ackBeforeSync a replica carries out the effects that follow an
+// OutPersist without waiting for the disk's Sync (on a slow disk, 10 to
+// 20 ms a sync). An announce is acknowledged, every replica crashes at
+// once, and once they are back the topic is unknown: porcupine rejects
+// the history. The same run with the replicas waiting for their syncs
+// keeps the announce.
+func TestDirAckBeforeSyncLosesAnnounce(t *testing.T) {
+	eachSeed(t, func(t *testing.T, seed uint64) {
+		for _, broken := range []bool{false, true} {
+			s := newDir(t, DirConfig{Replicas: 3, Clients: 1, Seed: seed, MinSync: 10 * time.Millisecond, MaxSync: 20 * time.Millisecond})
+			s.ackBeforeSync = broken
+			s.StartAll()
+			waitDirLeader(t, s, -1, 2*time.Second)
+			if op := do(t, s, s.Announce(0, "prices", "total")); op.Code != check.DirOK {
+				t.Fatalf("announce: %s", op.Code)
+			}
+			s.Apply(Fault{Op: "crashall"})
+			for i := range 3 {
+				s.Start(i)
+			}
+			found := do(t, s, s.Lookup(0, "prices")).Code == check.DirOK
+			err := check.Linearizable(s.CheckedOps(), time.Minute)
+			switch {
+			case !broken && (err != nil || !found):
+				t.Errorf("replicas that wait for their syncs lost an acknowledged announce: %v", err)
+			case broken && (err == nil || found):
+				t.Errorf("acknowledging before the sync, the announce survived a full crash (found %v), or porcupine accepted its loss", found)
+			case broken:
+				if !strings.Contains(err.Error(), `topic "prices"`) {
+					t.Errorf("porcupine's report does not name the topic: %v", err)
+				}
+				t.Logf("rejected: %v", err)
+			}
+		}
+	})
+}
+
+// TestDirFreshSeqBreaksExactlyOnce shows that the checkers see a broken
+// exactly once: with the test-only freshSeq, a client retries a command
+// under a new sequence number, so a command that timed out at one replica
+// but committed anyway takes effect a second time. Announces and
+// subscribes are idempotent in the directory's model (the second
+// announce of a topic gets the group of the first), so porcupine cannot
+// see it; CheckExactlyOnce, which follows each client's commands through
+// the applied log, does. The sweep's schedules of these seeds pass with
+// the switch off (TestDirSweep).
+func TestDirFreshSeqBreaksExactlyOnce(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 4} {
+		run := runDirSeeded(t, RandomDirSchedule(seed), func(s *DirSim) { s.freshSeq = true })
+		eo := run.Sim.CheckExactlyOnce()
+		if len(eo) == 0 {
+			t.Errorf("seed %d: no operation took effect twice with fresh sequence numbers on retries", seed)
+		}
+		for _, v := range eo {
+			if !strings.Contains(v, "took effect 2 times") {
+				t.Errorf("seed %d: %s", seed, v)
+			}
+		}
+		if err := check.Linearizable(run.Sim.CheckedOps(), time.Minute); err != nil {
+			t.Errorf("seed %d: porcupine rejects the history: %v", seed, err)
+		}
+		t.Logf("seed %d: %s", seed, strings.Join(eo, "; "))
+	}
+}
