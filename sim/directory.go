@@ -263,8 +263,8 @@ type DirCall struct {
 	data            []byte
 	seqs            []uint64 // the sequence numbers it was sent with
 	deadline        time.Duration
-	try             int    // the replica to ask next
-	round           int    // replicas asked in this round
+	try             int // the replica to ask next
+	round           int // replicas asked in this round
 	backoff         time.Duration
 	req             uint64 // the request under way; 0: none
 }
