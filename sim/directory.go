@@ -267,6 +267,7 @@ type DirCall struct {
 	round           int // replicas asked in this round
 	backoff         time.Duration
 	req             uint64 // the request under way; 0: none
+	first           int    // 1 + the replica to ask first; 0: the last that answered
 }
 
 // dirRequest is a client's request on a connection to a replica.
@@ -683,8 +684,18 @@ func (c *dirClient) next() {
 // dirGap is the least time between two operations of a client.
 const dirGap = time.Microsecond
 
-// random draws an operation of the workload.
+// random draws an operation of the workload. One in three goes first
+// to a replica drawn at random rather than to the last that answered,
+// so that followers forward proposals and reads.
 func (c *dirClient) random() *DirCall {
+	call := c.randomOp()
+	if c.s.crng.IntN(3) == 0 {
+		call.first = c.s.crng.IntN(len(c.s.reps)) + 1
+	}
+	return call
+}
+
+func (c *dirClient) randomOp() *DirCall {
 	s := c.s
 	topic := "t" + strconv.Itoa(s.crng.IntN(s.cfg.Topics))
 	switch s.crng.IntN(10) {
@@ -721,6 +732,9 @@ func (c *dirClient) begin(call *DirCall) {
 	call.deadline = s.now + s.cfg.Deadline
 	call.backoff = 5 * time.Millisecond
 	call.try = c.leader
+	if call.first > 0 {
+		call.try = call.first - 1
+	}
 	if call.read {
 		call.data = directory.LookupQuery(call.Op.Topic)
 	} else {

@@ -16,11 +16,14 @@ import (
 // time of the fault (DirSim.Apply); schedules write it "leader".
 const LeaderPeer = -1
 
-// Apply performs one fault now, as Net.Apply does, with two additions: a
-// Peer of LeaderPeer is the replica that leads then (replica 0 if none
-// does), and crashall crashes every replica at once. Faults name
-// replicas; the clients' processes are only ever on one side of a
-// partition (the higher ids').
+// Apply performs one fault now, as Net.Apply does, with these
+// differences: a Peer of LeaderPeer is the replica that leads then
+// (replica 0 if none does); crashall crashes every replica at once;
+// reset, cut and delay act on the link from replica Peer to the next
+// replica. Partitions split the replicas as Net.Apply does, and put
+// client 0 with the lower ids (the isolated replica, the first half),
+// the other clients with the rest, so that a client may be cut off with
+// a minority, even with a deposed leader.
 func (s *DirSim) Apply(f Fault) {
 	if f.Op == "crashall" {
 		for i := range s.reps {
@@ -33,28 +36,58 @@ func (s *DirSim) Apply(f Fault) {
 	}
 	r := len(s.reps)
 	next := (f.Peer + 1) % r
+	var a, b []int // replicas
 	switch f.Op {
 	case "reset":
 		s.Reset(f.Peer, next)
+		return
 	case "cut":
 		s.Cut(f.Peer, next)
+		return
 	case "delay":
 		s.Delay(f.Peer, next, f.D)
+		return
 	case "split":
-		var a, b []int
-		for i := range s.procs {
-			if i <= f.Peer {
+		p := min(f.Peer, r-2) // a split must split the replicas
+		for i := range r {
+			if i <= p {
 				a = append(a, i)
 			} else {
 				b = append(b, i)
 			}
 		}
-		if len(b) == len(s.procs)-r { // a split must split the replicas
-			a, b = a[:len(a)-1], append([]int{a[len(a)-1]}, b...)
+	case "isolate":
+		a = []int{f.Peer}
+		for i := range r {
+			if i != f.Peer {
+				b = append(b, i)
+			}
 		}
-		s.Partition(a, b)
+	case "bridge":
+		for i := range r {
+			switch {
+			case i == f.Peer:
+			case i < f.Peer || (f.Peer == 0 && i == 1):
+				a = append(a, i)
+			default:
+				b = append(b, i)
+			}
+		}
 	default:
 		s.Net.Apply(f)
+		return
+	}
+	for k := range s.clients {
+		if k == 0 {
+			a = append(a, r+k)
+		} else {
+			b = append(b, r+k)
+		}
+	}
+	if f.Op == "bridge" {
+		s.Bridge(a, b, f.Peer)
+	} else {
+		s.Partition(a, b)
 	}
 }
 
@@ -128,7 +161,9 @@ type DirRun struct {
 }
 
 // RunDir runs sc on a simulated directory of sc.N replicas and
-// DirSweepClients clients: it starts every process and the workload,
+// DirSweepClients clients (replicas snapshot every 64 entries and keep 16
+// behind; a client waits 300 ms for a replica and gives an operation up
+// after a second): it starts every process and the workload,
 // applies the faults at their times, lets the workload run on for a
 // second after the last fault, then stops it, waits for the clients to
 // finish, and has client 0 announce a new topic and look it up. The
@@ -136,7 +171,8 @@ type DirRun struct {
 // crypto/rand: a test makes runs replayable with
 // testing/cryptotest.SetGlobalRandom.
 func RunDir(sc Schedule, tweak func(*DirSim)) DirRun {
-	s, err := NewDir(DirConfig{Replicas: sc.N, Clients: DirSweepClients, Seed: sc.Seed, SnapshotEvery: 64, CatchUp: 16})
+	s, err := NewDir(DirConfig{Replicas: sc.N, Clients: DirSweepClients, Seed: sc.Seed, SnapshotEvery: 64, CatchUp: 16,
+		Attempt: 300 * time.Millisecond, Deadline: time.Second})
 	if err != nil {
 		panic(err)
 	}

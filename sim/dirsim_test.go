@@ -145,20 +145,24 @@ func TestDirAckBeforeSyncLosesAnnounce(t *testing.T) {
 // the applied log, does. The sweep's schedules of these seeds pass with
 // the switch off (TestDirSweep).
 func TestDirFreshSeqBreaksExactlyOnce(t *testing.T) {
-	for _, seed := range []uint64{1, 2, 4} {
+	var caught []uint64
+	for seed := uint64(1); seed <= 20; seed++ {
 		run := runDirSeeded(t, RandomDirSchedule(seed), func(s *DirSim) { s.freshSeq = true })
 		eo := run.Sim.CheckExactlyOnce()
-		if len(eo) == 0 {
-			t.Errorf("seed %d: no operation took effect twice with fresh sequence numbers on retries", seed)
-		}
 		for _, v := range eo {
-			if !strings.Contains(v, "took effect 2 times") {
+			if !strings.Contains(v, "took effect 2 times") && !strings.Contains(v, "took effect 3 times") {
 				t.Errorf("seed %d: %s", seed, v)
 			}
 		}
 		if err := check.Linearizable(run.Sim.CheckedOps(), time.Minute); err != nil {
 			t.Errorf("seed %d: porcupine rejects the history: %v", seed, err)
 		}
-		t.Logf("seed %d: %s", seed, strings.Join(eo, "; "))
+		if len(eo) > 0 {
+			caught = append(caught, seed)
+			t.Logf("seed %d: %s", seed, strings.Join(eo, "; "))
+		}
+	}
+	if len(caught) < 3 {
+		t.Errorf("a double effect seen in the schedules of seeds %v of 1 to 20; want at least 3", caught)
 	}
 }
