@@ -43,9 +43,13 @@ type DirConfig struct {
 	// disks' (NetConfig).
 	MinDelay, MaxDelay time.Duration
 	MinSync, MaxSync   time.Duration
-	// Topics is the number of topics the workload uses, t0 to
-	// t<Topics-1> (default 6).
-	Topics int
+	// Topics is the number of topics the workload uses at a time
+	// (default 6); every TopicEvery (default 200ms) the window moves on
+	// by one: at time T, topics t<k> to t<k+Topics-1>, k = T/TopicEvery.
+	// New topics keep coming, so that a stale read or a lost announce
+	// shows: an old topic's QoS and group never change.
+	Topics     int
+	TopicEvery time.Duration
 	// Think bounds a client's pause between two operations of the
 	// workload (default 20ms).
 	Think time.Duration
@@ -67,6 +71,9 @@ func (c *DirConfig) defaults() error {
 	}
 	if c.Topics <= 0 {
 		c.Topics = 6
+	}
+	if c.TopicEvery <= 0 {
+		c.TopicEvery = 200 * time.Millisecond
 	}
 	if c.Think <= 0 {
 		c.Think = 20 * time.Millisecond
@@ -212,7 +219,8 @@ func (s *DirSim) Ops() []check.DirOp { return s.ops }
 
 // Workload starts (on) or stops the clients' random workload: each
 // client in turn announces a topic with a QoS (vsync or total), subscribes
-// to a topic or looks one up, then pauses up to DirConfig.Think. Stopped,
+// to a topic or looks one up (of the DirConfig.Topics of the moment),
+// then pauses up to DirConfig.Think. Stopped,
 // a client finishes the operation under way and begins no other.
 func (s *DirSim) Workload(on bool) {
 	s.work = on
@@ -697,7 +705,7 @@ func (c *dirClient) random() *DirCall {
 
 func (c *dirClient) randomOp() *DirCall {
 	s := c.s
-	topic := "t" + strconv.Itoa(s.crng.IntN(s.cfg.Topics))
+	topic := "t" + strconv.Itoa(int(s.now/s.cfg.TopicEvery)+s.crng.IntN(s.cfg.Topics))
 	switch s.crng.IntN(10) {
 	case 0, 1, 2, 3:
 		qos := "vsync"
