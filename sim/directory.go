@@ -129,6 +129,7 @@ type DirSim struct {
 	// reject what follows.
 	ackBeforeSync bool // carry out effects after OutPersist without waiting for Sync
 	freshSeq      bool // a client's retry gets a new sequence number
+	localReads    bool // a replica answers a read from its own state at once
 }
 
 // dirClientCall is a finished operation with the sequence numbers its
@@ -597,6 +598,10 @@ func (m *dirReplica) request(c *conn, r dirRequest) {
 	}
 	m.handles++
 	m.reqs[m.handles] = dirPending{c: c, id: r.id}
+	if r.read && m.s.localReads {
+		m.reply(directory.Reply{Handle: m.handles, Data: m.state.Query(r.data)})
+		return
+	}
 	kind := directory.InPropose
 	if r.read {
 		kind = directory.InRead
