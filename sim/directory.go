@@ -29,8 +29,9 @@ type DirConfig struct {
 	Seed uint64
 	// MaxGroups is the directory's number of groups (default 4).
 	MaxGroups int
-	// Tick, ElectionTicks, FastStep, SnapshotEvery and CatchUp configure
-	// the replicas (directory.ReplicaConfig; its defaults if zero). Small
+	// Tick, ElectionTicks, FastStep, SnapshotEvery, CatchUp and
+	// RequestTimeout configure the replicas (directory.ReplicaConfig; its
+	// defaults if zero). Small
 	// SnapshotEvery and CatchUp make replicas snapshot, compact their logs
 	// and send snapshots to followers that fall behind.
 	Tick           time.Duration
