@@ -407,7 +407,11 @@ func (m *dirReplica) step(in directory.In) {
 // flush collects the replica's effects and carries them out in order,
 // up to one that waits for a sync; it arms the replica's timer.
 func (m *dirReplica) flush() {
-	m.queue = append(m.queue, m.r.Ready()...)
+	if rd := m.r.Ready(); len(m.queue) == 0 {
+		m.queue = rd
+	} else {
+		m.queue = append(m.queue, rd...)
+	}
 	m.drain()
 	m.s.arm(m.p, &m.timer, m.started+m.r.Deadline(), m.tick)
 }
@@ -643,7 +647,8 @@ type dirClient struct {
 	conns  map[int]*clientConn
 	cur    *DirCall
 	queue  []*DirCall
-	waking bool // a wake-up for the next operation is pending
+	waking bool   // a wake-up for the next operation is pending
+	wakes  uint64 // numbers wake-ups: only the last counts
 }
 
 type clientConn struct {
@@ -673,15 +678,23 @@ func (c *dirClient) submit(call *DirCall) *DirCall {
 // concurrent, and a step takes no simulated time.
 func (c *dirClient) next() {
 	s := c.s
-	if c.cur != nil || !c.p.running || c.waking || len(c.queue) == 0 && !s.work {
+	switch {
+	case c.cur != nil || !c.p.running:
+		return
+	case len(c.queue) == 0 && (!s.work || c.waking):
 		return
 	}
 	pause := dirGap
 	if len(c.queue) == 0 {
 		pause += time.Duration(s.crng.Int64N(int64(s.cfg.Think) + 1))
 	}
+	c.wakes++
+	w := c.wakes
 	c.waking = true
 	s.after(pause, func() {
+		if c.wakes != w {
+			return
+		}
 		c.waking = false
 		switch {
 		case c.cur != nil:

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"os"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"testing"
@@ -66,6 +67,7 @@ func TestDirSweep(t *testing.T) {
 	if v, err := strconv.ParseUint(os.Getenv("CONCLAVE_DIR_SWEEP_FROM"), 10, 64); err == nil {
 		first = v
 	}
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	start := time.Now()
 	ops, failed := 0, 0
 	for seed := first; seed < first+uint64(count) && failed < 3; seed++ {

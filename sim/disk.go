@@ -25,6 +25,10 @@ type file struct {
 	data    []byte // as the process reads it
 	durable []byte // what a crash leaves
 	synced  bool   // durable holds a sync's content
+	// shared says a sync under way, or durable, may share data's bytes:
+	// a write over them copies data first. Appends need no copy: a sync
+	// holds data's length of the time.
+	shared bool
 }
 
 // Disk returns process i's disk.
@@ -45,6 +49,10 @@ func (d *Disk) Write(name string, off int, b []byte) {
 		f = &file{}
 		d.files[name] = f
 	}
+	if f.shared && off < len(f.data) {
+		f.data = slices.Clone(f.data)
+		f.shared = false
+	}
 	if end := off + len(b); end > len(f.data) {
 		f.data = append(f.data, make([]byte, end-len(f.data))...)
 	}
@@ -59,7 +67,8 @@ func (d *Disk) Sync(name string, done func()) {
 	n, p := d.n, d.p
 	var snap []byte
 	if f := d.files[name]; f != nil {
-		snap = append([]byte(nil), f.data...)
+		snap = f.data[:len(f.data):len(f.data)]
+		f.shared = true
 	}
 	at := max(n.now+n.syncTime(), d.last)
 	d.last = at
@@ -103,7 +112,7 @@ func (d *Disk) crash() {
 			delete(d.files, name)
 			continue
 		}
-		f.data = append(f.data[:0], f.durable...)
+		f.data, f.shared = slices.Clone(f.durable), false
 	}
 	d.crashes++
 	d.last = 0
