@@ -54,6 +54,10 @@ func TestDirSweep(t *testing.T) {
 			for _, e := range run.Sim.History() {
 				t.Log(eventlog.Format(e))
 			}
+			for _, op := range run.Sim.Ops() {
+				t.Logf("client %d: %s %s %s, %v to %v: known %v, %s %s %s", op.Client, op.Kind, op.Topic, op.QoS,
+					op.Call, op.Return, op.Known, op.Code, op.GotQoS, op.Group)
+			}
 		}
 		for _, v := range run.Check(dirCheckTimeout) {
 			t.Error(v)
