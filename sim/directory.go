@@ -518,11 +518,23 @@ func (m *dirReplica) send(msg *pb.Message) {
 	}
 	if len(o.pending) < dirSendQueue {
 		o.pending = append(o.pending, msg)
+	} else {
+		m.unreachable(to)
 	}
 	if !o.dialing && m.s.now >= o.retry {
 		o.dialing = true
 		m.dial(to, o)
 	}
+}
+
+// unreachable reports a message to replica to dropped from a full queue
+// while dialling, as dirnode does: the replica's next effects join the
+// queue being carried out.
+func (m *dirReplica) unreachable(to int) {
+	if err := m.r.Step(m.s.now-m.started, directory.In{Kind: directory.InUnreachable, Peer: uint64(to + 1)}); err != nil {
+		m.log(eventlog.BadMsg, eventlog.FieldError, err.Error())
+	}
+	m.queue = append(m.queue, m.r.Ready()...)
 }
 
 // dirDialTimeout is a replica's dial timeout, as dirnode's: an election
