@@ -45,11 +45,26 @@ func do(t *testing.T, s *DirSim, call *DirCall) check.DirOp {
 
 // TestDirLeaderCrashFailsOverFast: when the leader's process dies, the
 // others see its connections close (InPeerDown) and elect a new leader
-// within a few fast steps, far below an election timeout, and the
-// directory answers again at once.
+// within a few fast steps, far below an election timeout (200 to 400
+// ms), and the directory answers again at once. Over 30 seeds each for 3
+// and 5 replicas, every failover takes under 35 ms: the close reaches the
+// followers after a one-way delay, the first in rank campaigns at once,
+// and a pre-vote and a vote take a round trip each, with a disk sync at
+// both ends for the vote. With a fast step shorter than a pre-vote's
+// round trip (5 ms, the old default), the next in rank campaigned too and
+// split the vote, and failovers took up to 54 ms.
 func TestDirLeaderCrashFailsOverFast(t *testing.T) {
+	seeds := []uint64{*seedFlag}
+	if *seedFlag == 0 {
+		seeds = nil
+		for seed := uint64(1); seed <= 30; seed++ {
+			seeds = append(seeds, seed)
+		}
+	}
+	const bound = 35 * time.Millisecond
 	for _, n := range []int{3, 5} {
-		eachSeed(t, func(t *testing.T, seed uint64) {
+		var worst time.Duration
+		for _, seed := range seeds {
 			s := newDir(t, DirConfig{Replicas: n, Clients: 1, Seed: seed})
 			s.StartAll()
 			old, _ := waitDirLeader(t, s, -1, 2*time.Second)
@@ -57,22 +72,19 @@ func TestDirLeaderCrashFailsOverFast(t *testing.T) {
 			crashed := s.Now()
 			s.Crash(old)
 			l, took := waitDirLeader(t, s, old, 2*time.Second)
-			// The close reaches the followers after a one-way delay (up to
-			// MaxDelay); the first in rank campaigns at once, the next one
-			// fast step later; a pre-vote and a vote round take two round
-			// trips.
-			bound := 50 * time.Millisecond
+			worst = max(worst, took)
 			if took > bound {
-				t.Errorf("replica %d leads %v after leader %d crashed; want within %v (an election timeout is %v)",
-					l, took, old, bound, directory.DefaultElectionTicks*directory.DefaultTick)
+				t.Errorf("%d replicas, seed %d: replica %d leads %v after leader %d crashed; want within %v",
+					n, seed, l, took, old, bound)
 			}
-			op := do(t, s, s.Lookup(0, "before"))
-			if op.Code != check.DirOK {
-				t.Errorf("lookup after failover: %s", op.Code)
+			if op := do(t, s, s.Lookup(0, "before")); op.Code != check.DirOK {
+				t.Errorf("%d replicas, seed %d: lookup after failover: %s", n, seed, op.Code)
+			} else if *seedFlag != 0 {
+				t.Logf("replica %d leads %v after the crash of %d; the next lookup answered %v after the crash",
+					l, took, old, op.Return-crashed)
 			}
-			t.Logf("%d replicas: replica %d leads %v after the crash of %d; the next lookup answered %v after the crash",
-				n, l, took, old, op.Return-crashed)
-		})
+		}
+		t.Logf("%d replicas: a new leader at most %v after the leader's crash, over %d seeds", n, worst, len(seeds))
 	}
 }
 
