@@ -236,7 +236,7 @@ type Replica struct {
 type pending struct {
 	handle  uint64
 	read    bool
-	query   []byte
+	data    []byte // the client's command or query
 	expires time.Duration
 }
 
@@ -437,6 +437,7 @@ func (r *Replica) peerDown(id uint64) {
 		return
 	}
 	_ = r.rn.ForgetLeader()
+	r.resubmit()
 	rank := 0
 	for _, p := range r.cfg.Peers {
 		if p != id && p < r.cfg.ID {
@@ -452,6 +453,20 @@ func (r *Replica) peerDown(id uint64) {
 	r.fast = &fast{next: r.now + time.Duration(rank)*r.cfg.FastStep, term: st.HardState.GetTerm()}
 	if rank == 0 {
 		r.fastCampaign(r.fast)
+	}
+}
+
+// resubmit takes back the requests waiting here, which this follower
+// passed to a leader whose connection closed: they are likely lost with
+// it, so they wait for the next leader and go to it. A proposal that did
+// reach the old leader may then be applied twice; the App applies a
+// client's command once (by its sequence number), and the copy proposed
+// again answers the client.
+func (r *Replica) resubmit() {
+	for _, nonce := range slices.Sorted(maps.Keys(r.pending)) {
+		p := r.pending[nonce]
+		delete(r.pending, nonce)
+		r.submit(Request{Handle: p.handle, Data: p.data}, p.read)
 	}
 }
 
@@ -528,7 +543,7 @@ func (r *Replica) propose(req Request) {
 		r.reply(req.Handle, StatusNoLeader, nil)
 		return
 	}
-	r.pending[r.nonce] = pending{handle: req.Handle, expires: r.now + r.cfg.RequestTimeout}
+	r.pending[r.nonce] = pending{handle: req.Handle, data: req.Data, expires: r.now + r.cfg.RequestTimeout}
 }
 
 func (r *Replica) read(req Request) {
@@ -536,7 +551,7 @@ func (r *Replica) read(req Request) {
 	var ctx [16]byte
 	binary.BigEndian.PutUint64(ctx[:], r.cfg.Incarnation)
 	binary.BigEndian.PutUint64(ctx[8:], r.nonce)
-	r.pending[r.nonce] = pending{handle: req.Handle, read: true, query: req.Data, expires: r.now + r.cfg.RequestTimeout}
+	r.pending[r.nonce] = pending{handle: req.Handle, read: true, data: req.Data, expires: r.now + r.cfg.RequestTimeout}
 	r.rn.ReadIndex(ctx[:])
 }
 
@@ -653,7 +668,7 @@ func (r *Replica) answerReads() {
 		}
 		if p, ok := r.pending[w.nonce]; ok && p.read {
 			delete(r.pending, w.nonce)
-			r.reply(p.handle, StatusOK, r.cfg.App.Query(p.query))
+			r.reply(p.handle, StatusOK, r.cfg.App.Query(p.data))
 		}
 	}
 	r.reads = keep

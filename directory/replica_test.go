@@ -473,3 +473,40 @@ func TestReplicaFastCampaignDefersToAnotherElection(t *testing.T) {
 		t.Errorf("replica %d leads (term %d); want replica %d, still in term %d", now+1, c.r[max(now, 0)].Status().Term, l+1, term+1)
 	}
 }
+
+func TestReplicaRequestPassedToALeaderThatDiesGoesToTheNext(t *testing.T) {
+	c := newCluster(t, 3)
+	l := c.waitLeader(2 * time.Second)
+	f := (l + 1) % 3
+	// The follower passes the proposal and the read to the leader, which
+	// dies before it reads them.
+	c.lose = func(m *pb.Message) bool {
+		t := m.GetType()
+		return int(m.GetTo()-1) == l && (t == pb.MessageType_MsgProp || t == pb.MessageType_MsgReadIndex)
+	}
+	c.handle++
+	prop := c.handle
+	c.step(f, In{Kind: InPropose, Req: Request{Handle: prop, Data: []byte("a=1")}})
+	c.handle++
+	read := c.handle
+	c.step(f, In{Kind: InRead, Req: Request{Handle: read, Data: []byte("a")}})
+	c.deliver()
+	c.lose = nil
+	c.crash(l)
+	// Well within the request timeout (two election timeouts): answered
+	// by the next leader.
+	for start := c.now; c.now-start < time.Duration(DefaultElectionTicks)*DefaultTick; c.advance(DefaultTick) {
+		_, r1 := c.replies[read]
+		_, r2 := c.replies[prop]
+		if r1 && r2 {
+			break
+		}
+	}
+	if rep, ok := c.replies[prop]; !ok || rep.Status != StatusOK {
+		t.Fatalf("the proposal passed to the dead leader: %+v, %v; want it answered ok by the next leader", rep, ok)
+	}
+	// The read and the proposal were concurrent: it may see a=1 or not.
+	if rep, ok := c.replies[read]; !ok || rep.Status != StatusOK {
+		t.Fatalf("the read passed to the dead leader: %+v, %v", rep, ok)
+	}
+}
