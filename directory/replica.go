@@ -205,6 +205,20 @@ type Role struct {
 	Leader uint64
 }
 
+// RoleName is the name of a Raft state in logs and status: follower,
+// precandidate, candidate or leader.
+func RoleName(s raft.StateType) string {
+	switch s {
+	case raft.StateLeader:
+		return "leader"
+	case raft.StateCandidate:
+		return "candidate"
+	case raft.StatePreCandidate:
+		return "precandidate"
+	}
+	return "follower"
+}
+
 // Replica replicates an App with Raft. It is a pure machine: the driver
 // steps inputs in, carries out the effects Ready returns in order, and
 // steps InTick when Deadline comes.

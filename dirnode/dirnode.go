@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
@@ -217,7 +216,7 @@ type Status struct {
 }
 
 func statusOf(st directory.ReplicaStatus) Status {
-	return Status{ID: int(st.ID) - 1, Role: roleName(st.State), Term: st.Term, Leader: int(st.Leader) - 1,
+	return Status{ID: int(st.ID) - 1, Role: directory.RoleName(st.State), Term: st.Term, Leader: int(st.Leader) - 1,
 		Commit: st.Commit, Applied: st.Applied}
 }
 
@@ -337,22 +336,11 @@ func (s *Server) apply(o directory.Out) {
 		}
 		s.loop.Log(eventlog.DirApply, f)
 	case directory.OutRole:
-		s.loop.Log(eventlog.DirRole, map[string]any{eventlog.FieldRole: roleName(o.Role.State), eventlog.FieldTerm: o.Role.Term,
+		s.loop.Log(eventlog.DirRole, map[string]any{eventlog.FieldRole: directory.RoleName(o.Role.State), eventlog.FieldTerm: o.Role.Term,
 			eventlog.FieldLeader: int(o.Role.Leader) - 1})
 	}
 }
 
-func roleName(s raft.StateType) string {
-	switch s {
-	case raft.StateLeader:
-		return "leader"
-	case raft.StateCandidate:
-		return "candidate"
-	case raft.StatePreCandidate:
-		return "precandidate"
-	}
-	return "follower"
-}
 
 // send carries a Raft message to its replica, dialling it if needed.
 func (s *Server) send(m *pb.Message) {

@@ -450,23 +450,12 @@ func (m *dirReplica) drain() {
 		case directory.OutApplied:
 			m.applied(o.Applied)
 		case directory.OutRole:
-			m.log(eventlog.DirRole, eventlog.FieldRole, roleName(o.Role.State), eventlog.FieldTerm, o.Role.Term,
+			m.log(eventlog.DirRole, eventlog.FieldRole, directory.RoleName(o.Role.State), eventlog.FieldTerm, o.Role.Term,
 				eventlog.FieldLeader, int(o.Role.Leader)-1)
 		}
 	}
 }
 
-func roleName(s raft.StateType) string {
-	switch s {
-	case raft.StateLeader:
-		return "leader"
-	case raft.StateCandidate:
-		return "candidate"
-	case raft.StatePreCandidate:
-		return "precandidate"
-	}
-	return "follower"
-}
 
 // applied records an applied command, and any disagreement with what
 // another replica applied at the same index.
