@@ -341,7 +341,6 @@ func (s *Server) apply(o directory.Out) {
 	}
 }
 
-
 // send carries a Raft message to its replica, dialling it if needed.
 func (s *Server) send(m *pb.Message) {
 	to := m.GetTo()

@@ -456,7 +456,6 @@ func (m *dirReplica) drain() {
 	}
 }
 
-
 // applied records an applied command, and any disagreement with what
 // another replica applied at the same index.
 func (m *dirReplica) applied(a directory.Applied) {
