@@ -24,7 +24,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -43,39 +42,10 @@ type Event struct {
 // reserved are the keys of the header, which fields may not use.
 var reserved = map[string]bool{"ts": true, "node": true, "inc": true, "lc": true, "ev": true}
 
-// MarshalJSON writes the header keys first, then the fields in key order.
+// MarshalJSON writes the header keys first, then the fields in key order
+// (AppendJSON).
 func (e Event) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteString(`{"ts":`)
-	b.WriteString(strconv.Quote(e.TS.UTC().Format(time.RFC3339Nano)))
-	b.WriteString(`,"node":`)
-	writeJSON(&b, e.Node)
-	fmt.Fprintf(&b, `,"inc":%d,"lc":%d,"ev":`, e.Inc, e.LC)
-	writeJSON(&b, e.Ev)
-	keys := make([]string, 0, len(e.Fields))
-	for k := range e.Fields {
-		if !reserved[k] {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		b.WriteByte(',')
-		writeJSON(&b, k)
-		b.WriteByte(':')
-		v, err := json.Marshal(e.Fields[k])
-		if err != nil {
-			return nil, fmt.Errorf("eventlog: field %q: %w", k, err)
-		}
-		b.Write(v)
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
-}
-
-func writeJSON(b *bytes.Buffer, s string) {
-	v, _ := json.Marshal(s) // strings always marshal
-	b.Write(v)
+	return AppendJSON(nil, e)
 }
 
 // UnmarshalJSON reads a line written by MarshalJSON.

@@ -2,6 +2,7 @@ package eventlog
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,7 +16,8 @@ import (
 
 // Writer appends events of one process to a log. It is safe for concurrent
 // use. Each line is written with one write call, so a killed process leaves at
-// most its last line incomplete.
+// most its last line incomplete. Each event is encoded once, into a buffer
+// the Writer reuses; the same line can also go to a Stream (Tee).
 //
 // A line that cannot be written is lost, and counted: the log is never
 // left with part of a line when the destination can be cut back (a file),
@@ -24,26 +26,36 @@ import (
 // many.
 type Writer struct {
 	mu     sync.Mutex
-	w      io.Writer
+	out    lineWriter // its w is nil when lines only go to tee
+	tee    *Stream
 	node   string
 	inc    uint64
 	clock  *Clock
 	now    func() time.Time
 	onLoss func(error)
-	lines  int   // lines written or lost
-	lost   int   // lines lost
-	gap    int   // lines lost since the last line written
-	err    error // the first write error
-	torn   bool  // part of a line stayed: start the next on a line of its own
+	buf    []byte // the line being written, reused
+	lines  int    // lines written or lost
+	lost   int    // lines lost
+	err    error  // the first write error
 }
 
 // NewWriter returns a Writer for the process node of incarnation inc that
 // stamps events from clock; now supplies wall time (nil means time.Now).
+// w may be nil when the lines only go to a Stream (Tee).
 func NewWriter(w io.Writer, node string, inc uint64, clock *Clock, now func() time.Time) *Writer {
 	if now == nil {
 		now = time.Now
 	}
-	return &Writer{w: w, node: node, inc: inc, clock: clock, now: now}
+	return &Writer{out: lineWriter{w: w}, node: node, inc: inc, clock: clock, now: now}
+}
+
+// Tee sends every line written from now on to s as well, as it is
+// encoded for the log: s writes it from its own goroutine, and counts
+// its own losses (Stream.Err).
+func (w *Writer) Tee(s *Stream) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.tee = s
 }
 
 // OnLoss sets f to be called, once, when the first line is lost, with the
@@ -65,39 +77,30 @@ func (w *Writer) Log(ev string, fields map[string]any) Event {
 // Write writes e as it is. A line that cannot be written is counted, and
 // Err reports it; logging never stops the process.
 func (w *Writer) Write(e Event) {
-	line, err := json.Marshal(e)
+	w.mu.Lock()
+	line, err := AppendJSON(w.buf[:0], e)
 	if err != nil {
-		line, _ = json.Marshal(Event{TS: e.TS, Node: e.Node, Inc: e.Inc, LC: e.LC, Ev: LogError,
+		line, _ = AppendJSON(w.buf[:0], Event{TS: e.TS, Node: e.Node, Inc: e.Inc, LC: e.LC, Ev: LogError,
 			Fields: map[string]any{FieldError: err.Error(), FieldEvent: e.Ev}})
 	}
-	w.mu.Lock()
-	var buf []byte
-	if w.torn {
-		buf = append(buf, '\n')
+	line = append(line, '\n')
+	w.buf = line[:0]
+	if w.tee != nil {
+		// First, so that the stream's goroutine writes it while this one
+		// writes the log.
+		w.tee.add(e, line)
 	}
-	if w.gap > 0 {
-		// The LogLost line goes with the line, in the same write, and
-		// takes its stamp: both are written, or neither.
-		lost, _ := json.Marshal(Event{TS: e.TS, Node: e.Node, Inc: e.Inc, LC: e.LC, Ev: LogLost,
-			Fields: map[string]any{FieldLines: w.gap, FieldError: w.err.Error()}})
-		buf = append(append(buf, lost...), '\n')
-	}
-	buf = append(append(buf, line...), '\n')
-	w.lines++
-	n, err := w.w.Write(buf)
-	if err == nil && n < len(buf) {
-		err = io.ErrShortWrite
-	}
-	if err == nil {
-		w.torn, w.gap = false, 0
+	if w.out.w == nil {
 		w.mu.Unlock()
 		return
 	}
-	if n > 0 && !cutBack(w.w, n) {
-		w.torn = true
+	w.lines++
+	lost, err := w.out.write(e, line, 1, w.err)
+	if lost == 0 {
+		w.mu.Unlock()
+		return
 	}
-	w.lost++
-	w.gap++
+	w.lost += lost
 	var report func(error)
 	if w.err == nil {
 		w.err, report = err, w.onLoss
@@ -106,6 +109,76 @@ func (w *Writer) Write(e Event) {
 	if report != nil {
 		report(err)
 	}
+}
+
+// lineWriter writes whole lines to w: it never leaves part of a line in
+// a destination that can be cut back (a file); on one that cannot, the
+// next write starts on a line of its own.
+type lineWriter struct {
+	w    io.Writer
+	torn bool   // part of a line stayed: start the next on a line of its own
+	gap  int    // lines lost since the last line written
+	buf  []byte // a write with a newline or a LogLost line before it
+}
+
+// write writes data, n whole lines, with one write call. If lines were
+// lost before, a LogLost line goes first, in the same write, with the
+// stamp of first (the event of data's first line) and the error
+// firstErr: it is written with a line of data, or not at all. write
+// returns how many of the n lines were lost, and the error.
+func (lw *lineWriter) write(first Event, data []byte, n int, firstErr error) (lost int, err error) {
+	out, pre := data, 0
+	if lw.torn || lw.gap > 0 {
+		b := lw.buf[:0]
+		if lw.torn {
+			b = append(b, '\n')
+		}
+		if lw.gap > 0 {
+			msg := "unknown"
+			if firstErr != nil {
+				msg = firstErr.Error()
+			}
+			b, _ = AppendJSON(b, Event{TS: first.TS, Node: first.Node, Inc: first.Inc, LC: first.LC, Ev: LogLost,
+				Fields: map[string]any{FieldLines: lw.gap, FieldError: msg}})
+			b = append(b, '\n')
+		}
+		pre = len(b)
+		out = append(b, data...)
+		lw.buf = out[:0]
+	}
+	k, err := lw.w.Write(out)
+	if err == nil && k < len(out) {
+		err = io.ErrShortWrite
+	}
+	if err == nil {
+		lw.torn, lw.gap = false, 0
+		return 0, nil
+	}
+	// Keep the lines of data written whole, and the LogLost line with
+	// them; cut back the rest, or mark it torn.
+	whole, end := 0, 0
+	if k > pre {
+		if i := bytes.LastIndexByte(out[pre:k], '\n'); i >= 0 {
+			end = pre + i + 1
+			whole = bytes.Count(out[pre:end], []byte{'\n'})
+		}
+	}
+	if whole == 0 && lw.torn && k > 0 {
+		end = 1 // the newline that ends the torn line
+	}
+	switch {
+	case k > end && !cutBack(lw.w, k-end):
+		lw.torn = true
+	case end > 0:
+		lw.torn = false
+	}
+	lost = n - whole
+	if whole > 0 {
+		lw.gap = lost
+	} else {
+		lw.gap += lost
+	}
+	return lost, err
 }
 
 // cutBack removes the last n bytes written to w, if w is a file, and
@@ -127,7 +200,7 @@ func cutBack(w io.Writer, n int) bool {
 	return err == nil
 }
 
-// LostError reports lines a Writer could not write.
+// LostError reports lines a Writer or a Stream could not write.
 type LostError struct {
 	Lost, Lines int   // lines lost, of lines logged
 	Err         error // the first write error

@@ -90,6 +90,12 @@ type Config struct {
 	// OnEvent, if set, is called with every event the member logs, from
 	// the member's goroutine: it must not block.
 	OnEvent func(eventlog.Event)
+	// Events, if set, receives every event the member logs as the JSON
+	// lines of the event log, encoded once for the log and the stream, and
+	// written by the stream's goroutine, so the member never waits on its
+	// reader. Leave and Close flush it once the member has stopped; the
+	// caller closes it and reports its Err.
+	Events *eventlog.Stream
 	// MaxMessage bounds a message's size (default DefaultMaxMessage).
 	MaxMessage int
 }
@@ -241,7 +247,7 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 		return fail(err)
 	}
 	lc := host.LoopConfig[stack.Event, stack.Event]{Tick: stack.Tick{}, Apply: g.effect, OnStop: g.shutdown,
-		Name: cfg.Member, Inc: uint64(incarnation()), Observe: cfg.OnEvent}
+		Name: cfg.Member, Inc: uint64(incarnation()), Observe: cfg.OnEvent, Stream: cfg.Events}
 	if cfg.LogDir != "" {
 		if g.file, err = eventlog.Create(cfg.LogDir, cfg.Member); err != nil {
 			return fail(err)
@@ -370,8 +376,8 @@ func (g *Group) refused(addr string, _ *wire.Hello, reason string) {
 	}
 }
 
-// stop ends the loop, which closes the connections, and releases the
-// member's route and own host.
+// stop ends the loop, which closes the connections, releases the member's
+// route and own host, and waits for its events to be written.
 func (g *Group) stop() {
 	g.stopOnce.Do(func() {
 		g.unroute()
@@ -379,6 +385,9 @@ func (g *Group) stop() {
 		<-g.loop.Done()
 		if g.ownHost {
 			g.host.Close()
+		}
+		if g.cfg.Events != nil {
+			g.cfg.Events.Flush()
 		}
 	})
 }

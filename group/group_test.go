@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -300,5 +301,71 @@ func TestContactsThatDoNotAnswer(t *testing.T) {
 	defer g.Close()
 	if v := g.View(); len(v.Members) != 1 || v.Members[0].ID != g.Me().ID {
 		t.Fatalf("with Found: view %v, want carol alone", v.IDs())
+	}
+}
+
+// gate is a destination whose writes wait until the test opens it.
+type gate struct {
+	open chan struct{}
+	mu   sync.Mutex
+	b    strings.Builder
+}
+
+func (g *gate) Write(p []byte) (int, error) {
+	<-g.open
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.b.Write(p)
+}
+
+// TestEventsStreamWrittenBeforeLeaveReturns runs a member without a log
+// directory whose event stream's reader stalls until the member has
+// logged its stop: Leave returns once every event is in the stream, the
+// lines OnEvent saw, in order.
+func TestEventsStreamWrittenBeforeLeaveReturns(t *testing.T) {
+	g := &gate{open: make(chan struct{})}
+	stream := eventlog.NewStream(g, 0)
+	var mu sync.Mutex
+	var seen []eventlog.Event
+	stopped := make(chan struct{})
+	onEvent := func(e eventlog.Event) {
+		mu.Lock()
+		seen = append(seen, e)
+		mu.Unlock()
+		if e.Ev == eventlog.Stop {
+			close(stopped)
+		}
+	}
+	m, err := Join(ctx(t), Config{Name: "g", Member: "solo", Key: testKey, LogDeliveries: true, OnEvent: onEvent, Events: stream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Send(ctx(t), []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	left := make(chan error, 1)
+	go func() { left <- m.Leave(ctx(t)) }()
+	<-stopped
+	close(g.open)
+	if err := <-left; err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	written := g.b.String()
+	g.mu.Unlock()
+	got, bad, _ := eventlog.Read(strings.NewReader(written))
+	mu.Lock()
+	defer mu.Unlock()
+	if bad != 0 || len(got) != len(seen) {
+		t.Fatalf("the stream holds %d events (%d unreadable), OnEvent saw %d:\n%s", len(got), bad, len(seen), written)
+	}
+	for i := range got {
+		if got[i].Ev != seen[i].Ev || got[i].LC != seen[i].LC {
+			t.Errorf("line %d is %s at %d, OnEvent saw %s at %d", i, got[i].Ev, got[i].LC, seen[i].Ev, seen[i].LC)
+		}
+	}
+	if err := stream.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

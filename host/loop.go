@@ -80,6 +80,11 @@ type LoopConfig[In, Out any] struct {
 	// first line cannot be written to LogTo; by default the loop says so
 	// on standard error. LogErr counts the lines lost.
 	LogLoss func(error)
+	// Stream, if set, receives every line of the machine's event log, as
+	// encoded once for LogTo (or for Stream alone, without LogTo); its own
+	// goroutine writes them. It counts its own losses (Stream.Err); the
+	// loop neither flushes nor closes it.
+	Stream *eventlog.Stream
 	// Observe, if set, sees every event logged, on the loop goroutine; it
 	// must not block.
 	Observe func(eventlog.Event)
@@ -122,8 +127,11 @@ func NewLoop[In, Out any](m Machine[In, Out], cfg LoopConfig[In, Out]) *Loop[In,
 	}
 	l := &Loop[In, Out]{m: m, cfg: cfg, inbox: make(chan func(), cfg.Inbox),
 		stop: make(chan struct{}), done: make(chan struct{})}
-	if cfg.LogTo != nil {
+	if cfg.LogTo != nil || cfg.Stream != nil {
 		l.log = eventlog.NewWriter(cfg.LogTo, cfg.Name, cfg.Inc, &l.lc, cfg.Clock.Now)
+		if cfg.Stream != nil {
+			l.log.Tee(cfg.Stream)
+		}
 		loss := cfg.LogLoss
 		if loss == nil {
 			loss = func(err error) {
@@ -172,7 +180,8 @@ func (l *Loop[In, Out]) Wall() time.Time { return l.cfg.Clock.Now() }
 // witnessing what it receives.
 func (l *Loop[In, Out]) Lamport() *eventlog.Clock { return &l.lc }
 
-// Log writes an event to the machine's log and shows it to the observer.
+// Log writes an event to the machine's log and stream, and shows it to the
+// observer.
 func (l *Loop[In, Out]) Log(ev string, fields map[string]any) {
 	if l.log == nil && l.cfg.Observe == nil {
 		return
@@ -189,7 +198,8 @@ func (l *Loop[In, Out]) Log(ev string, fields map[string]any) {
 	}
 }
 
-// Logging reports whether events go anywhere (a log or an observer).
+// Logging reports whether events go anywhere (a log, a stream or an
+// observer).
 func (l *Loop[In, Out]) Logging() bool { return l.log != nil || l.cfg.Observe != nil }
 
 // LogErr returns the lines of the event log that could not be written, as

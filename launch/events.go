@@ -2,6 +2,7 @@ package launch
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -66,23 +67,81 @@ func (p *proc) decode() {
 }
 
 // readEvents reads the events p writes until it exits. A line that is not
-// an event is skipped.
+// an event is skipped. The lines that arrive together are taken in
+// together, with one notification.
 func (c *Cluster) readEvents(p *proc, r io.Reader) {
-	br := bufio.NewReader(r)
+	br := bufio.NewReaderSize(r, 64<<10)
+	var lines [][]byte
 	for {
 		line, err := br.ReadBytes('\n')
-		now := time.Now() // when the line arrived, before the work of reading it
-		var h head
-		if len(line) > 0 && json.Unmarshal(line, &h) == nil && h.Ev != "" {
-			c.mu.Lock()
-			p.observe(line, h, now)
-			c.notifyLocked()
-			c.mu.Unlock()
+		now := time.Now() // when the lines arrived, before the work of reading them
+		lines = append(lines[:0], line)
+		for err == nil && lineBuffered(br) {
+			line, err = br.ReadBytes('\n')
+			lines = append(lines, line)
 		}
+		c.mu.Lock()
+		seen := false
+		for _, line := range lines {
+			if h, ok := readHead(line); ok {
+				p.observe(line, h, now)
+				seen = true
+			}
+		}
+		if seen {
+			c.notifyLocked()
+		}
+		c.mu.Unlock()
 		if err != nil {
 			return
 		}
 	}
+}
+
+// lineBuffered reports whether br holds a whole line already.
+func lineBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.IndexByte(b, '\n') >= 0
+}
+
+// readHead reads what launch follows of an event line. The name is read
+// where eventlog writes it, after the header's other keys; encoding/json
+// decodes only the lines of the events launch follows, and those written
+// otherwise.
+func readHead(line []byte) (head, bool) {
+	ev := evName(line)
+	switch ev {
+	case "", eventlog.LeaderChange, eventlog.View, eventlog.Deliver:
+	default:
+		return head{Ev: ev}, true
+	}
+	var h head
+	if json.Unmarshal(line, &h) != nil || h.Ev == "" {
+		return head{}, false
+	}
+	return h, true
+}
+
+// evName returns the event name of a whole line as eventlog writes it
+// ({"ts":...,"ev":"name",...}), or "" for another line. Before "ev" come
+// only the time, the node's name, whose quotes are escaped, and numbers,
+// so the first `,"ev":"` is the key.
+func evName(line []byte) string {
+	const key = `,"ev":"`
+	line = bytes.TrimRight(line, "\n")
+	if !bytes.HasPrefix(line, []byte(`{"ts":"`)) || !bytes.HasSuffix(line, []byte("}")) {
+		return ""
+	}
+	i := bytes.Index(line, []byte(key))
+	if i < 0 {
+		return ""
+	}
+	name := line[i+len(key):]
+	j := bytes.IndexByte(name, '"')
+	if j <= 0 || bytes.IndexByte(name[:j], '\\') >= 0 {
+		return ""
+	}
+	return string(name[:j])
 }
 
 // Leader returns the leader peer i last logged (-1 for none) and when

@@ -68,6 +68,12 @@ type Config struct {
 	// OnEvent, if set, is called with every event logged (sampled
 	// heartbeats excepted), from the node's goroutine: it must not block.
 	OnEvent func(eventlog.Event)
+	// Events, if set, receives every event logged (those OnEvent sees) as
+	// the JSON lines of the event log, encoded once for the log and the
+	// stream, and written by the stream's goroutine, so the node never
+	// waits on its reader. Run flushes it before returning; the caller
+	// closes it and reports its Err.
+	Events *eventlog.Stream
 }
 
 // ConfigError is returned by New for an invalid Config.
@@ -160,7 +166,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, core: core, conns: map[peer.ConnID]*transport.Conn{}, host: cfg.Host}
 	lc := host.LoopConfig[peer.Input, peer.Effect]{
 		Tick: peer.Tick{}, Apply: n.apply, AfterBatch: n.snapshot, FlushEach: true,
-		Clock: clock{cfg.Now}, Name: n.Name(), Inc: cfg.Incarnation, Observe: cfg.OnEvent,
+		Clock: clock{cfg.Now}, Name: n.Name(), Inc: cfg.Incarnation, Observe: cfg.OnEvent, Stream: cfg.Events,
 	}
 	if cfg.LogDir != "" {
 		f, err := eventlog.Create(cfg.LogDir, n.Name())
@@ -168,8 +174,6 @@ func New(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("event log: %w", err)
 		}
 		n.logf, lc.LogTo = f, f
-	} else {
-		lc.LogTo = io.Discard
 	}
 	n.loop = host.NewLoop[peer.Input, peer.Effect](core, lc)
 	if n.host == nil {
@@ -210,9 +214,13 @@ func (n *Node) Status() Status {
 }
 
 // Run runs the node until ctx is done, then says goodbye to its peers and
-// returns. It returns an error only if the node could not run at all, or
-// its event log could not be written.
+// returns, once its events are written (Config.Events flushed). It returns
+// an error only if the node could not run at all, or its event log could
+// not be written.
 func (n *Node) Run(ctx context.Context) error {
+	if n.cfg.Events != nil {
+		defer n.cfg.Events.Flush()
+	}
 	defer n.closeLog()
 	defer n.closeHost()
 	if n.cfg.HTTP != "" {

@@ -253,3 +253,63 @@ func TestInvalidConfig(t *testing.T) {
 		}
 	}
 }
+
+// gate is a destination whose writes wait until the test opens it.
+type gate struct {
+	open chan struct{}
+	mu   sync.Mutex
+	b    strings.Builder
+}
+
+func (g *gate) Write(p []byte) (int, error) {
+	<-g.open
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.b.Write(p)
+}
+
+// TestEventsStreamWrittenBeforeRunReturns runs a node without a log
+// directory whose event stream's reader stalls until the node has logged
+// its stop: Run returns once every event is in the stream, the lines
+// OnEvent saw, in order.
+func TestEventsStreamWrittenBeforeRunReturns(t *testing.T) {
+	addrs, err := launch.FreeAddrs(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gate{open: make(chan struct{})}
+	stream := eventlog.NewStream(g, 0)
+	ev := newEvents()
+	n, err := New(Config{Peer: peer.Config{ID: 0}, Addrs: addrs, OnEvent: ev.add, Events: stream, Key: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	ev.wait(t, func(e eventlog.Event) bool { return e.Ev == eventlog.Start })
+	cancel()
+	ev.wait(t, func(e eventlog.Event) bool { return e.Ev == eventlog.Stop })
+	close(g.open)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	written := g.b.String()
+	g.mu.Unlock()
+	got, bad, _ := eventlog.Read(strings.NewReader(written))
+	ev.mu.Lock()
+	want := ev.all
+	ev.mu.Unlock()
+	if bad != 0 || len(got) != len(want) {
+		t.Fatalf("the stream holds %d events (%d unreadable), OnEvent saw %d:\n%s", len(got), bad, len(want), written)
+	}
+	for i := range got {
+		if got[i].Ev != want[i].Ev || got[i].LC != want[i].LC {
+			t.Errorf("line %d is %s at %d, OnEvent saw %s at %d", i, got[i].Ev, got[i].LC, want[i].Ev, want[i].LC)
+		}
+	}
+	if err := stream.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

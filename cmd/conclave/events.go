@@ -15,14 +15,17 @@ func eventsFlag(fs *flag.FlagSet) *int {
 		"(1: standard output, instead of the human lines; 0: none)")
 }
 
-// eventStream writes events to the file descriptor of --events-fd.
+// eventStream writes events to the file descriptor of --events-fd, from
+// a goroutine of its own: the node or member tees the lines of its event
+// log to it (node.Config.Events, group.Config.Events).
 type eventStream struct {
 	fd int
-	w  *eventlog.Writer
+	s  *eventlog.Stream
 }
 
 // openEvents returns the stream for --events-fd fd, nil for 0. stdout is
-// the stream for fd 1; write errors are reported on stderr at once.
+// the stream for fd 1; write errors, and lines the reader is too slow
+// for, are reported on stderr at once.
 func openEvents(fd int, stdout, stderr io.Writer) (*eventStream, error) {
 	var out io.Writer
 	switch {
@@ -39,19 +42,17 @@ func openEvents(fd int, stdout, stderr io.Writer) (*eventStream, error) {
 		}
 		out = f
 	}
-	w := eventlog.NewWriter(out, "", 0, &eventlog.Clock{}, nil)
-	w.OnLoss(func(err error) {
+	s := eventlog.NewStream(out, eventlog.DefaultStreamBuffer)
+	s.OnLoss(func(err error) {
 		fmt.Fprintf(stderr, "conclave: writing events to file descriptor %d: %v: the events that cannot be written are lost, and counted\n", fd, err)
 	})
-	return &eventStream{fd: fd, w: w}, nil
+	return &eventStream{fd: fd, s: s}, nil
 }
 
-// Write writes one event as it was logged.
-func (s *eventStream) Write(e eventlog.Event) { s.w.Write(e) }
-
-// Err reports the events that could not be written.
-func (s *eventStream) Err() error {
-	if err := s.w.Err(); err != nil {
+// Close writes what waits and reports the events that could not be
+// written.
+func (s *eventStream) Close() error {
+	if err := s.s.Close(); err != nil {
 		return fmt.Errorf("writing events to file descriptor %d: %w", s.fd, err)
 	}
 	return nil

@@ -1,8 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -61,5 +67,77 @@ func TestGroupEventsOnStdout(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("events %q lack %s", got, want)
 		}
+	}
+}
+
+// runWithFD3 runs the conclave binary with f as its file descriptor 3 and
+// returns its exit status and stderr.
+func runWithFD3(t *testing.T, f *os.File, stdin string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(conclaveBinary(t), args...)
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.Stdin = strings.NewReader(stdin)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), stderr.String()
+}
+
+// TestEventsFDSameLinesAsTheLog runs a member with a log and --events-fd 3:
+// the stream holds the very lines of the log, the last (stop) included.
+func TestEventsFDSameLinesAsTheLog(t *testing.T) {
+	dir := t.TempDir()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	read := make(chan []byte, 1)
+	go func() { b, _ := io.ReadAll(r); read <- b }()
+	code, stderr := runWithFD3(t, w, "hello\n", "group", "--group", "g", "--member", "solo", "--log-dir", dir,
+		"--log-deliveries", "--events-fd", "3", "--key-file", testKeyFile)
+	w.Close()
+	stream := <-read
+	if code != 0 {
+		t.Fatalf("exit status %d:\n%s", code, stderr)
+	}
+	log, err := os.ReadFile(filepath.Join(dir, "solo.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(stream, log) {
+		t.Errorf("the stream and the log differ:\nstream:\n%s\nlog:\n%s", stream, log)
+	}
+	events, bad, _ := eventlog.Read(bytes.NewReader(stream))
+	if bad != 0 || len(events) < 2 || events[0].Ev != eventlog.Start || events[len(events)-1].Ev != eventlog.Stop {
+		t.Errorf("the stream holds %d events (%d unreadable), want start to stop:\n%s", len(events), bad, stream)
+	}
+}
+
+// TestEventsFDOnAFullDevice runs a member whose --events-fd is /dev/full:
+// it says so on stderr at once, once, and exits with status 1 counting the
+// events lost, as for its log.
+func TestEventsFDOnAFullDevice(t *testing.T) {
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skip("no /dev/full")
+	}
+	defer full.Close()
+	code, stderr := runWithFD3(t, full, "hello\n", "group", "--group", "g", "--member", "solo", "--log-deliveries",
+		"--events-fd", "3", "--key-file", testKeyFile)
+	if code != 1 {
+		t.Errorf("exit status %d, want 1:\n%s", code, stderr)
+	}
+	first := "conclave: writing events to file descriptor 3: write /dev/fd/3: no space left on device"
+	if n := strings.Count(stderr, first); n != 1 {
+		t.Errorf("stderr says %d times %q, want once:\n%s", n, first, stderr)
+	}
+	m := regexp.MustCompile(`writing events to file descriptor 3: (\d+) of (\d+) lines lost, the first by: .*no space left on device`).FindStringSubmatch(stderr)
+	if m == nil || m[1] != m[2] {
+		t.Errorf("stderr does not count every event lost:\n%s", stderr)
 	}
 }

@@ -100,7 +100,8 @@ func (c groupCmd) run(args []string) error {
 	jctx, cancel := context.WithTimeout(sig, *joinTimeout)
 	defer cancel()
 	if events != nil {
-		cfg.OnEvent = events.Write
+		defer events.s.Close() // on an early return; the end reports its Err
+		cfg.Events = events.s
 	}
 	g, err := group.Join(jctx, cfg)
 	if err != nil {
@@ -214,7 +215,7 @@ read:
 		errs = append(errs, fmt.Errorf("event log: %w", err))
 	}
 	if events != nil {
-		errs = append(errs, events.Err())
+		errs = append(errs, events.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -70,7 +70,8 @@ func runPeer(args []string) error {
 		return err
 	}
 	if events != nil {
-		cfg.OnEvent = events.Write
+		defer events.s.Close() // on an early return; the end reports its Err
+		cfg.Events = events.s
 		if *eventsFD == 1 {
 			cfg.Stdout = nil
 		}
@@ -94,7 +95,7 @@ func runPeer(args []string) error {
 		errs = append(errs, fmt.Errorf("peer %d: %w", *id, err))
 	}
 	if events != nil {
-		errs = append(errs, events.Err())
+		errs = append(errs, events.Close())
 	}
 	return errors.Join(errs...)
 }
