@@ -67,6 +67,10 @@ type Config struct {
 	// OnEvent, if set, sees every event logged, on the replica's
 	// goroutine; it must not block.
 	OnEvent func(eventlog.Event)
+	// Events, if set, receives every line of the event log (the
+	// --events-fd stream), written by the stream's own goroutine; Close
+	// flushes it.
+	Events *eventlog.Stream
 	// Tick and ElectionTicks set Raft's timing (directory defaults).
 	Tick          time.Duration
 	ElectionTicks int
@@ -172,7 +176,7 @@ func Start(cfg Config) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.loop = host.NewLoop[directory.In, directory.Out](r, host.LoopConfig[directory.In, directory.Out]{
 		Tick: directory.In{Kind: directory.InTick}, Apply: s.apply, AfterBatch: s.snapshot,
-		Name: Name(cfg.ID), Inc: cfg.Incarnation, LogTo: cfg.LogTo, Observe: cfg.OnEvent,
+		Name: Name(cfg.ID), Inc: cfg.Incarnation, LogTo: cfg.LogTo, Observe: cfg.OnEvent, Stream: cfg.Events,
 	})
 	if s.host == nil {
 		s.host, err = host.New(host.Config{Listen: cfg.Peers[cfg.ID], Network: cfg.Network,
@@ -291,6 +295,9 @@ func (s *Server) Close() error {
 	}
 	if s.ownHost {
 		s.host.Close()
+	}
+	if s.cfg.Events != nil {
+		s.cfg.Events.Flush()
 	}
 	return s.Err()
 }

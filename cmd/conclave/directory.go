@@ -118,13 +118,12 @@ func runDirectory(args []string) error {
 	if *eventsFD == 1 {
 		human = nil
 	}
-	cfg.OnEvent = func(e eventlog.Event) {
-		if events != nil {
-			events.Write(e)
-		}
-		if human != nil {
-			printDirEvent(human, e)
-		}
+	if events != nil {
+		defer events.s.Close() // on an early return; the end reports its Err
+		cfg.Events = events.s
+	}
+	if human != nil {
+		cfg.OnEvent = func(e eventlog.Event) { printDirEvent(human, e) }
 	}
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)
@@ -157,7 +156,7 @@ func runDirectory(args []string) error {
 		errs = append(errs, fmt.Errorf("replica %d: %w", *id, err))
 	}
 	if events != nil {
-		errs = append(errs, events.Err())
+		errs = append(errs, events.Close())
 	}
 	return errors.Join(errs...)
 }
