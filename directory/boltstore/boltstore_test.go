@@ -241,14 +241,14 @@ func TestInUse(t *testing.T) {
 	defer stdin.Close()
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil || line != "holding\n" {
-		t.Fatalf("the helper process said %q, %v", line, err)
+		t.Fatalf("the second process said %q, %v", line, err)
 	}
 	if _, err := Open(path, &Options{Timeout: 100 * time.Millisecond}); !errors.Is(err, ErrInUse) {
 		t.Fatalf("open while another process holds the store: %v, want ErrInUse", err)
 	}
 	stdin.Close()
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("helper: %v", err)
+		t.Fatalf("second process: %v", err)
 	}
 	s = mustOpen(t, path) // released when the other process exited
 	s.Close()
@@ -259,7 +259,7 @@ func TestInUse(t *testing.T) {
 func TestHelperHold(t *testing.T) {
 	path := os.Getenv("BOLTSTORE_HOLD")
 	if path == "" {
-		t.Skip("runs as TestInUse's helper process")
+		t.Skip("runs as TestInUse's second process")
 	}
 	s := mustOpen(t, path)
 	fmt.Println("holding")
