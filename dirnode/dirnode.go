@@ -118,6 +118,7 @@ type Server struct {
 	loop    *host.Loop[directory.In, directory.Out]
 	r       *directory.Replica
 	fatal   error // a store failure: the replica stopped
+	started bool  // the loop runs
 
 	out     map[uint64]*peerOut
 	clients map[uint64]clientReq
@@ -199,6 +200,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	st := r.Status()
 	s.status = statusOf(st)
+	s.started = true
 	s.loop.Start(func() {
 		s.loop.Log(eventlog.DirStart, map[string]any{eventlog.FieldAddr: s.host.Addr(), eventlog.FieldReplicas: len(cfg.Peers),
 			eventlog.FieldApplied: st.Applied, eventlog.FieldTerm: st.Term})
@@ -271,13 +273,12 @@ func (s *Server) Close() error {
 	for _, f := range s.unroute {
 		f()
 	}
-	if s.loop != nil {
+	if s.started {
 		s.loop.Do(func() {
 			s.loop.Log(eventlog.DirStop, nil)
 			s.loop.Stop()
 		})
 		<-s.loop.Done()
-		s.loop.Do(func() {}) // nothing runs after Done
 	}
 	s.cancel()
 	s.dials.Wait()

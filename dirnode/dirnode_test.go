@@ -12,6 +12,7 @@ import (
 
 	"github.com/conclave/conclave/dirclient"
 	"github.com/conclave/conclave/directory"
+	"github.com/conclave/conclave/host"
 	"github.com/conclave/conclave/transport"
 )
 
@@ -249,5 +250,25 @@ func TestDirectoryStateThroughReplicas(t *testing.T) {
 	f, err := pub.Lookup(ctx, "prices")
 	if err != nil || !f.Found || f.Topic.Group != a.Group {
 		t.Fatalf("lookup: %+v, %v", f, err)
+	}
+}
+
+func TestStartOnATakenRouteFailsCleanly(t *testing.T) {
+	nw := &transport.Mem{}
+	h, err := host.New(host.Config{Listen: "d0:1", Network: nw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	peers := []string{"d0:1", "d1:1", "d2:1"}
+	a, err := Start(Config{ID: 0, Peers: peers, Store: &directory.MemStore{}, App: newKV(), Host: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	// The same directory on the same host: its routes are taken. Start
+	// must say so and return, leaving nothing running.
+	if _, err := Start(Config{ID: 0, Peers: peers, Store: &directory.MemStore{}, App: newKV(), Host: h}); err == nil {
+		t.Fatal("a second replica of the same directory started on the same host")
 	}
 }
