@@ -155,7 +155,7 @@ func (c *Client) do(ctx context.Context, op wire.Op, data []byte) ([]byte, error
 	try := c.leader
 	c.mu.Unlock()
 	backoff := 5 * time.Millisecond
-	for round := 0; ; round++ {
+	for {
 		for k := 0; k < n; k++ {
 			i := try
 			resp, err := c.attempt(ctx, i, op, data)
