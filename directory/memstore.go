@@ -1,6 +1,8 @@
 package directory
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 
 	"go.etcd.io/raft/v3"
@@ -39,9 +41,17 @@ func (m *MemStore) Init(id Identity) error {
 	return nil
 }
 
-// Save applies p.
+// Save applies p. Like every Store, it refuses, changing nothing, a Save
+// before Init and what Raft never asks for: entries out of order or
+// leaving a gap after the log, a snapshot older than the saved one.
 func (m *MemStore) Save(p Persist) error {
+	if err := m.check(p); err != nil {
+		return err
+	}
 	if p.Snapshot != nil && !raft.IsEmptySnap(p.Snapshot) {
+		if p.Reset {
+			m.saved.Entries = nil
+		}
 		m.saved.Snapshot = proto.Clone(p.Snapshot).(*pb.Snapshot)
 		i := p.Snapshot.GetMetadata().GetIndex()
 		m.saved.Entries = slices.DeleteFunc(m.saved.Entries, func(e *pb.Entry) bool { return e.GetIndex() <= i })
@@ -58,6 +68,38 @@ func (m *MemStore) Save(p Persist) error {
 	}
 	if p.Hard != nil && !raft.IsEmptyHardState(p.Hard) {
 		m.saved.Hard = proto.Clone(p.Hard).(*pb.HardState)
+	}
+	return nil
+}
+
+func (m *MemStore) check(p Persist) error {
+	if !m.init {
+		return errors.New("directory: MemStore: Save before Init")
+	}
+	for i := 1; i < len(p.Entries); i++ {
+		if p.Entries[i].GetIndex() != p.Entries[i-1].GetIndex()+1 {
+			return fmt.Errorf("directory: MemStore: entry %d follows entry %d", p.Entries[i].GetIndex(), p.Entries[i-1].GetIndex())
+		}
+	}
+	si := m.saved.Snapshot.GetMetadata().GetIndex()
+	last := si
+	if n := len(m.saved.Entries); n > 0 {
+		last = m.saved.Entries[n-1].GetIndex()
+	}
+	if p.Snapshot != nil && !raft.IsEmptySnap(p.Snapshot) {
+		i := p.Snapshot.GetMetadata().GetIndex()
+		if i < si {
+			return fmt.Errorf("directory: MemStore: snapshot at %d is older than the saved one at %d", i, si)
+		}
+		si = i
+		if p.Reset || last < si {
+			last = si
+		}
+	}
+	if len(p.Entries) > 0 && len(m.saved.Entries) > 0 && !p.Reset {
+		if from := p.Entries[0].GetIndex(); from > last+1 && from > si+1 {
+			return fmt.Errorf("directory: MemStore: entries from %d leave a gap after the saved log's last entry %d", from, last)
+		}
 	}
 	return nil
 }

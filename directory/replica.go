@@ -599,7 +599,7 @@ func (r *Replica) handle(rd raft.Ready) {
 	}
 	p := &Persist{Hard: rd.HardState, Entries: rd.Entries, Sync: rd.MustSync}
 	if !raft.IsEmptySnap(rd.Snapshot) {
-		p.Snapshot = rd.Snapshot
+		p.Snapshot, p.Reset = rd.Snapshot, true
 		p.Sync = true
 	}
 	if !raft.IsEmptyHardState(p.Hard) || len(p.Entries) > 0 || p.Snapshot != nil {

@@ -50,7 +50,11 @@ func newCluster(t *testing.T, n int) *cluster {
 	c := &cluster{t: t, replies: map[uint64]Reply{}}
 	for i := 0; i < n; i++ {
 		c.apps = append(c.apps, kv{})
-		c.stores = append(c.stores, &MemStore{})
+		st := &MemStore{}
+		if err := st.Init(Identity{Cluster: "test", Replica: uint64(i)}); err != nil {
+			t.Fatal(err)
+		}
+		c.stores = append(c.stores, st)
 		c.down = append(c.down, false)
 		c.r = append(c.r, nil)
 	}
@@ -101,7 +105,9 @@ func (c *cluster) flush(i int) {
 	for _, o := range c.r[i].Ready() {
 		switch o.Kind {
 		case OutPersist:
-			c.stores[i].Save(*o.Persist)
+			if err := c.stores[i].Save(*o.Persist); err != nil {
+				c.t.Fatalf("replica %d: %v", i+1, err)
+			}
 		case OutSend:
 			c.queue = append(c.queue, o.Msg)
 		case OutReply:

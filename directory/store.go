@@ -35,6 +35,10 @@ type Persist struct {
 	// Snapshot, if not nil or empty, replaces the saved snapshot, and the
 	// entries it covers are dropped.
 	Snapshot *raftpb.Snapshot
+	// Reset says Snapshot came from the leader and replaces the whole
+	// log: every saved entry is dropped, also those after it, which may
+	// conflict with the leader's log (Entries, if any, then follow it).
+	Reset bool
 	// Sync says the write must be durable before the replica goes on;
 	// false only when nothing raft depends on changed (a commit index).
 	Sync bool

@@ -165,10 +165,15 @@ func (s *DiskStore) Save(p directory.Persist) error {
 	if snap == nil && hard == nil && len(ents) == 0 {
 		return nil
 	}
-	if err := s.st.apply(snap, ents, hard); err != nil {
+	reset := p.Reset && snap != nil
+	if err := s.st.apply(reset, snap, ents, hard); err != nil {
 		return fmt.Errorf("sim: disk store %q: Save: %w", s.name, err)
 	}
-	s.write(appendState(nil, snap, ents, hard))
+	var rec []byte
+	if reset {
+		rec = appendItem(rec, itemReset, nil)
+	}
+	s.write(appendState(rec, snap, ents, hard))
 	return nil
 }
 
@@ -273,11 +278,12 @@ type diskState struct {
 	ents  []*pb.Entry   // after snap, in index order, without gaps
 }
 
-// apply applies one save: snap drops the entries it covers, ents replace
+// apply applies one save: snap drops the entries it covers (every entry
+// with reset), ents replace
 // the log from their first index on (those snap covers are dropped),
 // hard replaces the hard state; any may be nil. It checks first, and
 // changes nothing if it fails.
-func (st *diskState) apply(snap *pb.Snapshot, ents []*pb.Entry, hard *pb.HardState) error {
+func (st *diskState) apply(reset bool, snap *pb.Snapshot, ents []*pb.Entry, hard *pb.HardState) error {
 	for i := 1; i < len(ents); i++ {
 		if ents[i].GetIndex() != ents[i-1].GetIndex()+1 {
 			return fmt.Errorf("entry %d follows entry %d", ents[i].GetIndex(), ents[i-1].GetIndex())
@@ -291,6 +297,9 @@ func (st *diskState) apply(snap *pb.Snapshot, ents []*pb.Entry, hard *pb.HardSta
 		si = snap.GetMetadata().GetIndex()
 	}
 	kept := st.ents
+	if reset {
+		kept = nil
+	}
 	for len(kept) > 0 && kept[0].GetIndex() <= si {
 		kept = kept[1:]
 	}
@@ -332,6 +341,7 @@ const (
 	itemSnapshot = 'S'
 	itemEntry    = 'E'
 	itemHard     = 'H'
+	itemReset    = 'R' // the snapshot that follows replaces the whole log
 )
 
 func appendRecord(b, payload []byte) []byte {
@@ -424,10 +434,11 @@ func decodeDiskFile(data []byte) (st *diskState, gen uint64, end, base int, err 
 // record, whose generation it returns.
 func replay(st *diskState, payload []byte, first bool) (gen uint64, err error) {
 	var (
-		id   *directory.Identity
-		snap *pb.Snapshot
-		hard *pb.HardState
-		ents []*pb.Entry
+		reset bool
+		id    *directory.Identity
+		snap  *pb.Snapshot
+		hard  *pb.HardState
+		ents  []*pb.Entry
 	)
 	for i := 0; len(payload) > 0; i++ {
 		kind := payload[0]
@@ -473,6 +484,11 @@ func replay(st *diskState, payload []byte, first bool) (gen uint64, err error) {
 				return 0, fmt.Errorf("item %d: entry %d follows entry %d", i, e.GetIndex(), ents[len(ents)-1].GetIndex())
 			}
 			ents = append(ents, e)
+		case itemReset:
+			if reset || len(body) != 0 || snap != nil || len(ents) > 0 {
+				return 0, fmt.Errorf("item %d: a misplaced log reset", i)
+			}
+			reset = true
 		case itemHard:
 			if hard != nil {
 				return 0, fmt.Errorf("item %d: a second hard state", i)
@@ -497,7 +513,10 @@ func replay(st *diskState, payload []byte, first bool) (gen uint64, err error) {
 		}
 		st.id, st.hasID = *id, true
 	}
-	if err := st.apply(snap, ents, hard); err != nil {
+	if reset && snap == nil {
+		return 0, errors.New("a log reset without a snapshot")
+	}
+	if err := st.apply(reset, snap, ents, hard); err != nil {
 		return 0, err
 	}
 	return gen, nil

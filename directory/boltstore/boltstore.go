@@ -408,10 +408,14 @@ func (s *Store) Save(p directory.Persist) error {
 				return err
 			}
 			if e.first != 0 {
-				if err := deleteRange(l, e.first, min(e.last, si)); err != nil {
+				upto := min(e.last, si)
+				if p.Reset {
+					upto = e.last
+				}
+				if err := deleteRange(l, e.first, upto); err != nil {
 					return err
 				}
-				if e.last <= si {
+				if e.last <= upto {
 					e.first, e.last = 0, 0
 				} else {
 					e.first = si + 1

@@ -35,6 +35,7 @@ func Run(t *testing.T, fresh func(t *testing.T) Opener) {
 		{"ReplaceFromIndex", testReplaceFromIndex},
 		{"Snapshot", testSnapshot},
 		{"LogAfterImplicitSnapshot", testImplicitSnapshot},
+		{"LeaderSnapshotReplacesLog", testLeaderSnapshot},
 		{"Refused", testRefused},
 		{"AgainstMemStore", testAgainstMemStore},
 	} {
@@ -263,6 +264,20 @@ func testSnapshot(t *testing.T, h *harness) {
 	h.expect(want)
 }
 
+// testLeaderSnapshot: a snapshot from the leader (Reset) replaces the
+// whole log, also the entries after it, which may conflict with the
+// leader's.
+func testLeaderSnapshot(t *testing.T, h *harness) {
+	h.init(idA)
+	h.save(directory.Persist{Entries: Ents(1, 10, 1, "stale"), Hard: Hard(1, 1, 4), Sync: true})
+	h.save(directory.Persist{Snapshot: Snap(6, 2, "leader@6"), Reset: true, Hard: Hard(2, 0, 6), Sync: true})
+	h.expect(directory.Saved{Identity: idA, Hard: Hard(2, 0, 6), Snapshot: Snap(6, 2, "leader@6")})
+	h.save(directory.Persist{Entries: Ents(7, 8, 2, "new"), Sync: true})
+	// With the entries that follow it, in one step.
+	h.save(directory.Persist{Snapshot: Snap(20, 3, "leader@20"), Reset: true, Entries: Ents(21, 22, 3, "c"), Hard: Hard(3, 0, 20), Sync: true})
+	h.expect(directory.Saved{Identity: idA, Hard: Hard(3, 0, 20), Snapshot: Snap(20, 3, "leader@20"), Entries: Ents(21, 22, 3, "c")})
+}
+
 // testImplicitSnapshot: a replica that starts from a snapshot it does not
 // save (a bootstrap at index 1) saves a log that starts at 2.
 func testImplicitSnapshot(t *testing.T, h *harness) {
@@ -348,8 +363,13 @@ func testAgainstMemStore(t *testing.T, h *harness) {
 			}
 			snap += 1 + uint64(rng.IntN(int(commi-snap)))
 			p.Snapshot = Snap(snap, term, fmt.Sprintf("state@%d", snap))
-		case r < 19: // a leader's snapshot beyond the log, with the hard state and entries after it
+		case r < 19: // a leader's snapshot, with the hard state and entries after it
+			// Beyond the log, or inside it (Reset: the entries after it go).
 			snap = last + 1 + uint64(rng.IntN(5))
+			if last > max(commi, snap-5) && rng.IntN(2) == 0 {
+				snap = commi + 1 + uint64(rng.IntN(int(last-commi)))
+			}
+			p.Reset = true
 			commi, term = snap, term+1
 			p.Snapshot = Snap(snap, term, fmt.Sprintf("leader@%d", snap))
 			p.Hard = Hard(term, 1, commi)
