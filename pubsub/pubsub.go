@@ -1,0 +1,595 @@
+// Package pubsub publishes and subscribes to topics over groups. A
+// replicated directory (packages dirnode, dirclient) maps each topic to a
+// QoS, stored as the XML of the protocol stack that provides it, and to
+// one of at most N groups; topics of one QoS may share a group. A Client
+// runs every group it uses on one host, so on one listening address:
+//
+//	c, err := pubsub.Connect(ctx, pubsub.Config{Directory: addrs, Key: key})
+//	...
+//	defer c.Close()
+//	p, err := c.Announce(ctx, "prices", "total")
+//	err = p.Publish(ctx, []byte("42")) // returns once every member has it
+//
+//	s, err := c.Subscribe(ctx, "prices")
+//	for e := range s.Events() {
+//		fmt.Printf("%s> %s\n", e.Topic, e.Data)
+//	}
+//
+// A group shared by several topics carries all their events to all its
+// members; a client drops the events of topics it does not subscribe to
+// before the application sees them, and counts them (Stats). Events of a
+// topic are delivered with the guarantees of the topic's QoS: with total,
+// every subscriber delivers them in the same order; with vsync, in
+// view-synchronous order.
+package pubsub
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/conclave/conclave/dirclient"
+	"github.com/conclave/conclave/directory"
+	"github.com/conclave/conclave/group"
+	"github.com/conclave/conclave/host"
+	"github.com/conclave/conclave/layers"
+	"github.com/conclave/conclave/stack"
+	"github.com/conclave/conclave/transport"
+)
+
+// DefaultBuffer is the default room of a subscription's channel.
+const DefaultBuffer = 1024
+
+// Config configures a Client.
+type Config struct {
+	// Directory holds the addresses of the directory's replicas, in
+	// replica id order.
+	Directory []string
+	// Cluster names the directory (dirclient.DefaultCluster if empty).
+	Cluster string
+	// Key is the cluster key, for the directory and the groups alike.
+	Key transport.Key
+	// Network makes connections and the listener (TCP if nil).
+	Network transport.Network
+	// Listen is the address the client's host accepts the other
+	// members' connections on (default "127.0.0.1:0").
+	Listen string
+	// Insecure lets a client without a key listen on any address; TLS
+	// encrypts connections (it needs Key).
+	Insecure, TLS bool
+	// Name names the client to the directory and its members in views
+	// (random if empty).
+	Name string
+	// Buffer is the room of each subscription's channel (DefaultBuffer).
+	Buffer int
+}
+
+// Client publishes and subscribes to topics. It is safe for concurrent
+// use.
+type Client struct {
+	cfg  Config
+	host *host.Host
+	dir  *dirclient.Client
+
+	joinMu sync.Mutex // serialises joins and leaves of groups
+	mu     sync.Mutex
+	groups map[string]*member // by group name
+	stats  map[string]*Stats  // by topic
+	closed bool
+}
+
+// Connect starts a client: its host listens at once; the directory is
+// reached on first use.
+func Connect(ctx context.Context, cfg Config) (*Client, error) {
+	if len(cfg.Directory) == 0 {
+		return nil, errors.New("pubsub: no directory replicas given")
+	}
+	if cfg.Name == "" {
+		var b [4]byte
+		rand.Read(b[:])
+		cfg.Name = "client-" + hex.EncodeToString(b[:])
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.Network == nil {
+		cfg.Network = transport.TCP{}
+	}
+	if cfg.Buffer <= 0 {
+		cfg.Buffer = DefaultBuffer
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	h, err := host.New(host.Config{Listen: cfg.Listen, Network: cfg.Network, Key: cfg.Key, Insecure: cfg.Insecure, TLS: cfg.TLS})
+	if err != nil {
+		return nil, fmt.Errorf("pubsub: %w", err)
+	}
+	dc, err := dirclient.New(dirclient.Config{Replicas: cfg.Directory, Cluster: cfg.Cluster, Name: cfg.Name,
+		Key: cfg.Key, Network: cfg.Network})
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("pubsub: %w", err)
+	}
+	return &Client{cfg: cfg, host: h, dir: dc, groups: map[string]*member{}, stats: map[string]*Stats{}}, nil
+}
+
+// Addr is the address the client's groups are reached at.
+func (c *Client) Addr() string { return c.host.Addr() }
+
+// Name is the client's name.
+func (c *Client) Name() string { return c.cfg.Name }
+
+// Stats counts the events of one topic that reached this client.
+type Stats struct {
+	// Delivered counts the events handed to a subscription (once per
+	// event, however many subscriptions of the topic there are).
+	Delivered uint64
+	// Filtered counts the events dropped because this client does not
+	// subscribe to their topic: the waste of sharing a group (a
+	// publisher's own events count here unless it subscribes too).
+	Filtered uint64
+}
+
+// Stats returns the counts of every topic whose events reached this
+// client.
+func (c *Client) Stats() map[string]Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]Stats, len(c.stats))
+	for t, s := range c.stats {
+		out[t] = *s
+	}
+	return out
+}
+
+// Groups returns the names of the groups this client is a member of.
+func (c *Client) Groups() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for name := range c.groups {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Close leaves every group, closes the host and the directory client.
+// Subscriptions' channels are closed; pending Publish calls fail.
+func (c *Client) Close() error {
+	c.joinMu.Lock()
+	defer c.joinMu.Unlock()
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	ms := make([]*member, 0, len(c.groups))
+	for _, m := range c.groups {
+		ms = append(ms, m)
+	}
+	c.groups = map[string]*member{}
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, m := range ms {
+		m.leave(ctx)
+	}
+	c.dir.Close()
+	return c.host.Close()
+}
+
+// ErrClosed is returned by the methods of a closed client.
+var ErrClosed = errors.New("pubsub: client closed")
+
+// ErrSlowConsumer ends a subscription whose application fell a whole
+// buffer behind.
+var ErrSlowConsumer = errors.New("pubsub: subscriber too slow: its buffer of events filled up")
+
+// join returns the member of the group of r, joining it if this client is
+// not yet a member, and takes a reference to it. A new member adds its
+// address to the group's contacts in the directory.
+func (c *Client) join(ctx context.Context, r directory.Result) (*member, error) {
+	m, fresh, err := c.joinGroup(ctx, r)
+	if err != nil || !fresh {
+		return m, err
+	}
+	// The union of what the directory said and this address. Two clients
+	// doing this at once may each overwrite the other's address (the
+	// command replaces the list): the group still works, only one contact
+	// fewer is advertised until the next member's join updates it.
+	addrs := append(slices.Clone(r.Contacts), c.host.Addr())
+	slices.Sort(addrs)
+	if err := c.dir.SetContacts(ctx, r.Group, slices.Compact(addrs)); err != nil {
+		c.release(m)
+		return nil, fmt.Errorf("pubsub: advertising this member of group %s: %w", r.Group, err)
+	}
+	return m, nil
+}
+
+// joinGroup returns the member of the group of r with a reference taken,
+// and whether it was made now.
+func (c *Client) joinGroup(ctx context.Context, r directory.Result) (*member, bool, error) {
+	c.joinMu.Lock()
+	defer c.joinMu.Unlock()
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, false, ErrClosed
+	}
+	if m := c.groups[r.Group]; m != nil {
+		defer c.mu.Unlock()
+		if m.hash != r.Hash {
+			return nil, false, fmt.Errorf("pubsub: group %s runs QoS %s here, but the directory says %s", r.Group, m.qos, r.QoS)
+		}
+		m.refs++
+		return m, false, nil
+	}
+	c.mu.Unlock()
+	d, err := layers.Registry().Parse(r.QoS+".xml", r.XML)
+	if err != nil {
+		return nil, false, fmt.Errorf("pubsub: the directory's stack of QoS %s: %w", r.QoS, err)
+	}
+	var contacts []string
+	for _, a := range r.Contacts {
+		if a != c.host.Addr() {
+			contacts = append(contacts, a)
+		}
+	}
+	// Found: with no contacts, or none answering (all gone), this client
+	// founds the group. See Announce for two founders at once.
+	g, err := group.Join(ctx, group.Config{Name: r.Group, Description: d, Host: c.host, Contacts: contacts, Found: true,
+		Member: c.cfg.Name})
+	if err != nil {
+		return nil, false, fmt.Errorf("pubsub: joining group %s: %w", r.Group, err)
+	}
+	m := &member{c: c, name: r.Group, qos: r.QoS, hash: r.Hash, g: g, refs: 1,
+		subs: map[string][]*Subscription{}, done: make(chan struct{}), viewed: make(chan struct{})}
+	c.mu.Lock()
+	c.groups[r.Group] = m
+	c.mu.Unlock()
+	go m.dispatch()
+	go m.watchViews()
+	return m, true, nil
+}
+
+// release drops a reference to m, leaving its group with the last.
+func (c *Client) release(m *member) {
+	c.joinMu.Lock()
+	defer c.joinMu.Unlock()
+	c.mu.Lock()
+	m.refs--
+	last := m.refs == 0 && c.groups[m.name] == m
+	if last {
+		delete(c.groups, m.name)
+	}
+	c.mu.Unlock()
+	if last {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		m.leave(ctx)
+	}
+}
+
+// count adds to the stats of topic.
+func (c *Client) count(topic string, delivered bool) {
+	c.mu.Lock()
+	s := c.stats[topic]
+	if s == nil {
+		s = &Stats{}
+		c.stats[topic] = s
+	}
+	if delivered {
+		s.Delivered++
+	} else {
+		s.Filtered++
+	}
+	c.mu.Unlock()
+}
+
+// member is this client's member of one group, shared by every topic of
+// the client in that group.
+type member struct {
+	c         *Client
+	name      string
+	qos, hash string
+	g         *group.Group
+	refs      int // publishers and subscriptions using it; under c.mu
+
+	mu     sync.Mutex
+	subs   map[string][]*Subscription // by topic
+	ended  error                      // why the member stopped, once it has
+	done   chan struct{}              // closed once dispatch ends
+	viewed chan struct{}              // closed and replaced at each view
+}
+
+// dispatch hands each delivery to the subscriptions of its topic, and
+// counts the others as filtered. It never blocks on an application: a
+// subscription whose buffer is full is ended (ErrSlowConsumer).
+func (m *member) dispatch() {
+	defer close(m.done)
+	for d := range m.g.Deliveries() {
+		topic, data, err := decodeEnvelope(d.Data)
+		if err != nil {
+			continue // not ours: a foreign or newer sender; nothing to deliver
+		}
+		m.mu.Lock()
+		subs := m.subs[topic]
+		for _, s := range subs {
+			select {
+			case s.ch <- Event{Topic: topic, From: d.From, Data: data}:
+			default:
+				m.endLocked(s, ErrSlowConsumer)
+			}
+		}
+		m.mu.Unlock()
+		m.c.count(topic, len(subs) > 0)
+	}
+	m.mu.Lock()
+	m.ended = fmt.Errorf("pubsub: group %s ended", m.name)
+	for _, ss := range m.subs {
+		for _, s := range ss {
+			m.endLocked(s, m.ended)
+		}
+	}
+	m.mu.Unlock()
+}
+
+// watchViews wakes whoever waits for a view.
+func (m *member) watchViews() {
+	for range m.g.Views() {
+		m.mu.Lock()
+		close(m.viewed)
+		m.viewed = make(chan struct{})
+		m.mu.Unlock()
+	}
+}
+
+// waitMembers waits until the view has n members or more.
+func (m *member) waitMembers(ctx context.Context, n int) error {
+	for {
+		m.mu.Lock()
+		ch := m.viewed
+		m.mu.Unlock()
+		if len(m.g.View().Members) >= n {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// add registers s for its topic.
+func (m *member) add(s *Subscription) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ended != nil {
+		return m.ended
+	}
+	m.subs[s.topic] = append(m.subs[s.topic], s)
+	return nil
+}
+
+// endLocked removes s and closes its channel, recording why.
+func (m *member) endLocked(s *Subscription, err error) {
+	ss := m.subs[s.topic]
+	i := slices.Index(ss, s)
+	if i < 0 {
+		return
+	}
+	m.subs[s.topic] = slices.Delete(ss, i, i+1)
+	if len(m.subs[s.topic]) == 0 {
+		delete(m.subs, s.topic)
+	}
+	s.err = err
+	close(s.ch)
+}
+
+// leave leaves the group and waits for the dispatcher to end.
+func (m *member) leave(ctx context.Context) {
+	m.g.Leave(ctx)
+	m.g.Close()
+	<-m.done
+}
+
+// Publisher publishes the events of one topic.
+type Publisher struct {
+	c      *Client
+	m      *member
+	topic  string
+	qos    string
+	closed sync.Once
+}
+
+// Announce declares this client a publisher of topic with a QoS: a
+// shipped stack's name ("vsync", "total") or the path of an XML stack
+// description, which is read and sent to the directory. The client joins
+// the group the directory chose, through the contacts it holds, or founds
+// it if there are none, then adds its address to the group's contacts.
+//
+// Two clients that find no contacts at once both found the group: two
+// groups of the same name run side by side until one's coordinator
+// reaches the other (a later member joining through the contacts of
+// both, or a probe of the last view's members), when the smaller
+// dissolves into the larger (see docs/groups.md); events of a dissolved
+// view not yet stable are reported lost to their publishers.
+func (c *Client) Announce(ctx context.Context, topic, qos string) (*Publisher, error) {
+	var xml []byte
+	if layers.IsFile(qos) {
+		d, err := group.LoadStack(qos)
+		if err != nil {
+			return nil, fmt.Errorf("pubsub: %w", err)
+		}
+		xml = []byte(d.Canonical())
+	}
+	r, err := c.dir.Announce(ctx, topic, qos, xml)
+	if err != nil {
+		return nil, fmt.Errorf("pubsub: announcing %q: %w", topic, err)
+	}
+	m, err := c.join(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return &Publisher{c: c, m: m, topic: topic, qos: r.QoS}, nil
+}
+
+// Topic is the publisher's topic.
+func (p *Publisher) Topic() string { return p.topic }
+
+// Group is the name of the group the directory chose for the topic.
+func (p *Publisher) Group() string { return p.m.name }
+
+// QoS is the name of the topic's QoS.
+func (p *Publisher) QoS() string { return p.qos }
+
+// View is the current view of the publisher's group.
+func (p *Publisher) View() stack.View { return p.m.g.View() }
+
+// WaitMembers waits until the view of the publisher's group has at least
+// n members (this one included), or ctx ends: events published from then
+// on reach every one of them.
+func (p *Publisher) WaitMembers(ctx context.Context, n int) error { return p.m.waitMembers(ctx, n) }
+
+// Publish multicasts data as an event of the topic in its group and
+// returns once every member of the view has it (as group.Send). On
+// group.ErrLost the event was sent but this member left the view before
+// knowing every member had it: some subscribers may have it, others not;
+// on a ctx error it may still reach every member; on group.ErrClosed it
+// was not sent.
+func (p *Publisher) Publish(ctx context.Context, data []byte) error {
+	return p.m.g.Send(ctx, encodeEnvelope(p.topic, data))
+}
+
+// Close withdraws the publisher from the directory and leaves the group
+// unless another topic of this client uses it.
+func (p *Publisher) Close(ctx context.Context) error {
+	var err error
+	p.closed.Do(func() {
+		err = p.c.dir.Withdraw(ctx, p.topic)
+		p.c.release(p.m)
+	})
+	return err
+}
+
+// Event is an event of a topic, as a subscriber delivers it.
+type Event struct {
+	Topic string
+	From  string // the publisher's member id in the group
+	Data  []byte
+}
+
+// Subscription delivers the events of one topic.
+//
+// Events come on a channel rather than through a handler: the
+// application chooses when to read and may select on it with other work,
+// and the group's own goroutine never runs application code. The channel
+// is bounded (Config.Buffer): if the application falls so far behind that
+// it fills, the subscription ends (its channel closes, Err returns
+// ErrSlowConsumer) rather than block the group's other topics or skip
+// events silently: what it delivered is a gap-free prefix of the topic's
+// events.
+type Subscription struct {
+	c     *Client
+	m     *member
+	topic string
+	qos   string
+	ch    chan Event
+	err   error // under m.mu, set when ch closes
+	once  sync.Once
+}
+
+// SubscribeOption changes how Subscribe behaves.
+type SubscribeOption func(*subscribeOptions)
+
+type subscribeOptions struct{ wait bool }
+
+// WaitAnnounced makes Subscribe to a topic nobody announced yet wait,
+// asking again with backoff until it is announced or ctx ends, instead of
+// failing with directory.ErrUnknownTopic.
+func WaitAnnounced() SubscribeOption { return func(o *subscribeOptions) { o.wait = true } }
+
+// Subscribe asks the directory for the topic's QoS and group, joins the
+// group (unless this client is already a member), and delivers the
+// topic's events from then on. A topic nobody announced is an error
+// matching directory.ErrUnknownTopic, unless WaitAnnounced is given.
+func (c *Client) Subscribe(ctx context.Context, topic string, opts ...SubscribeOption) (*Subscription, error) {
+	var o subscribeOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	backoff := 10 * time.Millisecond
+	var r directory.Result
+	for {
+		var err error
+		r, err = c.dir.Subscribe(ctx, topic)
+		if err == nil {
+			break
+		}
+		if !o.wait || !errors.Is(err, directory.ErrUnknownTopic) {
+			return nil, fmt.Errorf("pubsub: subscribing to %q: %w", topic, err)
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("pubsub: waiting for %q to be announced: %w", topic, ctx.Err())
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+	m, err := c.join(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	s := &Subscription{c: c, m: m, topic: topic, qos: r.QoS, ch: make(chan Event, c.cfg.Buffer)}
+	if err := m.add(s); err != nil {
+		c.release(m)
+		return nil, err
+	}
+	return s, nil
+}
+
+// Topic is the subscription's topic.
+func (s *Subscription) Topic() string { return s.topic }
+
+// Group is the name of the topic's group.
+func (s *Subscription) Group() string { return s.m.name }
+
+// QoS is the name of the topic's QoS.
+func (s *Subscription) QoS() string { return s.qos }
+
+// Events returns the topic's events, in delivery order. It is closed by
+// Unsubscribe, Close, or when the subscription ends (see Err).
+func (s *Subscription) Events() <-chan Event { return s.ch }
+
+// Err says why Events was closed: nil after Unsubscribe or while open.
+func (s *Subscription) Err() error {
+	s.m.mu.Lock()
+	defer s.m.mu.Unlock()
+	return s.err
+}
+
+// Unsubscribe ends the subscription: its channel is closed (events not
+// yet read stay readable), the directory is told, and the group is left
+// unless another topic of this client uses it.
+func (s *Subscription) Unsubscribe(ctx context.Context) error {
+	var err error
+	s.once.Do(func() {
+		s.m.mu.Lock()
+		s.m.endLocked(s, nil)
+		s.m.mu.Unlock()
+		err = s.c.dir.Unsubscribe(ctx, s.topic)
+		s.c.release(s.m)
+	})
+	return err
+}
