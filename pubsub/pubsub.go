@@ -195,9 +195,11 @@ var ErrSlowConsumer = errors.New("pubsub: subscriber too slow: its buffer of eve
 
 // join returns the member of the group of r, joining it if this client is
 // not yet a member, and takes a reference to it. A new member adds its
-// address to the group's contacts in the directory.
-func (c *Client) join(ctx context.Context, r directory.Result) (*member, error) {
-	m, fresh, err := c.joinGroup(ctx, r)
+// address to the group's contacts in the directory. A subscription s, if
+// not nil, is registered before the member delivers anything, so that it
+// misses none of the events its member delivers.
+func (c *Client) join(ctx context.Context, r directory.Result, s *Subscription) (*member, error) {
+	m, fresh, err := c.joinGroup(ctx, r, s)
 	if err != nil || !fresh {
 		return m, err
 	}
@@ -208,6 +210,11 @@ func (c *Client) join(ctx context.Context, r directory.Result) (*member, error) 
 	addrs := append(slices.Clone(r.Contacts), c.host.Addr())
 	slices.Sort(addrs)
 	if err := c.dir.SetContacts(ctx, r.Group, slices.Compact(addrs)); err != nil {
+		if s != nil {
+			m.mu.Lock()
+			m.endLocked(s, err)
+			m.mu.Unlock()
+		}
 		c.release(m)
 		return nil, fmt.Errorf("pubsub: advertising this member of group %s: %w", r.Group, err)
 	}
@@ -216,7 +223,7 @@ func (c *Client) join(ctx context.Context, r directory.Result) (*member, error) 
 
 // joinGroup returns the member of the group of r with a reference taken,
 // and whether it was made now.
-func (c *Client) joinGroup(ctx context.Context, r directory.Result) (*member, bool, error) {
+func (c *Client) joinGroup(ctx context.Context, r directory.Result, s *Subscription) (*member, bool, error) {
 	c.joinMu.Lock()
 	defer c.joinMu.Unlock()
 	c.mu.Lock()
@@ -228,6 +235,12 @@ func (c *Client) joinGroup(ctx context.Context, r directory.Result) (*member, bo
 		defer c.mu.Unlock()
 		if m.hash != r.Hash {
 			return nil, false, fmt.Errorf("pubsub: group %s runs QoS %s here, but the directory says %s", r.Group, m.qos, r.QoS)
+		}
+		if s != nil {
+			s.m = m
+			if err := m.add(s); err != nil {
+				return nil, false, err
+			}
 		}
 		m.refs++
 		return m, false, nil
@@ -252,6 +265,10 @@ func (c *Client) joinGroup(ctx context.Context, r directory.Result) (*member, bo
 	}
 	m := &member{c: c, name: r.Group, qos: r.QoS, hash: r.Hash, g: g, refs: 1,
 		subs: map[string][]*Subscription{}, done: make(chan struct{}), viewed: make(chan struct{})}
+	if s != nil {
+		s.m = m
+		m.subs[s.topic] = []*Subscription{s}
+	}
 	c.mu.Lock()
 	c.groups[r.Group] = m
 	c.mu.Unlock()
@@ -436,7 +453,7 @@ func (c *Client) Announce(ctx context.Context, topic, qos string) (*Publisher, e
 	if err != nil {
 		return nil, fmt.Errorf("pubsub: announcing %q: %w", topic, err)
 	}
-	m, err := c.join(ctx, r)
+	m, err := c.join(ctx, r, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -547,13 +564,8 @@ func (c *Client) Subscribe(ctx context.Context, topic string, opts ...SubscribeO
 		}
 		backoff = min(2*backoff, time.Second)
 	}
-	m, err := c.join(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	s := &Subscription{c: c, m: m, topic: topic, qos: r.QoS, ch: make(chan Event, c.cfg.Buffer)}
-	if err := m.add(s); err != nil {
-		c.release(m)
+	s := &Subscription{c: c, topic: topic, qos: r.QoS, ch: make(chan Event, c.cfg.Buffer)}
+	if _, err := c.join(ctx, r, s); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -5,6 +5,8 @@
 //	conclave keygen FILE                        write a new cluster key
 //	conclave peer --id I --peers A0,A1,...      run one peer
 //	conclave group --group NAME [--contacts A]  join a group; send stdin lines, print deliveries
+//	conclave publish --directory A,B,C --topic T  announce T; publish stdin lines as events
+//	conclave subscribe --directory A,B,C --topic T  print T's events as "T> data"
 //	conclave demo [--n 4] [--out DIR]           run a scripted failure story on loopback
 //	conclave logs merge DIR                     merge a run's logs into DIR/run.jsonl and DIR/run.log
 //	conclave report DIR                         write DIR/report.html from a run's logs
@@ -44,6 +46,8 @@ var commands = []command{
 	{"peer", "--id I --peers A0,A1,...", "run one peer of a cluster", runPeer},
 	{"group", "--group NAME [--contacts A,...]", "join a group: send the lines of stdin, print deliveries and views", runGroup},
 	{"directory", "--id I --peers A0,A1,A2 --data DIR", "run one replica of the directory of topics", runDirectory},
+	{"publish", "--directory A,B,C --topic T [--qos Q]", "announce a topic and publish each line of stdin as an event", runPublish},
+	{"subscribe", "--directory A,B,C --topic T [--wait]", "subscribe to topics and print their events as TOPIC> data", runSubscribe},
 	{"topics", "--directory A0,A1,A2", "list the directory's topics and groups", runTopics},
 	{"demo", "[--n 4] [--out DIR]", "run N peers on loopback through a scripted failure story", runDemo},
 	{"logs merge", "DIR", "merge a run's event logs into DIR/run.jsonl and DIR/run.log", runLogsMerge},

@@ -1,0 +1,333 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/conclave/conclave/dirclient"
+	"github.com/conclave/conclave/directory"
+	"github.com/conclave/conclave/group"
+	"github.com/conclave/conclave/layers"
+	"github.com/conclave/conclave/pubsub"
+	"github.com/conclave/conclave/transport"
+)
+
+// pubsubCmd is one run of "conclave publish" or "conclave subscribe": its
+// streams are parameters so tests can drive it.
+type pubsubCmd struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+func runPublish(args []string) error {
+	return pubsubCmd{os.Stdin, os.Stdout, os.Stderr}.publish(args)
+}
+
+func runSubscribe(args []string) error {
+	return pubsubCmd{os.Stdin, os.Stdout, os.Stderr}.subscribe(args)
+}
+
+// clientFlags are the flags both commands share.
+type clientFlags struct {
+	dir, cluster, listen, name *string
+	timeout                    *time.Duration
+	keys                       keyFlags
+}
+
+func addClientFlags(fs *flag.FlagSet) clientFlags {
+	return clientFlags{
+		dir:     fs.String("directory", "", "comma-separated host:port of the directory's replicas, in id order (required)"),
+		cluster: fs.String("cluster", dirclient.DefaultCluster, "the directory's name"),
+		listen:  fs.String("listen", "127.0.0.1:0", "host:port to accept the other members' connections on (port 0: any free port)"),
+		name:    fs.String("name", "", "this client's name, to the directory and in views (default: random)"),
+		timeout: fs.Duration("timeout", 10*time.Second, "give up if the directory or the group does not answer within this time"),
+		keys:    addKeyFlags(fs),
+	}
+}
+
+// connect checks the flags and connects a client.
+func (f clientFlags) connect(ctx context.Context, stderr io.Writer) (*pubsub.Client, error) {
+	if *f.dir == "" {
+		return nil, usagef("--directory is required: the host:port of the directory's replicas")
+	}
+	addrs := splitList(*f.dir)
+	for _, a := range addrs {
+		if err := checkAddr("directory", a, false); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkAddr("listen", *f.listen, true); err != nil {
+		return nil, err
+	}
+	if *f.name != "" {
+		if err := checkName("name", *f.name); err != nil {
+			return nil, err
+		}
+	}
+	if err := positive("timeout", *f.timeout); err != nil {
+		return nil, err
+	}
+	key, err := f.keys.load(stderr)
+	if err != nil {
+		return nil, err
+	}
+	var nw transport.Network = transport.TCP{}
+	if *f.keys.tls {
+		t, err := transport.NewTLS(nil)
+		if err != nil {
+			return nil, err
+		}
+		nw = t
+	}
+	c, err := pubsub.Connect(ctx, pubsub.Config{Directory: addrs, Cluster: *f.cluster, Key: key, Network: nw,
+		Listen: *f.listen, Insecure: *f.keys.insecure, TLS: *f.keys.tls, Name: *f.name})
+	return c, unprotected(err)
+}
+
+// checkTopic refuses an empty topic or one over the limit.
+func checkTopic(t string) error {
+	if t == "" {
+		return usagef("--topic is required: the topic's name")
+	}
+	if len(t) > pubsub.MaxTopic {
+		return usagef("--topic is %d bytes, over the limit of %d", len(t), pubsub.MaxTopic)
+	}
+	return nil
+}
+
+func (c pubsubCmd) publish(args []string) error {
+	fs := newFlags("publish", "publish --directory A0,A1,A2 --topic T [--qos total|vsync|FILE.xml] [flags]")
+	topic := fs.String("topic", "", "the topic to publish (required)")
+	qos := fs.String("qos", "vsync", "the topic's quality of service: vsync, total, or the path of an XML stack description")
+	waitMembers := fs.Int("wait-members", 0, "before sending, wait until the group has this many members besides this one")
+	cf := addClientFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if err := checkTopic(*topic); err != nil {
+		return err
+	}
+	if *waitMembers < 0 {
+		return usagef("--wait-members must not be negative, not %d", *waitMembers)
+	}
+	if layers.IsFile(*qos) {
+		if _, err := group.LoadStack(*qos); err != nil {
+			return usageError{err.Error()}
+		}
+	}
+	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(sig, *cf.timeout)
+	defer cancel()
+	cl, err := cf.connect(ctx, c.stderr)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	p, err := cl.Announce(ctx, *topic, *qos)
+	if err != nil {
+		if errors.Is(err, directory.ErrBadQoS) {
+			return usageError{err.Error()}
+		}
+		return err
+	}
+	fmt.Fprintf(c.stdout, "topic %s: QoS %s, group %s\n", *topic, p.QoS(), p.Group())
+	if *waitMembers > 0 {
+		if err := p.WaitMembers(ctx, *waitMembers+1); err != nil {
+			return fmt.Errorf("the group did not reach %d other members within %v", *waitMembers, *cf.timeout)
+		}
+	}
+	lines := make(chan []byte)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(c.stdin)
+		sc.Buffer(make([]byte, 64<<10), group.DefaultMaxMessage)
+		for sc.Scan() {
+			select {
+			case lines <- slices.Clone(sc.Bytes()):
+			case <-sig.Done():
+				return
+			}
+		}
+		readErr <- sc.Err()
+	}()
+	failed := 0
+read:
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				break read
+			}
+			if err := p.Publish(sig, line); err != nil {
+				failed++
+				fmt.Fprintf(c.stderr, "not published for sure: %q: %v\n", line, err)
+				if errors.Is(err, group.ErrClosed) || sig.Err() != nil {
+					break read
+				}
+			}
+		case <-sig.Done():
+			break read
+		}
+	}
+	var errs []error
+	select {
+	case err := <-readErr:
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reading stdin: %w", err))
+		}
+	default:
+	}
+	if failed > 0 {
+		errs = append(errs, fmt.Errorf("%d events may not have reached every subscriber", failed))
+	}
+	lctx, lcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer lcancel()
+	if err := p.Close(lctx); err != nil {
+		errs = append(errs, fmt.Errorf("withdrawing: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// topicList is a flag that may be given several times.
+type topicList []string
+
+func (l *topicList) String() string { return strings.Join(*l, ",") }
+
+func (l *topicList) Set(v string) error {
+	if v == "" {
+		return errors.New("a topic must not be empty")
+	}
+	if slices.Contains(*l, v) {
+		return fmt.Errorf("topic %q given twice", v)
+	}
+	*l = append(*l, v)
+	return nil
+}
+
+func (c pubsubCmd) subscribe(args []string) error {
+	fs := newFlags("subscribe", "subscribe --directory A0,A1,A2 --topic T [--topic U ...] [--wait] [flags]")
+	var topics topicList
+	fs.Var(&topics, "topic", "a topic to subscribe to; repeat for more (at least one)")
+	wait := fs.Bool("wait", false, "wait for topics nobody announced yet, instead of failing")
+	count := fs.Int("count", 0, "exit after this many events in all (0: run until SIGINT or SIGTERM)")
+	cf := addClientFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if len(topics) == 0 {
+		return usagef("--topic is required: the topic to subscribe to")
+	}
+	for _, t := range topics {
+		if err := checkTopic(t); err != nil {
+			return err
+		}
+	}
+	if *count < 0 {
+		return usagef("--count must not be negative, not %d", *count)
+	}
+	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cctx, cancel := context.WithTimeout(sig, *cf.timeout)
+	defer cancel()
+	cl, err := cf.connect(cctx, c.stderr)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var opts []pubsub.SubscribeOption
+	if *wait {
+		opts = append(opts, pubsub.WaitAnnounced())
+	}
+	var out sync.Mutex // one line at a time
+	say := func(format string, a ...any) {
+		out.Lock()
+		fmt.Fprintf(c.stdout, format+"\n", a...)
+		out.Unlock()
+	}
+	var subs []*pubsub.Subscription
+	for _, t := range topics {
+		ctx := cctx
+		if *wait {
+			ctx = sig // waiting for an announce is bounded by the user only
+		}
+		s, err := cl.Subscribe(ctx, t, opts...)
+		if err != nil {
+			if errors.Is(err, directory.ErrUnknownTopic) {
+				return fmt.Errorf("%w (--wait waits for it)", err)
+			}
+			return err
+		}
+		say("topic %s: QoS %s, group %s", t, s.QoS(), s.Group())
+		subs = append(subs, s)
+	}
+	events := make(chan pubsub.Event)
+	var wg sync.WaitGroup
+	ended := make(chan error, len(subs))
+	for _, s := range subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for e := range s.Events() {
+				select {
+				case events <- e:
+				case <-sig.Done():
+					return
+				}
+			}
+			if err := s.Err(); err != nil {
+				ended <- fmt.Errorf("topic %s: %w", s.Topic(), err)
+			}
+		}()
+	}
+	n := 0
+	var runErr error
+loop:
+	for *count == 0 || n < *count {
+		select {
+		case e := <-events:
+			say("%s> %s", e.Topic, e.Data)
+			n++
+		case err := <-ended:
+			runErr = err
+			break loop
+		case <-sig.Done():
+			break loop
+		}
+	}
+	lctx, lcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer lcancel()
+	for _, s := range subs {
+		s.Unsubscribe(lctx)
+	}
+	stop() // unblocks the readers
+	wg.Wait()
+	st := cl.Stats()
+	var names []string
+	for t := range st {
+		names = append(names, t)
+	}
+	slices.Sort(names)
+	for _, t := range names {
+		fmt.Fprintf(c.stderr, "topic %s: %d delivered, %d filtered\n", t, st[t].Delivered, st[t].Filtered)
+	}
+	return runErr
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/conclave/conclave/launch"
+)
+
+// TestPublishSubscribeProcesses runs three directory replicas, a
+// subscriber waiting for a topic nobody announced yet, and a publisher of
+// it, as processes: the publisher's line reaches the subscriber.
+func TestPublishSubscribeProcesses(t *testing.T) {
+	dir := t.TempDir()
+	c, _ := startDirectory(t, dir)
+	key := filepath.Join(dir, launch.KeyFileName)
+	addrs := strings.Join(c.Addrs(), ",")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	sub := exec.CommandContext(ctx, conclaveBinary(t), "subscribe", "--directory", addrs, "--topic", "news",
+		"--wait", "--count", "1", "--name", "sub", "--key-file", key)
+	var subOut, subErr bytes.Buffer
+	sub.Stdout, sub.Stderr = &subOut, &subErr
+	if err := sub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pub := exec.CommandContext(ctx, conclaveBinary(t), "publish", "--directory", addrs, "--topic", "news",
+		"--qos", "total", "--wait-members", "1", "--name", "pub", "--key-file", key)
+	pub.Stdin = strings.NewReader("hello subscribers\n")
+	pubOut, err := pub.CombinedOutput()
+	if err != nil {
+		t.Fatalf("publish: %v\n%s", err, pubOut)
+	}
+	if err := sub.Wait(); err != nil {
+		t.Fatalf("subscribe: %v\nstdout:\n%s\nstderr:\n%s", err, subOut.String(), subErr.String())
+	}
+	if !strings.Contains(string(pubOut), "topic news: QoS total, group g") {
+		t.Errorf("the publisher did not say its QoS and group:\n%s", pubOut)
+	}
+	out := subOut.String()
+	if !strings.Contains(out, "topic news: QoS total, group g") || !strings.Contains(out, "news> hello subscribers\n") {
+		t.Errorf("subscriber's output:\n%s\nstderr:\n%s", out, subErr.String())
+	}
+	if !strings.Contains(subErr.String(), "topic news: 1 delivered, 0 filtered") {
+		t.Errorf("subscriber's stats:\n%s", subErr.String())
+	}
+}
