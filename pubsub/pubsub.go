@@ -434,12 +434,15 @@ type Publisher struct {
 // the group the directory chose, through the contacts it holds, or founds
 // it if there are none, then adds its address to the group's contacts.
 //
-// Two clients that find no contacts at once both found the group: two
-// groups of the same name run side by side until one's coordinator
-// reaches the other (a later member joining through the contacts of
-// both, or a probe of the last view's members), when the smaller
-// dissolves into the larger (see docs/groups.md); events of a dissolved
-// view not yet stable are reported lost to their publishers.
+// Two clients that find no contacts at once (a subscriber asking between
+// the first publisher's announce and its advertising, say) both found the
+// group: two groups of the same name then run side by side, and each
+// advertises itself with a command that replaces the contacts, so the
+// last one wins. A coordinator probes only its contacts and its last
+// view's members, so the two do not merge by themselves; later members
+// join the advertised one. This first cut does not repair it; a contacts
+// command that adds rather than replaces, and a founder that re-reads the
+// contacts after advertising and rejoins through a smaller address, would.
 func (c *Client) Announce(ctx context.Context, topic, qos string) (*Publisher, error) {
 	var xml []byte
 	if layers.IsFile(qos) {
