@@ -57,6 +57,14 @@ func (c *Client) SetContacts(ctx context.Context, group string, addrs []string) 
 	return err
 }
 
+// AddContact adds addr to the contacts of group and returns those it had
+// before: empty for exactly one of the members joining at once, which
+// founds the group.
+func (c *Client) AddContact(ctx context.Context, group, addr string) ([]string, error) {
+	r, err := c.command(ctx, directory.AddContact{Group: group, Addr: addr})
+	return r.Contacts, err
+}
+
 // Lookup reads topic at a linearizable point.
 func (c *Client) Lookup(ctx context.Context, topic string) (directory.Found, error) {
 	var f directory.Found

@@ -30,6 +30,7 @@ const (
 	opUnsubscribe
 	opWithdraw
 	opContacts
+	opAddContact
 )
 
 // A Command is what a client asks of the directory: an Op, with the
@@ -43,7 +44,8 @@ type Command struct {
 	Op     Op
 }
 
-// An Op is one of Announce, Subscribe, Unsubscribe, Withdraw, Contacts.
+// An Op is one of Announce, Subscribe, Unsubscribe, Withdraw, Contacts,
+// AddContact.
 type Op interface {
 	opcode() byte
 }
@@ -76,11 +78,21 @@ type Contacts struct {
 	Addrs []string
 }
 
+// AddContact adds Addr to the contact addresses of Group, and returns
+// those it had before: commands are applied one at a time, so of the
+// members that join a group at once exactly one is told there is nobody
+// to join, and founds it, and every other is told of a member before it.
+type AddContact struct {
+	Group string
+	Addr  string
+}
+
 func (Announce) opcode() byte    { return opAnnounce }
 func (Subscribe) opcode() byte   { return opSubscribe }
 func (Unsubscribe) opcode() byte { return opUnsubscribe }
 func (Withdraw) opcode() byte    { return opWithdraw }
 func (Contacts) opcode() byte    { return opContacts }
+func (AddContact) opcode() byte  { return opAddContact }
 
 // EncodeCommand returns the binary form of c. A command with a nil Op
 // encodes, and is refused when decoded.
@@ -108,6 +120,9 @@ func EncodeCommand(c Command) []byte {
 	case Contacts:
 		e.str(op.Group)
 		e.strs(op.Addrs)
+	case AddContact:
+		e.str(op.Group)
+		e.str(op.Addr)
 	}
 	return e.b
 }
@@ -137,6 +152,8 @@ func DecodeCommand(b []byte) (Command, error) {
 		c.Op = Withdraw{Topic: d.str("topic", MaxName)}
 	case opContacts:
 		c.Op = Contacts{Group: d.str("group", MaxName), Addrs: d.strs("contacts", MaxContacts, MaxName)}
+	case opAddContact:
+		c.Op = AddContact{Group: d.str("group", MaxName), Addr: d.str("contact", MaxName)}
 	default:
 		if d.err == nil {
 			d.failf("unknown operation %d", code)

@@ -22,6 +22,7 @@ var sampleCommands = []directory.Command{
 	{Client: "c1", Seq: 5, Op: directory.Withdraw{Topic: "prices"}},
 	{Client: "c4", Seq: 6, Op: directory.Contacts{Group: "g2", Addrs: []string{"10.0.0.1:7000", "10.0.0.2:7000"}}},
 	{Client: "c4", Seq: 7, Op: directory.Contacts{Group: "g2"}},
+	{Client: "c5", Seq: 1, Op: directory.AddContact{Group: "g1", Addr: "10.0.0.3:7000"}},
 	{Client: "ü", Seq: 8, Op: directory.Subscribe{Topic: "日本"}},
 }
 

@@ -22,6 +22,8 @@ func Describe(cmd, result []byte) map[string]any {
 		f["op"], f["topic"] = "withdraw", op.Topic
 	case Contacts:
 		f["op"], f["group"] = "contacts", op.Group
+	case AddContact:
+		f["op"], f["group"] = "add-contact", op.Group
 	}
 	if r, err := DecodeResult(result); err == nil {
 		f["result"] = r.Code.String()

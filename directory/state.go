@@ -2,6 +2,7 @@ package directory
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -197,6 +198,8 @@ func (s *State) do(c Command) Result {
 		return Result{}
 	case Contacts:
 		return s.setContacts(op)
+	case AddContact:
+		return s.addContact(op)
 	}
 	return fail(CodeBadCommand, "no operation")
 }
@@ -344,6 +347,33 @@ func (s *State) setContacts(c Contacts) Result {
 	}
 	s.groups[gi].contacts = addrs
 	return Result{}
+}
+
+// addContact adds a.Addr to the contacts of a group that carries a topic,
+// and returns its QoS and the contacts it had before; a group at
+// MaxContacts drops its first (in sorted order) to make room. A retry
+// returns the contacts as they are when it comes (a.Addr among them).
+func (s *State) addContact(a AddContact) Result {
+	gi, ok := s.groupIndex(a.Group)
+	if !ok {
+		return fail(CodeBadCommand, "no group %q: the groups are g0 to g%d", a.Group, len(s.groups)-1)
+	}
+	if a.Addr == "" {
+		return fail(CodeBadCommand, "an empty contact address for group %s", a.Group)
+	}
+	g := &s.groups[gi]
+	if g.qos == "" {
+		return fail(CodeBadCommand, "group %s carries no topic yet", a.Group)
+	}
+	before := slices.Clone(g.contacts)
+	if !slices.Contains(g.contacts, a.Addr) {
+		if len(g.contacts) >= MaxContacts {
+			g.contacts = g.contacts[1:]
+		}
+		g.contacts = sortedSet(append(slices.Clone(g.contacts), a.Addr))
+	}
+	q := s.qos[g.qos]
+	return Result{QoS: q.name, Hash: q.hash, Group: a.Group, Contacts: before}
 }
 
 // topicResult is what Announce and Subscribe return for t. XML and

@@ -199,26 +199,8 @@ var ErrSlowConsumer = errors.New("pubsub: subscriber too slow: its buffer of eve
 // not nil, is registered before the member delivers anything, so that it
 // misses none of the events its member delivers.
 func (c *Client) join(ctx context.Context, r directory.Result, s *Subscription) (*member, error) {
-	m, fresh, err := c.joinGroup(ctx, r, s)
-	if err != nil || !fresh {
-		return m, err
-	}
-	// The union of what the directory said and this address. Two clients
-	// doing this at once may each overwrite the other's address (the
-	// command replaces the list): the group still works, only one contact
-	// fewer is advertised until the next member's join updates it.
-	addrs := append(slices.Clone(r.Contacts), c.host.Addr())
-	slices.Sort(addrs)
-	if err := c.dir.SetContacts(ctx, r.Group, slices.Compact(addrs)); err != nil {
-		if s != nil {
-			m.mu.Lock()
-			m.endLocked(s, err)
-			m.mu.Unlock()
-		}
-		c.release(m)
-		return nil, fmt.Errorf("pubsub: advertising this member of group %s: %w", r.Group, err)
-	}
-	return m, nil
+	m, _, err := c.joinGroup(ctx, r, s)
+	return m, err
 }
 
 // joinGroup returns the member of the group of r with a reference taken,
@@ -250,14 +232,23 @@ func (c *Client) joinGroup(ctx context.Context, r directory.Result, s *Subscript
 	if err != nil {
 		return nil, false, fmt.Errorf("pubsub: the directory's stack of QoS %s: %w", r.QoS, err)
 	}
+	// This member's address goes into the group's contacts first, and the
+	// directory answers with those that were there before: of members
+	// joining at once, exactly one hears of nobody and founds the group;
+	// the others hear of it (or of each other, and the membership layer
+	// lets the lowest address found), so they make one group, not two.
+	before, err := c.dir.AddContact(ctx, r.Group, c.host.Addr())
+	if err != nil {
+		return nil, false, fmt.Errorf("pubsub: advertising this member of group %s: %w", r.Group, err)
+	}
 	var contacts []string
-	for _, a := range r.Contacts {
+	for _, a := range before {
 		if a != c.host.Addr() {
 			contacts = append(contacts, a)
 		}
 	}
 	// Found: with no contacts, or none answering (all gone), this client
-	// founds the group. See Announce for two founders at once.
+	// founds the group.
 	g, err := group.Join(ctx, group.Config{Name: r.Group, Description: d, Host: c.host, Contacts: contacts, Found: true,
 		Member: c.cfg.Name})
 	if err != nil {
@@ -430,19 +421,12 @@ type Publisher struct {
 
 // Announce declares this client a publisher of topic with a QoS: a
 // shipped stack's name ("vsync", "total") or the path of an XML stack
-// description, which is read and sent to the directory. The client joins
-// the group the directory chose, through the contacts it holds, or founds
-// it if there are none, then adds its address to the group's contacts.
-//
-// Two clients that find no contacts at once (a subscriber asking between
-// the first publisher's announce and its advertising, say) both found the
-// group: two groups of the same name then run side by side, and each
-// advertises itself with a command that replaces the contacts, so the
-// last one wins. A coordinator probes only its contacts and its last
-// view's members, so the two do not merge by themselves; later members
-// join the advertised one. This first cut does not repair it; a contacts
-// command that adds rather than replaces, and a founder that re-reads the
-// contacts after advertising and rejoins through a smaller address, would.
+// description, which is read and sent to the directory. The client adds
+// its address to the group's contacts in the directory, which answers with
+// those that were there before, and joins through them, or founds the
+// group if there were none: of clients joining at once, exactly one
+// founds it. Contacts of members that are gone stay listed; a member that
+// finds none of its contacts answering founds the group anew.
 func (c *Client) Announce(ctx context.Context, topic, qos string) (*Publisher, error) {
 	var xml []byte
 	if layers.IsFile(qos) {
