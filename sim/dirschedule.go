@@ -64,15 +64,7 @@ func (s *DirSim) Apply(f Fault) {
 			}
 		}
 	case "bridge":
-		for i := range r {
-			switch {
-			case i == f.Peer:
-			case i < f.Peer || (f.Peer == 0 && i == 1):
-				a = append(a, i)
-			default:
-				b = append(b, i)
-			}
-		}
+		a, b = bridgeHalves(r, f.Peer)
 	default:
 		s.Net.Apply(f)
 		return

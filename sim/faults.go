@@ -275,16 +275,7 @@ func (n *Net) Apply(f Fault) {
 	case "cut":
 		n.Cut(f.Peer, next)
 	case "bridge":
-		var a, b []int
-		for i := range nn {
-			switch {
-			case i == f.Peer:
-			case i < f.Peer || (f.Peer == 0 && i == 1):
-				a = append(a, i)
-			default:
-				b = append(b, i)
-			}
-		}
+		a, b := bridgeHalves(nn, f.Peer)
 		n.Bridge(a, b, f.Peer)
 	case "delay":
 		n.Delay(f.Peer, next, f.D)
@@ -296,4 +287,20 @@ func (n *Net) Apply(f Fault) {
 	default:
 		panic("sim: unknown fault " + f.Op)
 	}
+}
+
+// bridgeHalves splits processes 0..n-1 other than bridge into the two
+// halves that a "bridge" fault cuts apart: those below bridge (and 1 when
+// bridge is 0), and the rest.
+func bridgeHalves(n, bridge int) (a, b []int) {
+	for i := range n {
+		switch {
+		case i == bridge:
+		case i < bridge || (bridge == 0 && i == 1):
+			a = append(a, i)
+		default:
+			b = append(b, i)
+		}
+	}
+	return a, b
 }
