@@ -36,7 +36,9 @@
 // logs of directory replicas for Raft's safety (one leader per term, the
 // same command at each index everywhere), and Linearizable checks the
 // operations its clients saw against the directory's sequential
-// specification, with porcupine.
+// specification, with porcupine. PubSub checks the logs of publish/
+// subscribe clients: topic isolation, no duplicates, one order per total
+// order topic.
 package check
 
 import (

@@ -99,6 +99,14 @@ const (
 	DirApply = "dir_apply"
 )
 
+// Publish/subscribe client events, written by package pubsub.
+const (
+	PSAnnounce  = "ps_announce"
+	PSSubscribe = "ps_subscribe"
+	PSUnsub     = "ps_unsubscribe"
+	PSDeliver   = "ps_deliver"
+)
+
 // Control events (node Control), written by package launch, the tests and
 // the simulators.
 const (

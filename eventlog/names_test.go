@@ -34,6 +34,7 @@ var blocks = []block{
 	{"Peer events", []string{"Peer events"}},
 	{"Group member events", []string{"Group member events"}},
 	{"Directory replica events", []string{"Directory replica events"}},
+	{"Publish/subscribe client events", []string{"Publish/subscribe client events"}},
 	{"Control events", []string{"Control events"}},
 	{"Events any process", []string{"Events of any process"}},
 	{"Field keys", []string{"fields"}},

@@ -29,12 +29,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/conclave/conclave/dirclient"
 	"github.com/conclave/conclave/directory"
+	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/group"
 	"github.com/conclave/conclave/host"
 	"github.com/conclave/conclave/layers"
@@ -67,6 +69,10 @@ type Config struct {
 	Name string
 	// Buffer is the room of each subscription's channel (DefaultBuffer).
 	Buffer int
+	// LogTo, if set, receives the client's event log (docs/events.md,
+	// "Publish/subscribe client events"): what it announces and subscribes
+	// to, and every event it hands to the application.
+	LogTo io.Writer
 }
 
 // Client publishes and subscribes to topics. It is safe for concurrent
@@ -81,6 +87,23 @@ type Client struct {
 	groups map[string]*member // by group name
 	stats  map[string]*Stats  // by topic
 	closed bool
+
+	logMu sync.Mutex
+	log   *eventlog.Writer // nil without Config.LogTo
+}
+
+// logEv logs an event, if the client keeps a log.
+func (c *Client) logEv(ev string, kv ...any) {
+	if c.log == nil {
+		return
+	}
+	f := make(map[string]any, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		f[kv[i].(string)] = kv[i+1]
+	}
+	c.logMu.Lock()
+	defer c.logMu.Unlock()
+	c.log.Log(ev, f)
 }
 
 // Connect starts a client: its host listens at once; the directory is
@@ -116,7 +139,11 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		h.Close()
 		return nil, fmt.Errorf("pubsub: %w", err)
 	}
-	return &Client{cfg: cfg, host: h, dir: dc, groups: map[string]*member{}, stats: map[string]*Stats{}}, nil
+	c := &Client{cfg: cfg, host: h, dir: dc, groups: map[string]*member{}, stats: map[string]*Stats{}}
+	if cfg.LogTo != nil {
+		c.log = eventlog.NewWriter(cfg.LogTo, cfg.Name, uint64(time.Now().UnixNano()), &eventlog.Clock{}, nil)
+	}
+	return c, nil
 }
 
 // Addr is the address the client's groups are reached at.
@@ -330,6 +357,10 @@ func (m *member) dispatch() {
 		}
 		m.mu.Lock()
 		subs := m.subs[topic]
+		if len(subs) > 0 {
+			m.c.logEv(eventlog.PSDeliver, eventlog.FieldTopic, topic, eventlog.FieldGroup, m.name,
+				eventlog.FieldView, d.View.String(), eventlog.FieldFrom, d.From, eventlog.FieldSeq, d.Seq, eventlog.FieldOrder, d.Order)
+		}
 		for _, s := range subs {
 			select {
 			case s.ch <- Event{Topic: topic, From: d.From, Data: data}:
@@ -444,6 +475,7 @@ func (c *Client) Announce(ctx context.Context, topic, qos string) (*Publisher, e
 	if err != nil {
 		return nil, err
 	}
+	c.logEv(eventlog.PSAnnounce, eventlog.FieldTopic, topic, eventlog.FieldQoS, r.QoS, eventlog.FieldGroup, r.Group)
 	return &Publisher{c: c, m: m, topic: topic, qos: r.QoS}, nil
 }
 
@@ -555,6 +587,7 @@ func (c *Client) Subscribe(ctx context.Context, topic string, opts ...SubscribeO
 	if _, err := c.join(ctx, r, s); err != nil {
 		return nil, err
 	}
+	c.logEv(eventlog.PSSubscribe, eventlog.FieldTopic, topic, eventlog.FieldQoS, r.QoS, eventlog.FieldGroup, r.Group)
 	return s, nil
 }
 
@@ -587,6 +620,7 @@ func (s *Subscription) Unsubscribe(ctx context.Context) error {
 		s.m.mu.Lock()
 		s.m.endLocked(s, nil)
 		s.m.mu.Unlock()
+		s.c.logEv(eventlog.PSUnsub, eventlog.FieldTopic, s.topic)
 		err = s.c.dir.Unsubscribe(ctx, s.topic)
 		s.c.release(s.m)
 	})

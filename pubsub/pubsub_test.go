@@ -1,6 +1,7 @@
 package pubsub_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/conclave/conclave/check"
 	"github.com/conclave/conclave/directory"
 	"github.com/conclave/conclave/dirnode"
+	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/pubsub"
 	"github.com/conclave/conclave/transport"
 )
@@ -21,6 +24,39 @@ type testDir struct {
 	key   transport.Key
 	addrs []string
 	srv   []*dirnode.Server
+	logs  logBuffer // the clients' event logs
+}
+
+// logBuffer is the clients' shared event log.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// checkLogs runs check.PubSub over the clients' logs; a topic is of total
+// order when a client logged it with QoS total.
+func (d *testDir) checkLogs(t *testing.T) {
+	d.logs.mu.Lock()
+	h, bad, err := eventlog.Read(bytes.NewReader(d.logs.b.Bytes()))
+	d.logs.mu.Unlock()
+	if err != nil || bad > 0 {
+		t.Fatalf("reading the clients' logs: %v (%d bad lines)", err, bad)
+	}
+	o := check.PubSubOptions{Total: map[string]bool{}}
+	for _, e := range h {
+		if e.Ev == eventlog.PSSubscribe && e.Str(eventlog.FieldQoS) == "total" {
+			o.Total[e.Str(eventlog.FieldTopic)] = true
+		}
+	}
+	for _, v := range check.PubSub(h, o) {
+		t.Error(v)
+	}
 }
 
 // startDir starts three replicas with maxGroups groups.
@@ -54,7 +90,7 @@ func (d *testDir) close() {
 
 // connect returns a client of d.
 func (d *testDir) connect(ctx context.Context, name string) (*pubsub.Client, error) {
-	return pubsub.Connect(ctx, pubsub.Config{Directory: d.addrs, Key: d.key, Network: d.nw, Name: name})
+	return pubsub.Connect(ctx, pubsub.Config{Directory: d.addrs, Key: d.key, Network: d.nw, Name: name, LogTo: &d.logs})
 }
 
 func newDir(t *testing.T, maxGroups int) *testDir {
@@ -64,6 +100,8 @@ func newDir(t *testing.T, maxGroups int) *testDir {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.close)
+	// Registered before the clients' cleanups, so it runs after them.
+	t.Cleanup(func() { d.checkLogs(t) })
 	return d
 }
 
