@@ -70,6 +70,10 @@ func runDirectory(args []string) error {
 			return err
 		}
 	}
+	// The checks that need no store, before anything is made on disk.
+	if err := (&dirnode.Config{ID: *id, Peers: addrs, Store: &directory.MemStore{}, App: &directory.State{}}).Validate(); err != nil {
+		return usagef("%v", err)
+	}
 	if *httpAddr != "" {
 		if err := checkAddr("http", *httpAddr, true); err != nil {
 			return err

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/conclave/conclave/dirclient"
 	"github.com/conclave/conclave/directory"
+	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/group"
 	"github.com/conclave/conclave/layers"
 	"github.com/conclave/conclave/pubsub"
@@ -40,9 +43,9 @@ func runSubscribe(args []string) error {
 
 // clientFlags are the flags both commands share.
 type clientFlags struct {
-	dir, cluster, listen, name *string
-	timeout                    *time.Duration
-	keys                       keyFlags
+	dir, cluster, listen, name, logDir *string
+	timeout                            *time.Duration
+	keys                               keyFlags
 }
 
 func addClientFlags(fs *flag.FlagSet) clientFlags {
@@ -52,47 +55,85 @@ func addClientFlags(fs *flag.FlagSet) clientFlags {
 		listen:  fs.String("listen", "127.0.0.1:0", "host:port to accept the other members' connections on (port 0: any free port)"),
 		name:    fs.String("name", "", "this client's name, to the directory and in views (default: random)"),
 		timeout: fs.Duration("timeout", 10*time.Second, "give up if the directory or the group does not answer within this time"),
+		logDir:  fs.String("log-dir", "conclave-logs", "directory for the client's event log <name>.jsonl (empty: no log)"),
 		keys:    addKeyFlags(fs),
 	}
 }
 
-// connect checks the flags and connects a client.
-func (f clientFlags) connect(ctx context.Context, stderr io.Writer) (*pubsub.Client, error) {
+// connect checks the flags and connects a client; done closes it and its
+// event log.
+func (f clientFlags) connect(ctx context.Context, stderr io.Writer) (c *pubsub.Client, done func(), err error) {
+	c, logf, err := f.connectLog(ctx, stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, func() {
+		c.Close()
+		if logf != nil {
+			logf.Close()
+		}
+	}, nil
+}
+
+func (f clientFlags) connectLog(ctx context.Context, stderr io.Writer) (*pubsub.Client, *os.File, error) {
 	if *f.dir == "" {
-		return nil, usagef("--directory is required: the host:port of the directory's replicas")
+		return nil, nil, usagef("--directory is required: the host:port of the directory's replicas")
 	}
 	addrs := splitList(*f.dir)
 	for _, a := range addrs {
 		if err := checkAddr("directory", a, false); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if err := checkAddr("listen", *f.listen, true); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if *f.name != "" {
 		if err := checkName("name", *f.name); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if err := positive("timeout", *f.timeout); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	key, err := f.keys.load(stderr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var nw transport.Network = transport.TCP{}
 	if *f.keys.tls {
 		t, err := transport.NewTLS(nil)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		nw = t
 	}
-	c, err := pubsub.Connect(ctx, pubsub.Config{Directory: addrs, Cluster: *f.cluster, Key: key, Network: nw,
-		Listen: *f.listen, Insecure: *f.keys.insecure, TLS: *f.keys.tls, Name: *f.name})
-	return c, unprotected(err)
+	name := *f.name
+	if name == "" {
+		var b [4]byte
+		rand.Read(b[:])
+		name = "client-" + hex.EncodeToString(b[:])
+	}
+	cfg := pubsub.Config{Directory: addrs, Cluster: *f.cluster, Key: key, Network: nw,
+		Listen: *f.listen, Insecure: *f.keys.insecure, TLS: *f.keys.tls, Name: name}
+	var logf *os.File
+	if *f.logDir != "" {
+		if err := checkDir("log-dir", *f.logDir); err != nil {
+			return nil, nil, err
+		}
+		if logf, err = eventlog.Create(*f.logDir, name); err != nil {
+			return nil, nil, fmt.Errorf("event log: %w", err)
+		}
+		cfg.LogTo = logf
+	}
+	c, err := pubsub.Connect(ctx, cfg)
+	if err != nil {
+		if logf != nil {
+			logf.Close()
+		}
+		return nil, nil, unprotected(err)
+	}
+	return c, logf, nil
 }
 
 // checkTopic refuses an empty topic or one over the limit.
@@ -133,11 +174,11 @@ func (c pubsubCmd) publish(args []string) error {
 	defer stop()
 	ctx, cancel := context.WithTimeout(sig, *cf.timeout)
 	defer cancel()
-	cl, err := cf.connect(ctx, c.stderr)
+	cl, done, err := cf.connect(ctx, c.stderr)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	defer done()
 	p, err := cl.Announce(ctx, *topic, *qos)
 	if err != nil {
 		if errors.Is(err, directory.ErrBadQoS) {
@@ -248,11 +289,11 @@ func (c pubsubCmd) subscribe(args []string) error {
 	defer stop()
 	cctx, cancel := context.WithTimeout(sig, *cf.timeout)
 	defer cancel()
-	cl, err := cf.connect(cctx, c.stderr)
+	cl, done, err := cf.connect(cctx, c.stderr)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	defer done()
 	var opts []pubsub.SubscribeOption
 	if *wait {
 		opts = append(opts, pubsub.WaitAnnounced())

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/conclave/conclave/check"
+	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/launch"
 )
 
@@ -24,10 +26,9 @@ func TestPublishSubscribeProcesses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	// The publisher first: a subscriber asking between its announce and
-	// its advertising would found a group of its own (a known race).
+	// The publisher first, so that the subscriber finds the topic.
 	pub := exec.CommandContext(ctx, conclaveBinary(t), "publish", "--directory", addrs, "--topic", "news",
-		"--qos", "total", "--wait-members", "1", "--name", "pub", "--key-file", key)
+		"--qos", "total", "--wait-members", "1", "--name", "pub", "--key-file", key, "--log-dir", dir)
 	pub.Stdin = strings.NewReader("hello subscribers\n")
 	pubStdout, err := pub.StdoutPipe()
 	if err != nil {
@@ -46,7 +47,7 @@ func TestPublishSubscribeProcesses(t *testing.T) {
 		t.Errorf("the publisher did not say its QoS and group: %q", first)
 	}
 	sub := exec.CommandContext(ctx, conclaveBinary(t), "subscribe", "--directory", addrs, "--topic", "news",
-		"--wait", "--count", "1", "--name", "sub", "--key-file", key)
+		"--wait", "--count", "1", "--name", "sub", "--key-file", key, "--log-dir", dir)
 	var subOut, subErr bytes.Buffer
 	sub.Stdout, sub.Stderr = &subOut, &subErr
 	if err := sub.Start(); err != nil {
@@ -64,5 +65,21 @@ func TestPublishSubscribeProcesses(t *testing.T) {
 	}
 	if !strings.Contains(subErr.String(), "topic news: 1 delivered, 0 filtered") {
 		t.Errorf("subscriber's stats:\n%s", subErr.String())
+	}
+	h, _, err := eventlog.ReadFile(filepath.Join(dir, "sub.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	delivered := 0
+	for _, e := range h {
+		if e.Ev == eventlog.PSDeliver && e.Str(eventlog.FieldTopic) == "news" {
+			delivered++
+		}
+	}
+	if delivered != 1 {
+		t.Errorf("the subscriber's log has %d deliveries of news, want 1", delivered)
+	}
+	for _, v := range check.PubSub(h, check.PubSubOptions{Total: map[string]bool{"news": true}}) {
+		t.Error(v)
 	}
 }
