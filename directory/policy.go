@@ -75,7 +75,10 @@ func (FreeThenFewest) Place(t NewTopic, groups []GroupLoad) (string, bool) {
 // free group of its own (the lowest-numbered) while there is one; then it
 // shares the group of its QoS where it adds the least waste (see Waste),
 // counting every topic's rate as 1 and the new topic's interest as what
-// is known of it when it is placed; ties go to the lowest-numbered group.
+// is known of it when it is placed. Among groups adding the same waste it
+// takes the one with the fewest topics, where the subscribers still to
+// come add the least (each new member of a group receives all its
+// topics), then the lowest-numbered.
 // A new QoS with no free group left gets none.
 type FreeThenLeastWaste struct{}
 
@@ -88,7 +91,8 @@ func (FreeThenLeastWaste) Place(t NewTopic, groups []GroupLoad) (string, bool) {
 			return g.Name, true
 		case g.QoS != t.QoS:
 		default:
-			if c := addedWaste(t.Interested, g.Interest); best < 0 || c < bestCost {
+			c := addedWaste(t.Interested, g.Interest)
+			if best < 0 || c < bestCost || c == bestCost && len(g.Interest) < len(groups[best].Interest) {
 				best, bestCost = i, c
 			}
 		}

@@ -29,7 +29,7 @@ type StateConfig struct {
 	// (DefaultMaxSessions if 0). Beyond it, the client whose last command
 	// is the oldest is forgotten.
 	MaxSessions int
-	// Policy places new topics in groups (FreeThenFewest if nil).
+	// Policy places new topics in groups (FreeThenLeastWaste if nil).
 	Policy Policy
 }
 
@@ -98,7 +98,7 @@ func NewState(cfg StateConfig) (*State, error) {
 		cfg.MaxSessions = DefaultMaxSessions
 	}
 	if cfg.Policy == nil {
-		cfg.Policy = FreeThenFewest{}
+		cfg.Policy = FreeThenLeastWaste{}
 	}
 	reg := layers.Registry()
 	shipped, err := shippedQoS(reg)
