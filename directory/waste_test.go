@@ -65,9 +65,11 @@ func TestFreeThenLeastWaste(t *testing.T) {
 		{"a free one first", []directory.GroupLoad{load("g0", "A", ti("a", "p")), load("g1", "")}, "g1"},
 		// g0: p new, 2 topics × 1 + 3 strangers = 5; g1: p a member, 1 stranger.
 		{"where the publisher is", []directory.GroupLoad{load("g0", "A", ti("a", "q", "s1"), ti("b", "q", "s2")), load("g1", "A", ti("c", "p", "s1"))}, "g1"},
-		// g0: 1 topic + 1 member = 2; g1: 1 + 1 topic... 2 topics + 1 = 3.
+		// p is new to both: g0 adds 1 topic + 1 stranger = 2, g1 2 topics + 1 stranger = 3.
 		{"smaller group", []directory.GroupLoad{load("g0", "A", ti("a", "q")), load("g1", "A", ti("b", "r"), ti("c", "r"))}, "g0"},
 		{"other QoS do not count", []directory.GroupLoad{load("g0", "B", ti("a", "p")), load("g1", "A", ti("b", "q", "s"))}, "g1"},
+		// p is in both, with no stranger: ties, and g1 has fewer topics.
+		{"ties: the fewest topics", []directory.GroupLoad{load("g0", "A", ti("a", "p"), ti("b", "p")), load("g1", "A", ti("c", "p"))}, "g1"},
 		{"ties: the lowest", []directory.GroupLoad{load("g0", "B"), load("g1", "A", ti("a", "q")), load("g2", "A", ti("b", "r"))}, "g1"},
 		{"no group of the QoS", []directory.GroupLoad{load("g0", "B", ti("a", "q"))}, ""},
 	} {
