@@ -29,7 +29,7 @@ func TestFreeThenFewest(t *testing.T) {
 		{"no group of the QoS", []directory.GroupLoad{carrying("g0", "B", 0), carrying("g1", "C", 0)}, ""},
 		{"no groups", nil, ""},
 	} {
-		got, ok := directory.FreeThenFewest{}.Place("t", "A", tc.groups)
+		got, ok := directory.FreeThenFewest{}.Place(directory.NewTopic{Name: "t", QoS: "A"}, tc.groups)
 		if ok != (tc.want != "") || got != tc.want {
 			t.Errorf("%s: %q %v, want %q", tc.name, got, ok, tc.want)
 		}
@@ -39,7 +39,7 @@ func TestFreeThenFewest(t *testing.T) {
 // badPolicy answers what it is told to.
 type badPolicy struct{ group string }
 
-func (p badPolicy) Place(topic, qos string, groups []directory.GroupLoad) (string, bool) {
+func (p badPolicy) Place(directory.NewTopic, []directory.GroupLoad) (string, bool) {
 	return p.group, true
 }
 

@@ -29,7 +29,7 @@ type StateConfig struct {
 	// (DefaultMaxSessions if 0). Beyond it, the client whose last command
 	// is the oldest is forgotten.
 	MaxSessions int
-	// Policy places new topics in groups (FreeThenFewest if nil).
+	// Policy places new topics in groups (FreeThenLeastWaste if nil).
 	Policy Policy
 }
 
@@ -98,7 +98,7 @@ func NewState(cfg StateConfig) (*State, error) {
 		cfg.MaxSessions = DefaultMaxSessions
 	}
 	if cfg.Policy == nil {
-		cfg.Policy = FreeThenFewest{}
+		cfg.Policy = FreeThenLeastWaste{}
 	}
 	reg := layers.Registry()
 	shipped, err := shippedQoS(reg)
@@ -219,7 +219,7 @@ func (s *State) announce(client string, a Announce) Result {
 			a.Topic, cur.name, cur.hash, q.name, q.hash)
 	}
 	if !ok {
-		gi, r := s.place(a.Topic, q)
+		gi, r := s.place(a.Topic, q, client)
 		if r != nil {
 			return *r
 		}
@@ -244,14 +244,14 @@ func (s *State) topic(name string) (*topic, *Result) {
 	return t, nil
 }
 
-// place asks the policy for a group for a new topic of QoS q, and checks
-// its answer.
-func (s *State) place(name string, q qos) (int, *Result) {
+// place asks the policy for a group for a new topic of QoS q announced by
+// client, and checks its answer.
+func (s *State) place(name string, q qos, client string) (int, *Result) {
 	refuse := func(format string, args ...any) (int, *Result) {
 		r := fail(CodeNoGroup, format, args...)
 		return 0, &r
 	}
-	gname, ok := s.cfg.Policy.Place(name, q.hash, s.loads())
+	gname, ok := s.cfg.Policy.Place(NewTopic{Name: name, QoS: q.hash, Interested: []string{client}}, s.loads())
 	if !ok {
 		return refuse("%s", s.noGroup(name, q))
 	}
@@ -271,8 +271,34 @@ func (s *State) place(name string, q qos) (int, *Result) {
 func (s *State) loads() []GroupLoad {
 	out := make([]GroupLoad, len(s.groups))
 	for i, g := range s.groups {
-		out[i] = GroupLoad{Name: groupName(i), QoS: g.qos, Topics: len(g.topics), Publishers: len(g.pubs), Subscribers: len(g.subs)}
+		out[i] = GroupLoad{Name: groupName(i), QoS: g.qos, Topics: len(g.topics), Publishers: len(g.pubs), Subscribers: len(g.subs),
+			Interest: s.groupInterest(g)}
 	}
+	return out
+}
+
+// groupInterest returns g's topics, sorted, each with its publishers and
+// subscribers.
+func (s *State) groupInterest(g group) []TopicInterest {
+	if len(g.topics) == 0 {
+		return nil
+	}
+	out := make([]TopicInterest, 0, len(g.topics))
+	for name := range g.topics {
+		t := s.topics[name]
+		clients := make([]string, 0, len(t.pubs)+len(t.subs))
+		for c := range t.pubs {
+			clients = append(clients, c)
+		}
+		for c := range t.subs {
+			if _, ok := t.pubs[c]; !ok {
+				clients = append(clients, c)
+			}
+		}
+		slices.Sort(clients)
+		out = append(out, TopicInterest{Topic: name, Clients: clients})
+	}
+	slices.SortFunc(out, func(a, b TopicInterest) int { return strings.Compare(a.Topic, b.Topic) })
 	return out
 }
 
