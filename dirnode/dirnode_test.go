@@ -251,6 +251,16 @@ func TestDirectoryStateThroughReplicas(t *testing.T) {
 	if err != nil || !f.Found || f.Topic.Group != a.Group {
 		t.Fatalf("lookup: %+v, %v", f, err)
 	}
+	before, err := sub.AddContact(ctx, a.Group, "10.0.0.2:7000")
+	if err != nil || len(before) != 0 {
+		t.Fatalf("the first contact of %s: told of %v, %v", a.Group, before, err)
+	}
+	if err := pub.SetContacts(ctx, a.Group, []string{"10.0.0.1:7000"}); err != nil {
+		t.Fatal(err)
+	}
+	if before, err = sub.AddContact(ctx, a.Group, "10.0.0.2:7000"); err != nil || len(before) != 1 || before[0] != "10.0.0.1:7000" {
+		t.Fatalf("after SetContacts: told of %v, %v", before, err)
+	}
 }
 
 func TestStartOnATakenRouteFailsCleanly(t *testing.T) {
