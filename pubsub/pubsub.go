@@ -73,6 +73,9 @@ type Config struct {
 	// "Publish/subscribe client events"): what it announces and subscribes
 	// to, and every event it hands to the application.
 	LogTo io.Writer
+	// Events, if set, receives every line of the event log as well (or
+	// alone, without LogTo), written from the stream's own goroutine.
+	Events *eventlog.Stream
 }
 
 // Client publishes and subscribes to topics. It is safe for concurrent
@@ -140,8 +143,11 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("pubsub: %w", err)
 	}
 	c := &Client{cfg: cfg, host: h, dir: dc, groups: map[string]*member{}, stats: map[string]*Stats{}}
-	if cfg.LogTo != nil {
+	if cfg.LogTo != nil || cfg.Events != nil {
 		c.log = eventlog.NewWriter(cfg.LogTo, cfg.Name, uint64(time.Now().UnixNano()), &eventlog.Clock{}, nil)
+		if cfg.Events != nil {
+			c.log.Tee(cfg.Events)
+		}
 	}
 	return c, nil
 }

@@ -8,6 +8,7 @@
 //	conclave publish --directory A,B,C --topic T  announce T; publish stdin lines as events
 //	conclave subscribe --directory A,B,C --topic T  print T's events as "T> data"
 //	conclave demo [--n 4] [--out DIR]           run a scripted failure story on loopback
+//	conclave demo pubsub [--out DIR]            the same for publish/subscribe
 //	conclave logs merge DIR                     merge a run's logs into DIR/run.jsonl and DIR/run.log
 //	conclave report DIR                         write DIR/report.html from a run's logs
 //	conclave bench failover [--n 4]             measure failover time with real processes
@@ -49,6 +50,7 @@ var commands = []command{
 	{"publish", "--directory A,B,C --topic T [--qos Q]", "announce a topic and publish each line of stdin as an event", runPublish},
 	{"subscribe", "--directory A,B,C --topic T [--wait]", "subscribe to topics and print their events as TOPIC> data", runSubscribe},
 	{"topics", "--directory A0,A1,A2", "list the directory's topics and groups", runTopics},
+	{"demo pubsub", "[--out DIR]", "run a directory, publishers and subscribers on loopback through a scripted failure story", runDemoPubSub},
 	{"demo", "[--n 4] [--out DIR]", "run N peers on loopback through a scripted failure story", runDemo},
 	{"logs merge", "DIR", "merge a run's event logs into DIR/run.jsonl and DIR/run.log", runLogsMerge},
 	{"report", "DIR", "write DIR/report.html, the report of a run", runReport},

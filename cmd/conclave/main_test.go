@@ -92,6 +92,8 @@ func badFlagCases(t *testing.T) []struct {
 		{[]string{"demo", "--heartbeat", "0s"}, "--heartbeat must be positive"},
 		{[]string{"demo", "--out", ""}, "--out must name a directory"},
 		{[]string{"demo", "extra"}, "unexpected argument"},
+		{[]string{"demo", "pubsub", "extra"}, "unexpected argument"},
+		{[]string{"demo", "pubsub", "--pace", "0s"}, "--pace must be positive"},
 		{[]string{"bench", "failover", "--heartbeat", "0s"}, "--heartbeat must be positive"},
 		{[]string{"bench", "failover", "--suspect-after", "50ms"}, "must be longer than --heartbeat"},
 		{[]string{"bench", "group", "--duration", "0s"}, "--duration must be positive"},
@@ -111,6 +113,8 @@ func badFlagCases(t *testing.T) []struct {
 		{[]string{"publish", "--directory", "127.0.0.1:1", "--topic", "t", "--qos", "/dev/zero"}, "/dev/zero is a device"},
 		{[]string{"publish", "--directory", "127.0.0.1:1", "--topic", "t", "--wait-members", "-1"}, "--wait-members must not be negative"},
 		{[]string{"publish", "--directory", "nonsense", "--topic", "t"}, "is not host:port"},
+		{[]string{"publish", "--directory", "127.0.0.1:1", "--topic", "a b", "--topic", "c"}, "cannot hold one"},
+		{[]string{"publish", "--directory", "127.0.0.1:1", "--topic", "t", "--events-fd", "1"}, "--events-fd 1"},
 		{[]string{"subscribe", "--directory", "127.0.0.1:1"}, "--topic is required"},
 		{[]string{"subscribe", "--directory", "127.0.0.1:1", "--topic", "t", "--topic", "t"}, "given twice"},
 		{[]string{"subscribe", "--directory", "127.0.0.1:1", "--topic", "t", "--timeout", "0s"}, "--timeout must be positive"},
@@ -130,7 +134,8 @@ func TestHelpListsEveryCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("--help: status %d", code)
 	}
-	for _, c := range []string{"keygen", "peer", "group", "demo", "logs merge", "report", "bench failover", "bench group"} {
+	for _, cmd := range commands {
+		c := cmd.name
 		if !strings.Contains(help, "\n  "+c+" ") {
 			t.Errorf("conclave --help does not list %q:\n%s", c, help)
 		}

@@ -45,25 +45,27 @@ func runSubscribe(args []string) error {
 type clientFlags struct {
 	dir, cluster, listen, name, logDir *string
 	timeout                            *time.Duration
+	eventsFD                           *int
 	keys                               keyFlags
 }
 
 func addClientFlags(fs *flag.FlagSet) clientFlags {
 	return clientFlags{
-		dir:     fs.String("directory", "", "comma-separated host:port of the directory's replicas, in id order (required)"),
-		cluster: fs.String("cluster", dirclient.DefaultCluster, "the directory's name"),
-		listen:  fs.String("listen", "127.0.0.1:0", "host:port to accept the other members' connections on (port 0: any free port)"),
-		name:    fs.String("name", "", "this client's name, to the directory and in views (default: random)"),
-		timeout: fs.Duration("timeout", 10*time.Second, "give up if the directory or the group does not answer within this time"),
-		logDir:  fs.String("log-dir", "conclave-logs", "directory for the client's event log <name>.jsonl (empty: no log)"),
-		keys:    addKeyFlags(fs),
+		dir:      fs.String("directory", "", "comma-separated host:port of the directory's replicas, in id order (required)"),
+		cluster:  fs.String("cluster", dirclient.DefaultCluster, "the directory's name"),
+		listen:   fs.String("listen", "127.0.0.1:0", "host:port to accept the other members' connections on (port 0: any free port)"),
+		name:     fs.String("name", "", "this client's name, to the directory and in views (default: random)"),
+		timeout:  fs.Duration("timeout", 10*time.Second, "give up if the directory or the group does not answer within this time"),
+		logDir:   fs.String("log-dir", "conclave-logs", "directory for the client's event log <name>.jsonl (empty: no log)"),
+		eventsFD: eventsFlag(fs),
+		keys:     addKeyFlags(fs),
 	}
 }
 
 // connect checks the flags and connects a client; done closes it and its
 // event log.
 func (f clientFlags) connect(ctx context.Context, stderr io.Writer) (c *pubsub.Client, done func(), err error) {
-	c, logf, err := f.connectLog(ctx, stderr)
+	c, logf, events, err := f.connectLog(ctx, stderr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -72,39 +74,47 @@ func (f clientFlags) connect(ctx context.Context, stderr io.Writer) (c *pubsub.C
 		if logf != nil {
 			logf.Close()
 		}
+		if events != nil {
+			if err := events.Close(); err != nil {
+				fmt.Fprintf(stderr, "conclave: %v\n", err)
+			}
+		}
 	}, nil
 }
 
-func (f clientFlags) connectLog(ctx context.Context, stderr io.Writer) (*pubsub.Client, *os.File, error) {
+func (f clientFlags) connectLog(ctx context.Context, stderr io.Writer) (*pubsub.Client, *os.File, *eventStream, error) {
 	if *f.dir == "" {
-		return nil, nil, usagef("--directory is required: the host:port of the directory's replicas")
+		return nil, nil, nil, usagef("--directory is required: the host:port of the directory's replicas")
 	}
 	addrs := splitList(*f.dir)
 	for _, a := range addrs {
 		if err := checkAddr("directory", a, false); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	if err := checkAddr("listen", *f.listen, true); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if *f.name != "" {
 		if err := checkName("name", *f.name); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	if err := positive("timeout", *f.timeout); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	if *f.eventsFD == 1 {
+		return nil, nil, nil, usagef("--events-fd 1: standard output carries the topics' lines; give another descriptor")
 	}
 	key, err := f.keys.load(stderr)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var nw transport.Network = transport.TCP{}
 	if *f.keys.tls {
 		t, err := transport.NewTLS(nil)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		nw = t
 	}
@@ -119,21 +129,34 @@ func (f clientFlags) connectLog(ctx context.Context, stderr io.Writer) (*pubsub.
 	var logf *os.File
 	if *f.logDir != "" {
 		if err := checkDir("log-dir", *f.logDir); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if logf, err = eventlog.Create(*f.logDir, name); err != nil {
-			return nil, nil, fmt.Errorf("event log: %w", err)
+			return nil, nil, nil, fmt.Errorf("event log: %w", err)
 		}
 		cfg.LogTo = logf
+	}
+	events, err := openEvents(*f.eventsFD, io.Discard, stderr)
+	if err != nil {
+		if logf != nil {
+			logf.Close()
+		}
+		return nil, nil, nil, err
+	}
+	if events != nil {
+		cfg.Events = events.s
 	}
 	c, err := pubsub.Connect(ctx, cfg)
 	if err != nil {
 		if logf != nil {
 			logf.Close()
 		}
-		return nil, nil, unprotected(err)
+		if events != nil {
+			events.Close()
+		}
+		return nil, nil, nil, unprotected(err)
 	}
-	return c, logf, nil
+	return c, logf, events, nil
 }
 
 // checkTopic refuses an empty topic or one over the limit.
@@ -148,10 +171,11 @@ func checkTopic(t string) error {
 }
 
 func (c pubsubCmd) publish(args []string) error {
-	fs := newFlags("publish", "publish --directory A0,A1,A2 --topic T [--qos total|vsync|FILE.xml] [flags]")
-	topic := fs.String("topic", "", "the topic to publish (required)")
-	qos := fs.String("qos", "vsync", "the topic's quality of service: vsync, total, or the path of an XML stack description")
-	waitMembers := fs.Int("wait-members", 0, "before sending, wait until the group has this many members besides this one")
+	fs := newFlags("publish", "publish --directory A0,A1,A2 --topic T [--topic U ...] [--qos total|vsync|FILE.xml] [flags]")
+	var topics topicList
+	fs.Var(&topics, "topic", "a topic to publish; repeat for more, and then each line is \"TOPIC DATA\" (at least one)")
+	qos := fs.String("qos", "vsync", "the topics' quality of service: vsync, total, or the path of an XML stack description")
+	waitMembers := fs.Int("wait-members", 0, "before sending, wait until each topic's group has this many members besides this one")
 	cf := addClientFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -159,8 +183,16 @@ func (c pubsubCmd) publish(args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	if err := checkTopic(*topic); err != nil {
-		return err
+	if len(topics) == 0 {
+		return usagef("--topic is required: the topic to publish")
+	}
+	for _, t := range topics {
+		if err := checkTopic(t); err != nil {
+			return err
+		}
+		if len(topics) > 1 && strings.ContainsAny(t, " \t") {
+			return usagef("--topic %q: with several topics, each line starts with its topic and a space, so a topic cannot hold one", t)
+		}
 	}
 	if *waitMembers < 0 {
 		return usagef("--wait-members must not be negative, not %d", *waitMembers)
@@ -179,17 +211,35 @@ func (c pubsubCmd) publish(args []string) error {
 		return err
 	}
 	defer done()
-	p, err := cl.Announce(ctx, *topic, *qos)
-	if err != nil {
-		if errors.Is(err, directory.ErrBadQoS) {
-			return usageError{err.Error()}
+	pubs := map[string]*pubsub.Publisher{}
+	var errs []error
+	defer func() { // on an early return; Close is a no-op the second time
+		lctx, lcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer lcancel()
+		for _, t := range topics {
+			if p := pubs[t]; p != nil {
+				if err := p.Close(lctx); err != nil {
+					fmt.Fprintf(c.stderr, "topic %s: withdrawing: %v\n", t, err)
+				}
+			}
 		}
-		return err
+	}()
+	for _, t := range topics {
+		p, err := cl.Announce(ctx, t, *qos)
+		if err != nil {
+			if errors.Is(err, directory.ErrBadQoS) {
+				return usageError{err.Error()}
+			}
+			return err
+		}
+		pubs[t] = p
+		fmt.Fprintf(c.stdout, "topic %s: QoS %s, group %s\n", t, p.QoS(), p.Group())
 	}
-	fmt.Fprintf(c.stdout, "topic %s: QoS %s, group %s\n", *topic, p.QoS(), p.Group())
 	if *waitMembers > 0 {
-		if err := p.WaitMembers(ctx, *waitMembers+1); err != nil {
-			return fmt.Errorf("the group did not reach %d other members within %v", *waitMembers, *cf.timeout)
+		for _, t := range topics {
+			if err := pubs[t].WaitMembers(ctx, *waitMembers+1); err != nil {
+				return fmt.Errorf("the group of %s did not reach %d other members within %v", t, *waitMembers, *cf.timeout)
+			}
 		}
 	}
 	lines := make(chan []byte)
@@ -207,7 +257,7 @@ func (c pubsubCmd) publish(args []string) error {
 		}
 		readErr <- sc.Err()
 	}()
-	failed := 0
+	failed, unknown := 0, 0
 read:
 	for {
 		select {
@@ -215,7 +265,17 @@ read:
 			if !ok {
 				break read
 			}
-			if err := p.Publish(sig, line); err != nil {
+			p, data := pubs[topics[0]], line
+			if len(topics) > 1 {
+				t, rest, _ := strings.Cut(string(line), " ")
+				if p = pubs[t]; p == nil {
+					unknown++
+					fmt.Fprintf(c.stderr, "not published: %q does not start with one of the topics given and a space\n", line)
+					continue
+				}
+				data = []byte(rest)
+			}
+			if err := p.Publish(sig, data); err != nil {
 				failed++
 				fmt.Fprintf(c.stderr, "not published for sure: %q: %v\n", line, err)
 				if errors.Is(err, group.ErrClosed) || sig.Err() != nil {
@@ -226,7 +286,6 @@ read:
 			break read
 		}
 	}
-	var errs []error
 	select {
 	case err := <-readErr:
 		if err != nil {
@@ -237,10 +296,15 @@ read:
 	if failed > 0 {
 		errs = append(errs, fmt.Errorf("%d events may not have reached every subscriber", failed))
 	}
+	if unknown > 0 {
+		errs = append(errs, fmt.Errorf("%d lines named no topic given", unknown))
+	}
 	lctx, lcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer lcancel()
-	if err := p.Close(lctx); err != nil {
-		errs = append(errs, fmt.Errorf("withdrawing: %w", err))
+	for _, t := range topics {
+		if err := pubs[t].Close(lctx); err != nil {
+			errs = append(errs, fmt.Errorf("topic %s: withdrawing: %w", t, err))
+		}
 	}
 	return errors.Join(errs...)
 }
