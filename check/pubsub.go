@@ -31,9 +31,10 @@ type PubSubOptions struct {
 // handed over an event of a view numbered above V or stopped (ps_leave, or
 // a ps_unsubscribe without until): what it logged of V is all it
 // delivered in V. A member passed from V to W through a flush when W is
-// the view it installed right after V and holds another member of V: the
-// views a member goes on to alone (excluded, dissolved into another group,
-// after an abandoned flush) hold none (docs/groups.md). A member left V
+// the view it installed right after V and its ps_view says flushed (in a
+// log without the flag: W holds another member of V, as the views a
+// member goes on to alone, excluded, dissolved into another group or
+// after an abandoned flush, do not; docs/groups.md). A member left V
 // cleanly when its ps_leave says ok and V is its last view: it
 // contributed all it delivered to the flush that let it out. Members that
 // crashed in V or went on from it alone are held to nothing more than
@@ -103,10 +104,11 @@ func (m psMsg) String() string {
 type psMember struct {
 	client   psClient
 	group    string
-	views    []string // in the order installed
-	past     uint64   // the highest view number it dispatched a delivery of
-	drained  bool     // it ended, every delivery dispatched
-	left     bool     // it left the group (ps_leave ok)
+	views    []string        // in the order installed
+	flushed  map[string]bool // of views whose ps_view says: installed through a flush
+	past     uint64          // the highest view number it dispatched a delivery of
+	drained  bool            // it ended, every delivery dispatched
+	left     bool            // it left the group (ps_leave ok)
 	lastView string
 }
 
@@ -217,6 +219,12 @@ func readPubSub(h []eventlog.Event, o PubSubOptions) *psRun {
 			id, view := e.Str(eventlog.FieldMember), e.Str(eventlog.FieldView)
 			m := member(id, c, group)
 			m.views = append(m.views, view)
+			if f, ok := e.Fields[eventlog.FieldFlushed].(bool); ok {
+				if m.flushed == nil {
+					m.flushed = map[string]bool{}
+				}
+				m.flushed[view] = f
+			}
 			m.lastView = view
 			r.memberIn[psClientView{c, group, view}] = id
 			r.viewMems[group+"/"+view] = strs(e, eventlog.FieldMembers)
@@ -278,6 +286,14 @@ func (r *psRun) next(id, view string) string {
 		return ""
 	}
 	next := m.views[i+1]
+	if f, ok := m.flushed[next]; ok {
+		if f {
+			return next
+		}
+		return ""
+	}
+	// Without the flag: the views a member goes on to alone hold no
+	// other member of the view it was in.
 	before := r.viewMems[m.group+"/"+view]
 	for _, o := range r.viewMems[m.group+"/"+next] {
 		if o != id && slices.Contains(before, o) {

@@ -221,3 +221,22 @@ func TestPubSubAllows(t *testing.T) {
 		t.Errorf("total by option: %v", v)
 	}
 }
+
+// With ps_view's flushed flag, a member that goes on alone through a flush
+// (the others left) is bound to what they acknowledged; one that goes on
+// alone otherwise is not.
+func TestPubSubFlushedFlag(t *testing.T) {
+	for _, flushed := range []bool{true, false} {
+		l := &psLog{}
+		l.add("p", eventlog.PSAnnounce, "topic", "t", "qos", "vsync")
+		l.view(v1, []string{"p", "a"}, "p", "a").sub("a", "t", "vsync", "")
+		l.pub("p", "t", v1, 1, "ok").pub("p", "t", v1, 2, "ok").deliver("a", "t", v1, "p#1")
+		l.add("p", eventlog.PSLeave, "member", mem("p"), "view", v1, "result", "ok")
+		l.add("a", eventlog.PSView, "member", mem("a"), "view", v2, "members", []string{mem("a")}, "flushed", flushed)
+		l.leave("a", v2, "t")
+		v := PubSub(l.h, PubSubOptions{})
+		if got, want := rules(v), map[bool][]string{true: {"Stable"}, false: {}}[flushed]; !slices.Equal(got, want) {
+			t.Errorf("flushed %v: %v, want %v", flushed, v, want)
+		}
+	}
+}

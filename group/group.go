@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/conclave/conclave/eventlog"
@@ -173,6 +174,8 @@ type Group struct {
 
 	mu      sync.Mutex
 	view    stack.View
+	flushed [flushedViews]stack.ViewID // the last views installed through a flush, a ring
+	nflush  int
 	waiters map[uint64]*waiter
 	token   uint64
 	left    chan struct{}
@@ -279,6 +282,22 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 // LogErr returns the first error writing the member's event log: a log
 // that proves correctness must not silently lose lines.
 func (g *Group) LogErr() error { return g.loop.LogErr() }
+
+// flushedViews is how many of the last views installed through a flush a
+// member remembers.
+const flushedViews = 64
+
+// Flushed reports whether this member installed view id through a flush
+// of the view it was in: it went on from that view with the members that
+// contributed to the flush, having delivered what they held of it (see
+// docs/groups.md). It remembers the last 64 such views; of older ones, and
+// of views installed otherwise (the first, or one it went on to alone),
+// it says false.
+func (g *Group) Flushed(id stack.ViewID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Contains(g.flushed[:], id) && id != (stack.ViewID{})
+}
 
 // Me returns this member's identity.
 func (g *Group) Me() stack.Member { return g.me }
@@ -442,6 +461,10 @@ func (g *Group) effect(e stack.Event) {
 	case stack.Install:
 		g.mu.Lock()
 		g.view = e.View
+		if e.Contribs != nil {
+			g.flushed[g.nflush%flushedViews] = e.View.ID
+			g.nflush++
+		}
 		g.mu.Unlock()
 		g.logEv(eventlog.View, eventlog.FieldView, e.View.ID.String(), eventlog.FieldPrev, e.Prev.String(), eventlog.FieldMembers, e.View.IDs(), eventlog.FieldFlushed, e.Contribs != nil)
 		g.views.push(e.View)

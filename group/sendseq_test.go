@@ -51,3 +51,28 @@ func TestSendSeqNamesTheDelivery(t *testing.T) {
 		})
 	}
 }
+
+// A view installed through a flush is Flushed; the first view of a member
+// that joined is not.
+func TestFlushed(t *testing.T) {
+	gs := startOn(t, &transport.Mem{}, 3, "vsync", "")
+	first := gs[2].View().ID
+	if gs[2].Flushed(first) {
+		t.Errorf("the view %s that took %s in is flushed for it", first, gs[2].Me().ID)
+	}
+	if err := gs[2].Leave(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range gs[:2] {
+		for len(g.View().Members) != 2 {
+			select {
+			case <-g.Views():
+			case <-ctx(t).Done():
+				t.Fatalf("%s never saw %s leave", g.Me().ID, gs[2].Me().ID)
+			}
+		}
+		if v := g.View().ID; !g.Flushed(v) {
+			t.Errorf("%s installed %s, after a leave, not through a flush", g.Me().ID, v)
+		}
+	}
+}

@@ -49,13 +49,14 @@ func viewName(v stack.ViewID) string {
 	return v.String()
 }
 
-// logView logs ps_view: the member installed v.
+// logView logs ps_view: the member installed v (through a flush of its
+// previous view, or not).
 func (m *member) logView(v stack.View) {
 	if m.c.log == nil {
 		return
 	}
 	m.c.logEv(eventlog.PSView, eventlog.FieldGroup, m.name, eventlog.FieldMember, m.g.Me().ID,
-		eventlog.FieldView, v.ID.String(), eventlog.FieldMembers, v.IDs())
+		eventlog.FieldView, v.ID.String(), eventlog.FieldMembers, v.IDs(), eventlog.FieldFlushed, m.g.Flushed(v.ID))
 }
 
 // logSubscribed logs ps_subscribe as s is registered (under m.mu, or
