@@ -324,6 +324,9 @@ func (r *psRun) covers(c psClient, topic, id, view string) bool {
 	return false
 }
 
+// psStream is a publisher's events of a topic in a view.
+type psStream struct{ topic, group, view, from string }
+
 func (r *psRun) fifo() []Violation {
 	var out []Violation
 	type stream struct {
@@ -335,6 +338,14 @@ func (r *psRun) fifo() []Violation {
 		topic, group, view string
 		from               string
 		run                int
+	}
+	// The known events of each publisher's stream of a topic in a view.
+	known := map[psStream][]int{}
+	for topic, ms := range r.known {
+		for m := range ms {
+			k := psStream{topic, m.group, m.view, m.from}
+			known[k] = append(known[k], m.seq)
+		}
 	}
 	for _, c := range sortedClients(r.delivered) {
 		last := map[stream]psDelivery{}
@@ -355,9 +366,9 @@ func (r *psRun) fifo() []Violation {
 		for s, seqs := range got {
 			lo, hi := slices.Min(seqs), slices.Max(seqs)
 			var missing []int
-			for m := range r.known[s.topic] {
-				if m.group == s.group && m.view == s.view && m.from == s.from && m.seq > lo && m.seq < hi && !slices.Contains(seqs, m.seq) {
-					missing = append(missing, m.seq)
+			for _, seq := range known[psStream{s.topic, s.group, s.view, s.from}] {
+				if seq > lo && seq < hi && !slices.Contains(seqs, seq) {
+					missing = append(missing, seq)
 				}
 			}
 			if len(missing) > 0 {
@@ -573,6 +584,7 @@ func (r *psRun) topicsOf(c psClient, group string) []string {
 
 func (r *psRun) stable() []Violation {
 	var out []Violation
+	got := map[psClientView]map[psMsg]bool{}
 	for _, e := range r.published {
 		topic := e.Str(eventlog.FieldTopic)
 		if e.Str(eventlog.FieldResult) != "ok" || !has(e, eventlog.FieldSeq) || !r.synchronous(topic) {
@@ -589,14 +601,14 @@ func (r *psRun) stable() []Violation {
 			if next == "" || senderNext != "" && next != senderNext || !r.past(id, m.view) || !r.covers(mem.client, topic, id, m.view) {
 				continue
 			}
-			got := false
-			for _, d := range r.inView[psClientView{mem.client, m.group, m.view}] {
-				if d.msg == m {
-					got = true
-					break
+			cv := psClientView{mem.client, m.group, m.view}
+			if got[cv] == nil {
+				got[cv] = map[psMsg]bool{}
+				for _, d := range r.inView[cv] {
+					got[cv][d.msg] = true
 				}
 			}
-			if !got {
+			if !got[cv][m] {
 				out = append(out, Violation{Rule: "Stable", Event: e,
 					Msg: fmt.Sprintf("%s passed from view %s to %s subscribed to %q without handing over %s, acknowledged to its publisher", mem.client, m.view, next, topic, m)})
 			}

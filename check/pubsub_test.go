@@ -240,3 +240,36 @@ func TestPubSubFlushedFlag(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPubSub checks a run of 10 subscribers of a total topic, each
+// handing over 20 views of 500 events of 2 publishers (10,000 each).
+func BenchmarkPubSub(b *testing.B) {
+	l := &psLog{}
+	subs := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}
+	all := append([]string{"p", "q"}, subs...)
+	for _, s := range subs {
+		l.sub(s, "t", "total", "")
+	}
+	for v := 1; v <= 20; v++ {
+		view := fmt.Sprintf("%d@p.1", v)
+		l.view(view, all, all...)
+		for k := 1; k <= 250; k++ {
+			l.pub("p", "t", view, k, "ok").pub("q", "t", view, k, "ok")
+		}
+		for _, s := range subs {
+			for k := 1; k <= 250; k++ {
+				l.deliver(s, "t", view, fmt.Sprintf("p#%d", k), fmt.Sprintf("q#%d", k))
+			}
+		}
+	}
+	for _, s := range subs {
+		l.leave(s, "20@p.1", "t")
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if v := PubSub(l.h, PubSubOptions{}); len(v) != 0 {
+			b.Fatal(v)
+		}
+	}
+	b.ReportMetric(float64(len(l.h)), "events")
+}

@@ -362,7 +362,7 @@ func (m *member) dispatch() {
 		m.mu.Lock()
 		m.last = d.View
 		subs := m.subs[m.c.route(topic)]
-		if len(subs) > 0 {
+		if len(subs) > 0 && m.c.log != nil {
 			m.c.logEv(eventlog.PSDeliver, eventlog.FieldTopic, topic, eventlog.FieldGroup, m.name, eventlog.FieldMember, m.g.Me().ID,
 				eventlog.FieldView, d.View.String(), eventlog.FieldFrom, d.From, eventlog.FieldSeq, d.Seq, eventlog.FieldOrder, d.Order)
 		}
