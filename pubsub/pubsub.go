@@ -71,7 +71,8 @@ type Config struct {
 	Buffer int
 	// LogTo, if set, receives the client's event log (docs/events.md,
 	// "Publish/subscribe client events"): what it announces and subscribes
-	// to, and every event it hands to the application.
+	// to, the views its members install, what it publishes, and every
+	// event it hands to the application; check.PubSub checks it.
 	LogTo io.Writer
 }
 
