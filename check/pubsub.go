@@ -35,7 +35,7 @@ type PubSubOptions struct {
 // log without the flag: W holds another member of V, as the views a
 // member goes on to alone, excluded, dissolved into another group or
 // after an abandoned flush, do not; docs/groups.md). A member left V
-// cleanly when its ps_leave says ok and V is its last view: it
+// cleanly when its ps_leave says ok and names V: it
 // contributed all it delivered to the flush that let it out. Members that
 // crashed in V or went on from it alone are held to nothing more than
 // TopicIsolation, NoDuplicate and FIFO for V.
@@ -109,7 +109,7 @@ type psMember struct {
 	past     uint64          // the highest view number it dispatched a delivery of
 	drained  bool            // it ended, every delivery dispatched
 	left     bool            // it left the group (ps_leave ok)
-	lastView string
+	leftView string          // the view it left
 }
 
 // psSpan is one subscription of a client's member.
@@ -215,6 +215,7 @@ func readPubSub(h []eventlog.Event, o PubSubOptions) *psRun {
 			m := member(e.Str(eventlog.FieldMember), c, group)
 			m.drained = true
 			m.left = e.Str(eventlog.FieldResult) == "ok"
+			m.leftView = e.Str(eventlog.FieldView)
 		case eventlog.PSView:
 			id, view := e.Str(eventlog.FieldMember), e.Str(eventlog.FieldView)
 			m := member(id, c, group)
@@ -225,7 +226,6 @@ func readPubSub(h []eventlog.Event, o PubSubOptions) *psRun {
 				}
 				m.flushed[view] = f
 			}
-			m.lastView = view
 			r.memberIn[psClientView{c, group, view}] = id
 			r.viewMems[group+"/"+view] = strs(e, eventlog.FieldMembers)
 		case eventlog.PSPublish:
@@ -404,7 +404,7 @@ func (r *psRun) passes() []*psViewPass {
 		m := r.members[id]
 		for _, v := range m.views {
 			next := r.next(id, v)
-			leaver := next == "" && m.left && v == m.lastView
+			leaver := next == "" && m.left && v == m.leftView
 			if next == "" && !leaver {
 				continue
 			}
