@@ -37,8 +37,9 @@
 // same command at each index everywhere), and Linearizable checks the
 // operations its clients saw against the directory's sequential
 // specification, with porcupine. PubSub checks the logs of publish/
-// subscribe clients: topic isolation, no duplicates, one order per total
-// order topic.
+// subscribe clients end to end: topic isolation, no duplicates, each
+// publisher's order without gaps, one order per total order topic, view
+// synchrony, and no acknowledged event lost (pubsub.go).
 package check
 
 import (

@@ -105,6 +105,9 @@ const (
 	PSSubscribe = "ps_subscribe"
 	PSUnsub     = "ps_unsubscribe"
 	PSDeliver   = "ps_deliver"
+	PSView      = "ps_view"
+	PSPublish   = "ps_publish"
+	PSLeave     = "ps_leave"
 )
 
 // Control events (node Control), written by package launch, the tests and
@@ -187,12 +190,14 @@ const (
 	FieldResult         = "result"
 	FieldRole           = "role"
 	FieldSeq            = "seq"
+	FieldSince          = "since"
 	FieldStack          = "stack"
 	FieldStep           = "step"
 	FieldSuspectAfterMS = "suspect_after_ms"
 	FieldTerm           = "term"
 	FieldTo             = "to"
 	FieldTopic          = "topic"
+	FieldUntil          = "until"
 	FieldVia            = "via"
 	FieldView           = "view"
 	FieldWant           = "want"

@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/conclave/conclave/eventlog"
@@ -173,7 +174,9 @@ type Group struct {
 
 	mu      sync.Mutex
 	view    stack.View
-	waiters map[uint64]chan error
+	flushed [flushedViews]stack.ViewID // the last views installed through a flush, a ring
+	nflush  int
+	waiters map[uint64]*waiter
 	token   uint64
 	left    chan struct{}
 	leftErr error
@@ -213,7 +216,7 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 		outConns:   map[string]*out{},
 		inConns:    map[string][]*transport.Conn{},
 		sentMsg:    map[uint64]string{},
-		waiters:    map[uint64]chan error{},
+		waiters:    map[uint64]*waiter{},
 		left:       make(chan struct{}),
 		firstOK:    make(chan struct{}),
 		deliveries: newQueue[Delivery](),
@@ -280,6 +283,22 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 // that proves correctness must not silently lose lines.
 func (g *Group) LogErr() error { return g.loop.LogErr() }
 
+// flushedViews is how many of the last views installed through a flush a
+// member remembers.
+const flushedViews = 64
+
+// Flushed reports whether this member installed view id through a flush
+// of the view it was in: it went on from that view with the members that
+// contributed to the flush, having delivered what they held of it (see
+// docs/groups.md). It remembers the last 64 such views; of older ones, and
+// of views installed otherwise (the first, or one it went on to alone),
+// it says false.
+func (g *Group) Flushed(id stack.ViewID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Contains(g.flushed[:], id) && id != (stack.ViewID{})
+}
+
 // Me returns this member's identity.
 func (g *Group) Me() stack.Member { return g.me }
 
@@ -302,29 +321,61 @@ func (g *Group) Views() <-chan stack.View { return g.views.out }
 // Send multicasts data to the group and waits until every member of the
 // view has it, or the message might be lost (ErrLost), or ctx ends.
 func (g *Group) Send(ctx context.Context, data []byte) error {
-	done, err := g.Go(data)
+	_, err := g.SendSeq(ctx, data)
+	return err
+}
+
+// Sent names a message this member sent as the members deliver it: its
+// Delivery has this View and Seq, and From is Me().ID.
+type Sent struct {
+	View stack.ViewID
+	Seq  uint64
+}
+
+// SendSeq is Send that also names the message: once it returns nil or
+// ErrLost, Sent is the View and Seq its deliveries carry. It is zero when
+// the message was not sent (ErrClosed) or ctx ended first.
+func (g *Group) SendSeq(ctx context.Context, data []byte) (Sent, error) {
+	w, err := g.send1(data)
 	if err != nil {
-		return err
+		return Sent{}, err
 	}
 	select {
-	case err := <-done:
-		return err
+	case err := <-w.done:
+		return w.sent, err
 	case <-ctx.Done():
-		return ctx.Err()
+		return Sent{}, ctx.Err()
 	}
+}
+
+// waiter is a Send waiting for its message to be acknowledged; sent is
+// set before done receives.
+type waiter struct {
+	done chan error
+	sent Sent
 }
 
 // Go multicasts data without waiting: the returned channel receives nil
 // once every member of the view has it, or ErrLost or ErrClosed.
 func (g *Group) Go(data []byte) (<-chan error, error) {
+	w, err := g.send1(data)
+	if err != nil {
+		return nil, err
+	}
+	return w.done, nil
+}
+
+// send1 hands data to the stack and returns what waits for its
+// acknowledgement.
+func (g *Group) send1(data []byte) (*waiter, error) {
 	if len(data) > g.cfg.MaxMessage {
 		return nil, fmt.Errorf("group: message of %d bytes over the limit of %d", len(data), g.cfg.MaxMessage)
 	}
-	ch := make(chan error, 1)
+	w := &waiter{done: make(chan error, 1)}
 	g.mu.Lock()
 	g.token++
 	tok := g.token
-	g.waiters[tok] = ch
+	g.waiters[tok] = w
 	g.mu.Unlock()
 	data = append([]byte(nil), data...)
 	if !g.loop.Do(func() {
@@ -339,7 +390,7 @@ func (g *Group) Go(data []byte) (<-chan error, error) {
 		g.mu.Unlock()
 		return nil, ErrClosed
 	}
-	return ch, nil
+	return w, nil
 }
 
 // Leave leaves the group (the others install a view without this member)
@@ -410,6 +461,10 @@ func (g *Group) effect(e stack.Event) {
 	case stack.Install:
 		g.mu.Lock()
 		g.view = e.View
+		if e.Contribs != nil {
+			g.flushed[g.nflush%flushedViews] = e.View.ID
+			g.nflush++
+		}
 		g.mu.Unlock()
 		g.logEv(eventlog.View, eventlog.FieldView, e.View.ID.String(), eventlog.FieldPrev, e.Prev.String(), eventlog.FieldMembers, e.View.IDs(), eventlog.FieldFlushed, e.Contribs != nil)
 		g.views.push(e.View)
@@ -419,14 +474,15 @@ func (g *Group) effect(e stack.Event) {
 		}
 	case stack.Acked:
 		g.mu.Lock()
-		ch := g.waiters[e.Token]
+		w := g.waiters[e.Token]
 		delete(g.waiters, e.Token)
 		g.mu.Unlock()
-		if ch != nil {
+		if w != nil {
+			w.sent = Sent{View: e.View, Seq: e.Seq}
 			if e.Lost {
-				ch <- ErrLost
+				w.done <- ErrLost
 			} else {
-				ch <- nil
+				w.done <- nil
 			}
 		}
 		if g.cfg.LogDeliveries {
@@ -475,8 +531,8 @@ func (g *Group) shutdown() {
 		}
 	}
 	g.mu.Lock()
-	for tok, ch := range g.waiters {
-		ch <- ErrClosed
+	for tok, w := range g.waiters {
+		w.done <- ErrClosed
 		delete(g.waiters, tok)
 	}
 	g.mu.Unlock()

@@ -31,6 +31,7 @@ type total struct {
 	next     uint64                 // messages delivered in the view
 	toOrder  []tkey                 // sequencer: received, not yet ordered
 	count    map[string]uint64      // data messages received per sender
+	own      map[uint64]uint64      // this member's data messages: number below → number delivered
 	sequence bool                   // this member is the sequencer
 }
 
@@ -67,6 +68,14 @@ func (t *total) Up(c *stack.Ctx, ev stack.Event) {
 		c.Up(ev)
 	case stack.Install:
 		t.install(c, e)
+	case stack.Acked:
+		// Name the message by its number among this member's data
+		// messages, as it is delivered.
+		if n, ok := t.own[e.Seq]; ok && t.inView && e.View == t.view.ID {
+			delete(t.own, e.Seq)
+			e.Seq = n
+		}
+		c.Up(e)
 	default:
 		c.Up(ev)
 	}
@@ -90,6 +99,9 @@ func (t *total) deliver(c *stack.Ctx, e stack.Deliver) {
 		e.Msg = rest
 		// Number the sender's data messages apart from the orders.
 		t.count[e.From]++
+		if e.From == t.me {
+			t.own[e.Seq] = t.count[e.From]
+		}
 		e.Seq = t.count[e.From]
 		t.pending[k] = e
 		if t.sequence && !t.blocked {
@@ -202,6 +214,7 @@ func (t *total) install(c *stack.Ctx, e stack.Install) {
 	t.orders, t.toOrder = nil, nil
 	clear(t.pending)
 	t.count = map[string]uint64{}
+	t.own = map[uint64]uint64{}
 	t.next = 0
 	t.sequence = e.View.Members[0].ID == t.me
 	c.Up(e)

@@ -340,7 +340,7 @@ func (v *vsync) advance(c *stack.Ctx) {
 	for seq := v.stable + 1; seq <= s; seq++ {
 		if t, ok := v.tokens[seq]; ok {
 			delete(v.tokens, seq)
-			c.Up(stack.Acked{Token: t})
+			c.Up(stack.Acked{Token: t, View: v.view.ID, Seq: seq})
 		}
 	}
 	v.stable = s
@@ -413,7 +413,7 @@ func (v *vsync) install(c *stack.Ctx, e stack.Install) {
 		}
 		slices.Sort(seqs)
 		for _, seq := range seqs {
-			c.Up(stack.Acked{Token: v.tokens[seq]})
+			c.Up(stack.Acked{Token: v.tokens[seq], View: v.view.ID, Seq: seq})
 		}
 		clear(v.tokens)
 	} else {
@@ -457,7 +457,7 @@ func (v *vsync) dropTokens(c *stack.Ctx) {
 	}
 	slices.Sort(seqs)
 	for _, seq := range seqs {
-		c.Up(stack.Acked{Token: v.tokens[seq], Lost: true})
+		c.Up(stack.Acked{Token: v.tokens[seq], Lost: true, View: v.view.ID, Seq: seq})
 	}
 	clear(v.tokens)
 }

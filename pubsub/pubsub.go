@@ -71,7 +71,8 @@ type Config struct {
 	Buffer int
 	// LogTo, if set, receives the client's event log (docs/events.md,
 	// "Publish/subscribe client events"): what it announces and subscribes
-	// to, and every event it hands to the application.
+	// to, the views its members install, what it publishes, and every
+	// event it hands to the application; check.PubSub checks it.
 	LogTo io.Writer
 	// Events, if set, receives every line of the event log as well (or
 	// alone, without LogTo), written from the stream's own goroutine.
@@ -93,6 +94,8 @@ type Client struct {
 
 	logMu sync.Mutex
 	log   *eventlog.Writer // nil without Config.LogTo
+
+	fault *fault // faults injected by tests; nil otherwise
 }
 
 // logEv logs an event, if the client keeps a log.
@@ -292,6 +295,7 @@ func (c *Client) joinGroup(ctx context.Context, r directory.Result, s *Subscript
 	if s != nil {
 		s.m = m
 		m.subs[s.topic] = []*Subscription{s}
+		m.logSubscribed(s)
 	}
 	c.mu.Lock()
 	c.groups[r.Group] = m
@@ -349,6 +353,7 @@ type member struct {
 	ended  error                      // why the member stopped, once it has
 	done   chan struct{}              // closed once dispatch ends
 	viewed chan struct{}              // closed and replaced at each view
+	last   stack.ViewID               // view of the last delivery dispatched
 }
 
 // dispatch hands each delivery to the subscriptions of its topic, and
@@ -356,15 +361,16 @@ type member struct {
 // subscription whose buffer is full is ended (ErrSlowConsumer).
 func (m *member) dispatch() {
 	defer close(m.done)
-	for d := range m.g.Deliveries() {
+	for d := range m.deliveries() {
 		topic, data, err := decodeEnvelope(d.Data)
 		if err != nil {
 			continue // not ours: a foreign or newer sender; nothing to deliver
 		}
 		m.mu.Lock()
-		subs := m.subs[topic]
-		if len(subs) > 0 {
-			m.c.logEv(eventlog.PSDeliver, eventlog.FieldTopic, topic, eventlog.FieldGroup, m.name,
+		m.last = d.View
+		subs := m.subs[m.c.route(topic)]
+		if len(subs) > 0 && m.c.log != nil {
+			m.c.logEv(eventlog.PSDeliver, eventlog.FieldTopic, topic, eventlog.FieldGroup, m.name, eventlog.FieldMember, m.g.Me().ID,
 				eventlog.FieldView, d.View.String(), eventlog.FieldFrom, d.From, eventlog.FieldSeq, d.Seq, eventlog.FieldOrder, d.Order)
 		}
 		for _, s := range subs {
@@ -389,7 +395,8 @@ func (m *member) dispatch() {
 
 // watchViews wakes whoever waits for a view.
 func (m *member) watchViews() {
-	for range m.g.Views() {
+	for v := range m.g.Views() {
+		m.logView(v)
 		m.mu.Lock()
 		close(m.viewed)
 		m.viewed = make(chan struct{})
@@ -422,6 +429,7 @@ func (m *member) add(s *Subscription) error {
 		return m.ended
 	}
 	m.subs[s.topic] = append(m.subs[s.topic], s)
+	m.logSubscribed(s)
 	return nil
 }
 
@@ -438,13 +446,16 @@ func (m *member) endLocked(s *Subscription, err error) {
 	}
 	s.err = err
 	close(s.ch)
+	m.logEnded(s, err)
 }
 
-// leave leaves the group and waits for the dispatcher to end.
+// leave leaves the group and waits for the dispatcher to hand over what
+// the member delivered and end.
 func (m *member) leave(ctx context.Context) {
-	m.g.Leave(ctx)
-	m.g.Close()
+	err := m.g.Leave(ctx)
 	<-m.done
+	m.logLeft(err)
+	m.g.Close()
 }
 
 // Publisher publishes the events of one topic.
@@ -509,6 +520,9 @@ func (p *Publisher) WaitMembers(ctx context.Context, n int) error { return p.m.w
 // on a ctx error it may still reach every member; on group.ErrClosed it
 // was not sent.
 func (p *Publisher) Publish(ctx context.Context, data []byte) error {
+	if p.c.log != nil {
+		return p.publishLogged(ctx, data)
+	}
 	return p.m.g.Send(ctx, encodeEnvelope(p.topic, data))
 }
 
@@ -593,7 +607,6 @@ func (c *Client) Subscribe(ctx context.Context, topic string, opts ...SubscribeO
 	if _, err := c.join(ctx, r, s); err != nil {
 		return nil, err
 	}
-	c.logEv(eventlog.PSSubscribe, eventlog.FieldTopic, topic, eventlog.FieldQoS, r.QoS, eventlog.FieldGroup, r.Group)
 	return s, nil
 }
 
@@ -626,7 +639,6 @@ func (s *Subscription) Unsubscribe(ctx context.Context) error {
 		s.m.mu.Lock()
 		s.m.endLocked(s, nil)
 		s.m.mu.Unlock()
-		s.c.logEv(eventlog.PSUnsub, eventlog.FieldTopic, s.topic)
 		err = s.c.dir.Unsubscribe(ctx, s.topic)
 		s.c.release(s.m)
 	})

@@ -144,9 +144,13 @@ type (
 	// the view it was sent in (or was delivered in a flush): every member
 	// that survives will deliver it. Lost instead means this member left
 	// that view without that certainty (it was excluded, or left).
+	// View and Seq name the message as the members deliver it (Deliver's
+	// View and Seq, From being this member).
 	Acked struct {
 		Token uint64
 		Lost  bool
+		View  ViewID
+		Seq   uint64
 	}
 	// Left reports that this member is no longer in the group: it left,
 	// or the group excluded it. Reason says which.
