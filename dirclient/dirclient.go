@@ -325,16 +325,21 @@ func (c *Client) dial(i int, cn *conn) {
 	})
 }
 
-// Close closes the client's connections.
+// Close closes the client's connections. It closes them after letting go
+// of the client's lock, which their loss callbacks take.
 func (c *Client) Close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.closed = true
+	var open []*conn
 	for _, cn := range c.conns {
 		if cn.c != nil {
-			cn.c.Close()
+			open = append(open, cn)
 		}
 	}
 	c.conns = map[int]*conn{}
+	c.mu.Unlock()
+	for _, cn := range open {
+		cn.c.Close()
+	}
 	return nil
 }
