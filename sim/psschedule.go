@@ -74,7 +74,7 @@ const (
 	psClients    = 5
 	psFaultsFrom = time.Second
 	psRepair     = 3200 * time.Millisecond
-	psEnd        = 4500 * time.Millisecond
+	psEnd        = 6 * time.Second
 )
 
 // RandomPubSubSchedule draws the publish/subscribe sweep's schedule for a
@@ -87,7 +87,7 @@ const (
 // crash (restarted 2 times in 3), the leader paused and resumed, a client
 // or the leader isolated, or the processes split at random, then healed.
 // At 3.2 s every process is resumed and started and the network healed;
-// the run ends at 4.5 s.
+// the run ends at 6 s.
 func RandomPubSubSchedule(seed uint64) PubSubSchedule {
 	const reps = 3
 	rng := rand.New(rand.NewPCG(seed, 0x9b5c))

@@ -15,7 +15,7 @@ import (
 
 // psSweepCount is the number of schedules of the default
 // publish/subscribe sweep.
-const psSweepCount = 6
+const psSweepCount = 10
 
 // runPubSubSeeded runs a publish/subscribe schedule with crypto/rand
 // drawn from its seed, as runDirSeeded does.
