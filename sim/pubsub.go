@@ -172,10 +172,11 @@ const (
 	PSWithdraw    = "withdraw"
 )
 
-// Do has client k do an action on topic, after those it has under way or
-// queued: announce it with qos (and publish an event every
-// PubSubConfig.Publish from then on), subscribe to it, unsubscribe from
-// it, or withdraw as its publisher. An action that does not apply (an
+// Do has client k do an action on topic, after its actions on the topic
+// under way or queued: announce it with qos (and publish an event every
+// PubSubConfig.Publish or so from then on: between half and one and a half
+// of it), subscribe to it, unsubscribe from it, or withdraw as its
+// publisher. An action that does not apply (an
 // unsubscribe without a subscription) does nothing.
 func (s *PubSubSim) Do(k int, op, topic, qos string) {
 	c := s.clients[k]
@@ -185,22 +186,6 @@ func (s *PubSubSim) Do(k int, op, topic, qos string) {
 		c.queues[topic] = append(c.queues[topic], a)
 		c.kick(topic)
 	}
-}
-
-// Idle reports whether no running client has an action under way or
-// queued.
-func (s *PubSubSim) Idle() bool {
-	for _, c := range s.clients {
-		if !c.p.running {
-			continue
-		}
-		for t, q := range c.queues {
-			if len(q) > 0 || c.busy[t] {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // psAction is an action of a client's application.
