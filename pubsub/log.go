@@ -6,6 +6,7 @@ import (
 
 	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/group"
+	"github.com/conclave/conclave/pubsub/envelope"
 	"github.com/conclave/conclave/stack"
 )
 
@@ -21,7 +22,7 @@ const (
 // publishLogged is Publish for a client that keeps a log: it logs
 // ps_publish with the event's name in its group once the send returns.
 func (p *Publisher) publishLogged(ctx context.Context, data []byte) error {
-	s, err := p.m.g.SendSeq(ctx, encodeEnvelope(p.topic, data))
+	s, err := p.m.g.SendSeq(ctx, envelope.Encode(p.topic, data))
 	result := PublishOK
 	switch {
 	case errors.Is(err, group.ErrLost):

@@ -40,6 +40,7 @@ import (
 	"github.com/conclave/conclave/group"
 	"github.com/conclave/conclave/host"
 	"github.com/conclave/conclave/layers"
+	"github.com/conclave/conclave/pubsub/envelope"
 	"github.com/conclave/conclave/stack"
 	"github.com/conclave/conclave/transport"
 )
@@ -362,7 +363,7 @@ type member struct {
 func (m *member) dispatch() {
 	defer close(m.done)
 	for d := range m.deliveries() {
-		topic, data, err := decodeEnvelope(d.Data)
+		topic, data, err := envelope.Decode(d.Data)
 		if err != nil {
 			continue // not ours: a foreign or newer sender; nothing to deliver
 		}
@@ -523,7 +524,7 @@ func (p *Publisher) Publish(ctx context.Context, data []byte) error {
 	if p.c.log != nil {
 		return p.publishLogged(ctx, data)
 	}
-	return p.m.g.Send(ctx, encodeEnvelope(p.topic, data))
+	return p.m.g.Send(ctx, envelope.Encode(p.topic, data))
 }
 
 // Close withdraws the publisher from the directory and leaves the group

@@ -260,6 +260,26 @@ func (s *DirSim) Lookup(k int, topic string) *DirCall {
 	return s.clients[k].submit(&DirCall{Op: check.DirOp{Kind: check.DirLookup, Topic: topic}, read: true})
 }
 
+// Command has client k send op, a command of any kind, after the
+// operations it has under way or queued, and calls then, if not nil, once
+// it is done. An announce or a subscribe is recorded in Ops; other
+// commands (unsubscribe, withdraw, contacts) only count for
+// CheckExactlyOnce, since the model of check.Linearizable does not cover
+// them.
+func (s *DirSim) Command(k int, op directory.Op, then func(*DirCall)) *DirCall {
+	call := &DirCall{then: then}
+	switch o := op.(type) {
+	case directory.Announce:
+		call.Op = check.DirOp{Kind: check.DirAnnounce, Topic: o.Topic, QoS: o.QoS}
+	case directory.Subscribe:
+		call.Op, call.subscribe = check.DirOp{Kind: check.DirLookup, Topic: o.Topic}, true
+	default:
+		call.op = op
+		call.Op.Kind = fmt.Sprintf("%T", op)
+	}
+	return s.clients[k].submit(call)
+}
+
 // DirCall is a client operation.
 type DirCall struct {
 	// Op is the operation as recorded; its outcome once Done.
@@ -268,6 +288,12 @@ type DirCall struct {
 	Done bool
 	// Tries counts the requests sent.
 	Tries int
+	// Result is the command's result, once Done with Op.Known (not for
+	// a lookup).
+	Result directory.Result
+
+	op   directory.Op   // a command other than announce and subscribe, kept out of Ops
+	then func(*DirCall) // called once Done
 
 	read, subscribe bool
 	data            []byte
@@ -656,11 +682,27 @@ type clientConn struct {
 	waiting []func(c *conn)
 }
 
-func (c *dirClient) start() { c.conns = map[int]*clientConn{} }
-func (c *dirClient) tick()  {}
-func (c *dirClient) stop()  {}
+// start starts the client; a restarted one is a new client, named
+// c<k>.<incarnation>, as a restarted process names itself anew.
+func (c *dirClient) start() {
+	c.conns = map[int]*clientConn{}
+	if c.p.inc > 1 {
+		c.id, c.seq = "c"+strconv.Itoa(c.k)+"."+strconv.FormatUint(c.p.inc, 10), 0
+	}
+}
+func (c *dirClient) tick() {}
+func (c *dirClient) stop() {}
+
+// down ends the client with its process: an operation under way is
+// recorded as given up, since it may still take effect.
 func (c *dirClient) down() {
+	if call := c.cur; call != nil {
+		call.Op.Return = c.s.now
+		c.s.recordCall(call, c.id)
+	}
 	c.conns, c.cur, c.queue = nil, nil, nil
+	c.waking = false
+	c.wakes++
 }
 func (c *dirClient) done() bool { return false }
 
@@ -743,9 +785,12 @@ func (c *dirClient) command(call *DirCall) {
 	c.seq++
 	call.seqs = append(call.seqs, c.seq)
 	cmd := directory.Command{Client: c.id, Seq: c.seq}
-	if call.subscribe {
+	switch {
+	case call.op != nil:
+		cmd.Op = call.op
+	case call.subscribe:
 		cmd.Op = directory.Subscribe{Topic: call.Op.Topic}
-	} else {
+	default:
 		cmd.Op = directory.Announce{Topic: call.Op.Topic, QoS: call.Op.QoS}
 	}
 	call.data = directory.EncodeCommand(cmd)
@@ -869,6 +914,7 @@ func (c *dirClient) finish(known bool, rep directory.Reply) {
 			if err != nil {
 				panic(fmt.Sprintf("sim: a result does not decode: %v", err))
 			}
+			call.Result = r
 			call.Op.GotQoS, call.Op.Group = r.QoS, r.Group
 			switch r.Code {
 			case directory.CodeOK:
@@ -884,11 +930,21 @@ func (c *dirClient) finish(known bool, rep directory.Reply) {
 			}
 		}
 	}
-	call.Done = true
 	c.cur = nil
-	s.ops = append(s.ops, call.Op)
-	s.calls = append(s.calls, dirClientCall{client: c.id, seqs: call.seqs, op: call.Op})
+	s.recordCall(call, c.id)
+	if call.then != nil {
+		call.then(call)
+	}
 	c.next()
+}
+
+// recordCall records a finished or abandoned call of client id.
+func (s *DirSim) recordCall(call *DirCall, id string) {
+	call.Done = true
+	if call.op == nil {
+		s.ops = append(s.ops, call.Op)
+	}
+	s.calls = append(s.calls, dirClientCall{client: id, seqs: call.seqs, op: call.Op})
 }
 
 // withConn runs f with the connection to replica i once it is made, or

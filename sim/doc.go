@@ -1,7 +1,10 @@
-// Package sim runs the pure protocol machines — peer cores and group
-// member stacks — on one simulated clock, network and disk, driven by one
-// seed: every delay and every race is decided by it, so a run is replayed
-// exactly by running the same seed again.
+// Package sim runs the pure protocol machines — peer cores, group member
+// stacks and directory replicas — on one simulated clock, network and
+// disk, driven by one seed: every delay and every race is decided by it,
+// so a run is replayed exactly by running the same seed again. NewDir
+// adds directory clients to the replicas, and NewPubSub publish/subscribe
+// clients that follow package pubsub's protocol over the directory and
+// the groups.
 //
 // A Net is a set of processes with one address each. A process hosts any
 // number of machines, as the real runtime's: New and NewGroup make a Net

@@ -28,6 +28,20 @@ type GroupConfig struct {
 	// batch, as the group runtime does when inputs queue up, instead of
 	// after every input.
 	Batch time.Duration
+	// Name, if set, names the group, one of several on a Net: every
+	// member event carries it (field group), and a member joins only when
+	// asked (JoinVia), not when its process starts. Its member id then
+	// counts its joins in the incarnation too: m<slot>.<incarnation>.<join>.
+	Name string
+	// MsgName, if set, names a message in send and deliver events from
+	// its data (the data itself, as a string, otherwise).
+	MsgName func(data []byte) string
+	// OnInstall, OnDeliver and OnLeft, if set, see a slot's member
+	// install a view, deliver a message and leave the group, once the
+	// event is recorded.
+	OnInstall func(slot int, v stack.View)
+	OnDeliver func(slot int, d stack.Deliver)
+	OnLeft    func(slot int)
 }
 
 // GroupSim is a simulated group: process i of its Net hosts the member of
@@ -71,6 +85,7 @@ type member struct {
 	count   int // messages sent
 	tokens  map[uint64]string
 	batch   bool // effects are due (GroupConfig.Batch)
+	joins   int  // in this incarnation (GroupConfig.Name)
 }
 
 // NewGroup returns a simulated group of cfg.N member slots, none started.
@@ -128,27 +143,67 @@ func (s *GroupSim) Member(i int) string { return s.members[i].id }
 // Sent returns how many messages the workload sent.
 func (s *GroupSim) Sent() int { return s.sent }
 
-// Leave asks slot i to leave the group.
+// Leave asks slot i to leave the group. With GroupConfig.Name set, the
+// leave is the member's own (a client's), and not recorded as a fault.
 func (s *GroupSim) Leave(i int) {
 	if m := s.members[i]; m.active && m.p.running && !m.p.paused {
-		s.control(eventlog.ProcLeave, eventlog.FieldPeer, i)
+		if s.cfg.Name == "" {
+			s.control(eventlog.ProcLeave, eventlog.FieldPeer, i)
+		}
 		m.step(stack.Leave{})
 	}
+}
+
+// JoinVia has slot i's member join the group through contacts, founding
+// it if none answers, as group.Join with Found does. It reports false if
+// the process does not run or its member is running already. Only for a
+// group with GroupConfig.Name set.
+func (s *GroupSim) JoinVia(i int, contacts []string) bool {
+	m := s.members[i]
+	if s.cfg.Name == "" || !m.p.running || m.p.paused || m.active {
+		return false
+	}
+	m.joins++
+	m.begin(memberID(m.slot, m.p.inc)+"."+strconv.Itoa(m.joins), contacts)
+	return true
+}
+
+// Close ends slot i's member at once, without leaving, as group.Close
+// does.
+func (s *GroupSim) Close(i int) {
+	if m := s.members[i]; m.active && m.p.running {
+		m.halt()
+	}
+}
+
+// Active reports whether slot i's member runs: joined or joining, and
+// not left.
+func (s *GroupSim) Active(i int) bool {
+	m := s.members[i]
+	return m.active && m.p.running && !m.left
 }
 
 // Send has slot i multicast one message, named after the member and a
 // counter so the checkers can follow it.
 func (s *GroupSim) Send(i int) {
+	s.SendAs(i, func(id string) []byte { return []byte(id) })
+}
+
+// SendAs has slot i multicast one message whose data wrap makes from the
+// message's name (the member's id and a counter); it returns the name,
+// or "" if the member cannot send.
+func (s *GroupSim) SendAs(i int, wrap func(id string) []byte) string {
 	m := s.members[i]
 	if !m.active || !m.p.running || m.p.paused || m.left {
-		return
+		return ""
 	}
 	m.count++
 	s.sent++
 	id := m.id + ":" + strconv.Itoa(m.count)
 	m.tokens[uint64(m.count)] = id
 	m.log(eventlog.Send, eventlog.FieldMsg, id)
-	m.step(stack.Send{Msg: stack.Msg{Data: []byte(id)}, Token: uint64(m.count)})
+	m.step(stack.Send{Msg: stack.Msg{Data: wrap(id)}, Token: uint64(m.count)})
+	return id
 }
 
 // Apply performs one fault now: leave (slot f.Peer leaves the group) or
@@ -187,18 +242,27 @@ func (s *GroupSim) Agreed() bool {
 // slot's address.
 func (m *member) start() {
 	g := m.g
-	m.active, m.left, m.inView = true, false, false
-	m.batch = false
-	m.out, m.in = map[string]*outConn{}, map[string][]*conn{}
-	m.tokens = map[uint64]string{}
 	m.clock = eventlog.Clock{}
-	m.id = memberID(m.slot, m.p.inc)
-	m.me = stack.Member{ID: m.id, Addr: m.addr}
-	m.st = g.cfg.Stack(m.me)
+	if g.cfg.Name != "" {
+		m.active, m.left, m.inView, m.batch, m.joins = false, false, false, false, 0
+		return
+	}
 	contacts := make([]string, 0, len(g.members))
 	for j := range g.members {
 		contacts = append(contacts, Addr(j))
 	}
+	m.begin(memberID(m.slot, m.p.inc), contacts)
+}
+
+// begin starts the member as id, joining through contacts.
+func (m *member) begin(id string, contacts []string) {
+	m.active, m.left, m.inView = true, false, false
+	m.batch = false
+	m.out, m.in = map[string]*outConn{}, map[string][]*conn{}
+	m.tokens = map[uint64]string{}
+	m.id = id
+	m.me = stack.Member{ID: m.id, Addr: m.addr}
+	m.st = m.g.cfg.Stack(m.me)
 	m.step(stack.Start{})
 	m.step(stack.Join{Contacts: contacts})
 }
@@ -259,18 +323,31 @@ func (m *member) effects() {
 			if e.View != m.viewID || m.viewStr == "" {
 				m.viewID, m.viewStr = e.View, e.View.String()
 			}
+			name := string(e.Msg.Data)
+			if g.cfg.MsgName != nil {
+				name = g.cfg.MsgName(e.Msg.Data)
+			}
 			m.log(eventlog.Deliver, eventlog.FieldView, m.viewStr, eventlog.FieldFrom, e.From, eventlog.FieldSeq, e.Seq,
-				eventlog.FieldOrder, e.Order, eventlog.FieldMsg, string(e.Msg.Data))
+				eventlog.FieldOrder, e.Order, eventlog.FieldMsg, name)
+			if g.cfg.OnDeliver != nil {
+				g.cfg.OnDeliver(m.slot, e)
+			}
 		case stack.Install:
 			m.view, m.inView = e.View, true
 			m.log(eventlog.View, eventlog.FieldView, e.View.ID.String(), eventlog.FieldPrev, e.Prev.String(),
 				eventlog.FieldMembers, e.View.IDs(), eventlog.FieldFlushed, e.Contribs != nil)
+			if g.cfg.OnInstall != nil {
+				g.cfg.OnInstall(m.slot, e.View)
+			}
 		case stack.Acked:
 			m.log(eventlog.Acked, eventlog.FieldMsg, m.tokens[e.Token], eventlog.FieldLost, e.Lost)
 			delete(m.tokens, e.Token)
 		case stack.Left:
 			m.left, m.inView = true, false
 			m.log(eventlog.Left, eventlog.FieldReason, e.Reason)
+			if g.cfg.OnLeft != nil {
+				g.cfg.OnLeft(m.slot)
+			}
 			// The member ends, and with it its process, as the group
 			// runtime's.
 			gen := m.p.gen
@@ -294,6 +371,9 @@ func (m *member) effects() {
 func (m *member) log(ev string, kv ...any) {
 	f := fields(kv)
 	f[eventlog.FieldMember] = m.id
+	if m.g.cfg.Name != "" {
+		f[eventlog.FieldGroup] = m.g.cfg.Name
+	}
 	t := m.g.wall()
 	m.g.record(eventlog.Event{TS: t, Node: m.addr, Inc: m.p.inc, LC: m.clock.Tick(t), Ev: ev, Fields: f})
 }
