@@ -49,8 +49,8 @@ func (c StateConfig) Validate() error {
 }
 
 // State is the directory's replicated state machine: topics with their
-// QoS and group, the groups, who publishes and subscribes what, and the
-// last command of each client. It implements App. It is not safe for
+// QoS and group, the groups, who publishes and subscribes what, the
+// last command of each client, and the last counts each client reported. It implements App. It is not safe for
 // concurrent use; the replica that owns it serialises Apply and the
 // queries.
 type State struct {
@@ -63,6 +63,7 @@ type State struct {
 	groups   []group         // group i is named g<i>
 	topics   map[string]*topic
 	sessions map[string]*session
+	reports  map[string]*report // by client
 }
 
 type group struct {
@@ -120,6 +121,7 @@ func (s *State) reset() {
 	}
 	s.topics = map[string]*topic{}
 	s.sessions = map[string]*session{}
+	s.reports = map[string]*report{}
 }
 
 func newGroup() group {
@@ -165,13 +167,13 @@ func (s *State) Apply(index uint64, cmd []byte) []byte {
 		}
 		return EncodeResult(s.fill(ss.result))
 	}
-	r := s.do(c)
+	r := s.do(c, index)
 	s.remember(c.Client, c.Seq, index, r)
 	return EncodeResult(r)
 }
 
 // do applies the operation of c.
-func (s *State) do(c Command) Result {
+func (s *State) do(c Command, index uint64) Result {
 	switch op := c.Op.(type) {
 	case Announce:
 		return s.announce(c.Client, op)
@@ -200,6 +202,8 @@ func (s *State) do(c Command) Result {
 		return s.setContacts(op)
 	case AddContact:
 		return s.addContact(op)
+	case Report:
+		return s.report(c.Client, index, op)
 	}
 	return fail(CodeBadCommand, "no operation")
 }
@@ -358,6 +362,9 @@ func (s *State) interest(t *topic, client string, sub, on bool) {
 		delete(set, client)
 		if counts[client]--; counts[client] <= 0 {
 			delete(counts, client)
+			if !s.inGroup(client, t.group) {
+				s.leftGroup(client, t.group)
+			}
 		}
 	}
 }
