@@ -66,6 +66,12 @@ func (c *Client) AddContact(ctx context.Context, group, addr string) ([]string, 
 	return r.Contacts, err
 }
 
+// RemoveContact removes addr from the contacts of group, if it is there.
+func (c *Client) RemoveContact(ctx context.Context, group, addr string) error {
+	_, err := c.command(ctx, directory.RemoveContact{Group: group, Addr: addr})
+	return err
+}
+
 // Report sends this client's cumulative counts of the events that reached
 // it, per topic (sorted by topic, at most directory.MaxReportTopics), and
 // the time its counting covers; the directory keeps the latest.

@@ -32,6 +32,7 @@ const (
 	opContacts
 	opAddContact
 	opReport
+	opRemoveContact
 )
 
 // A Command is what a client asks of the directory: an Op, with the
@@ -46,7 +47,7 @@ type Command struct {
 }
 
 // An Op is one of Announce, Subscribe, Unsubscribe, Withdraw, Contacts,
-// AddContact, Report.
+// AddContact, RemoveContact, Report.
 type Op interface {
 	opcode() byte
 }
@@ -88,12 +89,20 @@ type AddContact struct {
 	Addr  string
 }
 
-func (Announce) opcode() byte    { return opAnnounce }
-func (Subscribe) opcode() byte   { return opSubscribe }
-func (Unsubscribe) opcode() byte { return opUnsubscribe }
-func (Withdraw) opcode() byte    { return opWithdraw }
-func (Contacts) opcode() byte    { return opContacts }
-func (AddContact) opcode() byte  { return opAddContact }
+// RemoveContact removes Addr from the contacts of Group, if it is there:
+// a member leaving cleanly removes its own address, and nobody else's.
+type RemoveContact struct {
+	Group string
+	Addr  string
+}
+
+func (RemoveContact) opcode() byte { return opRemoveContact }
+func (Announce) opcode() byte      { return opAnnounce }
+func (Subscribe) opcode() byte     { return opSubscribe }
+func (Unsubscribe) opcode() byte   { return opUnsubscribe }
+func (Withdraw) opcode() byte      { return opWithdraw }
+func (Contacts) opcode() byte      { return opContacts }
+func (AddContact) opcode() byte    { return opAddContact }
 
 // EncodeCommand returns the binary form of c. A command with a nil Op
 // encodes, and is refused when decoded.
@@ -122,6 +131,9 @@ func EncodeCommand(c Command) []byte {
 		e.str(op.Group)
 		e.strs(op.Addrs)
 	case AddContact:
+		e.str(op.Group)
+		e.str(op.Addr)
+	case RemoveContact:
 		e.str(op.Group)
 		e.str(op.Addr)
 	case Report:
@@ -163,6 +175,8 @@ func DecodeCommand(b []byte) (Command, error) {
 		c.Op = Contacts{Group: d.str("group", MaxName), Addrs: d.strs("contacts", MaxContacts, MaxName)}
 	case opAddContact:
 		c.Op = AddContact{Group: d.str("group", MaxName), Addr: d.str("contact", MaxName)}
+	case opRemoveContact:
+		c.Op = RemoveContact{Group: d.str("group", MaxName), Addr: d.str("contact", MaxName)}
 	case opReport:
 		r := Report{Millis: d.uint("milliseconds")}
 		if n := d.count("report topics", 3, MaxReportTopics); n > 0 {

@@ -202,6 +202,8 @@ func (s *State) do(c Command, index uint64) Result {
 		return s.setContacts(op)
 	case AddContact:
 		return s.addContact(op)
+	case RemoveContact:
+		return s.removeContact(op)
 	case Report:
 		return s.report(c.Client, index, op)
 	}
@@ -379,6 +381,23 @@ func (s *State) setContacts(c Contacts) Result {
 		return fail(CodeBadCommand, "an empty contact address for group %s", c.Group)
 	}
 	s.groups[gi].contacts = addrs
+	return Result{}
+}
+
+// removeContact removes r.Addr from the contacts of a group, if it is
+// there.
+func (s *State) removeContact(r RemoveContact) Result {
+	gi, ok := s.groupIndex(r.Group)
+	if !ok {
+		return fail(CodeBadCommand, "no group %q: the groups are g0 to g%d", r.Group, len(s.groups)-1)
+	}
+	g := &s.groups[gi]
+	if i := slices.Index(g.contacts, r.Addr); i >= 0 {
+		g.contacts = slices.Delete(slices.Clone(g.contacts), i, i+1)
+		if len(g.contacts) == 0 {
+			g.contacts = nil
+		}
+	}
 	return Result{}
 }
 
