@@ -73,6 +73,10 @@ type Config struct {
 	// "Publish/subscribe client events"): what it announces and subscribes
 	// to, and every event it hands to the application.
 	LogTo io.Writer
+	// ReportEvery is how often the client reports its counts (Stats) to
+	// the directory (DefaultReportEvery if 0); it also reports when it
+	// closes. Negative: never.
+	ReportEvery time.Duration
 }
 
 // Client publishes and subscribes to topics. It is safe for concurrent
@@ -87,6 +91,7 @@ type Client struct {
 	groups map[string]*member // by group name
 	stats  map[string]*Stats  // by topic
 	closed bool
+	rep    reporter
 
 	logMu sync.Mutex
 	log   *eventlog.Writer // nil without Config.LogTo
@@ -143,6 +148,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.LogTo != nil {
 		c.log = eventlog.NewWriter(cfg.LogTo, cfg.Name, uint64(time.Now().UnixNano()), &eventlog.Clock{}, nil)
 	}
+	c.startReports()
 	return c, nil
 }
 
@@ -187,7 +193,8 @@ func (c *Client) Groups() []string {
 	return out
 }
 
-// Close leaves every group, closes the host and the directory client.
+// Close leaves every group, reports its counts to the directory, closes
+// the host and the directory client.
 // Subscriptions' channels are closed; pending Publish calls fail.
 func (c *Client) Close() error {
 	c.joinMu.Lock()
@@ -209,6 +216,7 @@ func (c *Client) Close() error {
 	for _, m := range ms {
 		m.leave(ctx)
 	}
+	c.stopReports(ctx)
 	c.dir.Close()
 	return c.host.Close()
 }
@@ -337,6 +345,7 @@ type member struct {
 	qos, hash string
 	g         *group.Group
 	refs      int // publishers and subscriptions using it; under c.mu
+	ct        contactKeeper
 
 	mu     sync.Mutex
 	subs   map[string][]*Subscription // by topic
@@ -381,9 +390,11 @@ func (m *member) dispatch() {
 	m.mu.Unlock()
 }
 
-// watchViews wakes whoever waits for a view.
+// watchViews wakes whoever waits for a view, and has the contacts follow
+// the views.
 func (m *member) watchViews() {
-	for range m.g.Views() {
+	for v := range m.g.Views() {
+		m.followView(v)
 		m.mu.Lock()
 		close(m.viewed)
 		m.viewed = make(chan struct{})
@@ -436,6 +447,7 @@ func (m *member) endLocked(s *Subscription, err error) {
 
 // leave leaves the group and waits for the dispatcher to end.
 func (m *member) leave(ctx context.Context) {
+	m.stopContacts(ctx)
 	m.g.Leave(ctx)
 	m.g.Close()
 	<-m.done
@@ -456,7 +468,8 @@ type Publisher struct {
 // its address to the group's contacts in the directory, which answers with
 // those that were there before, and joins through them, or founds the
 // group if there were none: of clients joining at once, exactly one
-// founds it. Contacts of members that are gone stay listed; a member that
+// founds it. The coordinator of each view then sets the contacts to the
+// view's members, and a member leaving removes its address; a member that
 // finds none of its contacts answering founds the group anew.
 func (c *Client) Announce(ctx context.Context, topic, qos string) (*Publisher, error) {
 	var xml []byte
