@@ -103,9 +103,8 @@ func (m *member) sendContacts() {
 }
 
 // stopContacts ends the sending of contacts, letting a send under way
-// finish (or ctx end), and, as the member leaves cleanly, removes its
-// address from the group's contacts: the next coordinator sets them
-// anyway, and if it was the last member nobody else would.
+// finish (for a second at most), so that it lands before the commands of
+// the coordinators after this member leaves.
 func (m *member) stopContacts(ctx context.Context) {
 	k := &m.ct
 	k.mu.Lock()
@@ -115,11 +114,24 @@ func (m *member) stopContacts(ctx context.Context) {
 		close(k.stop)
 	}
 	k.mu.Unlock()
-	if done != nil {
-		select {
-		case <-done:
-		case <-ctx.Done():
-		}
+	if done == nil {
+		return
 	}
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// removeContact removes this member's address from the group's contacts,
+// once it has left: the next coordinator sets them anyway, but if it was
+// the last member nobody else would. It gives up after a second, so that
+// a directory out of reach does not hold up the leaves that follow.
+func (m *member) removeContact(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
 	m.c.dir.RemoveContact(ctx, m.name, m.g.Me().Addr)
 }

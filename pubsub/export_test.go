@@ -1,5 +1,7 @@
 package pubsub
 
+import "context"
+
 // Crash stops c as a crash would: its members stop without leaving, and
 // it tells the directory nothing more.
 func (c *Client) Crash() {
@@ -12,6 +14,7 @@ func (c *Client) Crash() {
 	c.mu.Unlock()
 	c.dir.Close()
 	for _, m := range ms {
+		m.stopContacts(context.Background())
 		m.g.Close()
 		<-m.done
 	}

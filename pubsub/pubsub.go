@@ -451,6 +451,7 @@ func (m *member) leave(ctx context.Context) {
 	m.g.Leave(ctx)
 	m.g.Close()
 	<-m.done
+	m.removeContact(ctx)
 }
 
 // Publisher publishes the events of one topic.

@@ -141,7 +141,8 @@ func (d *testDir) waitContacts(t *testing.T, group string, want []string) {
 
 // TestContactsFollowViews checks that the directory's contacts of a
 // group are its members' addresses: a member that leaves, or crashes, is
-// no longer listed once the others install a view without it.
+// no longer listed once the others install a view without it, and the
+// last to leave removes its own address.
 func TestContactsFollowViews(t *testing.T) {
 	d := newDir(t, 3)
 	ctx := testCtx(t)
@@ -178,4 +179,11 @@ func TestContactsFollowViews(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.waitContacts(t, p.Group(), []string{pc.Addr(), c3.Addr()})
+	// The last member to leave removes its own address.
+	c3.Close()
+	d.waitContacts(t, p.Group(), []string{pc.Addr()})
+	pc.Close()
+	if got := contactsOf(t, d.list(t), p.Group()); got != nil {
+		t.Fatalf("contacts of %s after every member left: %v", p.Group(), got)
+	}
 }
