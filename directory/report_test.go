@@ -123,14 +123,26 @@ func TestReportAppliesOnce(t *testing.T) {
 func TestReportersBounded(t *testing.T) {
 	m, g := sharing(t)
 	n := directory.MaxReporters + 1
+	// Applied directly: checking the invariants after each would take
+	// time quadratic in n.
+	raw := func(c string, seq uint64, op directory.Op) {
+		m.index++
+		if r, _ := directory.DecodeResult(m.s.Apply(m.index, directory.EncodeCommand(directory.Command{Client: c, Seq: seq, Op: op}))); r.Err() != nil {
+			t.Fatal(r.Err())
+		}
+	}
 	for i := range n {
 		c := fmt.Sprintf("c%04d", i)
-		m.do(c, directory.Subscribe{Topic: "a"})
+		raw(c, 1, directory.Subscribe{Topic: "a"})
 		d := uint64(1)
 		if i == 0 {
 			d = 1000
 		}
-		m.do(c, directory.Report{Millis: 1000, Topics: []directory.TopicCount{{Topic: "a", Delivered: d}}})
+		raw(c, 2, directory.Report{Millis: 1000, Topics: []directory.TopicCount{{Topic: "a", Delivered: d}}})
+		m.seq[c] = 2
+	}
+	if err := m.s.CheckInvariants(); err != nil {
+		t.Fatal(err)
 	}
 	if gi := group(t, m.s, g); gi.Delivered != uint64(directory.MaxReporters) {
 		t.Fatalf("group %s: %d delivered, want %d (the first reporter's 1000 dropped)", g, gi.Delivered, directory.MaxReporters)
