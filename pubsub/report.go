@@ -63,7 +63,8 @@ func (c *Client) stopReports(ctx context.Context) {
 // report of each client, for the topics of groups the client publishes or
 // subscribes in, and shows their sums (conclave topics). The client
 // reports by itself every Config.ReportEvery and when it closes. With no
-// counts yet, it sends nothing.
+// counts yet, it sends nothing; with counts of more than
+// directory.MaxReportTopics topics, it sends the first by name.
 func (c *Client) Report(ctx context.Context) error {
 	stats := c.Stats()
 	if len(stats) == 0 {
