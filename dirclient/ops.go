@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/conclave/conclave/directory"
 )
@@ -63,6 +64,20 @@ func (c *Client) SetContacts(ctx context.Context, group string, addrs []string) 
 func (c *Client) AddContact(ctx context.Context, group, addr string) ([]string, error) {
 	r, err := c.command(ctx, directory.AddContact{Group: group, Addr: addr})
 	return r.Contacts, err
+}
+
+// RemoveContact removes addr from the contacts of group, if it is there.
+func (c *Client) RemoveContact(ctx context.Context, group, addr string) error {
+	_, err := c.command(ctx, directory.RemoveContact{Group: group, Addr: addr})
+	return err
+}
+
+// Report sends this client's cumulative counts of the events that reached
+// it, per topic (sorted by topic, at most directory.MaxReportTopics), and
+// the time its counting covers; the directory keeps the latest.
+func (c *Client) Report(ctx context.Context, covers time.Duration, topics []directory.TopicCount) error {
+	_, err := c.command(ctx, directory.Report{Millis: uint64(max(covers.Milliseconds(), 0)), Topics: topics})
+	return err
 }
 
 // Lookup reads topic at a linearizable point.

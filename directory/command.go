@@ -31,6 +31,8 @@ const (
 	opWithdraw
 	opContacts
 	opAddContact
+	opReport
+	opRemoveContact
 )
 
 // A Command is what a client asks of the directory: an Op, with the
@@ -45,7 +47,7 @@ type Command struct {
 }
 
 // An Op is one of Announce, Subscribe, Unsubscribe, Withdraw, Contacts,
-// AddContact.
+// AddContact, RemoveContact, Report.
 type Op interface {
 	opcode() byte
 }
@@ -87,12 +89,20 @@ type AddContact struct {
 	Addr  string
 }
 
-func (Announce) opcode() byte    { return opAnnounce }
-func (Subscribe) opcode() byte   { return opSubscribe }
-func (Unsubscribe) opcode() byte { return opUnsubscribe }
-func (Withdraw) opcode() byte    { return opWithdraw }
-func (Contacts) opcode() byte    { return opContacts }
-func (AddContact) opcode() byte  { return opAddContact }
+// RemoveContact removes Addr from the contacts of Group, if it is there:
+// a member leaving cleanly removes its own address, and nobody else's.
+type RemoveContact struct {
+	Group string
+	Addr  string
+}
+
+func (RemoveContact) opcode() byte { return opRemoveContact }
+func (Announce) opcode() byte      { return opAnnounce }
+func (Subscribe) opcode() byte     { return opSubscribe }
+func (Unsubscribe) opcode() byte   { return opUnsubscribe }
+func (Withdraw) opcode() byte      { return opWithdraw }
+func (Contacts) opcode() byte      { return opContacts }
+func (AddContact) opcode() byte    { return opAddContact }
 
 // EncodeCommand returns the binary form of c. A command with a nil Op
 // encodes, and is refused when decoded.
@@ -123,13 +133,24 @@ func EncodeCommand(c Command) []byte {
 	case AddContact:
 		e.str(op.Group)
 		e.str(op.Addr)
+	case RemoveContact:
+		e.str(op.Group)
+		e.str(op.Addr)
+	case Report:
+		e.uint(op.Millis)
+		e.uint(uint64(len(op.Topics)))
+		for _, tc := range op.Topics {
+			e.str(tc.Topic)
+			e.uint(tc.Delivered)
+			e.uint(tc.Filtered)
+		}
 	}
 	return e.b
 }
 
 // DecodeCommand parses an encoded command. It refuses input of another
 // version, an unknown operation, fields over the limits (MaxName,
-// MaxContacts, stack.MaxDescription), strings that are not UTF-8 and
+// MaxContacts, MaxReportTopics, stack.MaxDescription), strings that are not UTF-8 and
 // bytes left over; it never panics, and allocates no more than the input
 // holds.
 func DecodeCommand(b []byte) (Command, error) {
@@ -154,6 +175,17 @@ func DecodeCommand(b []byte) (Command, error) {
 		c.Op = Contacts{Group: d.str("group", MaxName), Addrs: d.strs("contacts", MaxContacts, MaxName)}
 	case opAddContact:
 		c.Op = AddContact{Group: d.str("group", MaxName), Addr: d.str("contact", MaxName)}
+	case opRemoveContact:
+		c.Op = RemoveContact{Group: d.str("group", MaxName), Addr: d.str("contact", MaxName)}
+	case opReport:
+		r := Report{Millis: d.uint("milliseconds")}
+		if n := d.count("report topics", 3, MaxReportTopics); n > 0 {
+			r.Topics = make([]TopicCount, 0, n)
+			for range n {
+				r.Topics = append(r.Topics, TopicCount{Topic: d.str("topic", MaxName), Delivered: d.uint("delivered"), Filtered: d.uint("filtered")})
+			}
+		}
+		c.Op = r
 	default:
 		if d.err == nil {
 			d.failf("unknown operation %d", code)

@@ -24,6 +24,9 @@ var sampleCommands = []directory.Command{
 	{Client: "c4", Seq: 7, Op: directory.Contacts{Group: "g2"}},
 	{Client: "c5", Seq: 1, Op: directory.AddContact{Group: "g1", Addr: "10.0.0.3:7000"}},
 	{Client: "ü", Seq: 8, Op: directory.Subscribe{Topic: "日本"}},
+	{Client: "c3", Seq: 9, Op: directory.Report{Millis: 5000, Topics: []directory.TopicCount{{Topic: "news", Filtered: 3}, {Topic: "prices", Delivered: 1 << 40, Filtered: 2}}}},
+	{Client: "c6", Seq: 1, Op: directory.Report{}},
+	{Client: "c5", Seq: 2, Op: directory.RemoveContact{Group: "g1", Addr: "10.0.0.3:7000"}},
 }
 
 func TestCommandRoundTrip(t *testing.T) {

@@ -41,3 +41,29 @@ func TestAddContactTellsWhoWasThere(t *testing.T) {
 		t.Fatalf("round trip: %+v, %v", got, err)
 	}
 }
+
+func TestRemoveContactRemovesOnlyItsAddress(t *testing.T) {
+	m := newMachine(t, directory.StateConfig{MaxGroups: 4})
+	m.do("p", directory.Announce{Topic: "prices", QoS: "total"})
+	m.do("p", directory.Contacts{Group: "g0", Addrs: []string{"a:1", "b:1", "c:1"}})
+	for _, step := range []struct {
+		addr string
+		left []string
+	}{
+		{"b:1", []string{"a:1", "c:1"}},
+		{"b:1", []string{"a:1", "c:1"}}, // not there: nothing changes
+		{"x:1", []string{"a:1", "c:1"}},
+		{"a:1", []string{"c:1"}},
+		{"c:1", nil},
+	} {
+		if r := m.do("c", directory.RemoveContact{Group: "g0", Addr: step.addr}); r.Err() != nil {
+			t.Fatal(r.Err())
+		}
+		if got := m.s.Groups()[0].Contacts; !slices.Equal(got, step.left) {
+			t.Fatalf("after removing %s: %v, want %v", step.addr, got, step.left)
+		}
+	}
+	if r := m.do("c", directory.RemoveContact{Group: "g9", Addr: "a:1"}); !errors.Is(r.Err(), directory.ErrBadCommand) {
+		t.Fatalf("no such group: %v", r.Err())
+	}
+}

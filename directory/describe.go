@@ -24,6 +24,10 @@ func Describe(cmd, result []byte) map[string]any {
 		f["op"], f["group"] = "contacts", op.Group
 	case AddContact:
 		f["op"], f["group"] = "add-contact", op.Group
+	case RemoveContact:
+		f["op"], f["group"] = "remove-contact", op.Group
+	case Report:
+		f["op"] = "report"
 	}
 	if r, err := DecodeResult(result); err == nil {
 		f["result"] = r.Code.String()

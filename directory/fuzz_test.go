@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/conclave/conclave/directory"
@@ -60,12 +61,13 @@ var fuzzConfig = directory.StateConfig{MaxGroups: 3, MaxSessions: 4}
 // version, 1); an empty chunk is an empty entry; other chunks build a
 // command from their bytes:
 //
-//	0: 0x80 | operation (announce, subscribe, unsubscribe, withdraw, contacts)
+//	0: 0x80 | operation (announce, subscribe, unsubscribe, withdraw, contacts, report, remove-contact)
 //	1: client c0..c3
 //	2: sequence number: the client's next (even), its last (odd and < 0xc0), or the byte itself
 //	3: topic t0..t7
 //	4: QoS (announce: vsync, total, small, vsync written otherwise, unknown, bad XML) or group g0..g3
-//	5: contact addresses h0..h7 (a bit each)
+//	5: contact addresses h0..h7 (a bit each; remove-contact: the lowest); report: topics t0..t7 (a bit each), in order or (bit 0 of byte 4) reversed
+//	6: report: milliseconds; each topic counts it delivered and byte 7 filtered
 func script(data []byte) [][]byte {
 	var out [][]byte
 	seq := map[string]uint64{}
@@ -98,7 +100,7 @@ func script(data []byte) [][]byte {
 		}
 		topic := fmt.Sprintf("t%d", at(chunk, 3)%8)
 		var op directory.Op
-		switch chunk[0] & 7 % 5 {
+		switch chunk[0] & 7 % 7 {
 		case 0:
 			a := qos[int(at(chunk, 4))%len(qos)]
 			a.Topic = topic
@@ -117,6 +119,23 @@ func script(data []byte) [][]byte {
 				}
 			}
 			op = directory.Contacts{Group: fmt.Sprintf("g%d", at(chunk, 4)%4), Addrs: addrs}
+		case 5:
+			r := directory.Report{Millis: uint64(at(chunk, 6))}
+			for i := range 8 {
+				if at(chunk, 5)>>i&1 != 0 {
+					r.Topics = append(r.Topics, directory.TopicCount{Topic: fmt.Sprintf("t%d", i), Delivered: uint64(at(chunk, 6)), Filtered: uint64(at(chunk, 7))})
+				}
+			}
+			if at(chunk, 4)&1 != 0 {
+				slices.Reverse(r.Topics)
+			}
+			op = r
+		case 6:
+			i := 0
+			for i < 8 && at(chunk, 5)>>i&1 == 0 {
+				i++
+			}
+			op = directory.RemoveContact{Group: fmt.Sprintf("g%d", at(chunk, 4)%4), Addr: fmt.Sprintf("h%d", i)}
 		}
 		out = append(out, directory.EncodeCommand(directory.Command{Client: client, Seq: seq[client], Op: op}))
 	}

@@ -20,6 +20,9 @@ import (
 //     topics; contacts are sorted and distinct.
 //   - At most MaxSessions sessions; each remembers a command applied at or
 //     before the applied index, and a result a command could have given.
+//   - At most MaxReporters reports; each applied at or before the applied
+//     index, of 1 to MaxReportTopics topics, each of a group its client
+//     publishes or subscribes to a topic of.
 func (s *State) CheckInvariants() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
@@ -97,6 +100,7 @@ func (s *State) CheckInvariants() error {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, s.checkReports()...)
 	return errors.Join(errs...)
 }
 

@@ -22,6 +22,13 @@ type TopicInfo struct {
 	// Publishers and Subscribers are the client ids, sorted.
 	Publishers  []string `json:"publishers"`
 	Subscribers []string `json:"subscribers"`
+	// Delivered and Filtered sum what the clients' last reports counted
+	// of the topic's events (see Report); Rate is the topic's events per
+	// second as its group's reporting members saw them (0 without
+	// reports).
+	Delivered uint64  `json:"delivered"`
+	Filtered  uint64  `json:"filtered"`
+	Rate      float64 `json:"rate"`
 }
 
 // GroupInfo describes a group.
@@ -34,6 +41,12 @@ type GroupInfo struct {
 	// sorted.
 	Topics   []string `json:"topics"`
 	Contacts []string `json:"contacts"`
+	// Delivered and Filtered sum the counts its topics' reports; Waste
+	// is the measured waste ratio, Filtered / (Delivered + Filtered), 0
+	// without reports.
+	Delivered uint64  `json:"delivered"`
+	Filtered  uint64  `json:"filtered"`
+	Waste     float64 `json:"waste"`
 }
 
 // QoSInfo describes a QoS that a group carries.
@@ -54,8 +67,9 @@ type ClientInfo struct {
 // Topics returns every announced topic, sorted by name.
 func (s *State) Topics() []TopicInfo {
 	out := make([]TopicInfo, 0, len(s.topics))
+	m := s.measure()
 	for _, name := range slices.Sorted(maps.Keys(s.topics)) {
-		out = append(out, s.topicInfo(name, s.topics[name]))
+		out = append(out, s.topicInfo(name, s.topics[name], m[name]))
 	}
 	return out
 }
@@ -66,25 +80,37 @@ func (s *State) Lookup(name string) (TopicInfo, bool) {
 	if !ok {
 		return TopicInfo{}, false
 	}
-	return s.topicInfo(name, t), true
+	return s.topicInfo(name, t, s.measure()[name]), true
 }
 
-func (s *State) topicInfo(name string, t *topic) TopicInfo {
+func (s *State) topicInfo(name string, t *topic, m *measured) TopicInfo {
 	q := s.qos[t.qos]
-	return TopicInfo{
+	ti := TopicInfo{
 		Topic: name, QoS: q.name, Hash: q.hash, Group: groupName(t.group),
 		Publishers: keys(t.pubs), Subscribers: keys(t.subs),
 	}
+	if m != nil {
+		ti.Delivered, ti.Filtered, ti.Rate = m.delivered, m.filtered, m.rate()
+	}
+	return ti
 }
 
 // Groups returns every group, free ones included, in order: g0, g1...
 func (s *State) Groups() []GroupInfo {
 	out := make([]GroupInfo, len(s.groups))
+	m := s.measure()
 	for i, g := range s.groups {
 		out[i] = GroupInfo{Name: groupName(i), Hash: g.qos, Topics: keys(g.topics), Contacts: slices.Clone(g.contacts)}
 		if q, ok := s.qos[g.qos]; ok {
 			out[i].QoS = q.name
 		}
+		for t := range g.topics {
+			if tm := m[t]; tm != nil {
+				out[i].Delivered += tm.delivered
+				out[i].Filtered += tm.filtered
+			}
+		}
+		out[i].Waste = wasteRatio(out[i].Delivered, out[i].Filtered)
 	}
 	return out
 }

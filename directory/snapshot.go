@@ -9,10 +9,12 @@ import (
 	"github.com/conclave/conclave/stack"
 )
 
-// snapshotMagic and snapshotVersion begin every snapshot.
+// snapshotMagic and a version begin every snapshot. Version 2 adds the
+// clients' reports; a state without reports snapshots as version 1, which
+// a directory that knows no reports can restore.
 const (
 	snapshotMagic   = "cdir"
-	snapshotVersion = 1
+	snapshotVersion = 2
 )
 
 // Snapshot encodes the whole state. The encoding is canonical: equal
@@ -22,15 +24,21 @@ const (
 // Layout (numbers are minimal uvarints, strings and byte strings are
 // length-prefixed, lists are count-prefixed):
 //
-//	"cdir" version(1) max-groups max-sessions applied
+//	"cdir" version(1 or 2) max-groups max-sessions applied
 //	QoS, by hash:        hash name xml
 //	groups, g0 first:    qos-hash contacts
 //	topics, by name:     name group publishers subscribers
 //	sessions, by client: client seq index result
+//	version 2 only, at least one:
+//	reports, by client:  client index millis (topic delivered filtered)*, by topic
 func (s *State) Snapshot() []byte {
 	e := enc{b: make([]byte, 0, 256)}
 	e.b = append(e.b, snapshotMagic...)
-	e.byte(snapshotVersion)
+	version := byte(1)
+	if len(s.reports) > 0 {
+		version = 2
+	}
+	e.byte(version)
 	e.uint(uint64(s.cfg.MaxGroups))
 	e.uint(uint64(s.cfg.MaxSessions))
 	e.uint(s.applied)
@@ -62,6 +70,9 @@ func (s *State) Snapshot() []byte {
 		e.uint(ss.index)
 		ss.result.append(&e)
 	}
+	if version == 2 {
+		s.appendReports(&e)
+	}
 	return e.b
 }
 
@@ -78,7 +89,7 @@ func (s *State) Restore(snap []byte) error {
 	if err := n.CheckInvariants(); err != nil {
 		return fmt.Errorf("directory snapshot: %w", err)
 	}
-	s.applied, s.qos, s.groups, s.topics, s.sessions = n.applied, n.qos, n.groups, n.topics, n.sessions
+	s.applied, s.qos, s.groups, s.topics, s.sessions, s.reports = n.applied, n.qos, n.groups, n.topics, n.sessions, n.reports
 	return nil
 }
 
@@ -87,8 +98,9 @@ func (s *State) decodeSnapshot(snap []byte) (*State, error) {
 		return nil, fmt.Errorf("not a directory snapshot (it does not begin with %q)", snapshotMagic)
 	}
 	d := dec{b: snap[len(snapshotMagic):]}
-	if v := d.byte("version"); d.err == nil && v != snapshotVersion {
-		return nil, fmt.Errorf("snapshot of version %d; this directory knows version %d", v, snapshotVersion)
+	version := d.byte("version")
+	if d.err == nil && (version == 0 || version > snapshotVersion) {
+		return nil, fmt.Errorf("snapshot of version %d; this directory knows versions 1 to %d", version, snapshotVersion)
 	}
 	mg, ms := d.uint("max groups"), d.uint("max sessions")
 	if d.err == nil && (mg != uint64(s.cfg.MaxGroups) || ms != uint64(s.cfg.MaxSessions)) {
@@ -176,6 +188,11 @@ func (s *State) decodeSnapshot(snap []byte) (*State, error) {
 		default:
 			prev = c
 			n.sessions[c] = ss
+		}
+	}
+	if version == 2 && d.err == nil {
+		if err := n.readReports(&d); err != nil {
+			return nil, err
 		}
 	}
 	if err := d.done(); err != nil {

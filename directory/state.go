@@ -49,8 +49,8 @@ func (c StateConfig) Validate() error {
 }
 
 // State is the directory's replicated state machine: topics with their
-// QoS and group, the groups, who publishes and subscribes what, and the
-// last command of each client. It implements App. It is not safe for
+// QoS and group, the groups, who publishes and subscribes what, the
+// last command of each client, and the last counts each client reported. It implements App. It is not safe for
 // concurrent use; the replica that owns it serialises Apply and the
 // queries.
 type State struct {
@@ -63,6 +63,7 @@ type State struct {
 	groups   []group         // group i is named g<i>
 	topics   map[string]*topic
 	sessions map[string]*session
+	reports  map[string]*report // by client
 }
 
 type group struct {
@@ -120,6 +121,7 @@ func (s *State) reset() {
 	}
 	s.topics = map[string]*topic{}
 	s.sessions = map[string]*session{}
+	s.reports = map[string]*report{}
 }
 
 func newGroup() group {
@@ -165,13 +167,13 @@ func (s *State) Apply(index uint64, cmd []byte) []byte {
 		}
 		return EncodeResult(s.fill(ss.result))
 	}
-	r := s.do(c)
+	r := s.do(c, index)
 	s.remember(c.Client, c.Seq, index, r)
 	return EncodeResult(r)
 }
 
 // do applies the operation of c.
-func (s *State) do(c Command) Result {
+func (s *State) do(c Command, index uint64) Result {
 	switch op := c.Op.(type) {
 	case Announce:
 		return s.announce(c.Client, op)
@@ -200,6 +202,10 @@ func (s *State) do(c Command) Result {
 		return s.setContacts(op)
 	case AddContact:
 		return s.addContact(op)
+	case RemoveContact:
+		return s.removeContact(op)
+	case Report:
+		return s.report(c.Client, index, op)
 	}
 	return fail(CodeBadCommand, "no operation")
 }
@@ -358,6 +364,9 @@ func (s *State) interest(t *topic, client string, sub, on bool) {
 		delete(set, client)
 		if counts[client]--; counts[client] <= 0 {
 			delete(counts, client)
+			if !s.inGroup(client, t.group) {
+				s.leftGroup(client, t.group)
+			}
 		}
 	}
 }
@@ -372,6 +381,23 @@ func (s *State) setContacts(c Contacts) Result {
 		return fail(CodeBadCommand, "an empty contact address for group %s", c.Group)
 	}
 	s.groups[gi].contacts = addrs
+	return Result{}
+}
+
+// removeContact removes r.Addr from the contacts of a group, if it is
+// there.
+func (s *State) removeContact(r RemoveContact) Result {
+	gi, ok := s.groupIndex(r.Group)
+	if !ok {
+		return fail(CodeBadCommand, "no group %q: the groups are g0 to g%d", r.Group, len(s.groups)-1)
+	}
+	g := &s.groups[gi]
+	if i := slices.Index(g.contacts, r.Addr); i >= 0 {
+		g.contacts = slices.Delete(slices.Clone(g.contacts), i, i+1)
+		if len(g.contacts) == 0 {
+			g.contacts = nil
+		}
+	}
 	return Result{}
 }
 

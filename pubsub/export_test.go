@@ -1,6 +1,10 @@
 package pubsub
 
-import "github.com/conclave/conclave/group"
+import (
+	"context"
+
+	"github.com/conclave/conclave/group"
+)
 
 // BreakDeliveries makes c pass what its members deliver through f before
 // it dispatches it. Call it before c joins a group.
@@ -11,3 +15,26 @@ func BreakDeliveries(c *Client, f func(<-chan group.Delivery) <-chan group.Deliv
 // BreakFilter makes c hand the events of topic t to the subscriptions of
 // route(t). Call it before c joins a group.
 func BreakFilter(c *Client, route func(t string) string) { c.fault = &fault{route: route} }
+
+// Crash stops c as a crash would: its members stop without leaving, and
+// it tells the directory nothing more.
+func (c *Client) Crash() {
+	c.joinMu.Lock()
+	defer c.joinMu.Unlock()
+	c.mu.Lock()
+	c.closed = true
+	ms := c.groups
+	c.groups = map[string]*member{}
+	c.mu.Unlock()
+	c.dir.Close()
+	for _, m := range ms {
+		m.stopContacts(context.Background())
+		m.g.Close()
+		<-m.done
+	}
+	if c.rep.stop != nil {
+		close(c.rep.stop)
+		<-c.rep.done
+	}
+	c.host.Close()
+}

@@ -78,6 +78,10 @@ type Config struct {
 	// Events, if set, receives every line of the event log as well (or
 	// alone, without LogTo), written from the stream's own goroutine.
 	Events *eventlog.Stream
+	// ReportEvery is how often the client reports its counts (Stats) to
+	// the directory (DefaultReportEvery if 0); it also reports when it
+	// closes. Negative: never.
+	ReportEvery time.Duration
 }
 
 // Client publishes and subscribes to topics. It is safe for concurrent
@@ -92,6 +96,7 @@ type Client struct {
 	groups map[string]*member // by group name
 	stats  map[string]*Stats  // by topic
 	closed bool
+	rep    reporter
 
 	logMu sync.Mutex
 	log   *eventlog.Writer // nil without Config.LogTo
@@ -153,6 +158,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 			c.log.Tee(cfg.Events)
 		}
 	}
+	c.startReports()
 	return c, nil
 }
 
@@ -197,7 +203,8 @@ func (c *Client) Groups() []string {
 	return out
 }
 
-// Close leaves every group, closes the host and the directory client.
+// Close leaves every group, reports its counts to the directory, closes
+// the host and the directory client.
 // Subscriptions' channels are closed; pending Publish calls fail.
 func (c *Client) Close() error {
 	c.joinMu.Lock()
@@ -219,6 +226,7 @@ func (c *Client) Close() error {
 	for _, m := range ms {
 		m.leave(ctx)
 	}
+	c.stopReports(ctx)
 	c.dir.Close()
 	return c.host.Close()
 }
@@ -348,6 +356,7 @@ type member struct {
 	qos, hash string
 	g         *group.Group
 	refs      int // publishers and subscriptions using it; under c.mu
+	ct        contactKeeper
 
 	mu     sync.Mutex
 	subs   map[string][]*Subscription // by topic
@@ -394,10 +403,12 @@ func (m *member) dispatch() {
 	m.mu.Unlock()
 }
 
-// watchViews wakes whoever waits for a view.
+// watchViews wakes whoever waits for a view, and has the contacts follow
+// the views.
 func (m *member) watchViews() {
 	for v := range m.g.Views() {
 		m.logView(v)
+		m.followView(v)
 		m.mu.Lock()
 		close(m.viewed)
 		m.viewed = make(chan struct{})
@@ -453,10 +464,12 @@ func (m *member) endLocked(s *Subscription, err error) {
 // leave leaves the group and waits for the dispatcher to hand over what
 // the member delivered and end.
 func (m *member) leave(ctx context.Context) {
+	m.stopContacts(ctx)
 	err := m.g.Leave(ctx)
 	<-m.done
 	m.logLeft(err)
 	m.g.Close()
+	m.removeContact(ctx)
 }
 
 // Publisher publishes the events of one topic.
@@ -474,7 +487,8 @@ type Publisher struct {
 // its address to the group's contacts in the directory, which answers with
 // those that were there before, and joins through them, or founds the
 // group if there were none: of clients joining at once, exactly one
-// founds it. Contacts of members that are gone stay listed; a member that
+// founds it. The coordinator of each view then sets the contacts to the
+// view's members, and a member leaving removes its address; a member that
 // finds none of its contacts answering founds the group anew.
 func (c *Client) Announce(ctx context.Context, topic, qos string) (*Publisher, error) {
 	var xml []byte

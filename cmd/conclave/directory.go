@@ -285,23 +285,36 @@ func newDirClient(list, cluster string, keys keyFlags) (*dirclient.Client, error
 	return dirclient.New(dirclient.Config{Replicas: addrs, Cluster: cluster, Key: key, Network: nw})
 }
 
+// printListing prints the topics and the groups that carry a QoS, with
+// what the clients' reports measured: each topic's events per second and
+// the events delivered and filtered, each group's waste ratio ("-" where
+// nothing was counted).
 func printListing(w io.Writer, l directory.Listing) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOPIC\tQOS\tGROUP\tPUBLISHERS\tSUBSCRIBERS")
+	fmt.Fprintln(tw, "TOPIC\tQOS\tGROUP\tPUBLISHERS\tSUBSCRIBERS\tEVENTS/S\tDELIVERED\tFILTERED")
 	for _, t := range l.Topics {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", t.Topic, t.QoS, t.Group, len(t.Publishers), len(t.Subscribers))
+		rate := "-"
+		if t.Delivered+t.Filtered > 0 {
+			rate = fmt.Sprintf("%.1f", t.Rate)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\n", t.Topic, t.QoS, t.Group, len(t.Publishers), len(t.Subscribers),
+			rate, t.Delivered, t.Filtered)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "GROUP\tQOS\tTOPICS\tCONTACTS")
+	fmt.Fprintln(tw, "GROUP\tQOS\tTOPICS\tWASTE\tCONTACTS")
 	free := 0
 	for _, g := range l.Groups {
 		if g.QoS == "" {
 			free++
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", g.Name, g.QoS, strings.Join(g.Topics, " "), strings.Join(g.Contacts, " "))
+		waste := "-"
+		if g.Delivered+g.Filtered > 0 {
+			waste = fmt.Sprintf("%.1f%%", 100*g.Waste)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", g.Name, g.QoS, strings.Join(g.Topics, " "), waste, strings.Join(g.Contacts, " "))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d of %d groups free\n", free, len(l.Groups))

@@ -1,0 +1,137 @@
+package pubsub
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/conclave/conclave/stack"
+)
+
+// contactKeeper keeps a group's contacts in the directory equal to the
+// members of the views this member coordinates (docs/directory.md,
+// "Contacts follow the views"). Its zero value is ready; its loop starts
+// with the first view to publish.
+type contactKeeper struct {
+	mu      sync.Mutex
+	latest  []string      // addresses of the latest view this member coordinates, to be sent
+	pending bool          // latest not sent yet
+	wake    chan struct{} // room for one; nil until the loop starts
+	stop    chan struct{}
+	done    chan struct{}
+	stopped bool
+}
+
+// followView notes a view this member installed: if it is the view's
+// coordinator (its first member), the group's contacts become the
+// addresses of the view's members. Views are sent in order, one at a
+// time; one not yet sent when a newer comes is skipped.
+func (m *member) followView(v stack.View) {
+	if len(v.Members) == 0 || v.Members[0].ID != m.g.Me().ID {
+		return
+	}
+	addrs := make([]string, 0, len(v.Members))
+	for _, mb := range v.Members {
+		if mb.Addr != "" {
+			addrs = append(addrs, mb.Addr)
+		}
+	}
+	slices.Sort(addrs)
+	addrs = slices.Compact(addrs)
+	k := &m.ct
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.stopped {
+		return
+	}
+	k.latest, k.pending = addrs, true
+	if k.wake == nil {
+		k.wake, k.stop, k.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+		go m.sendContacts()
+	}
+	select {
+	case k.wake <- struct{}{}:
+	default:
+	}
+}
+
+// sendContacts sends the latest coordinated view's addresses whenever
+// there is one, until stopContacts. A failed send is retried with the next
+// view, or after a second if none came.
+func (m *member) sendContacts() {
+	k := &m.ct
+	defer close(k.done)
+	var sent []string
+	for {
+		select {
+		case <-k.stop:
+			return
+		case <-k.wake:
+		}
+		k.mu.Lock()
+		addrs, pending := k.latest, k.pending
+		k.pending = false
+		k.mu.Unlock()
+		if !pending || sent != nil && slices.Equal(addrs, sent) {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := m.c.dir.SetContacts(ctx, m.name, addrs)
+		cancel()
+		if err == nil {
+			sent = addrs
+			continue
+		}
+		t := time.NewTimer(time.Second)
+		select {
+		case <-k.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		k.mu.Lock()
+		if !k.pending {
+			k.pending = true
+			select {
+			case k.wake <- struct{}{}:
+			default:
+			}
+		}
+		k.mu.Unlock()
+	}
+}
+
+// stopContacts ends the sending of contacts, letting a send under way
+// finish (for a second at most), so that it lands before the commands of
+// the coordinators after this member leaves.
+func (m *member) stopContacts(ctx context.Context) {
+	k := &m.ct
+	k.mu.Lock()
+	k.stopped = true
+	done := k.done
+	if done != nil {
+		close(k.stop)
+	}
+	k.mu.Unlock()
+	if done == nil {
+		return
+	}
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// removeContact removes this member's address from the group's contacts,
+// once it has left: the next coordinator sets them anyway, but if it was
+// the last member nobody else would. It gives up after a second, so that
+// a directory out of reach does not hold up the leaves that follow.
+func (m *member) removeContact(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	m.c.dir.RemoveContact(ctx, m.name, m.g.Me().Addr)
+}
