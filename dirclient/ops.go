@@ -65,6 +65,19 @@ func (c *Client) AddContact(ctx context.Context, group, addr string) ([]string, 
 	return r.Contacts, err
 }
 
+// Move asks the directory to move topic to group, and returns the topic's
+// QoS and group as they are then.
+func (c *Client) Move(ctx context.Context, topic, group string) (directory.Result, error) {
+	return c.command(ctx, directory.Move{Topic: topic, Group: group})
+}
+
+// MoveDone tells the directory this publisher of topic has switched to
+// the group of the topic's move number moves.
+func (c *Client) MoveDone(ctx context.Context, topic string, moves uint64) error {
+	_, err := c.command(ctx, directory.MoveDone{Topic: topic, Moves: moves})
+	return err
+}
+
 // Lookup reads topic at a linearizable point.
 func (c *Client) Lookup(ctx context.Context, topic string) (directory.Found, error) {
 	var f directory.Found

@@ -31,6 +31,8 @@ const (
 	opWithdraw
 	opContacts
 	opAddContact
+	opMove
+	opMoveDone
 )
 
 // A Command is what a client asks of the directory: an Op, with the
@@ -45,7 +47,7 @@ type Command struct {
 }
 
 // An Op is one of Announce, Subscribe, Unsubscribe, Withdraw, Contacts,
-// AddContact.
+// AddContact, Move, MoveDone.
 type Op interface {
 	opcode() byte
 }
@@ -123,6 +125,12 @@ func EncodeCommand(c Command) []byte {
 	case AddContact:
 		e.str(op.Group)
 		e.str(op.Addr)
+	case Move:
+		e.str(op.Topic)
+		e.str(op.Group)
+	case MoveDone:
+		e.str(op.Topic)
+		e.uint(op.Moves)
 	}
 	return e.b
 }
@@ -154,6 +162,10 @@ func DecodeCommand(b []byte) (Command, error) {
 		c.Op = Contacts{Group: d.str("group", MaxName), Addrs: d.strs("contacts", MaxContacts, MaxName)}
 	case opAddContact:
 		c.Op = AddContact{Group: d.str("group", MaxName), Addr: d.str("contact", MaxName)}
+	case opMove:
+		c.Op = Move{Topic: d.str("topic", MaxName), Group: d.str("group", MaxName)}
+	case opMoveDone:
+		c.Op = MoveDone{Topic: d.str("topic", MaxName), Moves: d.uint("moves")}
 	default:
 		if d.err == nil {
 			d.failf("unknown operation %d", code)

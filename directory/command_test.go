@@ -24,6 +24,8 @@ var sampleCommands = []directory.Command{
 	{Client: "c4", Seq: 7, Op: directory.Contacts{Group: "g2"}},
 	{Client: "c5", Seq: 1, Op: directory.AddContact{Group: "g1", Addr: "10.0.0.3:7000"}},
 	{Client: "ü", Seq: 8, Op: directory.Subscribe{Topic: "日本"}},
+	{Client: "c6", Seq: 9, Op: directory.Move{Topic: "x", Group: "g1"}},
+	{Client: "c2", Seq: 3, Op: directory.MoveDone{Topic: "x", Moves: 1}},
 }
 
 func TestCommandRoundTrip(t *testing.T) {

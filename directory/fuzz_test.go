@@ -135,7 +135,7 @@ func chunks(cmds ...[]byte) []byte {
 
 // FuzzApply applies what script makes of arbitrary bytes to a state, at
 // increasing indexes: no panic, results that decode, invariants after
-// every command, a topic that keeps its group, and a second state,
+// every command, a topic that changes groups only by a move, and a second state,
 // restored from the first's snapshot halfway, that ends equal to it.
 func FuzzApply(f *testing.F) {
 	var cmds [][]byte
@@ -155,7 +155,7 @@ func FuzzApply(f *testing.F) {
 			t.Fatal(err)
 		}
 		b, _ := directory.NewState(fuzzConfig)
-		groups := map[string]string{}
+		groups, moves := map[string]string{}, map[string]uint64{}
 		for i, cmd := range cmds {
 			index := uint64(i + 1)
 			out := a.Apply(index, cmd)
@@ -179,10 +179,15 @@ func FuzzApply(f *testing.F) {
 				}
 			}
 			for _, ti := range a.Topics() {
-				if g, ok := groups[ti.Topic]; ok && g != ti.Group {
-					t.Fatalf("topic %s moved from %s to %s", ti.Topic, g, ti.Group)
+				g, ok := groups[ti.Topic]
+				switch {
+				case !ok:
+				case ti.Moves == moves[ti.Topic] && g != ti.Group:
+					t.Fatalf("topic %s went from %s to %s without a move", ti.Topic, g, ti.Group)
+				case ti.Moves != moves[ti.Topic] && (ti.Moves != moves[ti.Topic]+1 || ti.From != g):
+					t.Fatalf("topic %s in %s after %d moves, now %+v", ti.Topic, g, moves[ti.Topic], ti)
 				}
-				groups[ti.Topic] = ti.Group
+				groups[ti.Topic], moves[ti.Topic] = ti.Group, ti.Moves
 			}
 		}
 		if len(cmds) > 0 && !bytes.Equal(a.Snapshot(), b.Snapshot()) {

@@ -22,6 +22,12 @@ type TopicInfo struct {
 	// Publishers and Subscribers are the client ids, sorted.
 	Publishers  []string `json:"publishers"`
 	Subscribers []string `json:"subscribers"`
+	// Moves counts the topic's moves between groups; From is the group
+	// it last moved from, and Pending the publishers that have not yet
+	// switched from it (empty when the move is finished).
+	Moves   uint64   `json:"moves,omitempty"`
+	From    string   `json:"from,omitempty"`
+	Pending []string `json:"pending,omitempty"`
 }
 
 // GroupInfo describes a group.
@@ -71,10 +77,14 @@ func (s *State) Lookup(name string) (TopicInfo, bool) {
 
 func (s *State) topicInfo(name string, t *topic) TopicInfo {
 	q := s.qos[t.qos]
-	return TopicInfo{
+	info := TopicInfo{
 		Topic: name, QoS: q.name, Hash: q.hash, Group: groupName(t.group),
-		Publishers: keys(t.pubs), Subscribers: keys(t.subs),
+		Publishers: keys(t.pubs), Subscribers: keys(t.subs), Moves: t.moves,
 	}
+	if t.moves > 0 {
+		info.From, info.Pending = groupName(t.from), keys(t.pending)
+	}
+	return info
 }
 
 // Groups returns every group, free ones included, in order: g0, g1...

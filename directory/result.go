@@ -72,6 +72,10 @@ type Result struct {
 	// current members, sorted.
 	Group    string
 	Contacts []string
+	// Moves counts the topic's moves between groups, and From is the
+	// group it last moved from (empty if it never moved).
+	Moves uint64
+	From  string
 }
 
 // Err returns nil if r.Code is CodeOK, and otherwise an *Error.
@@ -130,7 +134,7 @@ func cut(s string, max int) string {
 	return s[:n] + ell
 }
 
-const resultVersion = 1
+const resultVersion = 2
 
 // EncodeResult returns the binary form of r.
 func EncodeResult(r Result) []byte {
@@ -148,6 +152,8 @@ func (r Result) append(e *enc) {
 	e.bytes(r.XML)
 	e.str(r.Group)
 	e.strs(r.Contacts)
+	e.uint(r.Moves)
+	e.str(r.From)
 }
 
 // DecodeResult parses an encoded result; like DecodeCommand it never
@@ -178,5 +184,7 @@ func readResult(d *dec) Result {
 	r.XML = d.bytes("XML", stack.MaxDescription)
 	r.Group = d.str("group", MaxName)
 	r.Contacts = d.strs("contacts", MaxContacts, MaxName)
+	r.Moves = d.uint("moves")
+	r.From = d.str("from", MaxName)
 	return r
 }

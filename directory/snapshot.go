@@ -12,7 +12,7 @@ import (
 // snapshotMagic and snapshotVersion begin every snapshot.
 const (
 	snapshotMagic   = "cdir"
-	snapshotVersion = 1
+	snapshotVersion = 2
 )
 
 // Snapshot encodes the whole state. The encoding is canonical: equal
@@ -22,10 +22,10 @@ const (
 // Layout (numbers are minimal uvarints, strings and byte strings are
 // length-prefixed, lists are count-prefixed):
 //
-//	"cdir" version(1) max-groups max-sessions applied
+//	"cdir" version(2) max-groups max-sessions move-spacing+1 applied last-move
 //	QoS, by hash:        hash name xml
 //	groups, g0 first:    qos-hash contacts
-//	topics, by name:     name group publishers subscribers
+//	topics, by name:     name group publishers subscribers moves [from at pending]
 //	sessions, by client: client seq index result
 func (s *State) Snapshot() []byte {
 	e := enc{b: make([]byte, 0, 256)}
@@ -33,7 +33,9 @@ func (s *State) Snapshot() []byte {
 	e.byte(snapshotVersion)
 	e.uint(uint64(s.cfg.MaxGroups))
 	e.uint(uint64(s.cfg.MaxSessions))
+	e.uint(uint64(s.cfg.MoveSpacing + 1))
 	e.uint(s.applied)
+	e.uint(s.lastMove)
 	e.uint(uint64(len(s.qos)))
 	for _, h := range slices.Sorted(maps.Keys(s.qos)) {
 		q := s.qos[h]
@@ -53,6 +55,12 @@ func (s *State) Snapshot() []byte {
 		e.uint(uint64(t.group))
 		e.strs(keys(t.pubs))
 		e.strs(keys(t.subs))
+		e.uint(t.moves)
+		if t.moves > 0 {
+			e.uint(uint64(t.from))
+			e.uint(t.at)
+			e.strs(keys(t.pending))
+		}
 	}
 	e.uint(uint64(len(s.sessions)))
 	for _, c := range slices.Sorted(maps.Keys(s.sessions)) {
@@ -78,7 +86,7 @@ func (s *State) Restore(snap []byte) error {
 	if err := n.CheckInvariants(); err != nil {
 		return fmt.Errorf("directory snapshot: %w", err)
 	}
-	s.applied, s.qos, s.groups, s.topics, s.sessions = n.applied, n.qos, n.groups, n.topics, n.sessions
+	s.applied, s.lastMove, s.qos, s.groups, s.topics, s.sessions = n.applied, n.lastMove, n.qos, n.groups, n.topics, n.sessions
 	return nil
 }
 
@@ -90,14 +98,18 @@ func (s *State) decodeSnapshot(snap []byte) (*State, error) {
 	if v := d.byte("version"); d.err == nil && v != snapshotVersion {
 		return nil, fmt.Errorf("snapshot of version %d; this directory knows version %d", v, snapshotVersion)
 	}
-	mg, ms := d.uint("max groups"), d.uint("max sessions")
-	if d.err == nil && (mg != uint64(s.cfg.MaxGroups) || ms != uint64(s.cfg.MaxSessions)) {
-		return nil, fmt.Errorf("taken with %d groups and %d sessions; this directory is configured for %d and %d",
-			mg, ms, s.cfg.MaxGroups, s.cfg.MaxSessions)
+	mg, ms, sp := d.uint("max groups"), d.uint("max sessions"), d.uint("move spacing")
+	if d.err == nil && (mg != uint64(s.cfg.MaxGroups) || ms != uint64(s.cfg.MaxSessions) || sp != uint64(s.cfg.MoveSpacing+1)) {
+		return nil, fmt.Errorf("taken with %d groups, %d sessions and move spacing %d; this directory is configured for %d, %d and %d",
+			mg, ms, int64(sp)-1, s.cfg.MaxGroups, s.cfg.MaxSessions, s.cfg.MoveSpacing)
 	}
 	n := &State{cfg: s.cfg, reg: s.reg, shipped: s.shipped}
 	n.reset()
 	n.applied = d.uint("applied index")
+	n.lastMove = d.uint("last move")
+	if d.err == nil && n.lastMove > n.applied {
+		return nil, fmt.Errorf("last move at index %d, after the applied index %d", n.lastMove, n.applied)
+	}
 
 	// QoS
 	prev := ""
@@ -143,14 +155,25 @@ func (s *State) decodeSnapshot(snap []byte) (*State, error) {
 		gi := d.uint("topic group")
 		pubs := d.strs("publishers", len(snap), MaxName)
 		subs := d.strs("subscribers", len(snap), MaxName)
+		moves := d.uint("moves")
+		var from, at uint64
+		var pending []string
+		if moves > 0 {
+			from, at = d.uint("moved from"), d.uint("moved at")
+			pending = d.strs("pending publishers", len(snap), MaxName)
+		}
 		switch {
 		case d.err != nil:
 		case name == "" || i > 0 && name <= prev:
 			return nil, fmt.Errorf("topic %q listed after %q", name, prev)
 		case gi >= uint64(len(n.groups)) || n.groups[gi].qos == "":
 			return nil, fmt.Errorf("topic %q in group %d, which is not a group carrying a QoS", name, gi)
-		case !strictlySorted(pubs) || !strictlySorted(subs):
+		case !strictlySorted(pubs) || !strictlySorted(subs) || !strictlySorted(pending):
 			return nil, fmt.Errorf("topic %q: clients not sorted, repeated or empty", name)
+		case moves > 0 && (from >= uint64(len(n.groups)) || from == gi || n.groups[from].qos != n.groups[gi].qos):
+			return nil, fmt.Errorf("topic %q moved from group %d, which is not another group of its QoS", name, from)
+		case moves > 0 && (at == 0 || at > n.lastMove):
+			return nil, fmt.Errorf("topic %q moved at index %d, not within the last move's index %d", name, at, n.lastMove)
 		default:
 			prev = name
 			t := n.addTopic(name, *n.qos[n.groups[gi].qos], int(gi))
@@ -159,6 +182,10 @@ func (s *State) decodeSnapshot(snap []byte) (*State, error) {
 			}
 			for _, c := range subs {
 				n.interest(t, c, true, true)
+			}
+			t.moves, t.from, t.at = moves, int(from), at
+			for _, c := range pending {
+				t.pending[c] = struct{}{}
 			}
 		}
 	}
