@@ -90,6 +90,19 @@ func (c *Client) Lookup(ctx context.Context, topic string) (directory.Found, err
 	return f, nil
 }
 
+// LastMove reads the log index of the directory's last move of a topic
+// (0 if none) at a linearizable point.
+func (c *Client) LastMove(ctx context.Context) (uint64, error) {
+	var m directory.Moves
+	if err := c.query(ctx, []byte{directory.QueryMoves}, &m); err != nil {
+		return 0, err
+	}
+	if m.Error != "" {
+		return 0, fmt.Errorf("directory: %s", m.Error)
+	}
+	return m.Last, nil
+}
+
 // List reads every topic and group at a linearizable point.
 func (c *Client) List(ctx context.Context) (directory.Listing, error) {
 	var l directory.Listing

@@ -15,7 +15,7 @@ import (
 //     topic in it has, and carries one as soon as it has a topic and
 //     until then none; a group a topic moved from keeps its QoS.
 //   - A topic that moved names as its old group another of its QoS, and
-//     waits only for clients that publish it.
+//     waits only for clients that publish it, and did when it moved.
 //   - A topic is in exactly the group it names.
 //   - Every QoS listed is carried by a group.
 //   - A group's counts of publishers and subscribers agree with its
@@ -62,8 +62,10 @@ func (s *State) CheckInvariants() error {
 			add("topic %q moved from group %d, which is not another group of its QoS", name, t.from)
 		}
 		for c := range t.pending {
-			if _, ok := t.pubs[c]; !ok {
-				add("topic %q waits for %q to switch groups, which does not publish it", name, c)
+			_, pub := t.pubs[c]
+			_, was := t.switching[c]
+			if !pub || !was {
+				add("topic %q waits for %q to switch groups, which does not publish it, or did not when it moved", name, c)
 			}
 		}
 	}

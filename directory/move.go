@@ -96,6 +96,7 @@ func (s *State) move(name string, b int) {
 	t.from, t.group = t.group, b
 	t.moves++
 	t.at = s.applied
+	t.switching = maps.Clone(t.pubs)
 	t.pending = maps.Clone(t.pubs)
 	s.lastMove = s.applied
 }

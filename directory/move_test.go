@@ -1,6 +1,7 @@
 package directory_test
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -139,5 +140,27 @@ func TestMoveRefused(t *testing.T) {
 	}
 	if r := m.do("op", directory.Move{Topic: "a", Group: a.Group}); r.Code != directory.CodeOK || r.Moves != 2 || r.From != c.Group {
 		t.Fatalf("moving back: %+v", r)
+	}
+}
+
+// TestQueryMoves: QueryMoves answers the index of the last move.
+func TestQueryMoves(t *testing.T) {
+	m := twoGroups(t, -1)
+	last := func() uint64 {
+		var mv directory.Moves
+		if err := json.Unmarshal(m.s.Query([]byte{directory.QueryMoves}), &mv); err != nil || mv.Error != "" {
+			t.Fatalf("%v %+v", err, mv)
+		}
+		return mv.Last
+	}
+	if l := last(); l != 0 {
+		t.Fatalf("no move yet, last %d", l)
+	}
+	m.do("op", directory.Move{Topic: "a", Group: lookup(t, m, "c").Group})
+	if l := last(); l != m.s.Applied() {
+		t.Fatalf("moved at %d, last %d", m.s.Applied(), l)
+	}
+	if info := lookup(t, m, "a"); len(info.Switching) != 1 || info.Switching[0] != "pa" {
+		t.Fatalf("switching: %+v", info)
 	}
 }

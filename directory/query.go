@@ -23,11 +23,13 @@ type TopicInfo struct {
 	Publishers  []string `json:"publishers"`
 	Subscribers []string `json:"subscribers"`
 	// Moves counts the topic's moves between groups; From is the group
-	// it last moved from, and Pending the publishers that have not yet
-	// switched from it (empty when the move is finished).
-	Moves   uint64   `json:"moves,omitempty"`
-	From    string   `json:"from,omitempty"`
-	Pending []string `json:"pending,omitempty"`
+	// it last moved from, Switching the topic's publishers when it moved,
+	// and Pending those that have not yet switched from it nor withdrawn
+	// (empty when the move is finished).
+	Moves     uint64   `json:"moves,omitempty"`
+	From      string   `json:"from,omitempty"`
+	Switching []string `json:"switching,omitempty"`
+	Pending   []string `json:"pending,omitempty"`
 }
 
 // GroupInfo describes a group.
@@ -82,7 +84,7 @@ func (s *State) topicInfo(name string, t *topic) TopicInfo {
 		Publishers: keys(t.pubs), Subscribers: keys(t.subs), Moves: t.moves,
 	}
 	if t.moves > 0 {
-		info.From, info.Pending = groupName(t.from), keys(t.pending)
+		info.From, info.Switching, info.Pending = groupName(t.from), keys(t.switching), keys(t.pending)
 	}
 	return info
 }
@@ -163,7 +165,17 @@ const (
 	// QueryLookup, followed by a topic's name, asks for that topic: the
 	// answer is a Found.
 	QueryLookup byte = 2
+	// QueryMoves asks when a topic last moved: the answer is a Moves.
+	// Clients ask it often, and look their topics up when it changes.
+	QueryMoves byte = 3
 )
+
+// Moves answers QueryMoves.
+type Moves struct {
+	// Last is the log index of the last move, 0 if none.
+	Last  uint64 `json:"last"`
+	Error string `json:"error,omitempty"`
+}
 
 // Listing answers QueryList.
 type Listing struct {
@@ -189,6 +201,8 @@ func (s *State) Query(q []byte) []byte {
 	switch {
 	case len(q) == 1 && q[0] == QueryList:
 		v = Listing{Topics: s.Topics(), Groups: s.Groups()}
+	case len(q) == 1 && q[0] == QueryMoves:
+		v = Moves{Last: s.lastMove}
 	case len(q) >= 1 && q[0] == QueryLookup:
 		f := Found{}
 		if t, ok := s.Lookup(string(q[1:])); ok {

@@ -25,7 +25,7 @@ const (
 //	"cdir" version(2) max-groups max-sessions move-spacing+1 applied last-move
 //	QoS, by hash:        hash name xml
 //	groups, g0 first:    qos-hash contacts
-//	topics, by name:     name group publishers subscribers moves [from at pending]
+//	topics, by name:     name group publishers subscribers moves [from at switching pending]
 //	sessions, by client: client seq index result
 func (s *State) Snapshot() []byte {
 	e := enc{b: make([]byte, 0, 256)}
@@ -59,6 +59,7 @@ func (s *State) Snapshot() []byte {
 		if t.moves > 0 {
 			e.uint(uint64(t.from))
 			e.uint(t.at)
+			e.strs(keys(t.switching))
 			e.strs(keys(t.pending))
 		}
 	}
@@ -157,9 +158,10 @@ func (s *State) decodeSnapshot(snap []byte) (*State, error) {
 		subs := d.strs("subscribers", len(snap), MaxName)
 		moves := d.uint("moves")
 		var from, at uint64
-		var pending []string
+		var switching, pending []string
 		if moves > 0 {
 			from, at = d.uint("moved from"), d.uint("moved at")
+			switching = d.strs("switching publishers", len(snap), MaxName)
 			pending = d.strs("pending publishers", len(snap), MaxName)
 		}
 		switch {
@@ -168,7 +170,7 @@ func (s *State) decodeSnapshot(snap []byte) (*State, error) {
 			return nil, fmt.Errorf("topic %q listed after %q", name, prev)
 		case gi >= uint64(len(n.groups)) || n.groups[gi].qos == "":
 			return nil, fmt.Errorf("topic %q in group %d, which is not a group carrying a QoS", name, gi)
-		case !strictlySorted(pubs) || !strictlySorted(subs) || !strictlySorted(pending):
+		case !strictlySorted(pubs) || !strictlySorted(subs) || !strictlySorted(switching) || !strictlySorted(pending):
 			return nil, fmt.Errorf("topic %q: clients not sorted, repeated or empty", name)
 		case moves > 0 && (from >= uint64(len(n.groups)) || from == gi || n.groups[from].qos != n.groups[gi].qos):
 			return nil, fmt.Errorf("topic %q moved from group %d, which is not another group of its QoS", name, from)
@@ -184,6 +186,9 @@ func (s *State) decodeSnapshot(snap []byte) (*State, error) {
 				n.interest(t, c, true, true)
 			}
 			t.moves, t.from, t.at = moves, int(from), at
+			for _, c := range switching {
+				t.switching[c] = struct{}{}
+			}
 			for _, c := range pending {
 				t.pending[c] = struct{}{}
 			}

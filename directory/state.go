@@ -87,12 +87,14 @@ type topic struct {
 	subs  map[string]struct{}
 
 	// moves counts the topic's moves; from is the group of the last
-	// (valid if moves > 0), at is its index, and pending are the
-	// publishers that have not yet said they switched to the new group.
-	moves   uint64
-	from    int
-	at      uint64
-	pending map[string]struct{}
+	// (valid if moves > 0), at is its index; switching are the topic's
+	// publishers then, and pending those of them that have not yet said
+	// they switched to the new group, nor withdrawn.
+	moves     uint64
+	from      int
+	at        uint64
+	switching map[string]struct{}
+	pending   map[string]struct{}
 }
 
 // session is what the state remembers of a client: its last command and
@@ -377,7 +379,8 @@ func (s *State) addTopic(name string, q qos, gi int) *topic {
 		}
 	}
 	g.topics[name] = struct{}{}
-	t := &topic{qos: q.hash, group: gi, pubs: map[string]struct{}{}, subs: map[string]struct{}{}, pending: map[string]struct{}{}}
+	t := &topic{qos: q.hash, group: gi, pubs: map[string]struct{}{}, subs: map[string]struct{}{},
+		switching: map[string]struct{}{}, pending: map[string]struct{}{}}
 	s.topics[name] = t
 	return t
 }
