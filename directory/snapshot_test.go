@@ -25,7 +25,7 @@ func busy(t testing.TB) *machine {
 	m.do("p2", directory.Contacts{Group: "g0", Addrs: []string{"b:1", "a:1"}})
 	m.do("p3", directory.Announce{Topic: "x", QoS: "vsync"}) // no group left; p1's session forgotten
 	m.do("s3", directory.Subscribe{Topic: "quotes"})         // s1's forgotten
-	m.do("op", directory.Move{Topic: "trades", Group: "g0"})  // p1 has to switch
+	m.do("op", directory.Move{Topic: "trades", Group: "g0"}) // p1 has to switch
 	return m
 }
 
