@@ -97,6 +97,7 @@ func (s *State) move(name string, b int) {
 	t.moves++
 	t.at = s.applied
 	t.switching = maps.Clone(t.pubs)
+	t.following = maps.Clone(t.subs)
 	t.pending = maps.Clone(t.pubs)
 	s.lastMove = s.applied
 }

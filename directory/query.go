@@ -23,12 +23,14 @@ type TopicInfo struct {
 	Publishers  []string `json:"publishers"`
 	Subscribers []string `json:"subscribers"`
 	// Moves counts the topic's moves between groups; From is the group
-	// it last moved from, Switching the topic's publishers when it moved,
-	// and Pending those that have not yet switched from it nor withdrawn
-	// (empty when the move is finished).
+	// it last moved from, Switching and Following the topic's publishers
+	// and subscribers when it moved, and Pending the publishers that have
+	// not yet switched from it nor withdrawn (empty when the move is
+	// finished).
 	Moves     uint64   `json:"moves,omitempty"`
 	From      string   `json:"from,omitempty"`
 	Switching []string `json:"switching,omitempty"`
+	Following []string `json:"following,omitempty"`
 	Pending   []string `json:"pending,omitempty"`
 }
 
@@ -84,7 +86,7 @@ func (s *State) topicInfo(name string, t *topic) TopicInfo {
 		Publishers: keys(t.pubs), Subscribers: keys(t.subs), Moves: t.moves,
 	}
 	if t.moves > 0 {
-		info.From, info.Switching, info.Pending = groupName(t.from), keys(t.switching), keys(t.pending)
+		info.From, info.Switching, info.Following, info.Pending = groupName(t.from), keys(t.switching), keys(t.following), keys(t.pending)
 	}
 	return info
 }

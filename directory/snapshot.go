@@ -25,7 +25,7 @@ const (
 //	"cdir" version(2) max-groups max-sessions move-spacing+1 applied last-move
 //	QoS, by hash:        hash name xml
 //	groups, g0 first:    qos-hash contacts
-//	topics, by name:     name group publishers subscribers moves [from at switching pending]
+//	topics, by name:     name group publishers subscribers moves [from at switching following pending]
 //	sessions, by client: client seq index result
 func (s *State) Snapshot() []byte {
 	e := enc{b: make([]byte, 0, 256)}
@@ -60,6 +60,7 @@ func (s *State) Snapshot() []byte {
 			e.uint(uint64(t.from))
 			e.uint(t.at)
 			e.strs(keys(t.switching))
+			e.strs(keys(t.following))
 			e.strs(keys(t.pending))
 		}
 	}
@@ -158,10 +159,11 @@ func (s *State) decodeSnapshot(snap []byte) (*State, error) {
 		subs := d.strs("subscribers", len(snap), MaxName)
 		moves := d.uint("moves")
 		var from, at uint64
-		var switching, pending []string
+		var switching, following, pending []string
 		if moves > 0 {
 			from, at = d.uint("moved from"), d.uint("moved at")
 			switching = d.strs("switching publishers", len(snap), MaxName)
+			following = d.strs("following subscribers", len(snap), MaxName)
 			pending = d.strs("pending publishers", len(snap), MaxName)
 		}
 		switch {
@@ -170,7 +172,7 @@ func (s *State) decodeSnapshot(snap []byte) (*State, error) {
 			return nil, fmt.Errorf("topic %q listed after %q", name, prev)
 		case gi >= uint64(len(n.groups)) || n.groups[gi].qos == "":
 			return nil, fmt.Errorf("topic %q in group %d, which is not a group carrying a QoS", name, gi)
-		case !strictlySorted(pubs) || !strictlySorted(subs) || !strictlySorted(switching) || !strictlySorted(pending):
+		case !strictlySorted(pubs) || !strictlySorted(subs) || !strictlySorted(switching) || !strictlySorted(following) || !strictlySorted(pending):
 			return nil, fmt.Errorf("topic %q: clients not sorted, repeated or empty", name)
 		case moves > 0 && (from >= uint64(len(n.groups)) || from == gi || n.groups[from].qos != n.groups[gi].qos):
 			return nil, fmt.Errorf("topic %q moved from group %d, which is not another group of its QoS", name, from)
@@ -188,6 +190,9 @@ func (s *State) decodeSnapshot(snap []byte) (*State, error) {
 			t.moves, t.from, t.at = moves, int(from), at
 			for _, c := range switching {
 				t.switching[c] = struct{}{}
+			}
+			for _, c := range following {
+				t.following[c] = struct{}{}
 			}
 			for _, c := range pending {
 				t.pending[c] = struct{}{}

@@ -87,13 +87,15 @@ type topic struct {
 	subs  map[string]struct{}
 
 	// moves counts the topic's moves; from is the group of the last
-	// (valid if moves > 0), at is its index; switching are the topic's
-	// publishers then, and pending those of them that have not yet said
-	// they switched to the new group, nor withdrawn.
+	// (valid if moves > 0), at is its index; switching and following are
+	// the topic's publishers and subscribers then, and pending the
+	// publishers that have not yet said they switched to the new group,
+	// nor withdrawn.
 	moves     uint64
 	from      int
 	at        uint64
 	switching map[string]struct{}
+	following map[string]struct{}
 	pending   map[string]struct{}
 }
 
@@ -380,7 +382,7 @@ func (s *State) addTopic(name string, q qos, gi int) *topic {
 	}
 	g.topics[name] = struct{}{}
 	t := &topic{qos: q.hash, group: gi, pubs: map[string]struct{}{}, subs: map[string]struct{}{},
-		switching: map[string]struct{}{}, pending: map[string]struct{}{}}
+		switching: map[string]struct{}{}, following: map[string]struct{}{}, pending: map[string]struct{}{}}
 	s.topics[name] = t
 	return t
 }
