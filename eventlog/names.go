@@ -105,6 +105,7 @@ const (
 	PSSubscribe = "ps_subscribe"
 	PSUnsub     = "ps_unsubscribe"
 	PSDeliver   = "ps_deliver"
+	PSMove      = "ps_move"
 )
 
 // Control events (node Control), written by package launch, the tests and
@@ -161,6 +162,7 @@ const (
 	FieldIndex          = "index"
 	FieldInto           = "into"
 	FieldKind           = "kind"
+	FieldMoves          = "moves"
 	FieldLayer          = "layer"
 	FieldLeader         = "leader"
 	FieldLines          = "lines"

@@ -61,12 +61,17 @@ func (d *testDir) checkLogs(t *testing.T) {
 
 // startDir starts three replicas with maxGroups groups.
 func startDir(maxGroups int) (*testDir, error) {
+	return startDirWith(directory.StateConfig{MaxGroups: maxGroups})
+}
+
+// startDirWith starts three replicas of configuration cfg.
+func startDirWith(cfg directory.StateConfig) (*testDir, error) {
 	d := &testDir{nw: &transport.Mem{}, key: transport.NewKey()}
 	for i := range 3 {
 		d.addrs = append(d.addrs, fmt.Sprintf("dir%d:1", i))
 	}
 	for i := range 3 {
-		st, err := directory.NewState(directory.StateConfig{MaxGroups: maxGroups})
+		st, err := directory.NewState(cfg)
 		if err != nil {
 			d.close()
 			return nil, err
@@ -95,7 +100,12 @@ func (d *testDir) connect(ctx context.Context, name string) (*pubsub.Client, err
 
 func newDir(t *testing.T, maxGroups int) *testDir {
 	t.Helper()
-	d, err := startDir(maxGroups)
+	return newDirWith(t, directory.StateConfig{MaxGroups: maxGroups})
+}
+
+func newDirWith(t *testing.T, cfg directory.StateConfig) *testDir {
+	t.Helper()
+	d, err := startDirWith(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
