@@ -213,4 +213,3 @@ func TestMoveWithoutWaitingIsCaught(t *testing.T) {
 		t.Logf("caught: %v", bad)
 	}
 }
-
