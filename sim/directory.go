@@ -860,7 +860,7 @@ func (c *dirClient) finish(known bool, rep directory.Reply) {
 				panic(fmt.Sprintf("sim: a lookup's answer does not decode: %v: %q", err, rep.Data))
 			}
 			if f.Found {
-				call.Op.Code, call.Op.GotQoS, call.Op.Group = check.DirOK, f.Topic.QoS, f.Topic.Group
+				call.Op.Code, call.Op.GotQoS, call.Op.Group, call.Op.Moves = check.DirOK, f.Topic.QoS, f.Topic.Group, f.Topic.Moves
 			} else {
 				call.Op.Code = check.DirUnknown
 			}
@@ -869,7 +869,7 @@ func (c *dirClient) finish(known bool, rep directory.Reply) {
 			if err != nil {
 				panic(fmt.Sprintf("sim: a result does not decode: %v", err))
 			}
-			call.Op.GotQoS, call.Op.Group = r.QoS, r.Group
+			call.Op.GotQoS, call.Op.Group, call.Op.Moves = r.QoS, r.Group, r.Moves
 			switch r.Code {
 			case directory.CodeOK:
 				call.Op.Code = check.DirOK
