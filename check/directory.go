@@ -24,9 +24,11 @@ type DirOp struct {
 	Known bool
 	// Code is the outcome: DirOK, DirConflict, DirUnknown or DirNoGroup.
 	Code string
-	// GotQoS and Group are the topic's QoS and group as answered.
+	// GotQoS and Group are the topic's QoS and group as answered, and
+	// Moves the number of times it had moved between groups.
 	GotQoS string
 	Group  string
+	Moves  uint64
 	// Call and Return are when the client asked and had its answer.
 	Call, Return time.Duration
 }
@@ -44,18 +46,22 @@ const (
 
 // dirTopic is what the model knows of one topic. An empty group with
 // announced set is a group not seen yet: an announce that timed out
-// placed the topic, somewhere.
+// placed the topic, somewhere. moves counts the topic's moves as last
+// seen.
 type dirTopic struct {
 	announced bool
 	qos       string
 	group     string
+	moves     uint64
 }
 
 // DirModel is the directory's sequential specification, one topic at a
 // time (topics are independent): the first announce fixes the topic's
 // QoS and group; later announces with the same QoS get that group, with
 // another a conflict; a lookup sees the topic as announced, or not at all
-// before.
+// before. A topic may move to another group between two operations (a
+// command on another topic can move it): its move count only grows, and
+// while it stays the same, so does the group.
 var DirModel = porcupine.Model{
 	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
 		by := map[string][]porcupine.Operation{}
@@ -83,22 +89,28 @@ var DirModel = porcupine.Model{
 		if !op.Known {
 			return fmt.Sprintf("%s %s %s -> ?", op.Kind, op.Topic, op.QoS)
 		}
-		return fmt.Sprintf("%s %s %s -> %s %s %s", op.Kind, op.Topic, op.QoS, op.Code, op.GotQoS, op.Group)
+		return fmt.Sprintf("%s %s %s -> %s %s %s (moves %d)", op.Kind, op.Topic, op.QoS, op.Code, op.GotQoS, op.Group, op.Moves)
 	},
 	DescribeState: func(state any) string {
 		s := state.(dirTopic)
 		if !s.announced {
 			return "not announced"
 		}
-		return fmt.Sprintf("%s in %q", s.qos, s.group)
+		return fmt.Sprintf("%s in %q (moves %d)", s.qos, s.group, s.moves)
 	},
 }
 
 func dirStep(s dirTopic, op DirOp) (bool, dirTopic) {
 	// sameGroup matches an answered group with the one known, and learns
-	// it if none is known yet.
+	// it if none is known yet, or if the topic moved since.
 	sameGroup := func(g string) (bool, dirTopic) {
-		if s.group != "" && s.group != g {
+		switch {
+		case op.Moves < s.moves:
+			return false, s
+		case op.Moves > s.moves:
+			s.group, s.moves = g, op.Moves
+			return true, s
+		case s.group != "" && s.group != g:
 			return false, s
 		}
 		s.group = g
@@ -115,7 +127,7 @@ func dirStep(s dirTopic, op DirOp) (bool, dirTopic) {
 		switch op.Code {
 		case DirOK:
 			if !s.announced {
-				return true, dirTopic{announced: true, qos: op.QoS, group: op.Group}
+				return true, dirTopic{announced: true, qos: op.QoS, group: op.Group, moves: op.Moves}
 			}
 			if s.qos != op.QoS {
 				return false, s

@@ -20,6 +20,12 @@ func look(c int, topic string, call, ret int, code, qos, group string) DirOp {
 	return DirOp{Client: c, Kind: DirLookup, Topic: topic, Known: true, Code: code, GotQoS: qos, Group: group, Call: ms(call), Return: ms(ret)}
 }
 
+// moved is op with the topic's move count set.
+func moved(op DirOp, moves uint64) DirOp {
+	op.Moves = moves
+	return op
+}
+
 func TestLinearizableAcceptsDirectoryHistories(t *testing.T) {
 	for name, ops := range map[string][]DirOp{
 		"sequential": {
@@ -38,6 +44,12 @@ func TestLinearizableAcceptsDirectoryHistories(t *testing.T) {
 			{Client: 1, Kind: DirAnnounce, Topic: "a", QoS: "total", Call: ms(0)},
 			look(0, "a", 5, 6, DirOK, "total", "g3"),
 			ann(2, "a", "total", 7, 8, DirOK, "g3"),
+		},
+		"a move between two reads": {
+			ann(1, "a", "total", 0, 1, DirOK, "g0"),
+			look(0, "a", 2, 3, DirOK, "total", "g0"),
+			moved(look(0, "a", 4, 5, DirOK, "total", "g2"), 1),
+			moved(ann(2, "a", "total", 6, 7, DirOK, "g2"), 1),
 		},
 		"an announce that timed out did not": {
 			{Client: 1, Kind: DirAnnounce, Topic: "a", QoS: "total", Call: ms(0)},
@@ -64,6 +76,15 @@ func TestLinearizableRejectsLostAndSplitAnnounces(t *testing.T) {
 		"two QoS for one topic": {
 			ann(1, "a", "total", 0, 1, DirOK, "g0"),
 			ann(2, "a", "vsync", 2, 3, DirOK, "g0"),
+		},
+		"a move undone": {
+			ann(1, "a", "total", 0, 1, DirOK, "g0"),
+			moved(look(0, "a", 2, 3, DirOK, "total", "g2"), 1),
+			look(2, "a", 4, 5, DirOK, "total", "g0"),
+		},
+		"another group without a move": {
+			moved(ann(1, "a", "total", 0, 1, DirOK, "g0"), 1),
+			moved(look(0, "a", 2, 3, DirOK, "total", "g2"), 1),
 		},
 		"a stale read": {
 			ann(1, "a", "total", 0, 1, DirOK, "g0"),

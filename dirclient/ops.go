@@ -80,6 +80,19 @@ func (c *Client) Report(ctx context.Context, covers time.Duration, topics []dire
 	return err
 }
 
+// Move asks the directory to move topic to group, and returns the topic's
+// QoS and group as they are then.
+func (c *Client) Move(ctx context.Context, topic, group string) (directory.Result, error) {
+	return c.command(ctx, directory.Move{Topic: topic, Group: group})
+}
+
+// MoveDone tells the directory this publisher of topic has switched to
+// the group of the topic's move number moves.
+func (c *Client) MoveDone(ctx context.Context, topic string, moves uint64) error {
+	_, err := c.command(ctx, directory.MoveDone{Topic: topic, Moves: moves})
+	return err
+}
+
 // Lookup reads topic at a linearizable point.
 func (c *Client) Lookup(ctx context.Context, topic string) (directory.Found, error) {
 	var f directory.Found
@@ -90,6 +103,19 @@ func (c *Client) Lookup(ctx context.Context, topic string) (directory.Found, err
 		return f, fmt.Errorf("directory: %s", f.Error)
 	}
 	return f, nil
+}
+
+// LastMove reads the log index of the directory's last move of a topic
+// (0 if none) at a linearizable point.
+func (c *Client) LastMove(ctx context.Context) (uint64, error) {
+	var m directory.Moves
+	if err := c.query(ctx, []byte{directory.QueryMoves}, &m); err != nil {
+		return 0, err
+	}
+	if m.Error != "" {
+		return 0, fmt.Errorf("directory: %s", m.Error)
+	}
+	return m.Last, nil
 }
 
 // List reads every topic and group at a linearizable point.

@@ -33,6 +33,8 @@ const (
 	opAddContact
 	opReport
 	opRemoveContact
+	opMove
+	opMoveDone
 )
 
 // A Command is what a client asks of the directory: an Op, with the
@@ -47,7 +49,7 @@ type Command struct {
 }
 
 // An Op is one of Announce, Subscribe, Unsubscribe, Withdraw, Contacts,
-// AddContact, RemoveContact, Report.
+// AddContact, RemoveContact, Report, Move, MoveDone.
 type Op interface {
 	opcode() byte
 }
@@ -144,6 +146,12 @@ func EncodeCommand(c Command) []byte {
 			e.uint(tc.Delivered)
 			e.uint(tc.Filtered)
 		}
+	case Move:
+		e.str(op.Topic)
+		e.str(op.Group)
+	case MoveDone:
+		e.str(op.Topic)
+		e.uint(op.Moves)
 	}
 	return e.b
 }
@@ -186,6 +194,10 @@ func DecodeCommand(b []byte) (Command, error) {
 			}
 		}
 		c.Op = r
+	case opMove:
+		c.Op = Move{Topic: d.str("topic", MaxName), Group: d.str("group", MaxName)}
+	case opMoveDone:
+		c.Op = MoveDone{Topic: d.str("topic", MaxName), Moves: d.uint("moves")}
 	default:
 		if d.err == nil {
 			d.failf("unknown operation %d", code)

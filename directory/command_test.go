@@ -27,6 +27,8 @@ var sampleCommands = []directory.Command{
 	{Client: "c3", Seq: 9, Op: directory.Report{Millis: 5000, Topics: []directory.TopicCount{{Topic: "news", Filtered: 3}, {Topic: "prices", Delivered: 1 << 40, Filtered: 2}}}},
 	{Client: "c6", Seq: 1, Op: directory.Report{}},
 	{Client: "c5", Seq: 2, Op: directory.RemoveContact{Group: "g1", Addr: "10.0.0.3:7000"}},
+	{Client: "c6", Seq: 9, Op: directory.Move{Topic: "x", Group: "g1"}},
+	{Client: "c2", Seq: 3, Op: directory.MoveDone{Topic: "x", Moves: 1}},
 }
 
 func TestCommandRoundTrip(t *testing.T) {

@@ -3,6 +3,7 @@ package directory_test
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"reflect"
 	"slices"
 	"testing"
@@ -154,7 +155,7 @@ func chunks(cmds ...[]byte) []byte {
 
 // FuzzApply applies what script makes of arbitrary bytes to a state, at
 // increasing indexes: no panic, results that decode, invariants after
-// every command, a topic that keeps its group, and a second state,
+// every command, a topic that changes groups only by a move, and a second state,
 // restored from the first's snapshot halfway, that ends equal to it.
 func FuzzApply(f *testing.F) {
 	var cmds [][]byte
@@ -174,7 +175,7 @@ func FuzzApply(f *testing.F) {
 			t.Fatal(err)
 		}
 		b, _ := directory.NewState(fuzzConfig)
-		groups := map[string]string{}
+		groups, moves := map[string]string{}, map[string]uint64{}
 		for i, cmd := range cmds {
 			index := uint64(i + 1)
 			out := a.Apply(index, cmd)
@@ -198,10 +199,15 @@ func FuzzApply(f *testing.F) {
 				}
 			}
 			for _, ti := range a.Topics() {
-				if g, ok := groups[ti.Topic]; ok && g != ti.Group {
-					t.Fatalf("topic %s moved from %s to %s", ti.Topic, g, ti.Group)
+				g, ok := groups[ti.Topic]
+				switch {
+				case !ok:
+				case ti.Moves == moves[ti.Topic] && g != ti.Group:
+					t.Fatalf("topic %s went from %s to %s without a move", ti.Topic, g, ti.Group)
+				case ti.Moves != moves[ti.Topic] && (ti.Moves != moves[ti.Topic]+1 || ti.From != g):
+					t.Fatalf("topic %s in %s after %d moves, now %+v", ti.Topic, g, moves[ti.Topic], ti)
 				}
-				groups[ti.Topic] = ti.Group
+				groups[ti.Topic], moves[ti.Topic] = ti.Group, ti.Moves
 			}
 		}
 		if len(cmds) > 0 && !bytes.Equal(a.Snapshot(), b.Snapshot()) {
@@ -218,6 +224,9 @@ func FuzzRestore(f *testing.F) {
 	empty, _ := directory.NewState(fuzzConfig)
 	f.Add(empty.Snapshot())
 	f.Add([]byte("cdir\x01"))
+	if old, err := os.ReadFile("testdata/snapshot-v1.bin"); err == nil {
+		f.Add(old)
+	}
 	f.Fuzz(func(t *testing.T, snap []byte) {
 		s, err := directory.NewState(fuzzConfig)
 		if err != nil {
@@ -234,7 +243,16 @@ func FuzzRestore(f *testing.F) {
 		if err := s.CheckInvariants(); err != nil {
 			t.Fatalf("restored an inconsistent state: %v", err)
 		}
-		if again := s.Snapshot(); !bytes.Equal(again, snap) {
+		again := s.Snapshot()
+		if snap[4] == 1 {
+			// Version 1 restores, and snapshots as version 3 of the same
+			// state.
+			s3, _ := directory.NewState(fuzzConfig)
+			if err := s3.Restore(again); err != nil || fmt.Sprint(s3.Topics(), s3.Groups(), s3.Clients(), s3.Applied()) !=
+				fmt.Sprint(s.Topics(), s.Groups(), s.Clients(), s.Applied()) {
+				t.Fatalf("restored version 1 %q, which snapshots as %q, which restores otherwise (%v)", snap, again, err)
+			}
+		} else if !bytes.Equal(again, snap) {
 			t.Fatalf("restored %q, which snapshots as %q", snap, again)
 		}
 		for i, c := range sampleCommands {

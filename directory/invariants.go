@@ -13,7 +13,9 @@ import (
 //
 //   - There are MaxGroups groups; a group carries one QoS, which every
 //     topic in it has, and carries one as soon as it has a topic and
-//     until then none.
+//     until then none; a group a topic moved from keeps its QoS.
+//   - A topic that moved names as its old group another of its QoS, and
+//     waits only for clients that publish it, and did when it moved.
 //   - A topic is in exactly the group it names.
 //   - Every QoS listed is carried by a group.
 //   - A group's counts of publishers and subscribers agree with its
@@ -52,11 +54,29 @@ func (s *State) CheckInvariants() error {
 			add("topic %q has an empty subscriber id", name)
 		}
 	}
+	drained := map[int]bool{} // groups topics moved from
+	for _, name := range slices.Sorted(maps.Keys(s.topics)) {
+		t := s.topics[name]
+		if t.moves == 0 {
+			continue
+		}
+		drained[t.from] = true
+		if t.from < 0 || t.from >= len(s.groups) || t.from == t.group || s.groups[t.from].qos != t.qos {
+			add("topic %q moved from group %d, which is not another group of its QoS", name, t.from)
+		}
+		for c := range t.pending {
+			_, pub := t.pubs[c]
+			_, was := t.switching[c]
+			if !pub || !was {
+				add("topic %q waits for %q to switch groups, which does not publish it, or did not when it moved", name, c)
+			}
+		}
+	}
 	used := map[string]bool{}
 	for i, g := range s.groups {
 		gn := groupName(i)
 		switch _, known := s.qos[g.qos]; {
-		case len(g.topics) == 0 && g.qos != "":
+		case len(g.topics) == 0 && g.qos != "" && !drained[i]:
 			add("group %s carries QoS %s but has no topic", gn, g.qos)
 		case len(g.topics) > 0 && !known:
 			add("group %s carries QoS %q, which is not listed", gn, g.qos)

@@ -93,11 +93,12 @@ func TestPlacementInvariants(t *testing.T) {
 
 func randomRun(t *testing.T, seed uint64, steps int) {
 	rng := rand.New(rand.NewPCG(seed, 7))
-	cfg := directory.StateConfig{MaxGroups: 3 + rng.IntN(4), MaxSessions: 3 + rng.IntN(6)}
+	cfg := directory.StateConfig{MaxGroups: 3 + rng.IntN(4), MaxSessions: 3 + rng.IntN(6), MoveSpacing: []int{-1, 1, 4, 0}[rng.IntN(4)]}
 	m := newMachine(t, cfg)
 	twin := newMachine(t, cfg)
 	restarted := newMachine(t, cfg)
 	topicGroup, topicQoS, groupQoS := map[string]string{}, map[string]string{}, map[string]string{}
+	topicMoves := map[string]uint64{}
 	sent := map[string][][]byte{} // each client's commands, by seq-1
 	qosChoices := []directory.Announce{
 		{QoS: "vsync"}, {QoS: "total"}, {QoS: "small.xml", XML: smallXML}, {QoS: "mine.xml", XML: vsyncOtherXML},
@@ -115,7 +116,7 @@ func randomRun(t *testing.T, seed uint64, steps int) {
 			cmd = []byte{1, byte(rng.IntN(8)), byte(rng.IntN(256))}
 		default:
 			var op directory.Op
-			switch k % 5 {
+			switch k % 6 {
 			case 0, 1:
 				a := qosChoices[rng.IntN(len(qosChoices))]
 				a.Topic = topic
@@ -130,6 +131,12 @@ func randomRun(t *testing.T, seed uint64, steps int) {
 				}
 			case 4:
 				op = directory.Contacts{Group: fmt.Sprintf("g%d", rng.IntN(cfg.MaxGroups+1)), Addrs: []string{fmt.Sprintf("h%d:1", rng.IntN(3))}}
+			case 5:
+				if rng.IntN(2) == 0 {
+					op = directory.Move{Topic: topic, Group: fmt.Sprintf("g%d", rng.IntN(cfg.MaxGroups+1))}
+				} else {
+					op = directory.MoveDone{Topic: topic, Moves: uint64(rng.IntN(3))}
+				}
 			}
 			cmd = directory.EncodeCommand(directory.Command{Client: client, Seq: uint64(len(sent[client]) + 1), Op: op})
 			sent[client] = append(sent[client], cmd)
@@ -160,19 +167,38 @@ func randomRun(t *testing.T, seed uint64, steps int) {
 			case directory.Subscribe:
 				topic = op.Topic
 			}
-			if g, ok := topicGroup[topic]; ok && (g != r.Group || topicQoS[topic] != r.Hash) {
+			if g, ok := topicGroup[topic]; ok && (g != r.Group && r.Moves == topicMoves[topic] || topicQoS[topic] != r.Hash) {
 				t.Fatalf("step %d: topic %s in %s with %s, then in %s with %s", step, topic, g, topicQoS[topic], r.Group, r.Hash)
 			}
-			topicGroup[topic], topicQoS[topic] = r.Group, r.Hash
+			if topic != "" {
+				topicQoS[topic] = r.Hash
+			}
 			if q, ok := groupQoS[r.Group]; ok && q != r.Hash {
 				t.Fatalf("step %d: group %s carried %s, now %s", step, r.Group, q, r.Hash)
 			}
 			groupQoS[r.Group] = r.Hash
 		}
-		for name, g := range topicGroup {
-			if info, ok := m.s.Lookup(name); !ok || info.Group != g {
+		// A topic changes groups only by a move, one at a time, from the
+		// group it was in, to a group of its QoS.
+		for name := range topicQoS {
+			info, ok := m.s.Lookup(name)
+			g, known := topicGroup[name]
+			switch {
+			case !ok:
+				t.Fatalf("step %d: topic %s is gone", step, name)
+			case !known:
+			case info.Moves == topicMoves[name] && info.Group != g:
 				t.Fatalf("step %d: topic %s given group %s, now %+v", step, name, g, info)
+			case info.Moves > topicMoves[name]+1 || info.Moves < topicMoves[name]:
+				t.Fatalf("step %d: topic %s moved %d times, then %d", step, name, topicMoves[name], info.Moves)
+			case info.Moves == topicMoves[name]+1 && (info.From != g || info.Group == g):
+				t.Fatalf("step %d: topic %s in %s moved from %s to %s", step, name, g, info.From, info.Group)
 			}
+			if q, ok := groupQoS[info.Group]; ok && q != info.Hash {
+				t.Fatalf("step %d: group %s carried %s, now %s", step, info.Group, q, info.Hash)
+			}
+			groupQoS[info.Group] = info.Hash
+			topicGroup[name], topicMoves[name] = info.Group, info.Moves
 		}
 		if len(groupQoS) > cfg.MaxGroups {
 			t.Fatalf("step %d: %d groups used, MaxGroups %d", step, len(groupQoS), cfg.MaxGroups)

@@ -29,6 +29,16 @@ type TopicInfo struct {
 	Delivered uint64  `json:"delivered"`
 	Filtered  uint64  `json:"filtered"`
 	Rate      float64 `json:"rate"`
+	// Moves counts the topic's moves between groups; From is the group
+	// it last moved from, Switching and Following the topic's publishers
+	// and subscribers when it moved, and Pending the publishers that have
+	// not yet switched from it nor withdrawn (empty when the move is
+	// finished).
+	Moves     uint64   `json:"moves,omitempty"`
+	From      string   `json:"from,omitempty"`
+	Switching []string `json:"switching,omitempty"`
+	Following []string `json:"following,omitempty"`
+	Pending   []string `json:"pending,omitempty"`
 }
 
 // GroupInfo describes a group.
@@ -87,10 +97,13 @@ func (s *State) topicInfo(name string, t *topic, m *measured) TopicInfo {
 	q := s.qos[t.qos]
 	ti := TopicInfo{
 		Topic: name, QoS: q.name, Hash: q.hash, Group: groupName(t.group),
-		Publishers: keys(t.pubs), Subscribers: keys(t.subs),
+		Publishers: keys(t.pubs), Subscribers: keys(t.subs), Moves: t.moves,
 	}
 	if m != nil {
 		ti.Delivered, ti.Filtered, ti.Rate = m.delivered, m.filtered, m.rate()
+	}
+	if t.moves > 0 {
+		ti.From, ti.Switching, ti.Following, ti.Pending = groupName(t.from), keys(t.switching), keys(t.following), keys(t.pending)
 	}
 	return ti
 }
@@ -179,7 +192,17 @@ const (
 	// QueryLookup, followed by a topic's name, asks for that topic: the
 	// answer is a Found.
 	QueryLookup byte = 2
+	// QueryMoves asks when a topic last moved: the answer is a Moves.
+	// Clients ask it often, and look their topics up when it changes.
+	QueryMoves byte = 3
 )
+
+// Moves answers QueryMoves.
+type Moves struct {
+	// Last is the log index of the last move, 0 if none.
+	Last  uint64 `json:"last"`
+	Error string `json:"error,omitempty"`
+}
 
 // Listing answers QueryList.
 type Listing struct {
@@ -205,6 +228,8 @@ func (s *State) Query(q []byte) []byte {
 	switch {
 	case len(q) == 1 && q[0] == QueryList:
 		v = Listing{Topics: s.Topics(), Groups: s.Groups()}
+	case len(q) == 1 && q[0] == QueryMoves:
+		v = Moves{Last: s.lastMove}
 	case len(q) >= 1 && q[0] == QueryLookup:
 		f := Found{}
 		if t, ok := s.Lookup(string(q[1:])); ok {

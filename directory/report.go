@@ -128,14 +128,9 @@ func (s *State) appendReports(e *enc) {
 	}
 }
 
-// readReports decodes what appendReports wrote into n. A snapshot that
-// has this section has at least one report (without any, the canonical
-// snapshot is of version 1).
+// readReports decodes what appendReports wrote into n.
 func (n *State) readReports(d *dec) error {
 	count := d.count("reports", 6, MaxReporters)
-	if d.err == nil && count == 0 {
-		return fmt.Errorf("a snapshot of version %d without reports", snapshotVersion)
-	}
 	prev := ""
 	for i := 0; i < count && d.err == nil; i++ {
 		c := d.str("reporting client", MaxName)

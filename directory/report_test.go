@@ -159,8 +159,8 @@ func TestReportsInSnapshot(t *testing.T) {
 	m, _ := sharing(t)
 	m.do("s", directory.Report{Millis: 2000, Topics: []directory.TopicCount{{Topic: "a", Delivered: 10}, {Topic: "w", Filtered: 4}}})
 	snap := m.s.Snapshot()
-	if snap[4] != 2 {
-		t.Fatalf("a snapshot with reports is of version %d, want 2", snap[4])
+	if snap[4] != 3 {
+		t.Fatalf("a snapshot with reports is of version %d, want 3", snap[4])
 	}
 	r := restoreWith(t, m.s, directory.StateConfig{MaxGroups: 3})
 	if !bytes.Equal(r.Snapshot(), snap) {
@@ -169,16 +169,16 @@ func TestReportsInSnapshot(t *testing.T) {
 	if fmt.Sprint(r.Topics(), r.Groups()) != fmt.Sprint(m.s.Topics(), m.s.Groups()) {
 		t.Fatalf("the restored state counts otherwise:\n%v\n%v", r.Groups(), m.s.Groups())
 	}
-	// Without reports, the snapshot is of version 1.
+	// Without reports, the snapshot is of version 3 all the same.
 	m.do("s", directory.Report{Millis: 3000})
-	if v := m.s.Snapshot()[4]; v != 1 {
-		t.Fatalf("a snapshot without reports is of version %d, want 1", v)
+	if v := m.s.Snapshot()[4]; v != 3 {
+		t.Fatalf("a snapshot without reports is of version %d, want 3", v)
 	}
 }
 
-// TestRestoresVersion1 restores a snapshot written before reports
-// existed, and refuses a version 2 snapshot that lists no report (its
-// canonical form is version 1).
+// TestRestoresVersion1 restores a snapshot written before moves and
+// reports existed: the state is the same, and it snapshots as version 3
+// from then on, which restores to the same state again.
 func TestRestoresVersion1(t *testing.T) {
 	old, err := os.ReadFile("testdata/snapshot-v1.bin")
 	if err != nil {
@@ -192,15 +192,23 @@ func TestRestoresVersion1(t *testing.T) {
 	if err := s.Restore(old); err != nil {
 		t.Fatalf("a version 1 snapshot: %v", err)
 	}
-	if !bytes.Equal(s.Snapshot(), old) {
-		t.Fatal("a restored version 1 snapshot snapshots otherwise")
-	}
 	if tp, ok := s.Lookup("prices"); !ok || fmt.Sprint(tp.Subscribers) != "[s1 s2]" {
 		t.Fatalf("prices after restoring version 1: %+v", tp)
 	}
-	v2 := append(bytes.Clone(old), 0)
+	now := s.Snapshot()
+	if now[4] != 3 {
+		t.Fatalf("a state restored from version 1 snapshots as version %d", now[4])
+	}
+	again, _ := directory.NewState(cfg)
+	if err := again.Restore(now); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(again.Topics(), again.Groups(), again.Clients(), again.Applied()) != fmt.Sprint(s.Topics(), s.Groups(), s.Clients(), s.Applied()) {
+		t.Fatal("version 1, restored and snapshot again, restores otherwise")
+	}
+	v2 := bytes.Clone(old)
 	v2[4] = 2
-	if err := s.Restore(v2); err == nil || !strings.Contains(err.Error(), "without reports") {
-		t.Fatalf("a version 2 snapshot without reports: %v", err)
+	if err := s.Restore(v2); err == nil || !strings.Contains(err.Error(), "version 2") {
+		t.Fatalf("a version 2 snapshot: %v", err)
 	}
 }

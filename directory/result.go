@@ -72,6 +72,10 @@ type Result struct {
 	// current members, sorted.
 	Group    string
 	Contacts []string
+	// Moves counts the topic's moves between groups, and From is the
+	// group it last moved from (empty if it never moved).
+	Moves uint64
+	From  string
 }
 
 // Err returns nil if r.Code is CodeOK, and otherwise an *Error.
@@ -130,7 +134,7 @@ func cut(s string, max int) string {
 	return s[:n] + ell
 }
 
-const resultVersion = 1
+const resultVersion = 2
 
 // EncodeResult returns the binary form of r.
 func EncodeResult(r Result) []byte {
@@ -148,6 +152,8 @@ func (r Result) append(e *enc) {
 	e.bytes(r.XML)
 	e.str(r.Group)
 	e.strs(r.Contacts)
+	e.uint(r.Moves)
+	e.str(r.From)
 }
 
 // DecodeResult parses an encoded result; like DecodeCommand it never
@@ -158,14 +164,16 @@ func DecodeResult(b []byte) (Result, error) {
 	if v := d.byte("version"); d.err == nil && v != resultVersion {
 		return Result{}, fmt.Errorf("result of version %d; this client knows version %d", v, resultVersion)
 	}
-	r := readResult(&d)
+	r := readResult(&d, true)
 	if err := d.done(); err != nil {
 		return Result{}, fmt.Errorf("bad result: %w", err)
 	}
 	return r, nil
 }
 
-func readResult(d *dec) Result {
+// readResult reads a result; without moves, one written before results
+// carried Moves and From (in a version 1 snapshot).
+func readResult(d *dec, moves bool) Result {
 	var r Result
 	code := d.uint("code")
 	if code > 255 {
@@ -178,5 +186,9 @@ func readResult(d *dec) Result {
 	r.XML = d.bytes("XML", stack.MaxDescription)
 	r.Group = d.str("group", MaxName)
 	r.Contacts = d.strs("contacts", MaxContacts, MaxName)
+	if moves {
+		r.Moves = d.uint("moves")
+		r.From = d.str("from", MaxName)
+	}
 	return r
 }

@@ -9,39 +9,40 @@ import (
 	"github.com/conclave/conclave/stack"
 )
 
-// snapshotMagic and a version begin every snapshot. Version 2 adds the
-// clients' reports; a state without reports snapshots as version 1, which
-// a directory that knows no reports can restore.
+// snapshotMagic and snapshotVersion begin every snapshot. Version 3 adds
+// moves and the clients' reports to version 1; Restore still reads
+// version 1 (the snapshots of directories before them), and Snapshot
+// writes version 3.
 const (
 	snapshotMagic   = "cdir"
-	snapshotVersion = 2
+	snapshotVersion = 3
 )
 
 // Snapshot encodes the whole state. The encoding is canonical: equal
-// states give equal bytes, and Restore accepts nothing else, so that
-// Snapshot after Restore gives back the bytes restored.
+// states give equal bytes, and Restore accepts nothing else of version 3,
+// so that Snapshot after Restore gives back the bytes restored.
 //
 // Layout (numbers are minimal uvarints, strings and byte strings are
 // length-prefixed, lists are count-prefixed):
 //
-//	"cdir" version(1 or 2) max-groups max-sessions applied
+//	"cdir" version(3) max-groups max-sessions move-spacing+1 applied last-move
 //	QoS, by hash:        hash name xml
 //	groups, g0 first:    qos-hash contacts
-//	topics, by name:     name group publishers subscribers
+//	topics, by name:     name group publishers subscribers moves [from at switching following pending]
 //	sessions, by client: client seq index result
-//	version 2 only, at least one:
 //	reports, by client:  client index millis (topic delivered filtered)*, by topic
+//
+// Version 1 had no move-spacing, last-move, moves (and what follows them)
+// nor reports.
 func (s *State) Snapshot() []byte {
 	e := enc{b: make([]byte, 0, 256)}
 	e.b = append(e.b, snapshotMagic...)
-	version := byte(1)
-	if len(s.reports) > 0 {
-		version = 2
-	}
-	e.byte(version)
+	e.byte(snapshotVersion)
 	e.uint(uint64(s.cfg.MaxGroups))
 	e.uint(uint64(s.cfg.MaxSessions))
+	e.uint(uint64(s.cfg.MoveSpacing + 1))
 	e.uint(s.applied)
+	e.uint(s.lastMove)
 	e.uint(uint64(len(s.qos)))
 	for _, h := range slices.Sorted(maps.Keys(s.qos)) {
 		q := s.qos[h]
@@ -61,6 +62,14 @@ func (s *State) Snapshot() []byte {
 		e.uint(uint64(t.group))
 		e.strs(keys(t.pubs))
 		e.strs(keys(t.subs))
+		e.uint(t.moves)
+		if t.moves > 0 {
+			e.uint(uint64(t.from))
+			e.uint(t.at)
+			e.strs(keys(t.switching))
+			e.strs(keys(t.following))
+			e.strs(keys(t.pending))
+		}
 	}
 	e.uint(uint64(len(s.sessions)))
 	for _, c := range slices.Sorted(maps.Keys(s.sessions)) {
@@ -70,9 +79,7 @@ func (s *State) Snapshot() []byte {
 		e.uint(ss.index)
 		ss.result.append(&e)
 	}
-	if version == 2 {
-		s.appendReports(&e)
-	}
+	s.appendReports(&e)
 	return e.b
 }
 
@@ -89,7 +96,7 @@ func (s *State) Restore(snap []byte) error {
 	if err := n.CheckInvariants(); err != nil {
 		return fmt.Errorf("directory snapshot: %w", err)
 	}
-	s.applied, s.qos, s.groups, s.topics, s.sessions, s.reports = n.applied, n.qos, n.groups, n.topics, n.sessions, n.reports
+	s.applied, s.lastMove, s.qos, s.groups, s.topics, s.sessions, s.reports = n.applied, n.lastMove, n.qos, n.groups, n.topics, n.sessions, n.reports
 	return nil
 }
 
@@ -99,17 +106,28 @@ func (s *State) decodeSnapshot(snap []byte) (*State, error) {
 	}
 	d := dec{b: snap[len(snapshotMagic):]}
 	version := d.byte("version")
-	if d.err == nil && (version == 0 || version > snapshotVersion) {
-		return nil, fmt.Errorf("snapshot of version %d; this directory knows versions 1 to %d", version, snapshotVersion)
+	if d.err == nil && version != 1 && version != snapshotVersion {
+		return nil, fmt.Errorf("snapshot of version %d; this directory knows versions 1 and %d", version, snapshotVersion)
 	}
+	v1 := version == 1
 	mg, ms := d.uint("max groups"), d.uint("max sessions")
-	if d.err == nil && (mg != uint64(s.cfg.MaxGroups) || ms != uint64(s.cfg.MaxSessions)) {
-		return nil, fmt.Errorf("taken with %d groups and %d sessions; this directory is configured for %d and %d",
-			mg, ms, s.cfg.MaxGroups, s.cfg.MaxSessions)
+	sp := uint64(s.cfg.MoveSpacing + 1)
+	if !v1 {
+		sp = d.uint("move spacing")
+	}
+	if d.err == nil && (mg != uint64(s.cfg.MaxGroups) || ms != uint64(s.cfg.MaxSessions) || sp != uint64(s.cfg.MoveSpacing+1)) {
+		return nil, fmt.Errorf("taken with %d groups, %d sessions and move spacing %d; this directory is configured for %d, %d and %d",
+			mg, ms, int64(sp)-1, s.cfg.MaxGroups, s.cfg.MaxSessions, s.cfg.MoveSpacing)
 	}
 	n := &State{cfg: s.cfg, reg: s.reg, shipped: s.shipped}
 	n.reset()
 	n.applied = d.uint("applied index")
+	if !v1 {
+		n.lastMove = d.uint("last move")
+	}
+	if d.err == nil && n.lastMove > n.applied {
+		return nil, fmt.Errorf("last move at index %d, after the applied index %d", n.lastMove, n.applied)
+	}
 
 	// QoS
 	prev := ""
@@ -155,14 +173,29 @@ func (s *State) decodeSnapshot(snap []byte) (*State, error) {
 		gi := d.uint("topic group")
 		pubs := d.strs("publishers", len(snap), MaxName)
 		subs := d.strs("subscribers", len(snap), MaxName)
+		var moves, from, at uint64
+		if !v1 {
+			moves = d.uint("moves")
+		}
+		var switching, following, pending []string
+		if moves > 0 {
+			from, at = d.uint("moved from"), d.uint("moved at")
+			switching = d.strs("switching publishers", len(snap), MaxName)
+			following = d.strs("following subscribers", len(snap), MaxName)
+			pending = d.strs("pending publishers", len(snap), MaxName)
+		}
 		switch {
 		case d.err != nil:
 		case name == "" || i > 0 && name <= prev:
 			return nil, fmt.Errorf("topic %q listed after %q", name, prev)
 		case gi >= uint64(len(n.groups)) || n.groups[gi].qos == "":
 			return nil, fmt.Errorf("topic %q in group %d, which is not a group carrying a QoS", name, gi)
-		case !strictlySorted(pubs) || !strictlySorted(subs):
+		case !strictlySorted(pubs) || !strictlySorted(subs) || !strictlySorted(switching) || !strictlySorted(following) || !strictlySorted(pending):
 			return nil, fmt.Errorf("topic %q: clients not sorted, repeated or empty", name)
+		case moves > 0 && (from >= uint64(len(n.groups)) || from == gi || n.groups[from].qos != n.groups[gi].qos):
+			return nil, fmt.Errorf("topic %q moved from group %d, which is not another group of its QoS", name, from)
+		case moves > 0 && (at == 0 || at > n.lastMove):
+			return nil, fmt.Errorf("topic %q moved at index %d, not within the last move's index %d", name, at, n.lastMove)
 		default:
 			prev = name
 			t := n.addTopic(name, *n.qos[n.groups[gi].qos], int(gi))
@@ -172,6 +205,16 @@ func (s *State) decodeSnapshot(snap []byte) (*State, error) {
 			for _, c := range subs {
 				n.interest(t, c, true, true)
 			}
+			t.moves, t.from, t.at = moves, int(from), at
+			for _, c := range switching {
+				t.switching[c] = struct{}{}
+			}
+			for _, c := range following {
+				t.following[c] = struct{}{}
+			}
+			for _, c := range pending {
+				t.pending[c] = struct{}{}
+			}
 		}
 	}
 
@@ -180,7 +223,7 @@ func (s *State) decodeSnapshot(snap []byte) (*State, error) {
 	for i, count := 0, d.count("sessions", 10, s.cfg.MaxSessions); i < count && d.err == nil; i++ {
 		c := d.str("client", MaxName)
 		ss := &session{seq: d.uint("sequence number"), index: d.uint("session index")}
-		ss.result = readResult(&d)
+		ss.result = readResult(&d, !v1)
 		switch {
 		case d.err != nil:
 		case c == "" || i > 0 && c <= prev:
@@ -190,7 +233,7 @@ func (s *State) decodeSnapshot(snap []byte) (*State, error) {
 			n.sessions[c] = ss
 		}
 	}
-	if version == 2 && d.err == nil {
+	if !v1 && d.err == nil {
 		if err := n.readReports(&d); err != nil {
 			return nil, err
 		}

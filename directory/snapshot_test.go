@@ -26,6 +26,7 @@ func busy(t testing.TB) *machine {
 	m.do("p3", directory.Announce{Topic: "x", QoS: "vsync"}) // no group left; p1's session forgotten
 	m.do("s3", directory.Subscribe{Topic: "quotes"})         // s1's forgotten
 	m.do("s2", directory.Report{Millis: 2000, Topics: []directory.TopicCount{{Topic: "news", Delivered: 5}, {Topic: "prices", Delivered: 7, Filtered: 1}}})
+	m.do("op", directory.Move{Topic: "trades", Group: "g0"}) // p1 has to switch
 	return m
 }
 
@@ -107,9 +108,10 @@ func TestRestoreRefuses(t *testing.T) {
 	}{
 		{"empty", cfg, nil, `not a directory snapshot`},
 		{"garbage", cfg, []byte("hello, world"), `not a directory snapshot`},
-		{"version", cfg, []byte("cdir\x03"), `snapshot of version 3; this directory knows versions 1 to 2`},
-		{"groups", directory.StateConfig{MaxGroups: 4, MaxSessions: 4}, snap, `taken with 3 groups and 4 sessions; this directory is configured for 4 and 4`},
-		{"sessions", directory.StateConfig{MaxGroups: 3}, snap, `configured for 3 and 10000`},
+		{"version", cfg, []byte("cdir\x02"), `snapshot of version 2; this directory knows versions 1 and 3`},
+		{"groups", directory.StateConfig{MaxGroups: 4, MaxSessions: 4}, snap, `taken with 3 groups, 4 sessions and move spacing 16; this directory is configured for 4, 4 and 16`},
+		{"sessions", directory.StateConfig{MaxGroups: 3}, snap, `configured for 3, 10000 and 16`},
+		{"move spacing", directory.StateConfig{MaxGroups: 3, MaxSessions: 4, MoveSpacing: -1}, snap, `configured for 3, 4 and -1`},
 		{"left over", cfg, append(bytes.Clone(snap), 0), `1 bytes left over`},
 		{"tampered XML", cfg, tamper(`window="16"`, `window="17"`), `its XML is the canonical form of small (hash`},
 		{"invalid XML", cfg, tamper(`kind="membership"`, `kind="memberxhip"`), `unknown layer kind "memberxhip"`},

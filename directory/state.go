@@ -31,6 +31,10 @@ type StateConfig struct {
 	MaxSessions int
 	// Policy places new topics in groups (FreeThenLeastWaste if nil).
 	Policy Policy
+	// MoveSpacing is the least number of log entries between two moves
+	// the state decides itself (DefaultMoveSpacing if 0; negative: it
+	// decides none, and topics move only when a Move command asks).
+	MoveSpacing int
 }
 
 // Validate says what is wrong with c, if anything.
@@ -44,6 +48,8 @@ func (c StateConfig) Validate() error {
 		return fmt.Errorf("max groups is %d, over the limit of %d", c.MaxGroups, MaxGroupsLimit)
 	case c.MaxSessions < 0:
 		return fmt.Errorf("max sessions is %d: it must be positive (or 0 for %d)", c.MaxSessions, DefaultMaxSessions)
+	case c.MoveSpacing > MaxMoveSpacing:
+		return fmt.Errorf("move spacing is %d, over the limit of %d", c.MoveSpacing, MaxMoveSpacing)
 	}
 	return nil
 }
@@ -59,6 +65,7 @@ type State struct {
 	shipped map[string]qos // by shipped name
 
 	applied  uint64
+	lastMove uint64          // index of the last move (0: none yet)
 	qos      map[string]*qos // the QoS groups carry, by hash
 	groups   []group         // group i is named g<i>
 	topics   map[string]*topic
@@ -79,6 +86,18 @@ type topic struct {
 	group int
 	pubs  map[string]struct{}
 	subs  map[string]struct{}
+
+	// moves counts the topic's moves; from is the group of the last
+	// (valid if moves > 0), at is its index; switching and following are
+	// the topic's publishers and subscribers then, and pending the
+	// publishers that have not yet said they switched to the new group,
+	// nor withdrawn.
+	moves     uint64
+	from      int
+	at        uint64
+	switching map[string]struct{}
+	following map[string]struct{}
+	pending   map[string]struct{}
 }
 
 // session is what the state remembers of a client: its last command and
@@ -101,6 +120,12 @@ func NewState(cfg StateConfig) (*State, error) {
 	if cfg.Policy == nil {
 		cfg.Policy = FreeThenLeastWaste{}
 	}
+	switch {
+	case cfg.MoveSpacing == 0:
+		cfg.MoveSpacing = DefaultMoveSpacing
+	case cfg.MoveSpacing < 0:
+		cfg.MoveSpacing = -1
+	}
 	reg := layers.Registry()
 	shipped, err := shippedQoS(reg)
 	if err != nil {
@@ -114,6 +139,7 @@ func NewState(cfg StateConfig) (*State, error) {
 // reset empties s.
 func (s *State) reset() {
 	s.applied = 0
+	s.lastMove = 0
 	s.qos = map[string]*qos{}
 	s.groups = make([]group, s.cfg.MaxGroups)
 	for i := range s.groups {
@@ -183,6 +209,7 @@ func (s *State) do(c Command, index uint64) Result {
 			return *r
 		}
 		s.interest(t, c.Client, true, true)
+		s.consider(op.Topic)
 		return s.topicResult(t)
 	case Unsubscribe:
 		t, r := s.topic(op.Topic)
@@ -190,6 +217,7 @@ func (s *State) do(c Command, index uint64) Result {
 			return *r
 		}
 		s.interest(t, c.Client, true, false)
+		s.consider(op.Topic)
 		return Result{}
 	case Withdraw:
 		t, r := s.topic(op.Topic)
@@ -197,7 +225,20 @@ func (s *State) do(c Command, index uint64) Result {
 			return *r
 		}
 		s.interest(t, c.Client, false, false)
+		delete(t.pending, c.Client)
+		s.consider(op.Topic)
 		return Result{}
+	case Move:
+		return s.moveCommand(op)
+	case MoveDone:
+		t, r := s.topic(op.Topic)
+		if r != nil {
+			return *r
+		}
+		if op.Moves == t.moves {
+			delete(t.pending, c.Client)
+		}
+		return s.topicResult(t)
 	case Contacts:
 		return s.setContacts(op)
 	case AddContact:
@@ -232,6 +273,9 @@ func (s *State) announce(client string, a Announce) Result {
 		t = s.addTopic(a.Topic, q, gi)
 	}
 	s.interest(t, client, false, true)
+	if ok {
+		s.consider(a.Topic)
+	}
 	return s.topicResult(t)
 }
 
@@ -343,7 +387,8 @@ func (s *State) addTopic(name string, q qos, gi int) *topic {
 		}
 	}
 	g.topics[name] = struct{}{}
-	t := &topic{qos: q.hash, group: gi, pubs: map[string]struct{}{}, subs: map[string]struct{}{}}
+	t := &topic{qos: q.hash, group: gi, pubs: map[string]struct{}{}, subs: map[string]struct{}{},
+		switching: map[string]struct{}{}, following: map[string]struct{}{}, pending: map[string]struct{}{}}
 	s.topics[name] = t
 	return t
 }
@@ -432,7 +477,11 @@ func (s *State) addContact(a AddContact) Result {
 // Contacts share the state's memory: the result is encoded at once.
 func (s *State) topicResult(t *topic) Result {
 	q := s.qos[t.qos]
-	return Result{QoS: q.name, Hash: q.hash, XML: q.xml, Group: groupName(t.group), Contacts: s.groups[t.group].contacts}
+	r := Result{QoS: q.name, Hash: q.hash, XML: q.xml, Group: groupName(t.group), Contacts: s.groups[t.group].contacts, Moves: t.moves}
+	if t.moves > 0 {
+		r.From = groupName(t.from)
+	}
+	return r
 }
 
 // fill returns a remembered result with its XML and contacts as the state

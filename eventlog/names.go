@@ -108,6 +108,7 @@ const (
 	PSView      = "ps_view"
 	PSPublish   = "ps_publish"
 	PSLeave     = "ps_leave"
+	PSMove      = "ps_move"
 )
 
 // Control events (node Control), written by package launch, the tests and
@@ -164,6 +165,7 @@ const (
 	FieldIndex          = "index"
 	FieldInto           = "into"
 	FieldKind           = "kind"
+	FieldMoves          = "moves"
 	FieldLayer          = "layer"
 	FieldLeader         = "leader"
 	FieldLines          = "lines"

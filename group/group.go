@@ -88,6 +88,11 @@ type Config struct {
 	// LogDeliveries logs every send, acknowledgement and delivery (for
 	// the checkers; heavy).
 	LogDeliveries bool
+	// InlineViews puts each view this member installs in Deliveries too,
+	// in order with the messages (Delivery.Install): what was delivered
+	// before it was delivered in the views before. Views carries them
+	// all the same.
+	InlineViews bool
 	// OnEvent, if set, is called with every event the member logs, from
 	// the member's goroutine: it must not block.
 	OnEvent func(eventlog.Event)
@@ -141,6 +146,9 @@ type Delivery struct {
 	Seq   uint64 // the sender's message number in the view
 	Order uint64 // position in the view's total order (0 without one)
 	Data  []byte
+	// Install is set, and the fields above but View are not, for a view
+	// installation, with Config.InlineViews.
+	Install *stack.View
 }
 
 // Errors of Send and Leave.
@@ -468,6 +476,10 @@ func (g *Group) effect(e stack.Event) {
 		g.mu.Unlock()
 		g.logEv(eventlog.View, eventlog.FieldView, e.View.ID.String(), eventlog.FieldPrev, e.Prev.String(), eventlog.FieldMembers, e.View.IDs(), eventlog.FieldFlushed, e.Contribs != nil)
 		g.views.push(e.View)
+		if g.cfg.InlineViews {
+			v := e.View
+			g.deliveries.push(Delivery{View: v.ID, Install: &v})
+		}
 		if !g.firstSet {
 			g.firstSet = true
 			close(g.firstOK)

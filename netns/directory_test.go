@@ -631,18 +631,18 @@ func (l *dirLoad) answeredBetween(from, to time.Duration) []dirRec {
 
 // do runs one operation within timeout and records it as the client saw
 // it.
-func (d *dirNet) do(timeout time.Duration, cl *dirclient.Client, op check.DirOp, f func(ctx context.Context) (string, string, error)) dirRec {
+func (d *dirNet) do(timeout time.Duration, cl *dirclient.Client, op check.DirOp, f func(ctx context.Context) (directory.Result, error)) dirRec {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	op.Call = d.since()
-	qos, group, err := f(ctx)
+	res, err := f(ctx)
 	op.Return = d.since()
 	r := dirRec{DirOp: op, Named: -1, Err: err}
 	switch {
 	case err == nil:
-		r.Known, r.Code, r.GotQoS, r.Group = true, check.DirOK, qos, group
+		r.Known, r.Code, r.GotQoS, r.Group, r.Moves = true, check.DirOK, res.QoS, res.Group, res.Moves
 	case errors.Is(err, directory.ErrQoSConflict):
-		r.Known, r.Code, r.GotQoS = true, check.DirConflict, qos
+		r.Known, r.Code, r.GotQoS = true, check.DirConflict, res.QoS
 	case errors.Is(err, directory.ErrUnknownTopic):
 		r.Known, r.Code = true, check.DirUnknown
 	case errors.Is(err, directory.ErrNoGroup):
@@ -661,9 +661,8 @@ func (d *dirNet) do(timeout time.Duration, cl *dirclient.Client, op check.DirOp,
 
 func (d *dirNet) announce(timeout time.Duration, cl *dirclient.Client, w int, topic, qos string) dirRec {
 	return d.do(timeout, cl, check.DirOp{Client: w, Kind: check.DirAnnounce, Topic: topic, QoS: qos},
-		func(ctx context.Context) (string, string, error) {
-			r, err := cl.Announce(ctx, topic, qos, nil)
-			return r.QoS, r.Group, err
+		func(ctx context.Context) (directory.Result, error) {
+			return cl.Announce(ctx, topic, qos, nil)
 		})
 }
 
@@ -671,23 +670,22 @@ func (d *dirNet) announce(timeout time.Duration, cl *dirclient.Client, w int, to
 // log.
 func (d *dirNet) subscribe(timeout time.Duration, cl *dirclient.Client, w int, topic string) dirRec {
 	return d.do(timeout, cl, check.DirOp{Client: w, Kind: check.DirLookup, Topic: topic},
-		func(ctx context.Context) (string, string, error) {
-			r, err := cl.Subscribe(ctx, topic)
-			return r.QoS, r.Group, err
+		func(ctx context.Context) (directory.Result, error) {
+			return cl.Subscribe(ctx, topic)
 		})
 }
 
 func (d *dirNet) lookup(timeout time.Duration, cl *dirclient.Client, w int, topic string) dirRec {
 	return d.do(timeout, cl, check.DirOp{Client: w, Kind: check.DirLookup, Topic: topic},
-		func(ctx context.Context) (string, string, error) {
+		func(ctx context.Context) (directory.Result, error) {
 			f, err := cl.Lookup(ctx, topic)
 			switch {
 			case err != nil:
-				return "", "", err
+				return directory.Result{}, err
 			case !f.Found:
-				return "", "", directory.ErrUnknownTopic
+				return directory.Result{}, directory.ErrUnknownTopic
 			}
-			return f.Topic.QoS, f.Topic.Group, nil
+			return directory.Result{QoS: f.Topic.QoS, Group: f.Topic.Group, Moves: f.Topic.Moves}, nil
 		})
 }
 

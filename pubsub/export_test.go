@@ -23,9 +23,11 @@ func (c *Client) Crash() {
 	defer c.joinMu.Unlock()
 	c.mu.Lock()
 	c.closed = true
+	c.stop()
 	ms := c.groups
 	c.groups = map[string]*member{}
 	c.mu.Unlock()
+	<-c.watched
 	c.dir.Close()
 	for _, m := range ms {
 		m.stopContacts(context.Background())
@@ -37,4 +39,18 @@ func (c *Client) Crash() {
 		<-c.rep.done
 	}
 	c.host.Close()
+}
+
+// SkipMoveWait makes subscribers switch groups without waiting for the
+// publishers' markers: the mutation the move tests must catch.
+var SkipMoveWait = &skipMoveWait
+
+// SetBeforeSwitch has f run in each publisher's move just before it
+// switches groups (nil: nothing).
+func SetBeforeSwitch(f func()) {
+	if f == nil {
+		beforeSwitch.Store(nil)
+	} else {
+		beforeSwitch.Store(&f)
+	}
 }

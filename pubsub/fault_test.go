@@ -9,7 +9,7 @@ import (
 	"github.com/conclave/conclave/pubsub"
 )
 
-// hold returns a delivery fault that holds back the delivery numbered
+// hold returns a delivery fault that holds back the message numbered
 // first (from 0) and hands it over after the one numbered after, or drops
 // it if after is negative.
 func hold(first, after int) func(<-chan group.Delivery) <-chan group.Delivery {
@@ -20,6 +20,10 @@ func hold(first, after int) func(<-chan group.Delivery) <-chan group.Delivery {
 			var held *group.Delivery
 			i := 0
 			for d := range in {
+				if d.Install != nil { // views pass; only messages count
+					out <- d
+					continue
+				}
 				switch {
 				case i == first:
 					held = &d

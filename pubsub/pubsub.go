@@ -82,6 +82,14 @@ type Config struct {
 	// the directory (DefaultReportEvery if 0); it also reports when it
 	// closes. Negative: never.
 	ReportEvery time.Duration
+	// MovePoll is how often the client asks the directory whether one of
+	// its topics moved to another group (DefaultMovePoll if 0; negative:
+	// never, and the client's topics stay where they were).
+	MovePoll time.Duration
+	// MoveWait bounds how long a publisher of a moving topic waits for
+	// its subscribers to be ready in the new group, and a new subscriber
+	// for the publishers to switch (DefaultMoveWait if 0).
+	MoveWait time.Duration
 }
 
 // Client publishes and subscribes to topics. It is safe for concurrent
@@ -95,13 +103,20 @@ type Client struct {
 	mu     sync.Mutex
 	groups map[string]*member // by group name
 	stats  map[string]*Stats  // by topic
-	closed bool
+	pubs   map[*Publisher]struct{}
+	subs   map[*Subscription]struct{}
 	rep    reporter
+	closed bool
+
+	kick    chan struct{}   // wakes watchMoves
+	ctx     context.Context // ends with Close, and so do moves
+	stop    context.CancelFunc
+	watched chan struct{} // closed when watchMoves ended
+
+	fault *fault // faults injected by tests; nil otherwise
 
 	logMu sync.Mutex
 	log   *eventlog.Writer // nil without Config.LogTo
-
-	fault *fault // faults injected by tests; nil otherwise
 }
 
 // logEv logs an event, if the client keeps a log.
@@ -138,6 +153,12 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Buffer <= 0 {
 		cfg.Buffer = DefaultBuffer
 	}
+	if cfg.MovePoll == 0 {
+		cfg.MovePoll = DefaultMovePoll
+	}
+	if cfg.MoveWait <= 0 {
+		cfg.MoveWait = DefaultMoveWait
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -151,7 +172,10 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		h.Close()
 		return nil, fmt.Errorf("pubsub: %w", err)
 	}
-	c := &Client{cfg: cfg, host: h, dir: dc, groups: map[string]*member{}, stats: map[string]*Stats{}}
+	c := &Client{cfg: cfg, host: h, dir: dc, groups: map[string]*member{}, stats: map[string]*Stats{},
+		pubs: map[*Publisher]struct{}{}, subs: map[*Subscription]struct{}{},
+		kick: make(chan struct{}, 1), watched: make(chan struct{})}
+	c.ctx, c.stop = context.WithCancel(context.Background())
 	if cfg.LogTo != nil || cfg.Events != nil {
 		c.log = eventlog.NewWriter(cfg.LogTo, cfg.Name, uint64(time.Now().UnixNano()), &eventlog.Clock{}, nil)
 		if cfg.Events != nil {
@@ -159,7 +183,27 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		}
 	}
 	c.startReports()
+	if cfg.MovePoll > 0 {
+		go c.watchMoves()
+	} else {
+		close(c.watched)
+	}
 	return c, nil
+}
+
+// tracked returns the client's publishers and subscriptions.
+func (c *Client) tracked() ([]*Publisher, []*Subscription) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pubs := make([]*Publisher, 0, len(c.pubs))
+	for p := range c.pubs {
+		pubs = append(pubs, p)
+	}
+	subs := make([]*Subscription, 0, len(c.subs))
+	for s := range c.subs {
+		subs = append(subs, s)
+	}
+	return pubs, subs
 }
 
 // Addr is the address the client's groups are reached at.
@@ -215,12 +259,14 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.closed = true
+	c.stop()
 	ms := make([]*member, 0, len(c.groups))
 	for _, m := range c.groups {
 		ms = append(ms, m)
 	}
 	c.groups = map[string]*member{}
 	c.mu.Unlock()
+	<-c.watched
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, m := range ms {
@@ -244,38 +290,37 @@ var ErrSlowConsumer = errors.New("pubsub: subscriber too slow: its buffer of eve
 // not nil, is registered before the member delivers anything, so that it
 // misses none of the events its member delivers.
 func (c *Client) join(ctx context.Context, r directory.Result, s *Subscription) (*member, error) {
-	m, _, err := c.joinGroup(ctx, r, s)
-	return m, err
+	return c.joinAs(ctx, r, s, false)
 }
 
-// joinGroup returns the member of the group of r with a reference taken,
-// and whether it was made now.
-func (c *Client) joinGroup(ctx context.Context, r directory.Result, s *Subscription) (*member, bool, error) {
+// joinAs is join; with next, s is registered as moving to the member's
+// group: it keeps the member's events of its topic aside until it
+// switches.
+func (c *Client) joinAs(ctx context.Context, r directory.Result, s *Subscription, next bool) (*member, error) {
 	c.joinMu.Lock()
 	defer c.joinMu.Unlock()
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return nil, false, ErrClosed
+		return nil, ErrClosed
 	}
 	if m := c.groups[r.Group]; m != nil {
 		defer c.mu.Unlock()
 		if m.hash != r.Hash {
-			return nil, false, fmt.Errorf("pubsub: group %s runs QoS %s here, but the directory says %s", r.Group, m.qos, r.QoS)
+			return nil, fmt.Errorf("pubsub: group %s runs QoS %s here, but the directory says %s", r.Group, m.qos, r.QoS)
 		}
 		if s != nil {
-			s.m = m
-			if err := m.add(s); err != nil {
-				return nil, false, err
+			if err := m.add(s, next); err != nil {
+				return nil, err
 			}
 		}
 		m.refs++
-		return m, false, nil
+		return m, nil
 	}
 	c.mu.Unlock()
 	d, err := layers.Registry().Parse(r.QoS+".xml", r.XML)
 	if err != nil {
-		return nil, false, fmt.Errorf("pubsub: the directory's stack of QoS %s: %w", r.QoS, err)
+		return nil, fmt.Errorf("pubsub: the directory's stack of QoS %s: %w", r.QoS, err)
 	}
 	// This member's address goes into the group's contacts first, and the
 	// directory answers with those that were there before: of members
@@ -284,7 +329,7 @@ func (c *Client) joinGroup(ctx context.Context, r directory.Result, s *Subscript
 	// lets the lowest address found), so they make one group, not two.
 	before, err := c.dir.AddContact(ctx, r.Group, c.host.Addr())
 	if err != nil {
-		return nil, false, fmt.Errorf("pubsub: advertising this member of group %s: %w", r.Group, err)
+		return nil, fmt.Errorf("pubsub: advertising this member of group %s: %w", r.Group, err)
 	}
 	var contacts []string
 	for _, a := range before {
@@ -295,23 +340,21 @@ func (c *Client) joinGroup(ctx context.Context, r directory.Result, s *Subscript
 	// Found: with no contacts, or none answering (all gone), this client
 	// founds the group.
 	g, err := group.Join(ctx, group.Config{Name: r.Group, Description: d, Host: c.host, Contacts: contacts, Found: true,
-		Member: c.cfg.Name})
+		Member: c.cfg.Name, InlineViews: true})
 	if err != nil {
-		return nil, false, fmt.Errorf("pubsub: joining group %s: %w", r.Group, err)
+		return nil, fmt.Errorf("pubsub: joining group %s: %w", r.Group, err)
 	}
 	m := &member{c: c, name: r.Group, qos: r.QoS, hash: r.Hash, g: g, refs: 1,
-		subs: map[string][]*Subscription{}, done: make(chan struct{}), viewed: make(chan struct{})}
+		subs: map[string][]*Subscription{}, pubs: map[string][]*Publisher{}, done: make(chan struct{}), viewed: make(chan struct{})}
 	if s != nil {
-		s.m = m
-		m.subs[s.topic] = []*Subscription{s}
-		m.logSubscribed(s)
+		m.add(s, next)
 	}
 	c.mu.Lock()
 	c.groups[r.Group] = m
 	c.mu.Unlock()
 	go m.dispatch()
 	go m.watchViews()
-	return m, true, nil
+	return m, nil
 }
 
 // release drops a reference to m, leaving its group with the last.
@@ -358,48 +401,74 @@ type member struct {
 	refs      int // publishers and subscriptions using it; under c.mu
 	ct        contactKeeper
 
-	mu     sync.Mutex
-	subs   map[string][]*Subscription // by topic
-	ended  error                      // why the member stopped, once it has
-	done   chan struct{}              // closed once dispatch ends
-	viewed chan struct{}              // closed and replaced at each view
-	last   stack.ViewID               // view of the last delivery dispatched
+	mu      sync.Mutex
+	subs    map[string][]*Subscription // by topic: delivering, or moving here
+	pubs    map[string][]*Publisher    // by topic
+	view    stack.View                 // the last view dispatch met
+	viewSet bool                       // view is set
+	last    stack.ViewID               // view of the last delivery dispatched
+	ended   error                      // why the member stopped, once it has
+	done    chan struct{}              // closed once dispatch ends
+	viewed  chan struct{}              // closed and replaced at each view
 }
 
 // dispatch hands each delivery to the subscriptions of its topic, and
-// counts the others as filtered. It never blocks on an application: a
-// subscription whose buffer is full is ended (ErrSlowConsumer).
+// counts the others as filtered; it passes markers of moves on, and
+// follows the views in order with the deliveries. It never blocks on an
+// application: a subscription whose buffer is full is ended
+// (ErrSlowConsumer).
 func (m *member) dispatch() {
 	defer close(m.done)
 	for d := range m.deliveries() {
+		if d.Install != nil {
+			m.mu.Lock()
+			m.view, m.viewSet = *d.Install, true
+			for _, ss := range m.subs {
+				for _, s := range ss {
+					m.check(s)
+				}
+			}
+			m.mu.Unlock()
+			continue
+		}
 		topic, data, err := envelope.Decode(d.Data)
 		if err != nil {
+			if mk, ok := envelope.DecodeMarker(d.Data); ok {
+				m.mu.Lock()
+				m.onMarker(d.From, mk)
+				m.mu.Unlock()
+			}
 			continue // not ours: a foreign or newer sender; nothing to deliver
 		}
 		m.mu.Lock()
 		m.last = d.View
-		subs := m.subs[m.c.route(topic)]
-		if len(subs) > 0 && m.c.log != nil {
-			m.c.logEv(eventlog.PSDeliver, eventlog.FieldTopic, topic, eventlog.FieldGroup, m.name, eventlog.FieldMember, m.g.Me().ID,
-				eventlog.FieldView, d.View.String(), eventlog.FieldFrom, d.From, eventlog.FieldSeq, d.Seq, eventlog.FieldOrder, d.Order)
-		}
-		for _, s := range subs {
-			select {
-			case s.ch <- Event{Topic: topic, From: d.From, Data: data}:
-			default:
-				m.endLocked(s, ErrSlowConsumer)
+		dv := delivery{e: Event{Topic: topic, From: d.From, Data: data}, m: m, view: d.View, seq: d.Seq, order: d.Order}
+		handed, wanted := false, false
+		for _, s := range slices.Clone(m.subs[m.c.route(topic)]) {
+			switch s.take(m, dv) {
+			case handed1:
+				handed, wanted = true, true
+			case kept:
+				wanted = true
+			case gone:
+				m.removeLocked(s, s.Err())
 			}
 		}
+		if handed {
+			m.c.logDeliver(dv)
+		}
 		m.mu.Unlock()
-		m.c.count(topic, len(subs) > 0)
+		m.c.count(topic, wanted)
 	}
 	m.mu.Lock()
 	m.ended = fmt.Errorf("pubsub: group %s ended", m.name)
 	for _, ss := range m.subs {
 		for _, s := range ss {
-			m.endLocked(s, m.ended)
+			s.end(m, m.ended)
+			m.logEnded(s, m.ended)
 		}
 	}
+	m.subs = map[string][]*Subscription{}
 	m.mu.Unlock()
 }
 
@@ -433,20 +502,28 @@ func (m *member) waitMembers(ctx context.Context, n int) error {
 	}
 }
 
-// add registers s for its topic.
-func (m *member) add(s *Subscription) error {
+// add registers s for its topic: delivering, or, with next, moving here.
+func (m *member) add(s *Subscription, next bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.ended != nil {
 		return m.ended
 	}
+	s.mu.Lock()
+	if next {
+		s.next = m
+	} else {
+		s.m = m
+	}
+	s.mu.Unlock()
 	m.subs[s.topic] = append(m.subs[s.topic], s)
 	m.logSubscribed(s)
 	return nil
 }
 
-// endLocked removes s and closes its channel, recording why.
-func (m *member) endLocked(s *Subscription, err error) {
+// removeLocked forgets s (m.mu held), which ended with err (nil: it
+// was unsubscribed, or moved away).
+func (m *member) removeLocked(s *Subscription, err error) {
 	ss := m.subs[s.topic]
 	i := slices.Index(ss, s)
 	if i < 0 {
@@ -456,9 +533,31 @@ func (m *member) endLocked(s *Subscription, err error) {
 	if len(m.subs[s.topic]) == 0 {
 		delete(m.subs, s.topic)
 	}
-	s.err = err
-	close(s.ch)
 	m.logEnded(s, err)
+}
+
+func (m *member) remove(s *Subscription) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.removeLocked(s, nil)
+}
+
+func (m *member) addPub(p *Publisher) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pubs[p.topic] = append(m.pubs[p.topic], p)
+}
+
+func (m *member) removePub(p *Publisher) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ps := m.pubs[p.topic]
+	if i := slices.Index(ps, p); i >= 0 {
+		m.pubs[p.topic] = slices.Delete(ps, i, i+1)
+	}
+	if len(m.pubs[p.topic]) == 0 {
+		delete(m.pubs, p.topic)
+	}
 }
 
 // leave leaves the group and waits for the dispatcher to hand over what
@@ -474,11 +573,22 @@ func (m *member) leave(ctx context.Context) {
 
 // Publisher publishes the events of one topic.
 type Publisher struct {
-	c      *Client
-	m      *member
-	topic  string
-	qos    string
-	closed sync.Once
+	c     *Client
+	topic string
+	qos   string
+
+	pubMu sync.RWMutex // Publish holds it to read; a move, to switch groups
+	m     *member      // the group published in
+	moves uint64       // its move number
+
+	moveMu sync.Mutex // one move at a time
+
+	readyMu sync.Mutex
+	ready   map[string]uint64 // client name → the last move it is ready for
+	readyCh chan struct{}     // closed and replaced when ready changes
+
+	closeMu sync.Mutex
+	closed  bool
 }
 
 // Announce declares this client a publisher of topic with a QoS: a
@@ -507,26 +617,49 @@ func (c *Client) Announce(ctx context.Context, topic, qos string) (*Publisher, e
 	if err != nil {
 		return nil, err
 	}
+	p := &Publisher{c: c, m: m, topic: topic, qos: r.QoS, moves: r.Moves, readyCh: make(chan struct{})}
+	m.addPub(p)
+	c.mu.Lock()
+	c.pubs[p] = struct{}{}
+	c.mu.Unlock()
 	c.logEv(eventlog.PSAnnounce, eventlog.FieldTopic, topic, eventlog.FieldQoS, r.QoS, eventlog.FieldGroup, r.Group)
-	return &Publisher{c: c, m: m, topic: topic, qos: r.QoS}, nil
+	// The topic may have moved while this client joined: then it switches
+	// before it publishes.
+	if f, err := c.dir.Lookup(ctx, topic); err == nil && f.Found && f.Topic.Moves > r.Moves {
+		p.moveTo(f)
+	}
+	return p, nil
 }
 
 // Topic is the publisher's topic.
 func (p *Publisher) Topic() string { return p.topic }
 
-// Group is the name of the group the directory chose for the topic.
-func (p *Publisher) Group() string { return p.m.name }
+// Group is the name of the group the topic's events go to.
+func (p *Publisher) Group() string {
+	p.pubMu.RLock()
+	defer p.pubMu.RUnlock()
+	return p.m.name
+}
 
 // QoS is the name of the topic's QoS.
 func (p *Publisher) QoS() string { return p.qos }
 
 // View is the current view of the publisher's group.
-func (p *Publisher) View() stack.View { return p.m.g.View() }
+func (p *Publisher) View() stack.View {
+	p.pubMu.RLock()
+	defer p.pubMu.RUnlock()
+	return p.m.g.View()
+}
 
 // WaitMembers waits until the view of the publisher's group has at least
 // n members (this one included), or ctx ends: events published from then
 // on reach every one of them.
-func (p *Publisher) WaitMembers(ctx context.Context, n int) error { return p.m.waitMembers(ctx, n) }
+func (p *Publisher) WaitMembers(ctx context.Context, n int) error {
+	p.pubMu.RLock()
+	m := p.m
+	p.pubMu.RUnlock()
+	return m.waitMembers(ctx, n)
+}
 
 // Publish multicasts data as an event of the topic in its group and
 // returns once every member of the view has it (as group.Send). On
@@ -535,20 +668,43 @@ func (p *Publisher) WaitMembers(ctx context.Context, n int) error { return p.m.w
 // on a ctx error it may still reach every member; on group.ErrClosed it
 // was not sent.
 func (p *Publisher) Publish(ctx context.Context, data []byte) error {
+	p.pubMu.RLock()
+	defer p.pubMu.RUnlock()
 	if p.c.log != nil {
 		return p.publishLogged(ctx, data)
 	}
 	return p.m.g.Send(ctx, envelope.Encode(p.topic, data))
 }
 
+func (p *Publisher) isClosed() bool {
+	p.closeMu.Lock()
+	defer p.closeMu.Unlock()
+	return p.closed
+}
+
 // Close withdraws the publisher from the directory and leaves the group
-// unless another topic of this client uses it.
+// unless another topic of this client uses it. Its subscribers learn, by
+// a last marker in the group, that it publishes no more there.
 func (p *Publisher) Close(ctx context.Context) error {
-	var err error
-	p.closed.Do(func() {
-		err = p.c.dir.Withdraw(ctx, p.topic)
-		p.c.release(p.m)
-	})
+	p.closeMu.Lock()
+	if p.closed {
+		p.closeMu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.closeMu.Unlock()
+	p.moveMu.Lock()
+	defer p.moveMu.Unlock()
+	p.c.mu.Lock()
+	delete(p.c.pubs, p)
+	p.c.mu.Unlock()
+	p.pubMu.Lock()
+	m := p.m
+	p.pubMu.Unlock()
+	m.g.Send(ctx, marker(p.topic, 0, envelope.End))
+	m.removePub(p)
+	err := p.c.dir.Withdraw(ctx, p.topic)
+	p.c.release(m)
 	return err
 }
 
@@ -571,12 +727,104 @@ type Event struct {
 // events.
 type Subscription struct {
 	c     *Client
-	m     *member
 	topic string
 	qos   string
 	ch    chan Event
-	err   error // under m.mu, set when ch closes
-	once  sync.Once
+
+	moveMu sync.Mutex // one move at a time
+	once   sync.Once  // Unsubscribe
+
+	mu      sync.Mutex
+	m       *member           // the group it delivers from
+	moves   uint64            // that group's move number
+	next    *member           // the group it moves to, while it moves
+	moving  uint64            // that group's move number
+	wait    map[string]bool   // the publishers it waits for before it switches
+	marks   map[string]uint64 // client name → last move it switched (MaxUint64: it ended)
+	buf     []delivery        // what it keeps aside: from next, or while held
+	holding bool              // Subscribe has not returned yet
+	closed  bool
+	err     error // set when ch closes
+}
+
+// delivery is an event with its identity in its group, for the log.
+type delivery struct {
+	e          Event
+	m          *member // that delivered it
+	view       stack.ViewID
+	seq, order uint64
+}
+
+// logDeliver logs the hand-over of d to the application.
+func (c *Client) logDeliver(d delivery) {
+	if c.log == nil {
+		return
+	}
+	c.logEv(eventlog.PSDeliver, eventlog.FieldTopic, d.e.Topic, eventlog.FieldGroup, d.m.name, eventlog.FieldMember, d.m.g.Me().ID,
+		eventlog.FieldView, d.view.String(), eventlog.FieldFrom, d.e.From, eventlog.FieldSeq, d.seq, eventlog.FieldOrder, d.order)
+}
+
+// outcome of Subscription.take.
+const (
+	handed1 = iota // handed over
+	kept           // kept aside
+	ignored
+	gone // the subscription ended
+)
+
+// take hands d, delivered by m, to the application or keeps it aside,
+// and says which.
+func (s *Subscription) take(m *member, d delivery) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return gone
+	case m == s.next || m == s.m && s.holding:
+		if len(s.buf) >= s.c.cfg.Buffer {
+			s.closeLocked(ErrSlowConsumer)
+			return gone
+		}
+		s.buf = append(s.buf, d)
+		return kept
+	case m == s.m:
+		if !s.sendLocked(d, false) {
+			return gone
+		}
+		return handed1
+	}
+	return ignored
+}
+
+// sendLocked hands d to the application (logging it if log), or ends s
+// if its buffer is full.
+func (s *Subscription) sendLocked(d delivery, log bool) bool {
+	select {
+	case s.ch <- d.e:
+		if log {
+			s.c.logDeliver(d)
+		}
+		return true
+	default:
+		s.closeLocked(ErrSlowConsumer)
+		return false
+	}
+}
+
+func (s *Subscription) closeLocked(err error) {
+	if !s.closed {
+		s.closed, s.err = true, err
+		close(s.ch)
+	}
+}
+
+// end ends s because m, one of its groups, ended (m.mu held).
+func (s *Subscription) end(m *member, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m == s.m || m == s.next {
+		s.closeLocked(err)
+	}
 }
 
 // SubscribeOption changes how Subscribe behaves.
@@ -618,18 +866,86 @@ func (c *Client) Subscribe(ctx context.Context, topic string, opts ...SubscribeO
 		}
 		backoff = min(2*backoff, time.Second)
 	}
-	s := &Subscription{c: c, topic: topic, qos: r.QoS, ch: make(chan Event, c.cfg.Buffer)}
+	s := &Subscription{c: c, topic: topic, qos: r.QoS, ch: make(chan Event, c.cfg.Buffer), moves: r.Moves, holding: true}
 	if _, err := c.join(ctx, r, s); err != nil {
 		return nil, err
 	}
+	if err := s.settle(ctx, r); err != nil {
+		s.Unsubscribe(context.Background())
+		return nil, err
+	}
+	c.mu.Lock()
+	c.subs[s] = struct{}{}
+	c.mu.Unlock()
+	s.mu.Lock()
+	s.holding = false
+	buf := s.buf
+	s.buf = nil
+	for _, d := range buf {
+		if !s.sendLocked(d, true) {
+			break
+		}
+	}
+	s.mu.Unlock()
 	return s, nil
+}
+
+// settle makes sure, before Subscribe returns, that s delivers every
+// event published from then on: if the topic moved while s joined its
+// group, s goes to the new group at once; and while publishers of the
+// topic have yet to switch to it, s waits for them (at most MoveWait).
+func (s *Subscription) settle(ctx context.Context, r directory.Result) error {
+	c := s.c
+	f, err := c.dir.Lookup(ctx, s.topic)
+	if err != nil || !f.Found {
+		return nil // the move watcher looks again
+	}
+	if f.Topic.Moves > r.Moves {
+		s.mu.Lock()
+		old := s.m
+		s.mu.Unlock()
+		if _, err := c.joinAs(ctx, resultOf(f), s, true); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.m, s.next, s.moves = s.next, nil, f.Topic.Moves
+		s.buf = nil // events of the old group, before Subscribe returned
+		s.mu.Unlock()
+		old.remove(s)
+		if hasClient(old.g.View(), c.cfg.Name) {
+			old.g.Send(ctx, marker(s.topic, f.Topic.Moves, envelope.Ready))
+		}
+		c.release(old)
+	}
+	deadline := time.NewTimer(c.cfg.MoveWait)
+	defer deadline.Stop()
+	for len(f.Topic.Pending) > 0 && f.Topic.Moves == s.epoch() {
+		t := time.NewTimer(c.cfg.MovePoll / 4)
+		select {
+		case <-t.C:
+		case <-deadline.C:
+			t.Stop()
+			return nil
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		if f, err = c.dir.Lookup(ctx, s.topic); err != nil {
+			return nil
+		}
+	}
+	return nil
 }
 
 // Topic is the subscription's topic.
 func (s *Subscription) Topic() string { return s.topic }
 
-// Group is the name of the topic's group.
-func (s *Subscription) Group() string { return s.m.name }
+// Group is the name of the group the subscription delivers from.
+func (s *Subscription) Group() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m.name
+}
 
 // QoS is the name of the topic's QoS.
 func (s *Subscription) QoS() string { return s.qos }
@@ -640,8 +956,8 @@ func (s *Subscription) Events() <-chan Event { return s.ch }
 
 // Err says why Events was closed: nil after Unsubscribe or while open.
 func (s *Subscription) Err() error {
-	s.m.mu.Lock()
-	defer s.m.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.err
 }
 
@@ -651,11 +967,25 @@ func (s *Subscription) Err() error {
 func (s *Subscription) Unsubscribe(ctx context.Context) error {
 	var err error
 	s.once.Do(func() {
-		s.m.mu.Lock()
-		s.m.endLocked(s, nil)
-		s.m.mu.Unlock()
+		s.mu.Lock()
+		s.closeLocked(nil)
+		s.mu.Unlock()
+		s.moveMu.Lock()
+		defer s.moveMu.Unlock()
+		s.c.mu.Lock()
+		delete(s.c.subs, s)
+		s.c.mu.Unlock()
+		s.mu.Lock()
+		ms := []*member{s.m}
+		if s.next != nil {
+			ms = append(ms, s.next)
+		}
+		s.mu.Unlock()
 		err = s.c.dir.Unsubscribe(ctx, s.topic)
-		s.c.release(s.m)
+		for _, m := range ms {
+			m.remove(s)
+			s.c.release(m)
+		}
 	})
 	return err
 }

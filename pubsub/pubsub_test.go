@@ -60,12 +60,17 @@ func (d *testDir) violations(t *testing.T) []check.Violation {
 
 // startDir starts three replicas with maxGroups groups.
 func startDir(maxGroups int) (*testDir, error) {
+	return startDirWith(directory.StateConfig{MaxGroups: maxGroups})
+}
+
+// startDirWith starts three replicas of configuration cfg.
+func startDirWith(cfg directory.StateConfig) (*testDir, error) {
 	d := &testDir{nw: &transport.Mem{}, key: transport.NewKey()}
 	for i := range 3 {
 		d.addrs = append(d.addrs, fmt.Sprintf("dir%d:1", i))
 	}
 	for i := range 3 {
-		st, err := directory.NewState(directory.StateConfig{MaxGroups: maxGroups})
+		st, err := directory.NewState(cfg)
 		if err != nil {
 			d.close()
 			return nil, err
@@ -94,7 +99,13 @@ func (d *testDir) connect(ctx context.Context, name string) (*pubsub.Client, err
 
 func newDir(t *testing.T, maxGroups int) *testDir {
 	t.Helper()
-	d := newDirUnchecked(t, maxGroups)
+	return newDirWith(t, directory.StateConfig{MaxGroups: maxGroups})
+}
+
+// newDirWith is newDir of configuration cfg.
+func newDirWith(t *testing.T, cfg directory.StateConfig) *testDir {
+	t.Helper()
+	d := newDirUncheckedWith(t, cfg)
 	// Registered before the clients' cleanups, so it runs after them.
 	t.Cleanup(func() { d.checkLogs(t) })
 	return d
@@ -103,7 +114,12 @@ func newDir(t *testing.T, maxGroups int) *testDir {
 // newDirUnchecked is newDir without checking the clients' logs at the end.
 func newDirUnchecked(t *testing.T, maxGroups int) *testDir {
 	t.Helper()
-	d, err := startDir(maxGroups)
+	return newDirUncheckedWith(t, directory.StateConfig{MaxGroups: maxGroups})
+}
+
+func newDirUncheckedWith(t *testing.T, cfg directory.StateConfig) *testDir {
+	t.Helper()
+	d, err := startDirWith(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,9 @@ type DirConfig struct {
 	Seed uint64
 	// MaxGroups is the directory's number of groups (default 4).
 	MaxGroups int
+	// MoveSpacing is the directory's StateConfig.MoveSpacing: 0 for the
+	// default, negative for no moves but those a Move command asks for.
+	MoveSpacing int
 	// Tick, ElectionTicks, FastStep, SnapshotEvery, CatchUp and
 	// RequestTimeout configure the replicas (directory.ReplicaConfig; its
 	// defaults if zero). Small
@@ -156,7 +159,7 @@ func NewDir(cfg DirConfig) (*DirSim, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := directory.NewState(directory.StateConfig{MaxGroups: cfg.MaxGroups}); err != nil {
+	if _, err := directory.NewState(directory.StateConfig{MaxGroups: cfg.MaxGroups, MoveSpacing: cfg.MoveSpacing}); err != nil {
 		return nil, err
 	}
 	s := &DirSim{Net: net, cfg: cfg, applied: map[uint64]appliedCmd{},
@@ -374,7 +377,7 @@ func (m *dirReplica) start() {
 	if err != nil {
 		panic(fmt.Sprintf("sim: %s: %v", m.name, err))
 	}
-	st, err := directory.NewState(directory.StateConfig{MaxGroups: s.cfg.MaxGroups})
+	st, err := directory.NewState(directory.StateConfig{MaxGroups: s.cfg.MaxGroups, MoveSpacing: s.cfg.MoveSpacing})
 	if err != nil {
 		panic(err)
 	}
@@ -905,7 +908,7 @@ func (c *dirClient) finish(known bool, rep directory.Reply) {
 				panic(fmt.Sprintf("sim: a lookup's answer does not decode: %v: %q", err, rep.Data))
 			}
 			if f.Found {
-				call.Op.Code, call.Op.GotQoS, call.Op.Group = check.DirOK, f.Topic.QoS, f.Topic.Group
+				call.Op.Code, call.Op.GotQoS, call.Op.Group, call.Op.Moves = check.DirOK, f.Topic.QoS, f.Topic.Group, f.Topic.Moves
 			} else {
 				call.Op.Code = check.DirUnknown
 			}
@@ -915,7 +918,7 @@ func (c *dirClient) finish(known bool, rep directory.Reply) {
 				panic(fmt.Sprintf("sim: a result does not decode: %v", err))
 			}
 			call.Result = r
-			call.Op.GotQoS, call.Op.Group = r.QoS, r.Group
+			call.Op.GotQoS, call.Op.Group, call.Op.Moves = r.QoS, r.Group, r.Moves
 			switch r.Code {
 			case directory.CodeOK:
 				call.Op.Code = check.DirOK

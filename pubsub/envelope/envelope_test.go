@@ -35,3 +35,39 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestMarkerRoundTrip(t *testing.T) {
+	for _, m := range []Marker{{"a", 1, Prepare}, {"prices", 1 << 40, Ready}, {"", 0, Switch}, {"é", 3, End}} {
+		got, ok := DecodeMarker(EncodeMarker(m))
+		if !ok || got != m {
+			t.Errorf("%+v: got %+v %v", m, got, ok)
+		}
+		if _, _, err := Decode(EncodeMarker(m)); err == nil {
+			t.Errorf("%+v decodes as an event", m)
+		}
+		if _, ok := DecodeMarker(Encode(m.Topic, nil)); ok {
+			t.Errorf("an event of %q decodes as a marker", m.Topic)
+		}
+	}
+	for _, b := range [][]byte{nil, {}, {2}, {2, 0, 1}, {2, 0, 1, 0}, {2, 0, 1, 5}, {2, 0, 0x80, 0, 1}, {2, 1, 'a', 1, 1, 0}, {2, 1, 0xff, 1, 1}} {
+		if m, ok := DecodeMarker(b); ok {
+			t.Errorf("%x decodes as %+v", b, m)
+		}
+	}
+}
+
+// FuzzDecodeMarker checks that the marker decoder never panics, and that
+// what it accepts encodes back to the same bytes.
+func FuzzDecodeMarker(f *testing.F) {
+	f.Add(EncodeMarker(Marker{"prices", 1, Switch}))
+	f.Add([]byte{2, 0, 0, 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, ok := DecodeMarker(b)
+		if !ok {
+			return
+		}
+		if again := EncodeMarker(m); !bytes.Equal(again, b) {
+			t.Fatalf("%x decodes to %+v, which encodes to %x", b, m, again)
+		}
+	})
+}

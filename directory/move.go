@@ -1,0 +1,194 @@
+package directory
+
+import (
+	"maps"
+	"slices"
+)
+
+// Moves. A topic placed when few clients had said what they want may
+// later cost its group's members many unsolicited events. After a command
+// changes who publishes or subscribes to a topic, Apply considers moving
+// that topic, or another topic of its group, to another group of the same
+// QoS (or to a free one) when that lowers the predicted waste (see Waste:
+// each topic counts at rate 1) by at least MoveMinGain and by a tenth of
+// the waste of the two groups concerned. Moves are rare and bounded: at
+// most one every MoveSpacing log entries, none of a topic that moved in
+// the last 4 × MoveSpacing entries or whose last move is not finished, and
+// only among the topics of groups of at most MaxMoveCandidates topics.
+//
+// A move is finished when each client that published the topic when it
+// moved has said it switched (MoveDone) or withdrew. Clients carry the
+// topic's guarantees across the move (package pubsub): a publisher sends a
+// switch marker in the old group, then publishes in the new one; a
+// subscriber delivers the old group's events of the topic until it has
+// every publisher's marker (or the publisher has left the old group),
+// then the new group's.
+const (
+	// DefaultMoveSpacing is StateConfig.MoveSpacing when it is 0.
+	DefaultMoveSpacing = 16
+	// MaxMoveSpacing bounds StateConfig.MoveSpacing.
+	MaxMoveSpacing = 1 << 20
+	// MaxMoveCandidates bounds the topics of a group that Apply considers
+	// moving; in a larger group, only the topic the command named.
+	MaxMoveCandidates = 64
+	// MoveMinGain is the least drop of predicted waste that makes a move
+	// worth its two view changes.
+	MoveMinGain = 2
+)
+
+// Move asks for Topic to move to Group, which must carry the topic's QoS
+// or be free. The topic's last move must be finished.
+type Move struct {
+	Topic string
+	Group string
+}
+
+// MoveDone says the client, a publisher of Topic, has switched to the
+// group of the topic's move number Moves (Result.Moves): it sent its
+// switch marker in the old group and publishes in the new one.
+type MoveDone struct {
+	Topic string
+	Moves uint64
+}
+
+func (Move) opcode() byte     { return opMove }
+func (MoveDone) opcode() byte { return opMoveDone }
+
+// moveCommand applies an operator's Move.
+func (s *State) moveCommand(m Move) Result {
+	t, r := s.topic(m.Topic)
+	if r != nil {
+		return *r
+	}
+	b, ok := s.groupIndex(m.Group)
+	switch {
+	case !ok:
+		return fail(CodeBadCommand, "no group %q: the groups are g0 to g%d", m.Group, len(s.groups)-1)
+	case b == t.group:
+		return fail(CodeBadCommand, "topic %q is in group %s already", m.Topic, m.Group)
+	case s.groups[b].qos != "" && s.groups[b].qos != t.qos:
+		cur := s.qos[s.groups[b].qos]
+		return fail(CodeBadCommand, "group %s carries QoS %s (hash %s); topic %q has QoS %s",
+			m.Group, cur.name, cur.hash, m.Topic, s.qos[t.qos].name)
+	case len(t.pending) > 0:
+		return fail(CodeBadCommand, "topic %q is still moving from %s to %s: %d publishers have not switched yet",
+			m.Topic, groupName(t.from), groupName(t.group), len(t.pending))
+	}
+	s.move(m.Topic, b)
+	return s.topicResult(t)
+}
+
+// move moves topic name to group b.
+func (s *State) move(name string, b int) {
+	t := s.topics[name]
+	ga, gb := &s.groups[t.group], &s.groups[b]
+	delete(ga.topics, name)
+	gb.topics[name] = struct{}{}
+	if gb.qos == "" {
+		gb.qos = t.qos
+	}
+	for c := range t.pubs {
+		shift(ga.pubs, gb.pubs, c)
+	}
+	for c := range t.subs {
+		shift(ga.subs, gb.subs, c)
+	}
+	t.from, t.group = t.group, b
+	t.moves++
+	t.at = s.applied
+	t.switching = maps.Clone(t.pubs)
+	t.following = maps.Clone(t.subs)
+	t.pending = maps.Clone(t.pubs)
+	s.lastMove = s.applied
+}
+
+// shift moves one count of client c from one group's counts to another's.
+func shift(from, to map[string]int, c string) {
+	if from[c]--; from[c] <= 0 {
+		delete(from, c)
+	}
+	to[c]++
+}
+
+// consider moves a topic of the group of topic name if that lowers the
+// predicted waste enough, within the bounds above.
+func (s *State) consider(name string) {
+	if s.cfg.MoveSpacing < 0 || s.lastMove != 0 && s.applied < s.lastMove+uint64(s.cfg.MoveSpacing) {
+		return
+	}
+	t := s.topics[name]
+	a := t.group
+	cands := []string{name}
+	if len(s.groups[a].topics) <= MaxMoveCandidates {
+		cands = slices.Sorted(maps.Keys(s.groups[a].topics))
+	}
+	var targets []int
+	free := false
+	for i, g := range s.groups {
+		switch {
+		case i == a:
+		case g.qos == t.qos:
+			targets = append(targets, i)
+		case g.qos == "" && !free:
+			free = true
+			targets = append(targets, i)
+		}
+	}
+	if len(targets) == 0 {
+		return
+	}
+	wa := s.groupWaste(s.groups[a].topics, "", "")
+	bestGain, bestX, bestB := 0, "", -1
+	for _, x := range cands {
+		xt := s.topics[x]
+		if len(xt.pending) > 0 || xt.moves > 0 && s.applied < xt.at+4*uint64(s.cfg.MoveSpacing) {
+			continue
+		}
+		waNo := s.groupWaste(s.groups[a].topics, x, "")
+		for _, b := range targets {
+			wb := s.groupWaste(s.groups[b].topics, "", "")
+			wbWith := s.groupWaste(s.groups[b].topics, "", x)
+			gain := wa + wb - waNo - wbWith
+			if gain >= MoveMinGain && 10*gain >= wa+wb && gain > bestGain {
+				bestGain, bestX, bestB = gain, x, b
+			}
+		}
+	}
+	if bestB >= 0 {
+		s.move(bestX, bestB)
+	}
+}
+
+// groupWaste is the predicted waste of a group holding topics, without
+// topic minus and with topic plus (either may be empty), every topic at
+// rate 1: Σ_t |members \ interested(t)|, where the members are the clients
+// interested in any of its topics.
+func (s *State) groupWaste(topics map[string]struct{}, minus, plus string) int {
+	members := map[string]struct{}{}
+	n, interested := 0, 0
+	add := func(name string) {
+		t := s.topics[name]
+		n++
+		for c := range t.pubs {
+			members[c] = struct{}{}
+		}
+		for c := range t.subs {
+			members[c] = struct{}{}
+		}
+		interested += len(t.pubs) + len(t.subs)
+		for c := range t.subs {
+			if _, ok := t.pubs[c]; ok {
+				interested--
+			}
+		}
+	}
+	for name := range topics {
+		if name != minus {
+			add(name)
+		}
+	}
+	if plus != "" {
+		add(plus)
+	}
+	return n*len(members) - interested
+}
