@@ -84,6 +84,16 @@ hang  SIGSTOP (detected by heartbeat silence)      p50   504.20 ms   p99   506.0
 	}
 }
 
+// TestAlternate checks that rounds alternate which side goes first.
+func TestAlternate(t *testing.T) {
+	xs := []string{"c", "o", "cf", "of"}
+	for r, want := range []string{"c o cf of", "o c of cf", "c o cf of"} {
+		if got := strings.Join(alternate(xs, r), " "); got != want {
+			t.Errorf("round %d: %s, want %s", r, got, want)
+		}
+	}
+}
+
 // TestSpreadAndRatio checks the summary's arithmetic.
 func TestSpreadAndRatio(t *testing.T) {
 	lo, mid, hi := spread([]float64{3, 1, 2})

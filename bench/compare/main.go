@@ -175,13 +175,7 @@ func run(w io.Writer, o options) ([]round, error) {
 				func() error { return measureConclaveFailover(w, o, r) },
 				func() error { return measureOthersFailover(w, o, r) })
 		}
-		if i%2 == 1 {
-			// B A: the others first, in throughput and in failover.
-			for k := 0; k+1 < len(blocks); k += 2 {
-				blocks[k], blocks[k+1] = blocks[k+1], blocks[k]
-			}
-		}
-		for _, b := range blocks {
+		for _, b := range alternate(blocks, i) {
 			if err := b(); err != nil {
 				return rounds, err
 			}
@@ -190,6 +184,18 @@ func run(w io.Writer, o options) ([]round, error) {
 	}
 	summarize(w, rounds)
 	return rounds, nil
+}
+
+// alternate returns the pairs of xs (conclave, the others) in their
+// order in even rounds and swapped in odd ones: A B, B A, A B, …
+func alternate[T any](xs []T, round int) []T {
+	xs = slices.Clone(xs)
+	if round%2 == 1 {
+		for k := 0; k+1 < len(xs); k += 2 {
+			xs[k], xs[k+1] = xs[k+1], xs[k]
+		}
+	}
+	return xs
 }
 
 func measureConclave(w io.Writer, o options, r round) error {
