@@ -103,6 +103,16 @@ func TestSpreadAndRatio(t *testing.T) {
 	if got := ratio(0.0005); got != "1/2000" {
 		t.Errorf("ratio(0.0005) = %s", got)
 	}
+	for v, want := range map[float64]string{0.0052: "5.2 µs", 0.042: "42.0 µs", 0.105: "0.105 ms", 19.7: "19.7 ms", 5140: "5.14 s"} {
+		if got := format(tcpRTTFig, v); got != want {
+			t.Errorf("format(%v ms) = %s, want %s", v, got, want)
+		}
+	}
+	for v, want := range map[float64]string{950: "950/s", 32900: "32.9k/s", 1.2e6: "1.20M/s"} {
+		if got := format(tcpFloor, v); got != want {
+			t.Errorf("format(%v/s) = %s, want %s", v, got, want)
+		}
+	}
 	if got := ratio(3.91); got != "3.91" {
 		t.Errorf("ratio(3.91) = %s", got)
 	}

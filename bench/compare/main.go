@@ -135,6 +135,8 @@ func format(f figure, v float64) string {
 			return fmt.Sprintf("%.2f s", v/1000)
 		case v >= 10:
 			return fmt.Sprintf("%.1f ms", v)
+		case v < 0.1:
+			return fmt.Sprintf("%.1f µs", v*1000)
 		}
 		return fmt.Sprintf("%.3f ms", v)
 	}
