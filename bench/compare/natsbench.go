@@ -376,6 +376,7 @@ func jetStream(o options, publishers, consumers int) (jsResult, error) {
 				stamp(payload, seq)
 				if _, err := pjs.PublishAsync("async", payload, jetstream.WithStallWait(30*time.Second)); err != nil {
 					pubErr.CompareAndSwap(nil, &err)
+					cancel()
 					return
 				}
 			}
@@ -389,6 +390,9 @@ func jetStream(o options, publishers, consumers int) (jsResult, error) {
 		select {
 		case <-c.first:
 		case <-ctx.Done():
+			if err := pubErr.Load(); err != nil {
+				return r, *err
+			}
 			return r, errors.New("a consumer received nothing")
 		}
 	}

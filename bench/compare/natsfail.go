@@ -150,8 +150,9 @@ func (p *procCluster) kill(i int) (time.Time, error) {
 func (p *procCluster) Close() {
 	for i, c := range p.cmds {
 		if c != nil {
-			p.stdins[i].Close()
+			c.Process.Kill()
 			c.Wait()
+			p.stdins[i].Close()
 		}
 	}
 	os.RemoveAll(p.dir)
