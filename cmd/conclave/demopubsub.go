@@ -51,6 +51,7 @@ const (
 	demoKilledPub  = "pub-prices"
 	demoKilledSub  = "sub-quant"
 	demoLateSub    = "sub-late"
+	demoMoved      = "orders.eu"
 	demoMaxGroups  = 4
 	demoEventEvery = 4 * time.Millisecond // one event of some topic, per publisher
 )
@@ -217,6 +218,14 @@ func (d *pubsubDemo) run(bin string) error {
 	if err := d.startSubscribers(ctx, func(cl demoClient) bool { return cl.name == demoLateSub }); err != nil {
 		return err
 	}
+	time.Sleep(d.pace)
+
+	step("move " + demoMoved + " to another group of its QoS while it flows (as conclave move does): its publisher and subscribers follow")
+	from, to, err := d.moveTopic(ctx, demoMoved)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("   %s: %s -> %s\n", demoMoved, from, to)
 	time.Sleep(d.pace)
 
 	step("SIGKILL subscriber " + demoKilledSub)
@@ -413,6 +422,39 @@ func (d *pubsubDemo) waitCaughtUp(ctx context.Context) error {
 	return nil
 }
 
+// moveTopic moves topic to another group of its QoS, the one with the
+// fewest topics, and returns where it was and where it went.
+func (d *pubsubDemo) moveTopic(ctx context.Context, topic string) (from, to string, err error) {
+	dc, err := dirclient.New(dirclient.Config{Replicas: d.c.Addrs()[:demoReplicas], Key: d.key, Name: "demo-operator"})
+	if err != nil {
+		return "", "", err
+	}
+	defer dc.Close()
+	l, err := dc.List(ctx)
+	if err != nil {
+		return "", "", fmt.Errorf("listing the directory: %w", err)
+	}
+	var qos string
+	for _, t := range l.Topics {
+		if t.Topic == topic {
+			from, qos = t.Group, t.QoS
+		}
+	}
+	fewest := 0
+	for _, g := range l.Groups {
+		if g.Name != from && g.QoS == qos && (to == "" || len(g.Topics) < fewest) {
+			to, fewest = g.Name, len(g.Topics)
+		}
+	}
+	if to == "" {
+		return "", "", fmt.Errorf("no other group carries %s's QoS %s", topic, qos)
+	}
+	if _, err := dc.Move(ctx, topic, to); err != nil {
+		return "", "", fmt.Errorf("moving %s to %s: %w", topic, to, err)
+	}
+	return from, to, nil
+}
+
 // list reads the directory's topics and groups.
 func (d *pubsubDemo) list(ctx context.Context) (listing, error) {
 	dc, err := dirclient.New(dirclient.Config{Replicas: d.c.Addrs()[:demoReplicas], Key: d.key, Name: "demo"})
@@ -573,6 +615,37 @@ func (d *pubsubDemo) summary(events []eventlog.Event, l listing) int {
 			delivered[g], filtered[g], waste)
 	}
 	tw.Flush()
+
+	fmt.Println("\n== moves: topics the directory moved to groups of less waste, and the one moved by hand")
+	type move struct {
+		topic, from, to string
+		moves           int
+	}
+	var order []move
+	who := map[move][]string{}
+	for _, e := range events {
+		if e.Ev != eventlog.PSMove {
+			continue
+		}
+		n, _ := e.Int(eventlog.FieldMoves)
+		mv := move{e.Str(eventlog.FieldTopic), e.Str(eventlog.FieldPrev), e.Str(eventlog.FieldGroup), n}
+		if _, ok := who[mv]; !ok {
+			order = append(order, mv)
+		}
+		r := e.Str(eventlog.FieldResult)
+		if r == "switched" {
+			r = ""
+		} else {
+			r = " (" + r + ")"
+		}
+		who[mv] = append(who[mv], e.Node+r)
+	}
+	if len(order) == 0 {
+		fmt.Println("  none")
+	}
+	for _, mv := range order {
+		fmt.Printf("  %s: %s -> %s (move %d); switched: %s\n", mv.topic, mv.from, mv.to, mv.moves, strings.Join(who[mv], ", "))
+	}
 
 	fmt.Println("\n== properties checked on the merged log")
 	verdict := func(name string, vs []check.Violation) {

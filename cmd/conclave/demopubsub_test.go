@@ -7,8 +7,9 @@ import (
 )
 
 // TestDemoPubSub runs "conclave demo pubsub" as a user would: it must end
-// with status 0, every verdict a pass, and the late subscriber must have
-// events.
+// with status 0, every verdict a pass; the late subscriber must have
+// events, and the topic moved by hand must have its publisher and
+// subscribers switch groups.
 func TestDemoPubSub(t *testing.T) {
 	out, err := exec.Command(conclaveBinary(t), "demo", "pubsub", "--quiet", "--pace", "300ms", "--out", t.TempDir()).CombinedOutput()
 	s := string(out)
@@ -27,6 +28,15 @@ func TestDemoPubSub(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("the demo's output has no %q:\n%s", want, s)
 		}
+	}
+	moved := false
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "orders.eu: ") && strings.Contains(l, "switched:") {
+			moved = strings.Contains(l, "pub-orders") && strings.Contains(l, "sub-eu") && strings.Contains(l, "sub-late")
+		}
+	}
+	if !moved {
+		t.Errorf("orders.eu's publisher and subscribers did not all switch groups:\n%s", s)
 	}
 	if strings.Contains(s, "FAIL") {
 		t.Errorf("a check failed:\n%s", s)

@@ -41,6 +41,8 @@ func runDirectory(args []string) error {
 	httpAddr := fs.String("http", "", "address for the status endpoint, GET /status (empty: none)")
 	logDir := fs.String("log-dir", "conclave-logs", "directory for the event log dir-<id>.jsonl (empty: no log)")
 	tick := fs.Duration("tick", directory.DefaultTick, "Raft's tick: heartbeats go every tick, elections time out after 10 to 20 ticks")
+	moveSpacing := fs.Int("move-spacing", directory.DefaultMoveSpacing, "the least log entries between two moves of topics to groups of less waste "+
+		"the directory decides itself (negative: none; conclave move still moves); every replica must use the same")
 	eventsFD := eventsFlag(fs)
 	keys := addKeyFlags(fs)
 	if err := parse(fs, args); err != nil {
@@ -60,7 +62,7 @@ func runDirectory(args []string) error {
 	if err := positive("tick", *tick); err != nil {
 		return err
 	}
-	scfg := directory.StateConfig{MaxGroups: *maxGroups}
+	scfg := directory.StateConfig{MaxGroups: *maxGroups, MoveSpacing: *moveSpacing}
 	if err := scfg.Validate(); err != nil {
 		return usagef("--max-groups: %v", err)
 	}
@@ -260,6 +262,45 @@ func runTopics(args []string) error {
 	return nil
 }
 
+func runMove(args []string) error {
+	fs := newFlags("move", "move --directory A0,A1,A2 --topic T --group G [flags]")
+	dir := fs.String("directory", "", "comma-separated host:port of the directory's replicas, in id order (required)")
+	cluster := fs.String("cluster", dirnode.DefaultCluster, "the directory's name")
+	topic := fs.String("topic", "", "the topic to move (required)")
+	group := fs.String("group", "", "the group to move it to: one of its QoS, or a free one (required)")
+	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long without an answer from a majority")
+	keys := addKeyFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usagef("unexpected argument %q", fs.Arg(0))
+	case *dir == "":
+		return usagef("--directory is required: the host:port of the directory's replicas")
+	case *topic == "":
+		return usagef("--topic is required: the topic to move")
+	case *group == "":
+		return usagef("--group is required: the group to move the topic to")
+	}
+	if err := positive("timeout", *timeout); err != nil {
+		return err
+	}
+	c, err := newDirClient(*dir, *cluster, keys)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	r, err := c.Move(ctx, *topic, *group)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("topic %s: moved from %s to %s (move %d); its clients follow it\n", *topic, r.From, r.Group, r.Moves)
+	return nil
+}
+
 // newDirClient returns a client of the directory at the comma-separated
 // addresses list.
 func newDirClient(list, cluster string, keys keyFlags) (*dirclient.Client, error) {
@@ -288,17 +329,25 @@ func newDirClient(list, cluster string, keys keyFlags) (*dirclient.Client, error
 // printListing prints the topics and the groups that carry a QoS, with
 // what the clients' reports measured: each topic's events per second and
 // the events delivered and filtered, each group's waste ratio ("-" where
-// nothing was counted).
+// nothing was counted); and the group each topic last moved from, with
+// the publishers yet to switch.
 func printListing(w io.Writer, l directory.Listing) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOPIC\tQOS\tGROUP\tPUBLISHERS\tSUBSCRIBERS\tEVENTS/S\tDELIVERED\tFILTERED")
+	fmt.Fprintln(tw, "TOPIC\tQOS\tGROUP\tPUBLISHERS\tSUBSCRIBERS\tEVENTS/S\tDELIVERED\tFILTERED\tMOVED")
 	for _, t := range l.Topics {
 		rate := "-"
 		if t.Delivered+t.Filtered > 0 {
 			rate = fmt.Sprintf("%.1f", t.Rate)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\n", t.Topic, t.QoS, t.Group, len(t.Publishers), len(t.Subscribers),
-			rate, t.Delivered, t.Filtered)
+		moved := "-"
+		if t.Moves > 0 {
+			moved = "from " + t.From
+			if len(t.Pending) > 0 {
+				moved += fmt.Sprintf(", %d to switch", len(t.Pending))
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%s\n", t.Topic, t.QoS, t.Group, len(t.Publishers), len(t.Subscribers),
+			rate, t.Delivered, t.Filtered, moved)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

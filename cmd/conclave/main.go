@@ -50,6 +50,7 @@ var commands = []command{
 	{"publish", "--directory A,B,C --topic T [--qos Q]", "announce a topic and publish each line of stdin as an event", runPublish},
 	{"subscribe", "--directory A,B,C --topic T [--wait]", "subscribe to topics and print their events as TOPIC> data", runSubscribe},
 	{"topics", "--directory A0,A1,A2", "list the directory's topics and groups", runTopics},
+	{"move", "--directory A0,A1,A2 --topic T --group G", "move a topic to another group of its QoS", runMove},
 	{"demo pubsub", "[--out DIR]", "run a directory, publishers and subscribers on loopback through a scripted failure story", runDemoPubSub},
 	{"demo", "[--n 4] [--out DIR]", "run N peers on loopback through a scripted failure story", runDemo},
 	{"logs merge", "DIR", "merge a run's event logs into DIR/run.jsonl and DIR/run.log", runLogsMerge},

@@ -33,6 +33,7 @@ func TestTopicsPrintsMeasuredWaste(t *testing.T) {
 	do("pub", directory.Contacts{Group: "g0", Addrs: []string{"10.0.0.1:7000", "10.0.0.2:7000"}})
 	do("sub", directory.Report{Millis: 4000, Topics: []directory.TopicCount{{Topic: "a", Delivered: 30}, {Topic: "w", Filtered: 10}}})
 	do("pub", directory.Report{Millis: 4000, Topics: []directory.TopicCount{{Topic: "a", Filtered: 30}, {Topic: "w", Filtered: 10}}})
+	do("op", directory.Move{Topic: "y", Group: "g1"})
 
 	var l directory.Listing
 	if err := json.Unmarshal(s.Query([]byte{directory.QueryList}), &l); err != nil {
@@ -40,16 +41,16 @@ func TestTopicsPrintsMeasuredWaste(t *testing.T) {
 	}
 	var out strings.Builder
 	printListing(&out, l)
-	want := `TOPIC  QOS    GROUP  PUBLISHERS  SUBSCRIBERS  EVENTS/S  DELIVERED  FILTERED
-a      total  g0     1           1            7.5       30         30
-w      total  g0     1           0            2.5       0          20
-x      total  g1     1           0            -         0          0
-y      total  g2     1           0            -         0          0
+	want := `TOPIC  QOS    GROUP  PUBLISHERS  SUBSCRIBERS  EVENTS/S  DELIVERED  FILTERED  MOVED
+a      total  g0     1           1            7.5       30         30        -
+w      total  g0     1           0            2.5       0          20        -
+x      total  g1     1           0            -         0          0         -
+y      total  g1     1           0            -         0          0         from g2, 1 to switch
 
 GROUP  QOS    TOPICS  WASTE  CONTACTS
 g0     total  a w     62.5%  10.0.0.1:7000 10.0.0.2:7000
-g1     total  x       -
-g2     total  y       -
+g1     total  x y     -
+g2     total          -
 0 of 3 groups free
 `
 	if got := trimLines(out.String()); got != want {
