@@ -799,6 +799,9 @@ func (s *Subscription) take(m *member, d delivery) int {
 // sendLocked hands d to the application (logging it if log), or ends s
 // if its buffer is full.
 func (s *Subscription) sendLocked(d delivery, log bool) bool {
+	if s.closed {
+		return false
+	}
 	select {
 	case s.ch <- d.e:
 		if log {
