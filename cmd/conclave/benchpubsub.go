@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/conclave/conclave/dirnode"
 	"github.com/conclave/conclave/group"
 	"github.com/conclave/conclave/host"
+	"github.com/conclave/conclave/layers"
 	"github.com/conclave/conclave/pubsub"
 	"github.com/conclave/conclave/transport"
 )
@@ -41,6 +43,12 @@ type pubsubBench struct {
 // groups of its topics, and a crowd joining a group at once makes its
 // members churn through views.
 const subscribing = 4
+
+// benchPolicy is the directory's placement policy: its default.
+var benchPolicy directory.Policy = directory.FreeThenLeastWaste{}
+
+// policyName is the name of benchPolicy's type, without its package.
+var policyName = strings.TrimPrefix(fmt.Sprintf("%T", benchPolicy), "directory.")
 
 // optimumTopics is the most topics for which the brute-force optimum is
 // computed (directory.BestAssignment).
@@ -64,7 +72,7 @@ func parsePubSubBench(args []string) (pubsubBench, error) {
 	fs.IntVar(&b.subscribers, "subscribers", 50, "subscribers")
 	fs.IntVar(&b.perSubscriber, "per-subscriber", 10, "distinct topics each subscriber takes, drawn by zipf popularity")
 	fs.Float64Var(&b.zipf, "zipf", 1.1, "exponent s of the topics' popularity: the k-th most popular is drawn with probability ∝ (k+1)^-s (above 1)")
-	fs.StringVar(&b.rates, "rates", "uniform", "publish rate per topic: uniform (each publisher publishes to its topics in turn) or zipf (each publisher draws its next topic with the topic's popularity as weight)")
+	fs.StringVar(&b.rates, "rates", "zipf", "publish rate per topic: zipf (each publisher draws its next topic with the topic's popularity as weight) or uniform (each publisher publishes to its topics in turn)")
 	fs.IntVar(&b.size, "size", 1024, "event size in bytes")
 	fs.IntVar(&b.inflight, "inflight", 1, "Publish calls each publisher has in progress at once")
 	fs.DurationVar(&b.duration, "duration", 3*time.Second, "measured time")
@@ -371,8 +379,9 @@ func (b pubsubBench) run(out io.Writer) (res pubsubResult, err error) {
 		inGroups += len(m)
 	}
 	slices.Sort(sizes)
-	fmt.Fprintf(out, "setup: %d announces, one at a time, %.2f s; %d subscriptions, %d subscribers at once, %.2f s; %d groups used, of %d to %d members (%d in all), formed %.2f s later\n",
-		b.topics, announced.Seconds(), b.subscribers*b.perSubscriber, subscribing, subscribed.Seconds(), len(sizes), sizes[0], sizes[len(sizes)-1], inGroups, formed.Seconds())
+	fmt.Fprintf(out, "setup: %d announces, one at a time, %.2f s; %d subscriptions, %d subscribers at once, %.2f s; %d groups used, of %d to %d members (%d in all, sending %.0f heartbeats/s between them), formed %.2f s later\n",
+		b.topics, announced.Seconds(), b.subscribers*b.perSubscriber, subscribing, subscribed.Seconds(), len(sizes), sizes[0], sizes[len(sizes)-1], inGroups,
+		heartbeatRate(listing.Groups, members), formed.Seconds())
 
 	// Publishing.
 	type tally struct {
@@ -556,10 +565,10 @@ func (b pubsubBench) run(out io.Writer) (res pubsubResult, err error) {
 	res.subscribers.predict = predict(subInterest)
 	res.members.predict = predict(interest)
 
+	fmt.Fprintln(out, "delivered, filtered: events handed to, and dropped by, the subscribers, summed over them; publish: from the call until every member has the event")
 	fmt.Fprintf(out, "%12s %12s %12s %12s %12s %12s\n", "delivered/s", "filtered/s", "published/s", "publish p50", "p99", "max")
 	fmt.Fprintf(out, "%12.0f %12.0f %12.0f %9.3f ms %9.3f ms %9.3f ms\n",
 		res.delivered, res.filtered, res.published, ms(res.p50), ms(res.p99), ms(res.max))
-	fmt.Fprintln(out, "delivered/filtered: events handed to / dropped by the subscribers, summed over them; publish: from the call until every member has the event")
 	total := 0
 	for _, n := range published {
 		total += n
@@ -569,7 +578,11 @@ func (b pubsubBench) run(out io.Writer) (res pubsubResult, err error) {
 		note = fmt.Sprintf("NOT every event was counted within %v", b.settle)
 	}
 	fmt.Fprintf(out, "waste ratio, filtered / (delivered + filtered), over the whole run (%d events published, %s):\n", total, note)
-	fmt.Fprintf(out, "%-30s %10s", "", "measured")
+	fmt.Fprintln(out, "  measured: from the clients' pubsub Stats; at every member, a publisher's own events count as delivered")
+	fmt.Fprintln(out, "  predicted by directory.Waste at each topic's rate as published, for:")
+	fmt.Fprintf(out, "  directory: its placement (%s), read back with List; one/QoS: every topic of a QoS in one group;\n", policyName)
+	fmt.Fprintf(out, "  hash: FNV-1a of the topic's name among the groups of its QoS; optimum: directory.BestAssignment (up to %d topics)\n", optimumTopics)
+	fmt.Fprintf(out, "%-20s %10s", "", "measured")
 	for _, p := range psPlacements {
 		fmt.Fprintf(out, " %10s", p)
 	}
@@ -578,7 +591,7 @@ func (b pubsubBench) run(out io.Writer) (res pubsubResult, err error) {
 		name string
 		row  wasteRow
 	}{{"at the subscribers", res.subscribers}, {"at every member", res.members}} {
-		fmt.Fprintf(out, "%-30s %10.4f", r.name, r.row.measured)
+		fmt.Fprintf(out, "%-20s %10.4f", r.name, r.row.measured)
 		for _, v := range r.row.predict {
 			if math.IsNaN(v) {
 				fmt.Fprintf(out, " %10s", "-")
@@ -588,9 +601,28 @@ func (b pubsubBench) run(out io.Writer) (res pubsubResult, err error) {
 		}
 		fmt.Fprintln(out)
 	}
-	fmt.Fprintf(out, "measured: from the clients' pubsub Stats (at every member, a publisher's own events count as delivered); the others are predicted by directory.Waste at each topic's rate as published: directory = the placement it chose (%T), read back with List; one/QoS = all topics of a QoS in one group; hash = FNV-1a of the topic modulo the groups of its QoS (dealt in turn); optimum = directory.BestAssignment (only up to %d topics)\n",
-		directory.FreeThenLeastWaste{}, optimumTopics)
 	return res, nil
+}
+
+// heartbeatRate returns the heartbeats per second that the members of
+// the groups send each other: each member sends one to every other at
+// the interval of its QoS's failure detector.
+func heartbeatRate(groups []directory.GroupInfo, members map[int]map[string]bool) float64 {
+	rate := 0.0
+	for _, g := range groups {
+		i, ok := directory.GroupIndex(g.Name)
+		d, err := layers.Load(g.QoS)
+		if !ok || err != nil {
+			continue
+		}
+		for _, l := range d.Layers {
+			if hb, ok := l.Params["heartbeat"].(time.Duration); ok && l.Kind == "detect" && hb > 0 {
+				m := float64(len(members[i]))
+				rate += m * (m - 1) / hb.Seconds()
+			}
+		}
+	}
+	return rate
 }
 
 // ratio returns filtered / (delivered + filtered), 0 if both are 0.
@@ -635,7 +667,7 @@ func startBenchDirectory(dir string, key transport.Key, groups int) (stop func()
 		addrs = append(addrs, h.Addr())
 	}
 	for i, h := range hosts {
-		st, err := directory.NewState(directory.StateConfig{MaxGroups: groups})
+		st, err := directory.NewState(directory.StateConfig{MaxGroups: groups, Policy: benchPolicy})
 		if err != nil {
 			return nil, nil, err
 		}

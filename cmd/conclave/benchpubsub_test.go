@@ -21,7 +21,7 @@ func TestBenchPubSub(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, line := range []string{"pubsub benchmark: 6 topics (3 vsync, 3 total), at most 3 groups, 2 publishers", "\nsetup: 6 announces",
-		"\n delivered/s   filtered/s  published/s  publish p50", "optimum\nat the subscribers ", "\nat every member "} {
+		"\n delivered/s   filtered/s  published/s  publish p50", "optimum\nat the subscribers", "\nat every member "} {
 		if !strings.Contains(out.String(), line) {
 			t.Errorf("no %q in the output", line)
 		}
