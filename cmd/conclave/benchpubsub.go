@@ -9,11 +9,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/conclave/conclave/dirclient"
@@ -409,12 +411,15 @@ func (b pubsubBench) run(out io.Writer) (res pubsubResult, err error) {
 		}
 		return out
 	}
+	var cpu0, cpu1 time.Duration
 	var snaps sync.WaitGroup
 	snaps.Go(func() {
 		time.Sleep(time.Until(start))
 		startStats = append(startStats, snap())
+		cpu0 = cpuTime()
 		time.Sleep(time.Until(end))
 		endStats = append(endStats, snap())
+		cpu1 = cpuTime()
 	})
 	var failed atomic.Bool
 	for i, ps := range pubs {
@@ -577,6 +582,7 @@ func (b pubsubBench) run(out io.Writer) (res pubsubResult, err error) {
 	fmt.Fprintf(out, "%12s %12s %12s %12s %12s %12s\n", "delivered/s", "filtered/s", "published/s", "publish p50", "p99", "max")
 	fmt.Fprintf(out, "%12.0f %12.0f %12.0f %9.3f ms %9.3f ms %9.3f ms\n",
 		res.delivered, res.filtered, res.published, ms(res.p50), ms(res.p99), ms(res.max))
+	fmt.Fprintf(out, "this process used %.2f cores (user and system time) over the measured time, of %d\n", (cpu1-cpu0).Seconds()/b.duration.Seconds(), runtime.NumCPU())
 	total := 0
 	for _, n := range published {
 		total += n
@@ -631,6 +637,15 @@ func heartbeatRate(groups []directory.GroupInfo, members map[int]map[string]bool
 		}
 	}
 	return rate
+}
+
+// cpuTime returns the user and system time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // ratio returns filtered / (delivered + filtered), 0 if both are 0.
