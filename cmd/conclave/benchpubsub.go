@@ -26,6 +26,7 @@ import (
 	"github.com/conclave/conclave/host"
 	"github.com/conclave/conclave/layers"
 	"github.com/conclave/conclave/pubsub"
+	"github.com/conclave/conclave/stack"
 	"github.com/conclave/conclave/transport"
 )
 
@@ -72,7 +73,7 @@ func parsePubSubBench(args []string) (pubsubBench, error) {
 	fs.IntVar(&b.groups, "groups", defaultMaxGroups, "the most groups the directory hands out (above the number of shipped QoS)")
 	fs.IntVar(&b.publishers, "publishers", 4, "publishers: topic i is announced by publisher i mod N")
 	fs.IntVar(&b.subscribers, "subscribers", 50, "subscribers")
-	fs.IntVar(&b.perSubscriber, "per-subscriber", 10, "distinct topics each subscriber takes, drawn by zipf popularity")
+	fs.IntVar(&b.perSubscriber, "per-subscriber", 5, "distinct topics each subscriber takes, drawn by zipf popularity")
 	fs.Float64Var(&b.zipf, "zipf", 1.1, "exponent s of the topics' popularity: the k-th most popular is drawn with probability ∝ (k+1)^-s (above 1)")
 	fs.StringVar(&b.rates, "rates", "zipf", "publish rate per topic: zipf (each publisher draws its next topic with the topic's popularity as weight) or uniform (each publisher publishes to its topics in turn)")
 	fs.IntVar(&b.size, "size", 1024, "event size in bytes")
@@ -204,6 +205,9 @@ type pubsubResult struct {
 	subscribers, members           wasteRow
 	// settled says every member counted every event of its groups.
 	settled bool
+	// viewsChanged counts the groups whose view changed while events
+	// were published.
+	viewsChanged int
 }
 
 // run runs the benchmark and prints its figures to out.
@@ -329,7 +333,7 @@ func (b pubsubBench) run(out io.Writer) (res pubsubResult, err error) {
 		})
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := firstErrors(errs, 3); err != nil {
 		return res, err
 	}
 	subscribed := time.Since(t0)
@@ -357,15 +361,20 @@ func (b pubsubBench) run(out io.Writer) (res pubsubResult, err error) {
 
 	// Every publisher waits, in each of its groups, for every member.
 	t0 = time.Now()
-	errs = make([]error, b.publishers)
+	reps := make([][]*pubsub.Publisher, b.publishers) // one per group
 	for i, ps := range pubs {
-		wg.Go(func() {
-			seen := map[string]bool{}
-			for _, p := range ps {
-				if seen[p.Group()] {
-					continue
-				}
+		seen := map[string]bool{}
+		for _, p := range ps {
+			if !seen[p.Group()] {
 				seen[p.Group()] = true
+				reps[i] = append(reps[i], p)
+			}
+		}
+	}
+	errs = make([]error, b.publishers)
+	for i := range reps {
+		wg.Go(func() {
+			for _, p := range reps[i] {
 				g, _ := directory.GroupIndex(p.Group())
 				wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
 				err := p.WaitMembers(wctx, len(members[g]))
@@ -378,8 +387,14 @@ func (b pubsubBench) run(out io.Writer) (res pubsubResult, err error) {
 		})
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := firstErrors(errs, 3); err != nil {
 		return res, err
+	}
+	views := map[*pubsub.Publisher]stack.ViewID{}
+	for _, ps := range reps {
+		for _, p := range ps {
+			views[p] = p.View().ID
+		}
 	}
 	formed := time.Since(t0)
 	sizes := make([]int, 0, len(members))
@@ -453,6 +468,13 @@ func (b pubsubBench) run(out io.Writer) (res pubsubResult, err error) {
 	}
 	wg.Wait()
 	snaps.Wait()
+	changed := map[string]bool{} // groups whose view changed at a publisher
+	for p, id := range views {
+		if p.View().ID != id {
+			changed[p.Group()] = true
+		}
+	}
+	res.viewsChanged = len(changed)
 	var lat []time.Duration
 	published := map[string]int{}
 	for _, tl := range tallies {
@@ -591,6 +613,9 @@ func (b pubsubBench) run(out io.Writer) (res pubsubResult, err error) {
 	if !settled {
 		note = fmt.Sprintf("NOT every event was counted within %v", b.settle)
 	}
+	if res.viewsChanged > 0 {
+		note += fmt.Sprintf("; the view of %d groups changed while publishing, so some members missed events", res.viewsChanged)
+	}
 	fmt.Fprintf(out, "waste ratio, filtered / (delivered + filtered), over the whole run (%d events published, %s):\n", total, note)
 	fmt.Fprintln(out, "  measured: from the clients' pubsub Stats; at every member, a publisher's own events count as delivered")
 	fmt.Fprintln(out, "  predicted by directory.Waste at each topic's rate as published, for:")
@@ -637,6 +662,21 @@ func heartbeatRate(groups []directory.GroupInfo, members map[int]map[string]bool
 		}
 	}
 	return rate
+}
+
+// firstErrors joins the first n errors of errs that are not nil, and
+// says how many more there are.
+func firstErrors(errs []error, n int) error {
+	var out []error
+	for _, err := range errs {
+		if err != nil {
+			out = append(out, err)
+		}
+	}
+	if len(out) > n {
+		out = append(out[:n], fmt.Errorf("and %d more", len(out)-n))
+	}
+	return errors.Join(out...)
 }
 
 // cpuTime returns the user and system time this process has used.
