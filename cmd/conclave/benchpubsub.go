@@ -53,6 +53,13 @@ var benchPolicy directory.Policy = directory.FreeThenLeastWaste{}
 // policyName is the name of benchPolicy's type, without its package.
 var policyName = strings.TrimPrefix(fmt.Sprintf("%T", benchPolicy), "directory.")
 
+// benchDirTick is the directory's Raft tick: elections time out after 10
+// to 20 ticks. The replicas share this process with every group member,
+// whose heartbeats keep its goroutines busy; at the default tick, a
+// replica that waits its turn for 200 ms runs the ticks it missed before
+// it reads the messages waiting for it, and calls an election.
+const benchDirTick = 100 * time.Millisecond
+
 // optimumTopics is the most topics for which the brute-force optimum is
 // computed (directory.BestAssignment).
 const optimumTopics = 10
@@ -221,7 +228,7 @@ func (b pubsubBench) run(out io.Writer) (res pubsubResult, err error) {
 	}
 	fmt.Fprintf(out, "pubsub benchmark: %d topics (%d vsync, %d total), at most %d groups, %d publishers (topic i by publisher i mod %d), %d subscribers each taking %d topics of zipf popularity (exponent %v), seed %d\n",
 		b.topics, b.topics-nTotal, nTotal, b.groups, b.publishers, b.publishers, b.subscribers, b.perSubscriber, b.zipf, b.seed)
-	fmt.Fprintln(out, "in this process over TCP on loopback: 3 directory replicas (dirnode, bbolt stores syncing every write) and every publisher and subscriber a pubsub.Client with its own listener")
+	fmt.Fprintf(out, "in this process over TCP on loopback: 3 directory replicas (dirnode, bbolt stores syncing every write, Raft tick %v) and every publisher and subscriber a pubsub.Client with its own listener\n", benchDirTick)
 	rates := "each publisher publishes to its topics in turn (one rate for all topics of a publisher)"
 	if b.rates == "zipf" {
 		rates = "each publisher draws its next topic with the topic's popularity as weight (rate ∝ (rank+1)^-s, as the subscriptions)"
@@ -407,6 +414,13 @@ func (b pubsubBench) run(out io.Writer) (res pubsubResult, err error) {
 	fmt.Fprintf(out, "setup: %d announces, one at a time, %.2f s; %d subscriptions, %d subscribers at once, %.2f s; %d groups used, of %d to %d members (%d in all, sending %.0f heartbeats/s between them), formed %.2f s later\n",
 		b.topics, announced.Seconds(), b.subscribers*b.perSubscriber, subscribing, subscribed.Seconds(), len(sizes), sizes[0], sizes[len(sizes)-1], inGroups,
 		heartbeatRate(listing.Groups, members), formed.Seconds())
+
+	// What the groups cost with no events: their failure detectors'
+	// heartbeats.
+	idle := min(time.Second, b.duration)
+	c0 := cpuTime()
+	time.Sleep(idle)
+	idleCores := (cpuTime() - c0).Seconds() / idle.Seconds()
 
 	// Publishing.
 	type tally struct {
@@ -604,7 +618,8 @@ func (b pubsubBench) run(out io.Writer) (res pubsubResult, err error) {
 	fmt.Fprintf(out, "%12s %12s %12s %12s %12s %12s\n", "delivered/s", "filtered/s", "published/s", "publish p50", "p99", "max")
 	fmt.Fprintf(out, "%12.0f %12.0f %12.0f %9.3f ms %9.3f ms %9.3f ms\n",
 		res.delivered, res.filtered, res.published, ms(res.p50), ms(res.p99), ms(res.max))
-	fmt.Fprintf(out, "this process used %.2f cores (user and system time) over the measured time, of %d\n", (cpu1-cpu0).Seconds()/b.duration.Seconds(), runtime.NumCPU())
+	fmt.Fprintf(out, "this process used %.2f of the %d cores (user and system time) over the measured time, and %.2f over %v before publishing, with no events\n",
+		(cpu1-cpu0).Seconds()/b.duration.Seconds(), runtime.NumCPU(), idleCores, idle)
 	total := 0
 	for _, n := range published {
 		total += n
@@ -739,7 +754,7 @@ func startBenchDirectory(dir string, key transport.Key, groups int) (stop func()
 			return nil, nil, err
 		}
 		stores = append(stores, s)
-		srv, err := dirnode.Start(dirnode.Config{ID: i, Peers: addrs, Store: s, App: st, Host: h})
+		srv, err := dirnode.Start(dirnode.Config{ID: i, Peers: addrs, Store: s, App: st, Host: h, Tick: benchDirTick})
 		if err != nil {
 			return nil, nil, fmt.Errorf("replica %d: %w", i, err)
 		}
