@@ -80,7 +80,7 @@ func parsePubSubBench(args []string) (pubsubBench, error) {
 	fs.IntVar(&b.groups, "groups", defaultMaxGroups, "the most groups the directory hands out (above the number of shipped QoS)")
 	fs.IntVar(&b.publishers, "publishers", 4, "publishers: topic i is announced by publisher i mod N")
 	fs.IntVar(&b.subscribers, "subscribers", 50, "subscribers")
-	fs.IntVar(&b.perSubscriber, "per-subscriber", 5, "distinct topics each subscriber takes, drawn by zipf popularity")
+	fs.IntVar(&b.perSubscriber, "per-subscriber", 3, "distinct topics each subscriber takes, drawn by zipf popularity")
 	fs.Float64Var(&b.zipf, "zipf", 1.1, "exponent s of the topics' popularity: the k-th most popular is drawn with probability ∝ (k+1)^-s (above 1)")
 	fs.StringVar(&b.rates, "rates", "zipf", "publish rate per topic: zipf (each publisher draws its next topic with the topic's popularity as weight) or uniform (each publisher publishes to its topics in turn)")
 	fs.IntVar(&b.size, "size", 1024, "event size in bytes")
