@@ -81,7 +81,7 @@ func parsePubSubBench(args []string) (pubsubBench, error) {
 	fs.IntVar(&b.publishers, "publishers", 4, "publishers: topic i is announced by publisher i mod N")
 	fs.IntVar(&b.subscribers, "subscribers", 50, "subscribers")
 	fs.IntVar(&b.perSubscriber, "per-subscriber", 3, "distinct topics each subscriber takes, drawn by zipf popularity")
-	fs.Float64Var(&b.zipf, "zipf", 1.1, "exponent s of the topics' popularity: the k-th most popular is drawn with probability ∝ (k+1)^-s (above 1)")
+	fs.Float64Var(&b.zipf, "zipf", 1.1, "exponent s of the topics' popularity, above 1: the topic of rank k (0 the most popular) has weight (k+1)^-s")
 	fs.StringVar(&b.rates, "rates", "zipf", "publish rate per topic: zipf (each publisher draws its next topic with the topic's popularity as weight) or uniform (each publisher publishes to its topics in turn)")
 	fs.IntVar(&b.size, "size", 1024, "event size in bytes")
 	fs.IntVar(&b.inflight, "inflight", 1, "Publish calls each publisher has in progress at once")
@@ -233,7 +233,7 @@ func (b pubsubBench) run(out io.Writer) (res pubsubResult, err error) {
 	if b.rates == "zipf" {
 		rates = "each publisher draws its next topic with the topic's popularity as weight (rate ∝ (rank+1)^-s, as the subscriptions)"
 	}
-	fmt.Fprintf(out, "traffic: %d-byte events; %s, %d Publish call(s) at once; %v measured after %v of warm-up\n",
+	fmt.Fprintf(out, "traffic: %d-byte events; %s, %d Publish call(s) at once per publisher; %v measured after %v of warm-up\n",
 		b.size, rates, b.inflight, b.duration, b.warmup)
 
 	ctx, cancel := context.WithCancel(context.Background())
