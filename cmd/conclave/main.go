@@ -56,7 +56,7 @@ var commands = []command{
 	{"bench failover", "[--n 4] [--mode crash|hang|both]", "measure failover time with real processes", runBenchFailover},
 	{"bench directory", "[--replicas 3] [--runs 20]", "measure the directory's announces and failover", runBenchDirectory},
 	{"bench group", "[--members 4] [--size 1024]", "measure a group's throughput and latency", runBenchGroup},
-	{"bench pubsub", "[--topics 1000] [--groups 16] [--subscribers 50]", "measure publish/subscribe throughput, latency and waste", runBenchPubSub},
+	{"bench pubsub", "[--topics 1000] [--subscribers 50]", "measure publish/subscribe throughput, latency and waste", runBenchPubSub},
 }
 
 func main() {
