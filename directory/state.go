@@ -531,12 +531,8 @@ func groupName(i int) string { return "g" + strconv.Itoa(i) }
 
 // groupIndex returns the index of the group called name.
 func (s *State) groupIndex(name string) (int, bool) {
-	digits, ok := strings.CutPrefix(name, "g")
-	if !ok || digits == "" || len(digits) > 1 && digits[0] == '0' || digits[0] == '+' || digits[0] == '-' {
-		return 0, false
-	}
-	i, err := strconv.Atoi(digits)
-	if err != nil || i < 0 || i >= len(s.groups) {
+	i, ok := GroupIndex(name)
+	if !ok || i >= len(s.groups) {
 		return 0, false
 	}
 	return i, true

@@ -3,7 +3,6 @@ package directory_test
 import (
 	"cmp"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -156,13 +155,7 @@ func placeWith(t *testing.T, in instance, groups int, p directory.Policy, spacin
 			t.Fatalf("%s %+v: %+v", e.client, e.op, r)
 		}
 	}
-	out := map[string]int{}
-	for _, name := range in.topics {
-		info, _ := m.s.Lookup(name)
-		var g int
-		fmt.Sscanf(info.Group, "g%d", &g)
-		out[name] = g
-	}
+	out, _, _ := directory.Placement(m.s.Topics())
 	return out
 }
 
@@ -189,13 +182,8 @@ func TestPackingWaste(t *testing.T) {
 			worseThanFewest := 0
 			for range instances {
 				in := newInstance(rng, interleaved)
-				one, hash := map[string]int{}, map[string]int{}
-				for _, name := range in.topics {
-					one[name] = 0
-					h := fnv.New32a()
-					h.Write([]byte(name))
-					hash[name] = int(h.Sum32() % groups)
-				}
+				one := directory.OneGroupPerQoS(in.topics, nil)
+				hash, _ := directory.HashAssignment(in.topics, nil, groups)
 				opt, _, ok := directory.BestAssignment(in.interest, nil, nil, groups)
 				if !ok {
 					t.Fatal("no optimum")

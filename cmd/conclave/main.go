@@ -13,6 +13,7 @@
 //	conclave report DIR                         write DIR/report.html from a run's logs
 //	conclave bench failover [--n 4]             measure failover time with real processes
 //	conclave bench group [--members 4]          measure a group's throughput and latency
+//	conclave bench pubsub [--topics 1000]       measure publish/subscribe throughput and waste
 //
 // Run "conclave COMMAND --help" for the flags of each command. A bad
 // command line exits with status 2 and a sentence saying what is wrong.
@@ -58,6 +59,7 @@ var commands = []command{
 	{"bench failover", "[--n 4] [--mode crash|hang|both]", "measure failover time with real processes", runBenchFailover},
 	{"bench directory", "[--replicas 3] [--runs 20]", "measure the directory's announces and failover", runBenchDirectory},
 	{"bench group", "[--members 4] [--size 1024]", "measure a group's throughput and latency", runBenchGroup},
+	{"bench pubsub", "[--topics 1000] [--subscribers 50]", "measure publish/subscribe throughput, latency and waste", runBenchPubSub},
 }
 
 func main() {
