@@ -99,14 +99,15 @@ type Client struct {
 	host *host.Host
 	dir  *dirclient.Client
 
-	joinMu sync.Mutex // serialises joins and leaves of groups
-	mu     sync.Mutex
-	groups map[string]*member // by group name
-	stats  map[string]*Stats  // by topic
-	pubs   map[*Publisher]struct{}
-	subs   map[*Subscription]struct{}
-	rep    reporter
-	closed bool
+	joinMu  sync.Mutex // serialises joins and leaves of groups
+	mu      sync.Mutex
+	groups  map[string]*member // by group name
+	statsMu sync.Mutex         // taken under a member's mu
+	stats   map[string]*Stats  // by topic; under statsMu
+	pubs    map[*Publisher]struct{}
+	subs    map[*Subscription]struct{}
+	rep     reporter
+	closed  bool
 
 	kick    chan struct{}   // wakes watchMoves
 	ctx     context.Context // ends with Close, and so do moves
@@ -226,8 +227,8 @@ type Stats struct {
 // Stats returns the counts of every topic whose events reached this
 // client.
 func (c *Client) Stats() map[string]Stats {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.statsMu.Lock()
+	defer c.statsMu.Unlock()
 	out := make(map[string]Stats, len(c.stats))
 	for t, s := range c.stats {
 		out[t] = *s
@@ -377,7 +378,7 @@ func (c *Client) release(m *member) {
 
 // count adds to the stats of topic.
 func (c *Client) count(topic string, delivered bool) {
-	c.mu.Lock()
+	c.statsMu.Lock()
 	s := c.stats[topic]
 	if s == nil {
 		s = &Stats{}
@@ -388,7 +389,7 @@ func (c *Client) count(topic string, delivered bool) {
 	} else {
 		s.Filtered++
 	}
-	c.mu.Unlock()
+	c.statsMu.Unlock()
 }
 
 // member is this client's member of one group, shared by every topic of
@@ -443,13 +444,15 @@ func (m *member) dispatch() {
 		m.mu.Lock()
 		m.last = d.View
 		dv := delivery{e: Event{Topic: topic, From: d.From, Data: data}, m: m, view: d.View, seq: d.Seq, order: d.Order}
-		handed, wanted := false, false
-		for _, s := range slices.Clone(m.subs[m.c.route(topic)]) {
+		subs := slices.Clone(m.subs[m.c.route(topic)])
+		// Counted before it is handed over, so that Stats has counted
+		// every event the application has read.
+		m.c.count(topic, len(subs) > 0)
+		handed := false
+		for _, s := range subs {
 			switch s.take(m, dv) {
 			case handed1:
-				handed, wanted = true, true
-			case kept:
-				wanted = true
+				handed = true
 			case gone:
 				m.removeLocked(s, s.Err())
 			}
@@ -458,7 +461,6 @@ func (m *member) dispatch() {
 			m.c.logDeliver(dv)
 		}
 		m.mu.Unlock()
-		m.c.count(topic, wanted)
 	}
 	m.mu.Lock()
 	m.ended = fmt.Errorf("pubsub: group %s ended", m.name)
