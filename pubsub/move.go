@@ -92,7 +92,7 @@ func (m *member) onMarker(from string, mk envelope.Marker) {
 			if s.marks == nil {
 				s.marks = map[string]uint64{}
 			}
-			s.marks[name] = max(s.marks[name], moves)
+			s.marks[from] = max(s.marks[from], moves)
 			s.mu.Unlock()
 			m.check(s)
 		}
@@ -109,7 +109,7 @@ func (m *member) check(s *Subscription) {
 		return
 	}
 	for name := range s.wait {
-		if skipMoveWait.Load() || s.marks[name] >= s.moving || m.viewSet && !hasClient(m.view, name) {
+		if skipMoveWait.Load() || m.viewSet && s.switched(m.view, name) {
 			delete(s.wait, name)
 		}
 	}
@@ -131,6 +131,19 @@ func (m *member) check(s *Subscription) {
 	m.c.logEv(eventlog.PSMove, eventlog.FieldTopic, s.topic, eventlog.FieldGroup, next.name, eventlog.FieldPrev, m.name,
 		eventlog.FieldMoves, s.moves, eventlog.FieldKind, "subscriber", eventlog.FieldResult, "switched")
 	go m.c.release(m)
+}
+
+// switched reports whether every member of client name in view v (none,
+// if it left) has sent switch, or end, for the move s waits for (s.mu
+// held). Members, not names, are asked: a client that restarted under the
+// same name is another member, which has to switch for itself.
+func (s *Subscription) switched(v stack.View, name string) bool {
+	for _, mb := range v.Members {
+		if clientName(mb.ID) == name && s.marks[mb.ID] < s.moving {
+			return false
+		}
+	}
+	return true
 }
 
 // readyFrom records that the subscribers of client name are ready for

@@ -213,3 +213,96 @@ func TestMoveWithoutWaitingIsCaught(t *testing.T) {
 		t.Logf("caught: %v", bad)
 	}
 }
+
+// TestMoveSurvivesPublisherCrash moves a topic whose publishers are one
+// that crashed and one that publishes: the subscriber does not wait for
+// the crashed one once it is out of the old group's view, and gets every
+// event of the other, in order, across the move.
+func TestMoveSurvivesPublisherCrash(t *testing.T) {
+	d := newDirWith(t, directory.StateConfig{MaxGroups: 4, MoveSpacing: -1})
+	ctx := testCtx(t)
+	crashed := d.client(t, "pa1")
+	if _, err := crashed.Announce(ctx, "a", "total"); err != nil {
+		t.Fatal(err)
+	}
+	live, err := d.client(t, "pa2").Announce(ctx, "a", "total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := d.client(t, "other").Announce(ctx, "c", "total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := pc.Group()
+	s, err := d.client(t, "s1").Subscribe(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := live.WaitMembers(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	crashed.Crash()
+	op, err := dirclient.New(dirclient.Config{Replicas: d.addrs, Key: d.key, Network: d.nw, Name: "operator"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	// Read while publishing: the subscription's buffer is bounded.
+	got := make(chan []string, 1)
+	go func() {
+		var evs []string
+		defer func() { got <- evs }()
+		for {
+			select {
+			case e, ok := <-s.Events():
+				if !ok {
+					return
+				}
+				evs = append(evs, string(e.Data))
+				if string(e.Data) == "last" {
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	// Publish while the topic moves, until the live publisher switched
+	// (the directory says so), then ten more and the last.
+	if _, err := op.Move(ctx, "a", to); err != nil {
+		t.Fatal(err)
+	}
+	k, more := 0, -1
+	for more != 0 {
+		if err := live.Publish(ctx, fmt.Appendf(nil, "p-%d", k)); err != nil {
+			t.Fatal(err)
+		}
+		k++
+		if more > 0 {
+			more--
+			continue
+		}
+		f, err := op.Lookup(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(f.Topic.Pending, "pa2") {
+			more = 10
+		}
+	}
+	if err := live.Publish(ctx, []byte("last")); err != nil {
+		t.Fatal(err)
+	}
+	evs := <-got
+	if len(evs) != k+1 || evs[k] != "last" {
+		t.Fatalf("the subscriber got %d events of %d (last %q): it waited for the crashed publisher (%v)", len(evs), k+1, evs[len(evs)-1:], s.Err())
+	}
+	for i := range k {
+		if want := fmt.Sprintf("p-%d", i); evs[i] != want {
+			t.Fatalf("event %d is %q, want %q", i, evs[i], want)
+		}
+	}
+	if g := s.Group(); g != to {
+		t.Errorf("the subscriber delivers from %s, not %s", g, to)
+	}
+}
