@@ -1,6 +1,7 @@
 package pubsub_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -40,12 +41,14 @@ func moveRun(t *testing.T, qos string) (d *testDir, got map[string][]string, gro
 		t.Fatalf("a and c share %s", groups[0])
 	}
 	subs := map[string]*pubsub.Subscription{}
+	collected := map[string]<-chan collectedEvents{} // read as they come: the subscriptions' buffers are bounded
 	for _, name := range []string{"s1", "s2"} {
 		s, err := d.client(t, name).Subscribe(ctx, "a")
 		if err != nil {
 			t.Fatal(err)
 		}
 		subs[name] = s
+		collected[name] = collect(ctx, s, 2)
 	}
 	for _, p := range pubs {
 		if err := p.WaitMembers(ctx, 4); err != nil {
@@ -125,27 +128,17 @@ func moveRun(t *testing.T, qos string) (d *testDir, got map[string][]string, gro
 		t.Fatal(err)
 	}
 	subs["s3"] = late
+	collected["s3"] = collect(ctx, late, 2)
 	close(finish)
 	wg.Wait()
 
-	// Read until each subscriber has each publisher's last event.
+	// Until each subscriber has each publisher's last event.
 	got = map[string][]string{}
 	for name, s := range subs {
-		last := map[string]bool{}
-		for len(last) < len(pubs) {
-			select {
-			case e, ok := <-s.Events():
-				if !ok {
-					t.Fatalf("%s: events closed: %v", name, s.Err())
-				}
-				data, isLast := strings.CutSuffix(string(e.Data), "-last")
-				got[name] = append(got[name], data)
-				if isLast {
-					last[data] = true
-				}
-			case <-ctx.Done():
-				t.Fatalf("%s: got %d events, not every publisher's last", name, len(got[name]))
-			}
+		c := <-collected[name]
+		got[name] = c.events
+		if c.err != nil {
+			t.Fatalf("%s: %v, after %d events", name, c.err, len(c.events))
 		}
 		if g := s.Group(); g != groups[1] {
 			t.Errorf("%s delivers from %s after the move to %s", name, g, groups[1])
@@ -157,6 +150,41 @@ func moveRun(t *testing.T, qos string) (d *testDir, got map[string][]string, gro
 		}
 	}
 	return d, got, groups
+}
+
+// collectedEvents is what a subscription delivered, without the "-last"
+// suffix of each publisher's last event, and why it stopped early.
+type collectedEvents struct {
+	events []string
+	err    error
+}
+
+// collect reads s until it has the last event of n publishers.
+func collect(ctx context.Context, s *pubsub.Subscription, n int) <-chan collectedEvents {
+	out := make(chan collectedEvents, 1)
+	go func() {
+		var c collectedEvents
+		defer func() { out <- c }()
+		last := 0
+		for last < n {
+			select {
+			case e, ok := <-s.Events():
+				if !ok {
+					c.err = fmt.Errorf("events closed: %v", s.Err())
+					return
+				}
+				data, isLast := strings.CutSuffix(string(e.Data), "-last")
+				c.events = append(c.events, data)
+				if isLast {
+					last++
+				}
+			case <-ctx.Done():
+				c.err = fmt.Errorf("not every publisher's last event: %w", ctx.Err())
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // checkMoveRun checks that each subscriber got each publisher's events in
