@@ -157,7 +157,7 @@ func TestBenchGroupRuns(t *testing.T) {
 	os.Stdout = w
 	errc := make(chan error, 1)
 	go func() {
-		errc <- runBenchGroup([]string{"--members", "3", "--duration", "300ms", "--warmup", "100ms", "--inflight", "64"})
+		errc <- runBenchGroup([]string{"--members", "3", "--duration", "500ms", "--warmup", "300ms", "--inflight", "64"})
 		w.Close()
 	}()
 	out, _ := io.ReadAll(r)
