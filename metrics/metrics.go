@@ -78,9 +78,28 @@ type hbKey struct {
 	peer      int
 }
 
-// New returns metrics registered in a registry of their own, with Go's
-// runtime and process collectors.
-func New() *Metrics {
+// Part names the metrics of one kind of process.
+type Part int
+
+// The parts a process may export; New with none exports them all.
+const (
+	// Peer: heartbeats, peers up, leader, leader changes, urgent notices,
+	// suspicions and refused connections.
+	Peer Part = 1 << iota
+	// Group: views, flushes, view members, messages, delivery latency,
+	// suspicions and refused connections.
+	Group
+	// Directory: the replica's term, role, leader, leader changes and
+	// applied commands.
+	Directory
+	// PubSub: events published and delivered, by topic, and filtered,
+	// with the group metrics of the client's members.
+	PubSub
+)
+
+// New returns the metrics of the given parts (all without any), in a
+// registry of their own with Go's runtime and process collectors.
+func New(parts ...Part) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), hbSeq: map[hbKey]uint64{}, up: map[string]bool{}, pending: map[string][]time.Time{}, lastDirLeader: -1}
 	counter := func(name, help string) prometheus.Counter {
 		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: name, Help: help})
@@ -115,10 +134,32 @@ func New() *Metrics {
 	m.dirIndex = gauge("directory_applied_index", "Log index of the last command this directory replica applied.")
 	m.psPublished = counterVec("pubsub_published_total", "Events published, by outcome (ok, lost, error).", "result")
 	m.psDelivered = counterVec("pubsub_delivered_total", "Events handed to the application's subscriptions, by topic.", "topic")
-	m.reg.MustRegister(m.heartbeats, m.suspicions, m.peersUp, m.leader, m.leaderChanges, m.urgent, m.refused,
-		m.views, m.flushes, m.flushAttempts, m.viewMembers, m.messages, m.latency,
-		m.dirTerm, m.dirLeader, m.dirRole, m.dirElections, m.dirApplied, m.dirIndex, m.psPublished, m.psDelivered,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	var p Part
+	for _, q := range parts {
+		p |= q
+	}
+	if p == 0 {
+		p = Peer | Group | Directory | PubSub
+	}
+	if p&PubSub != 0 {
+		p |= Group
+	}
+	m.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	if p&(Peer|Group) != 0 {
+		m.reg.MustRegister(m.suspicions, m.refused)
+	}
+	if p&Peer != 0 {
+		m.reg.MustRegister(m.heartbeats, m.peersUp, m.leader, m.leaderChanges, m.urgent)
+	}
+	if p&Group != 0 {
+		m.reg.MustRegister(m.views, m.flushes, m.flushAttempts, m.viewMembers, m.messages, m.latency)
+	}
+	if p&Directory != 0 {
+		m.reg.MustRegister(m.dirTerm, m.dirLeader, m.dirRole, m.dirElections, m.dirApplied, m.dirIndex)
+	}
+	if p&PubSub != 0 {
+		m.reg.MustRegister(m.psPublished, m.psDelivered)
+	}
 	m.leader.Set(-1)
 	m.dirLeader.Set(-1)
 	// Labels known in advance show as zero before the first count.

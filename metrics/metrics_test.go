@@ -204,6 +204,11 @@ func TestHandlerTextFormat(t *testing.T) {
 	if v := testutil.ToFloat64(m.leaderChanges); v != 1 {
 		t.Errorf("another Metrics counted in this one: %v", v)
 	}
+	// A directory replica exports no peer metrics.
+	d := scrape(t, New(Directory))
+	if d["conclave_leader_changes_total"] != nil || d["conclave_directory_term"] == nil {
+		t.Errorf("New(Directory) exports %d families: not those of a replica", len(d))
+	}
 }
 
 func scrape(t *testing.T, m *Metrics) map[string]*dto.MetricFamily {
