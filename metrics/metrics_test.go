@@ -232,8 +232,10 @@ func TestRefusalReason(t *testing.T) {
 		"no group \"x\" here":                           "scope",
 		"peer id 9 is our own":                          "identity",
 		"handshake unfinished when 64 more had arrived": "handshake",
-		"something new":                                 "other",
-		"":                                              "other",
+		"authentication failed: no proof of the cluster key (another key, or none)": "auth",
+		"protocol version 9, we speak 1":                                            "version",
+		"something new":                                                             "other",
+		"":                                                                          "other",
 	} {
 		if got := RefusalReason(reason); got != want {
 			t.Errorf("RefusalReason(%q) = %s, want %s", reason, got, want)
