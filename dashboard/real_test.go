@@ -134,27 +134,32 @@ func TestRealMetricsCountFailover(t *testing.T) {
 			t.Errorf("before the kill, %s is %v, want %v", name, before[name], want)
 		}
 	}
-	if before["conclave_heartbeats_total{direction=received}"] < 1 {
-		t.Errorf("no heartbeat received counted: %v", before)
-	}
 	if _, err := c.Kill(0); err != nil {
 		t.Fatal(err)
 	}
 	observed(t, c, 1, leaderIs(1))
-	// And some heartbeats since the first.
-	observed(t, c, 1, func(e eventlog.Event) bool {
-		seq, _ := e.Int(eventlog.FieldSeq)
-		return e.Ev == eventlog.HBSent && seq >= 3
-	})
+	// And some heartbeats, each way.
+	for _, ev := range []string{eventlog.HBSent, eventlog.HBRecv} {
+		observed(t, c, 1, func(e eventlog.Event) bool {
+			seq, _ := e.Int(eventlog.FieldSeq)
+			return e.Ev == ev && seq >= 3
+		})
+	}
 	after := scrape(t, web[1])
-	for name, want := range map[string]float64{"conclave_leader": 1, "conclave_leader_changes_total": 2, "conclave_peers_up": 1,
-		"conclave_suspicions_total{cause=conn_closed}": 1} {
+	for name, want := range map[string]float64{"conclave_leader": 1, "conclave_leader_changes_total": 2, "conclave_peers_up": 1} {
 		if after[name] != want {
 			t.Errorf("after the kill, %s is %v, want %v", name, after[name], want)
 		}
 	}
-	if after["conclave_heartbeats_total{direction=sent}"] < 3 {
-		t.Errorf("heartbeats sent: %v, want at least the 3 logged", after["conclave_heartbeats_total{direction=sent}"])
+	// Peer 0's end is seen at once (conn_closed), or under heavy load
+	// after its silence.
+	if n := after["conclave_suspicions_total{cause=conn_closed}"] + after["conclave_suspicions_total{cause=silence}"]; n != 1 {
+		t.Errorf("after the kill, %v suspicions, want 1: %v", n, after)
+	}
+	for _, d := range []string{"sent", "received"} {
+		if n := after["conclave_heartbeats_total{direction="+d+"}"]; n < 3 {
+			t.Errorf("heartbeats %s: %v, want at least the 3 logged", d, n)
+		}
 	}
 }
 
@@ -238,8 +243,8 @@ func TestRealDashboardInBrowser(t *testing.T) {
 	}
 	t.Logf("the dashboard showed leader 1 %v after the kill", time.Since(killed).Round(time.Millisecond))
 	shot("dashboard-after.png")
-	if cause := text(`#peers tr[data-peer="0"] td.cause`); !strings.Contains(cause, eventlog.CauseConnClosed) {
-		t.Errorf("peer 0's cause reads %q, want %s", cause, eventlog.CauseConnClosed)
+	if cause := text(`#peers tr[data-peer="0"] td.cause`); !strings.Contains(cause, eventlog.CauseConnClosed) && !strings.Contains(cause, eventlog.CauseSilence) {
+		t.Errorf("peer 0's cause reads %q, want %s or %s", cause, eventlog.CauseConnClosed, eventlog.CauseSilence)
 	}
 	if leader := text(`#leader`); leader != "peer 1" {
 		t.Errorf("the leader reads %q, want peer 1", leader)
