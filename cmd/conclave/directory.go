@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -16,11 +15,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/conclave/conclave/dashboard"
 	"github.com/conclave/conclave/dirclient"
 	"github.com/conclave/conclave/directory"
 	"github.com/conclave/conclave/directory/boltstore"
 	"github.com/conclave/conclave/dirnode"
 	"github.com/conclave/conclave/eventlog"
+	"github.com/conclave/conclave/metrics"
 	"github.com/conclave/conclave/transport"
 )
 
@@ -38,7 +39,7 @@ func runDirectory(args []string) error {
 	data := fs.String("data", "", "data directory: the replica's durable state, "+storeFile+" (required; made if missing)")
 	maxGroups := fs.Int("max-groups", defaultMaxGroups, "the most groups the directory hands out (above the number of shipped QoS); every replica must use the same")
 	cluster := fs.String("cluster", dirnode.DefaultCluster, "directory name; replicas and clients of another are refused")
-	httpAddr := fs.String("http", "", "address for the status endpoint, GET /status (empty: none)")
+	httpAddr := fs.String("http", "", httpFlagHelp)
 	logDir := fs.String("log-dir", "conclave-logs", "directory for the event log dir-<id>.jsonl (empty: no log)")
 	tick := fs.Duration("tick", directory.DefaultTick, "Raft's tick: heartbeats go every tick, elections time out after 10 to 20 ticks")
 	moveSpacing := fs.Int("move-spacing", directory.DefaultMoveSpacing, "the least log entries between two moves of topics to groups of less waste "+
@@ -134,22 +135,28 @@ func runDirectory(args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)
 	}
-	srv, err := dirnode.Start(cfg)
+	var srv *dirnode.Server
+	var obs *observers
+	if *httpAddr != "" {
+		obs = newObservers(metrics.Directory, dashboard.Config{State: func(ctx context.Context) dashboard.State { return dirState(ctx, srv, state, *cluster) }})
+		cfg.OnEvent = obs.observe(cfg.OnEvent)
+	}
+	srv, err = dirnode.Start(cfg)
 	if err != nil {
 		if errors.Is(err, directory.ErrIdentity) {
 			return usagef("--data %s: %v", *data, err)
 		}
 		return unprotected(fmt.Errorf("replica %d: %w", *id, err))
 	}
-	if *httpAddr != "" {
-		hl, err := net.Listen("tcp", *httpAddr)
+	if obs != nil {
+		obs.metrics.GaugeFunc("directory_commit_index", "Log index of the last entry this directory replica knows committed.",
+			func() float64 { return float64(srv.Status().Commit) })
+		stop, err := obs.serve(*httpAddr, dirStatusHandler(srv, state, *cluster))
 		if err != nil {
 			srv.Close()
-			return fmt.Errorf("status endpoint: %w", err)
+			return err
 		}
-		hs := &http.Server{Handler: dirStatusHandler(srv, state, *cluster), ReadHeaderTimeout: 5 * time.Second}
-		go hs.Serve(hl)
-		defer hs.Close()
+		defer stop()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -205,6 +212,20 @@ type dirStatus struct {
 	Cluster string                `json:"cluster"`
 	Topics  []directory.TopicInfo `json:"topics"`
 	Groups  []directory.GroupInfo `json:"groups"`
+}
+
+// dirState is what the dashboard shows of a replica.
+func dirState(ctx context.Context, srv *dirnode.Server, state *directory.State, cluster string) dashboard.State {
+	st := srv.Status()
+	d := &dashboard.Directory{ID: st.ID, Role: st.Role, Term: st.Term, Leader: st.Leader, Commit: st.Commit, Applied: st.Applied}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var topics []directory.TopicInfo
+	var groups []directory.GroupInfo
+	if srv.Do(ctx, func() { topics, groups = state.Topics(), state.Groups() }) {
+		d.Topics, d.Groups = topics, groups // only once read: a late read writes what nobody reads
+	}
+	return dashboard.State{Title: dirnode.Name(st.ID), Kind: "directory", Addr: srv.Addr(), Cluster: cluster, Dir: d}
 }
 
 func dirStatusHandler(srv *dirnode.Server, state *directory.State, cluster string) http.Handler {
