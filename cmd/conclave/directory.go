@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -244,32 +245,55 @@ func dirStatusHandler(srv *dirnode.Server, state *directory.State, cluster strin
 	return mux
 }
 
+// dirClientFlags are the flags of the commands that talk to the
+// directory as its clients (topics, move).
+type dirClientFlags struct {
+	dir, cluster *string
+	timeout      *time.Duration
+	keys         keyFlags
+}
+
+func addDirClientFlags(fs *flag.FlagSet) dirClientFlags {
+	return dirClientFlags{
+		dir:     fs.String("directory", "", "comma-separated host:port of the directory's replicas, in id order (required)"),
+		cluster: fs.String("cluster", dirnode.DefaultCluster, "the directory's name"),
+		timeout: fs.Duration("timeout", 10*time.Second, "give up after this long without an answer from a majority"),
+		keys:    addKeyFlags(fs),
+	}
+}
+
+// client checks the flags and returns a client of the directory, and a
+// context bounded by --timeout.
+func (f dirClientFlags) client() (*dirclient.Client, context.Context, func(), error) {
+	if *f.dir == "" {
+		return nil, nil, nil, usagef("--directory is required: the host:port of the directory's replicas")
+	}
+	if err := positive("timeout", *f.timeout); err != nil {
+		return nil, nil, nil, err
+	}
+	c, err := newDirClient(*f.dir, *f.cluster, f.keys)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *f.timeout)
+	return c, ctx, func() { cancel(); c.Close() }, nil
+}
+
 func runTopics(args []string) error {
 	fs := newFlags("topics", "topics --directory A0,A1,A2 [flags]")
-	dir := fs.String("directory", "", "comma-separated host:port of the directory's replicas, in id order (required)")
-	cluster := fs.String("cluster", dirnode.DefaultCluster, "the directory's name")
-	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long without an answer from a majority")
 	asJSON := fs.Bool("json", false, "print the listing as JSON")
-	keys := addKeyFlags(fs)
+	df := addDirClientFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	if *dir == "" {
-		return usagef("--directory is required: the host:port of the directory's replicas")
-	}
-	if err := positive("timeout", *timeout); err != nil {
-		return err
-	}
-	c, err := newDirClient(*dir, *cluster, keys)
+	c, ctx, done, err := df.client()
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
+	defer done()
 	l, err := c.List(ctx)
 	if err != nil {
 		return err
@@ -285,35 +309,25 @@ func runTopics(args []string) error {
 
 func runMove(args []string) error {
 	fs := newFlags("move", "move --directory A0,A1,A2 --topic T --group G [flags]")
-	dir := fs.String("directory", "", "comma-separated host:port of the directory's replicas, in id order (required)")
-	cluster := fs.String("cluster", dirnode.DefaultCluster, "the directory's name")
 	topic := fs.String("topic", "", "the topic to move (required)")
 	group := fs.String("group", "", "the group to move it to: one of its QoS, or a free one (required)")
-	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long without an answer from a majority")
-	keys := addKeyFlags(fs)
+	df := addDirClientFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	switch {
 	case fs.NArg() > 0:
 		return usagef("unexpected argument %q", fs.Arg(0))
-	case *dir == "":
-		return usagef("--directory is required: the host:port of the directory's replicas")
 	case *topic == "":
 		return usagef("--topic is required: the topic to move")
 	case *group == "":
 		return usagef("--group is required: the group to move the topic to")
 	}
-	if err := positive("timeout", *timeout); err != nil {
-		return err
-	}
-	c, err := newDirClient(*dir, *cluster, keys)
+	c, ctx, done, err := df.client()
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
+	defer done()
 	r, err := c.Move(ctx, *topic, *group)
 	if err != nil {
 		return err

@@ -146,9 +146,10 @@ func TestGroupCommand(t *testing.T) {
 	}
 }
 
-// TestBenchGroupRuns runs a short group benchmark and checks it reports
-// a rate and latencies for each stack and mode.
-func TestBenchGroupRuns(t *testing.T) {
+// benchGroupOutput runs "conclave bench group" with args in this process
+// and returns what it printed.
+func benchGroupOutput(t *testing.T, args ...string) []byte {
+	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +158,7 @@ func TestBenchGroupRuns(t *testing.T) {
 	os.Stdout = w
 	errc := make(chan error, 1)
 	go func() {
-		errc <- runBenchGroup([]string{"--members", "3", "--duration", "500ms", "--warmup", "300ms", "--inflight", "64"})
+		errc <- runBenchGroup(args)
 		w.Close()
 	}()
 	out, _ := io.ReadAll(r)
@@ -165,6 +166,13 @@ func TestBenchGroupRuns(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatalf("bench group: %v\n%s", err, out)
 	}
+	return out
+}
+
+// TestBenchGroupRuns runs a short group benchmark and checks it reports
+// a rate and latencies for each stack and mode.
+func TestBenchGroupRuns(t *testing.T) {
+	out := benchGroupOutput(t, "--members", "3", "--duration", "500ms", "--warmup", "300ms", "--inflight", "64")
 	row := regexp.MustCompile(`(?m)^(vsync|total) +(async|sync) +key +([0-9]+) +[0-9.]+ +[0-9.]+ +[0-9.]+$`)
 	rows := row.FindAllStringSubmatch(string(out), -1)
 	if len(rows) != 4 {
@@ -222,22 +230,7 @@ func TestGroupJoinFailures(t *testing.T) {
 // latency), every one is delivered everywhere, and its percentiles are
 // in order.
 func TestBenchGroupRate(t *testing.T) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := os.Stdout
-	os.Stdout = w
-	errc := make(chan error, 1)
-	go func() {
-		errc <- runBenchGroup([]string{"--members", "3", "--duration", "500ms", "--warmup", "100ms", "--mode", "rate", "--rate", "600", "--security", "none"})
-		w.Close()
-	}()
-	out, _ := io.ReadAll(r)
-	os.Stdout = old
-	if err := <-errc; err != nil {
-		t.Fatalf("bench group: %v\n%s", err, out)
-	}
+	out := benchGroupOutput(t, "--members", "3", "--duration", "500ms", "--warmup", "100ms", "--mode", "rate", "--rate", "600", "--security", "none")
 	row := regexp.MustCompile(`(?m)^(vsync|total) +rate +none +([0-9]+)  send -> delivered everywhere p50 ([0-9.]+) p99 ([0-9.]+) p999 ([0-9.]+) ms; send -> stable p50 ([0-9.]+) p99 ([0-9.]+) p999 ([0-9.]+) ms$`)
 	rows := row.FindAllStringSubmatch(string(out), -1)
 	if len(rows) != 2 {
