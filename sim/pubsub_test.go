@@ -175,3 +175,19 @@ func TestPubSubAloneIsCaught(t *testing.T) {
 		}
 	}
 }
+
+// TestPubSubSkipMoveWaitIsCaught: subscribers that switch to a topic's
+// new group as soon as they joined it, without waiting for the
+// publishers' switch markers, lose the events the publishers send in the
+// old group meanwhile: Moves reports it, in every schedule tried (seeds
+// whose runs pass without the switch, TestPubSubSweep). Over the sweep's
+// first 30 seeds it is caught in 12: a subscriber that switches early
+// loses only what its publishers send before they switch in turn.
+func TestPubSubSkipMoveWaitIsCaught(t *testing.T) {
+	for _, seed := range []uint64{3, 4} {
+		run := runPubSubSeeded(t, RandomPubSubSchedule(seed), func(s *PubSubSim) { s.skipWait = true })
+		if len(run.Moves()) == 0 {
+			t.Errorf("seed %d: subscribers that switch without waiting lose nothing the move check sees", seed)
+		}
+	}
+}
