@@ -403,6 +403,13 @@ func (p *psPub) publishOne() {
 		}
 		c.log(eventlog.PSPublish, kv...)
 		c.s.published[key] = result
+		if a != nil {
+			in := map[string]bool{}
+			for _, x := range m.views[a.View].Members {
+				in[c.s.clientOf(x.ID)] = true
+			}
+			c.s.publishedTo[key] = in
+		}
 		if w := p.writer; w != nil {
 			p.writer, p.writing = nil, true
 			w()
@@ -716,7 +723,9 @@ func sortedKeys[V any](m map[string]V) []string {
 //     between its last event in the old group and its first in the new
 //     one. A gap is allowed where the protocol does not promise more: an
 //     event missing in it was not stable when published (ps_publish not
-//     ok), the publisher was not in the old group's view when the
+//     ok) or was published in a view without the subscriber's member
+//     (as when the new group was founded twice at once and one dissolved
+//     into the other), the publisher was not in the old group's view when the
 //     subscriber switched, the subscriber's move skipped one (it waits
 //     for nobody then), the publisher switched without waiting longer for
 //     the subscriber (MoveWait), or a fault struck between the two events.
@@ -738,7 +747,8 @@ func (run PubSubRun) Moves() []string {
 			return true
 		}
 		for n := p.n + 1; n < g.n; n++ {
-			if s.published[psEventKey{sub.topic, g.pub, n}] != "ok" {
+			k := psEventKey{sub.topic, g.pub, n}
+			if s.published[k] != "ok" || !s.publishedTo[k][sub.client] {
 				return true
 			}
 		}

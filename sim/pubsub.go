@@ -81,9 +81,10 @@ type PubSubSim struct {
 	rng     *rand.Rand        // the clients' choices
 	qos     map[string]string // group → QoS, as the directory answered
 
-	subs      []*psSub                   // every subscription made, for CheckMoves
-	published map[psEventKey]string      // a publisher's event → ps_publish's result
-	late      map[string]map[string]bool // topic/moves → clients a publisher switched without waiting for
+	subs        []*psSub                       // every subscription made, for CheckMoves
+	published   map[psEventKey]string          // a publisher's event → ps_publish's result
+	publishedTo map[psEventKey]map[string]bool // → the clients in the view it was sent in
+	late        map[string]map[string]bool     // topic/moves → clients a publisher switched without waiting for
 
 	// Test-only switches that break the client, to show the checkers
 	// reject what follows.
@@ -115,7 +116,7 @@ func NewPubSub(cfg PubSubConfig) (*PubSubSim, error) {
 	}
 	s := &PubSubSim{DirSim: d, cfg: cfg, groups: map[string]*GroupSim{}, qos: map[string]string{},
 		rng:       rand.New(rand.NewPCG(cfg.Seed, 0x9b5b)),
-		published: map[psEventKey]string{}, late: map[string]map[string]bool{}}
+		published: map[psEventKey]string{}, publishedTo: map[psEventKey]map[string]bool{}, late: map[string]map[string]bool{}}
 	for i := range cfg.MaxGroups {
 		name := "g" + strconv.Itoa(i)
 		s.names = append(s.names, name)
@@ -315,7 +316,9 @@ type psMember struct {
 	viewSet          bool         // view is set
 	last             stack.ViewID // view of the last delivery dispatched
 	sends            map[string]func(*stack.Acked)
-	watchers         []func() bool // see each view, and the end
+	watchers         []func() bool               // see each view, and the end
+	views            map[stack.ViewID]stack.View // installed
+	contacts         []string                    // the last contacts it set
 	onJoin           func(error)
 	onLeft           func(result string)
 }
@@ -597,7 +600,7 @@ func (c *psClient) joinLocked(r directory.Result, sub *psSub, next bool, then fu
 			}
 		}
 		m := &psMember{c: c, group: r.Group, qos: r.QoS, hash: r.Hash, subs: map[string][]*psSub{}, pubs: map[string][]*psPub{},
-			sends: map[string]func(*stack.Acked){}}
+			sends: map[string]func(*stack.Acked){}, views: map[stack.ViewID]stack.View{}}
 		m.onJoin = func(err error) {
 			m.onJoin = nil
 			if err != nil {
@@ -736,6 +739,8 @@ func (c *psClient) installed(group string, e stack.Install) {
 	c.log(eventlog.PSView, eventlog.FieldGroup, group, eventlog.FieldMember, m.id, eventlog.FieldView, e.View.ID.String(),
 		eventlog.FieldMembers, e.View.IDs(), eventlog.FieldFlushed, e.Contribs != nil)
 	m.view, m.viewSet = e.View, true
+	m.views[e.View.ID] = e.View
+	m.followView(e.View)
 	if !m.joined && m.onJoin != nil {
 		m.onJoin(nil)
 	}
@@ -766,6 +771,26 @@ func (c *psClient) left(group string) {
 	if m.leaving {
 		m.onLeft(psLeaveOK)
 	}
+}
+
+// followView has the coordinator of a view (its first member) set the
+// group's contacts to the view's members' addresses, as pubsub's
+// contacts follow the views; it skips a list equal to the last it sent.
+func (m *psMember) followView(v stack.View) {
+	if m.leaving || len(v.Members) == 0 || v.Members[0].ID != m.id {
+		return
+	}
+	var addrs []string
+	for _, x := range v.Members {
+		addrs = append(addrs, x.Addr)
+	}
+	slices.Sort(addrs)
+	addrs = slices.Compact(addrs)
+	if slices.Equal(addrs, m.contacts) {
+		return
+	}
+	m.contacts = addrs
+	m.c.command(directory.Contacts{Group: m.group, Addrs: addrs}, func(*DirCall) {})
 }
 
 // psLeaveOK is ps_leave's result for a member that left its group.
@@ -827,10 +852,11 @@ func (c *psClient) releaseLocked(m *psMember, then func()) {
 			return
 		}
 		done = true
-		// pubsub's member.leave: ps_leave once the dispatcher ended.
+		// pubsub's member.leave: ps_leave once the dispatcher ended, then
+		// its address out of the group's contacts.
 		c.log(eventlog.PSLeave, eventlog.FieldGroup, m.group, eventlog.FieldMember, m.id, eventlog.FieldView, m.view.ID.String(),
 			eventlog.FieldResult, result)
-		then()
+		c.command(directory.RemoveContact{Group: m.group, Addr: Addr(c.proc)}, func(*DirCall) { then() })
 	}
 	if m.ended != "" || c.slots[m.group] != m || !g.Active(c.proc) {
 		// The member stopped before (removed from its group): Leave
@@ -841,7 +867,7 @@ func (c *psClient) releaseLocked(m *psMember, then func()) {
 		return
 	}
 	m.leaving = true
-	g.Leave(c.proc)
+	c.later(0, func() { g.Leave(c.proc) }) // not from inside the member's effects
 	c.later(psJoinTimeout, func() {
 		if !done && c.slots[m.group] == m {
 			delete(c.slots, m.group)
@@ -863,18 +889,22 @@ func psFrame(id string, body []byte) []byte {
 // has it (a nil Acked: the member stopped first, group.ErrClosed), as
 // group.SendSeq.
 func (c *psClient) send(m *psMember, body []byte, then func(*stack.Acked)) {
-	id := ""
-	if c.slots[m.group] == m && m.ended == "" {
-		// Registered before the member steps the send: it may be
-		// acknowledged at once.
-		id = c.s.groups[m.group].SendAs(c.proc, func(id string) []byte {
-			m.sends[id] = then
-			return psFrame(id, body)
-		})
-	}
-	if id == "" {
-		then(nil)
-	}
+	// The member steps the send after the effects it is carrying out,
+	// as the group runtime's loop takes a send: never from inside them.
+	c.later(0, func() {
+		id := ""
+		if c.slots[m.group] == m && m.ended == "" {
+			// Registered before the member steps the send: it may be
+			// acknowledged at once.
+			id = c.s.groups[m.group].SendAs(c.proc, func(id string) []byte {
+				m.sends[id] = then
+				return psFrame(id, body)
+			})
+		}
+		if id == "" {
+			then(nil)
+		}
+	})
 }
 
 // acked sees the client's member of group learn that every member of

@@ -126,7 +126,9 @@ func brokenPubSub(t *testing.T, seeds int, tweak func(*PubSubSim)) []map[string]
 		run := runPubSubSeeded(t, RandomPubSubSchedule(seed), tweak)
 		total := map[string]bool{}
 		for tp, q := range run.Schedule.QoS {
-			total[tp] = q == "total"
+			if q == "total" { // check.PubSubOptions.Total names them: a key is a total topic
+				total[tp] = true
+			}
 		}
 		rules := map[string]bool{}
 		for _, v := range check.PubSub(run.Sim.History(), check.PubSubOptions{Total: total}) {
