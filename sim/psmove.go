@@ -385,7 +385,8 @@ func (p *psPub) publishOne() {
 	p.n++
 	key := psEventKey{p.topic, c.name(), p.n}
 	p.inflight = true
-	payload := fmt.Sprintf("%s %d %d", key.pub, p.moves, p.n)
+	moves := p.moves
+	payload := fmt.Sprintf("%s %d %d", key.pub, moves, p.n)
 	c.send(m, envelope.Encode(p.topic, []byte(payload)), func(a *stack.Acked) {
 		p.inflight = false
 		kv := []any{eventlog.FieldTopic, p.topic, eventlog.FieldGroup, m.group, eventlog.FieldFrom, m.id}
@@ -403,6 +404,7 @@ func (p *psPub) publishOne() {
 		}
 		c.log(eventlog.PSPublish, kv...)
 		c.s.published[key] = result
+		c.s.publishedIn[key] = moves
 		if a != nil {
 			in := map[string]bool{}
 			for _, x := range m.views[a.View].Members {
@@ -723,9 +725,9 @@ func sortedKeys[V any](m map[string]V) []string {
 //     between its last event in the old group and its first in the new
 //     one. A gap is allowed where the protocol does not promise more: an
 //     event missing in it was not stable when published (ps_publish not
-//     ok) or was published in a view without the subscriber's member
-//     (as when the new group was founded twice at once and one dissolved
-//     into the other), the publisher was not in the old group's view when the
+//     ok) or was published in the new group in a view without the
+//     subscriber's member (as when the new group was founded twice at
+//     once and one dissolved into the other), the publisher was not in the old group's view when the
 //     subscriber switched, the subscriber's move skipped one (it waits
 //     for nobody then), the publisher switched without waiting longer for
 //     the subscriber (MoveWait), or a fault struck between the two events.
@@ -748,7 +750,7 @@ func (run PubSubRun) Moves() []string {
 		}
 		for n := p.n + 1; n < g.n; n++ {
 			k := psEventKey{sub.topic, g.pub, n}
-			if s.published[k] != "ok" || !s.publishedTo[k][sub.client] {
+			if s.published[k] != "ok" || s.publishedIn[k] > p.moves && !s.publishedTo[k][sub.client] {
 				return true
 			}
 		}

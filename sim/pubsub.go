@@ -84,6 +84,7 @@ type PubSubSim struct {
 	subs        []*psSub                       // every subscription made, for CheckMoves
 	published   map[psEventKey]string          // a publisher's event → ps_publish's result
 	publishedTo map[psEventKey]map[string]bool // → the clients in the view it was sent in
+	publishedIn map[psEventKey]uint64          // → the move number it was published under
 	late        map[string]map[string]bool     // topic/moves → clients a publisher switched without waiting for
 
 	// Test-only switches that break the client, to show the checkers
@@ -116,7 +117,7 @@ func NewPubSub(cfg PubSubConfig) (*PubSubSim, error) {
 	}
 	s := &PubSubSim{DirSim: d, cfg: cfg, groups: map[string]*GroupSim{}, qos: map[string]string{},
 		rng:       rand.New(rand.NewPCG(cfg.Seed, 0x9b5b)),
-		published: map[psEventKey]string{}, publishedTo: map[psEventKey]map[string]bool{}, late: map[string]map[string]bool{}}
+		published: map[psEventKey]string{}, publishedTo: map[psEventKey]map[string]bool{}, publishedIn: map[psEventKey]uint64{}, late: map[string]map[string]bool{}}
 	for i := range cfg.MaxGroups {
 		name := "g" + strconv.Itoa(i)
 		s.names = append(s.names, name)
@@ -318,9 +319,17 @@ type psMember struct {
 	sends            map[string]func(*stack.Acked)
 	watchers         []func() bool               // see each view, and the end
 	views            map[stack.ViewID]stack.View // installed
-	contacts         []string                    // the last contacts it set
+	ct               psContacts
 	onJoin           func(error)
 	onLeft           func(result string)
+}
+
+// psContacts is the state of a member's contacts (pubsub's
+// contactKeeper): the latest list to set, whether it is to be sent, the
+// last sent, and whether a command is under way.
+type psContacts struct {
+	latest, sent  []string
+	pending, busy bool
 }
 
 // psDelivery is an event with its identity in its group.
@@ -775,9 +784,10 @@ func (c *psClient) left(group string) {
 
 // followView has the coordinator of a view (its first member) set the
 // group's contacts to the view's members' addresses, as pubsub's
-// contacts follow the views; it skips a list equal to the last it sent.
+// contacts follow the views: one command at a time, the latest list, not
+// one equal to the last sent; a failed one is sent again after a second.
 func (m *psMember) followView(v stack.View) {
-	if m.leaving || len(v.Members) == 0 || v.Members[0].ID != m.id {
+	if len(v.Members) == 0 || v.Members[0].ID != m.id {
 		return
 	}
 	var addrs []string
@@ -785,12 +795,33 @@ func (m *psMember) followView(v stack.View) {
 		addrs = append(addrs, x.Addr)
 	}
 	slices.Sort(addrs)
-	addrs = slices.Compact(addrs)
-	if slices.Equal(addrs, m.contacts) {
+	m.ct.latest, m.ct.pending = slices.Compact(addrs), true
+	m.sendContacts()
+}
+
+func (m *psMember) sendContacts() {
+	k := &m.ct
+	if k.busy || !k.pending || m.leaving || m.ended != "" {
 		return
 	}
-	m.contacts = addrs
-	m.c.command(directory.Contacts{Group: m.group, Addrs: addrs}, func(*DirCall) {})
+	addrs := k.latest
+	k.pending = false
+	if k.sent != nil && slices.Equal(addrs, k.sent) {
+		return
+	}
+	k.busy = true
+	m.c.command(directory.Contacts{Group: m.group, Addrs: addrs}, func(call *DirCall) {
+		k.busy = false
+		if call.Op.Known && call.Result.Code == directory.CodeOK {
+			k.sent = addrs
+			m.sendContacts()
+			return
+		}
+		m.c.later(time.Second, func() {
+			k.pending = true
+			m.sendContacts()
+		})
+	})
 }
 
 // psLeaveOK is ps_leave's result for a member that left its group.
