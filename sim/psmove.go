@@ -3,7 +3,6 @@ package sim
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,12 +11,14 @@ import (
 	"github.com/conclave/conclave/directory"
 	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/pubsub/envelope"
+	"github.com/conclave/conclave/pubsub/moving"
 	"github.com/conclave/conclave/stack"
 )
 
 // The simulated clients follow a topic's move from group a to group b as
 // package pubsub's do (pubsub/move.go describes the protocol), with the
-// same decisions at the same points: a publisher joins b, sends prepare
+// same decisions (package pubsub/moving, which both use) at the same
+// points: a publisher joins b, sends prepare
 // in a, waits until every client that subscribed when the topic moved
 // and has a member in a's view said ready and is in b's view (at most
 // MoveWait), then, between two publishes, sends switch in a and
@@ -243,14 +244,8 @@ func (sub *psSub) moveTo(f directory.Found) {
 			sub.moveMu.unlock()
 			return
 		}
-		fresh := old.group != f.Topic.From // it moved more than once since
-		sub.moving, sub.fresh = e, fresh
-		sub.wait = map[string]bool{}
-		if !fresh {
-			for _, name := range f.Topic.Switching {
-				sub.wait[name] = true
-			}
-		}
+		sub.moving, sub.fresh = e, old.group != f.Topic.From // it moved more than once since
+		sub.wait = moving.Waits(old.group, f.Topic.From, f.Topic.Switching)
 		c.join(resultOf(f), sub, true, func(_ *psMember, err error) {
 			if err != nil {
 				c.log(eventlog.PSMove, eventlog.FieldTopic, sub.topic, eventlog.FieldGroup, f.Topic.Group, eventlog.FieldPrev, old.group,
@@ -272,12 +267,8 @@ func (m *psMember) check(sub *psSub) {
 	if sub.closed || sub.m != m || sub.next == nil {
 		return
 	}
-	for _, name := range sortedKeys(sub.wait) {
-		if m.c.s.skipWait || sub.marks[name] >= sub.moving || m.viewSet && !m.hasClient(name) {
-			delete(sub.wait, name)
-		}
-	}
-	if len(sub.wait) > 0 {
+	gone := func(name string) bool { return m.c.s.skipWait || m.viewSet && !m.hasClient(name) }
+	if !moving.Settled(sub.wait, sub.marks, sub.moving, gone) {
 		return
 	}
 	// Switch: the events kept from the new group, then its own.
@@ -306,23 +297,21 @@ func (m *psMember) check(sub *psSub) {
 // onMarker handles a marker delivered in m (member.onMarker).
 func (m *psMember) onMarker(from string, mk envelope.Marker) {
 	c := m.c
-	name, moves := c.s.clientOf(from), mk.Moves
+	name := c.s.clientOf(from)
 	switch mk.Phase {
 	case envelope.Prepare:
 		c.kickMoves()
 	case envelope.Ready:
 		for _, p := range slices.Clone(m.pubs[mk.Topic]) {
-			p.readyFrom(name, moves)
+			p.readyFrom(name, mk.Moves)
 		}
 	case envelope.Switch, envelope.End:
-		if mk.Phase == envelope.End {
-			moves = math.MaxUint64
-		}
+		mark := moving.Mark(mk)
 		for _, sub := range slices.Clone(m.subs[mk.Topic]) {
 			if sub.marks == nil {
 				sub.marks = map[string]uint64{}
 			}
-			sub.marks[name] = max(sub.marks[name], moves)
+			sub.marks[name] = max(sub.marks[name], mark)
 			m.check(sub)
 		}
 		c.kickMoves()
@@ -543,15 +532,7 @@ func (p *psPub) moveTo(f directory.Found, then func()) {
 func (p *psPub) awaitReady(old, next *psMember, following []string, e uint64, then func(late []string)) {
 	c := p.c
 	finished := false
-	missing := func() []string {
-		var out []string
-		for _, name := range following {
-			if old.hasClient(name) && (p.ready[name] < e || !next.hasClient(name)) {
-				out = append(out, name)
-			}
-		}
-		return out
-	}
+	missing := func() []string { return moving.Unready(following, e, p.ready, old.hasClient, next.hasClient) }
 	finish := func(late []string) {
 		finished = true
 		p.onReady = nil
