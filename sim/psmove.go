@@ -73,6 +73,12 @@ type psSwitch struct {
 	present  map[string]bool
 }
 
+// psSwitchKey names a publisher's switch for a move of a topic.
+type psSwitchKey struct {
+	topic, pub string
+	moves      uint64
+}
+
 // psEventKey names a publisher's event of a topic.
 type psEventKey struct {
 	topic, pub string
@@ -492,6 +498,11 @@ func (p *psPub) moveTo(f directory.Found, then func()) {
 				p.awaitReady(old, next, f.Topic.Following, e, func(late []string) {
 					p.lockWrite(func() {
 						c.send(old, marker(p.topic, e, envelope.Switch), func(a *stack.Acked) {
+							in := map[string]bool{}
+							for _, x := range next.view.Members {
+								in[c.s.clientOf(x.ID)] = true
+							}
+							c.s.switchedWith[psSwitchKey{p.topic, c.name(), e}] = in
 							p.m, p.moves = next, e
 							p.unlockWrite()
 							old.removePub(p)
@@ -707,8 +718,9 @@ func sortedKeys[V any](m map[string]V) []string {
 //     one. A gap is allowed where the protocol does not promise more: an
 //     event missing in it was not stable when published (ps_publish not
 //     ok) or was published in the new group in a view without the
-//     subscriber's member (as when the new group was founded twice at
-//     once and one dissolved into the other), the publisher was not in the old group's view when the
+//     subscriber's member though the publisher had seen it in that
+//     group's view when it switched (as when the new group was founded
+//     twice at once and one dissolved into the other), the publisher was not in the old group's view when the
 //     subscriber switched, the subscriber's move skipped one (it waits
 //     for nobody then), the publisher switched without waiting longer for
 //     the subscriber (MoveWait), or a fault struck between the two events.
@@ -731,7 +743,13 @@ func (run PubSubRun) Moves() []string {
 		}
 		for n := p.n + 1; n < g.n; n++ {
 			k := psEventKey{sub.topic, g.pub, n}
-			if s.published[k] != "ok" || s.publishedIn[k] > p.moves && !s.publishedTo[k][sub.client] {
+			if s.published[k] != "ok" {
+				return true
+			}
+			// Published in the new group in a view without the
+			// subscriber, though the publisher saw it in the new group's
+			// view when it switched: that group's views changed since.
+			if e := s.publishedIn[k]; e > p.moves && !s.publishedTo[k][sub.client] && s.switchedWith[psSwitchKey{sub.topic, g.pub, e}][sub.client] {
 				return true
 			}
 		}
