@@ -76,12 +76,23 @@ func (m *member) logSubscribed(s *Subscription) {
 // views before it; it is absent when s ends with its member, once the
 // member's every delivery was dispatched. reason is empty after
 // Unsubscribe.
+//
+// A subscription that only kept m's events aside (moving to m, or held
+// while Subscribe had not returned) and ends so, dropping them, handed
+// over nothing of m: its until is its since, so that it covers no view.
 func (m *member) logEnded(s *Subscription, err error) {
 	if m.c.log == nil {
 		return
 	}
+	s.mu.Lock()
+	kept := s.next == m || s.m == m && s.holding
+	since := s.since[m]
+	s.mu.Unlock()
 	kv := []any{eventlog.FieldTopic, s.topic, eventlog.FieldGroup, m.name, eventlog.FieldMember, m.g.Me().ID}
-	if err == nil || err != m.ended {
+	switch {
+	case kept:
+		kv = append(kv, eventlog.FieldUntil, viewName(since))
+	case err == nil || err != m.ended:
 		kv = append(kv, eventlog.FieldUntil, viewName(m.last))
 	}
 	if err != nil {

@@ -102,14 +102,15 @@ func (m *member) onMarker(from string, mk envelope.Marker) {
 // waits for may still send there (m.mu held).
 func (m *member) check(s *Subscription) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed || s.m != m || s.next == nil {
+		s.mu.Unlock()
 		return
 	}
 	if skipMoveWait.Load() {
 		clear(s.wait)
 	}
 	if !m.viewSet || !moving.Settled(s.wait, s.marks, s.moving, m.view.IDs(), clientName) {
+		s.mu.Unlock()
 		return
 	}
 	// Switch: the events kept from the new group, then its own.
@@ -123,9 +124,11 @@ func (m *member) check(s *Subscription) {
 			break
 		}
 	}
-	m.removeLocked(s, nil)
+	moves := s.moves
+	s.mu.Unlock()
+	m.removeLocked(s, nil) // logs, which takes s.mu
 	m.c.logEv(eventlog.PSMove, eventlog.FieldTopic, s.topic, eventlog.FieldGroup, next.name, eventlog.FieldPrev, m.name,
-		eventlog.FieldMoves, s.moves, eventlog.FieldKind, "subscriber", eventlog.FieldResult, "switched")
+		eventlog.FieldMoves, moves, eventlog.FieldKind, "subscriber", eventlog.FieldResult, "switched")
 	go m.c.release(m)
 }
 

@@ -517,6 +517,10 @@ func (m *member) add(s *Subscription, next bool) error {
 	} else {
 		s.m = m
 	}
+	if s.since == nil {
+		s.since = map[*member]stack.ViewID{}
+	}
+	s.since[m] = m.last
 	s.mu.Unlock()
 	m.subs[s.topic] = append(m.subs[s.topic], s)
 	m.logSubscribed(s)
@@ -737,14 +741,15 @@ type Subscription struct {
 	once   sync.Once  // Unsubscribe
 
 	mu      sync.Mutex
-	m       *member           // the group it delivers from
-	moves   uint64            // that group's move number
-	next    *member           // the group it moves to, while it moves
-	moving  uint64            // that group's move number
-	wait    map[string]bool   // the publishers it waits for before it switches
-	marks   map[string]uint64 // member id → last move it switched (MaxUint64: it ended)
-	buf     []delivery        // what it keeps aside: from next, or while held
-	holding bool              // Subscribe has not returned yet
+	m       *member                  // the group it delivers from
+	moves   uint64                   // that group's move number
+	next    *member                  // the group it moves to, while it moves
+	moving  uint64                   // that group's move number
+	wait    map[string]bool          // the publishers it waits for before it switches
+	marks   map[string]uint64        // member id → last move it switched (MaxUint64: it ended)
+	buf     []delivery               // what it keeps aside: from next, or while held
+	holding bool                     // Subscribe has not returned yet
+	since   map[*member]stack.ViewID // the member's last delivery when s was registered with it
 	closed  bool
 	err     error // set when ch closes
 }
@@ -912,11 +917,11 @@ func (s *Subscription) settle(ctx context.Context, r directory.Result) error {
 		if _, err := c.joinAs(ctx, resultOf(f), s, true); err != nil {
 			return err
 		}
+		old.remove(s) // held: it hands over nothing of the old group
 		s.mu.Lock()
 		s.m, s.next, s.moves = s.next, nil, f.Topic.Moves
-		s.buf = nil // events of the old group, before Subscribe returned
+		s.buf = nil // events of both groups, before Subscribe returned
 		s.mu.Unlock()
-		old.remove(s)
 		if hasClient(old.g.View(), c.cfg.Name) {
 			old.g.Send(ctx, marker(s.topic, f.Topic.Moves, envelope.Ready))
 		}
