@@ -1,6 +1,7 @@
 package report
 
 import (
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,20 +25,82 @@ type proc struct {
 	lives []life
 	evs   []int // its events, indices into the log
 
-	views   []viewAt   // views installed (view, ps_view)
-	pubs    []delivery // events published (ps_publish ok)
-	flushes []pointAt  // flushes it began as coordinator
-	susp    []pointAt  // suspicions
-	dels    []delivery // deliveries (deliver, ps_deliver)
-	psmarks []pointAt  // announces, subscriptions, moves
-	roles   []roleAt   // directory roles
+	views   []viewAt     // views installed (view, ps_view)
+	pubs    []delivery   // events published (ps_publish ok)
+	flushes []pointAt    // flushes it began as coordinator
+	susp    []pointAt    // suspicions
+	dels    []delivery   // deliveries (deliver, ps_deliver)
+	psmarks []pointAt    // announces, subscriptions, moves
+	roles   []roleAt     // directory roles
+	hung    [][2]float64 // stretches it was hung (SIGSTOP)
+}
+
+// settleLives ends each life of the processes named by control events
+// when the orchestrator killed or stopped it, rather than at its last
+// event, and runs the last to the end of the run if nothing ended it; a
+// life whose last event was its leaving is clean. It notes when each
+// process hung.
+func settleLives(ix *index, procs []*proc, of map[int]*proc) {
+	ctl := map[*proc][]int{}
+	for i, e := range ix.ev {
+		if e.Node != eventlog.Control || !isProc(e.Ev) {
+			continue
+		}
+		if n, ok := e.Int(eventlog.FieldPeer); ok && of[n] != nil {
+			ctl[of[n]] = append(ctl[of[n]], i)
+		}
+	}
+	for _, p := range procs {
+		var stopAt float64 = -1
+		for _, i := range ctl[p] {
+			switch ix.ev[i].Ev {
+			case eventlog.ProcStop:
+				stopAt = ix.rel[i]
+			case eventlog.ProcCont, eventlog.ProcKill, eventlog.ProcTerm:
+				if stopAt >= 0 {
+					p.hung = append(p.hung, [2]float64{stopAt, ix.rel[i]})
+					stopAt = -1
+				}
+			}
+		}
+		if stopAt >= 0 {
+			p.hung = append(p.hung, [2]float64{stopAt, ix.end})
+		}
+		for k := range p.lives {
+			l := &p.lives[k]
+			if l.lastEv == eventlog.PSLeave || l.lastEv == eventlog.Left {
+				l.Clean = true
+			}
+			if l.Clean {
+				continue
+			}
+			next := ix.end
+			if k+1 < len(p.lives) {
+				next = p.lives[k+1].From
+			}
+			ended := false
+			for _, i := range ctl[p] {
+				ev, t := ix.ev[i].Ev, ix.rel[i]
+				if t < l.From || t > next || (ev != eventlog.ProcKill && ev != eventlog.ProcTerm) {
+					continue
+				}
+				l.To, ended = math.Max(l.To, t), true
+				l.Clean = ev == eventlog.ProcTerm
+				break
+			}
+			if !ended && k+1 == len(p.lives) && len(ctl[p]) > 0 {
+				l.To = ix.end
+			}
+		}
+	}
 }
 
 // life is one incarnation: from its first event to its last.
 type life struct {
 	From, To float64
 	Inc      uint64
-	Clean    bool // it logged its stop
+	Clean    bool // it logged its stop, or was stopped cleanly
+	lastEv   string
 }
 
 type viewAt struct {
@@ -96,7 +159,7 @@ func readProcs(ix *index) []*proc {
 			p.lives = append(p.lives, life{From: t, To: t, Inc: e.Inc})
 		}
 		l := &p.lives[len(p.lives)-1]
-		l.To = t
+		l.To, l.lastEv = t, e.Ev
 		switch {
 		case strings.HasPrefix(e.Ev, "dir_"):
 			p.Kind = kindDir
@@ -203,52 +266,131 @@ func splitNum(s string) (string, int) {
 }
 
 // procOf maps the peer numbers of control events to the processes they
-// name: group member m<peer> when there is one; else the processes in the
-// order they first logged after each proc_start (launch numbers the
-// processes in the order it starts them).
+// name. The log does not say, so the evidence is weighed in this order:
+// the name (group member m<n>, directory replica dir-<n>); a story step
+// naming exactly one process, followed by one control event; a kill or
+// hang after which exactly one unnamed process, running until then, logs
+// nothing more; a clean stop after which an unnamed process ends first;
+// and, for the rest, the order in which processes first
+// logged after each proc_start.
 func procOf(ix *index, procs []*proc) map[int]*proc {
 	out := map[int]*proc{}
+	taken := map[*proc]bool{}
 	by := map[string]*proc{}
 	for _, p := range procs {
 		by[p.Node] = p
 	}
+	set := func(n int, p *proc) {
+		if p != nil && out[n] == nil && !taken[p] {
+			out[n], taken[p] = p, true
+		}
+	}
+	type ctl struct {
+		i, n int
+		step string
+	}
+	var ctls []ctl
+	step, stepUsed := "", false
 	for i, e := range ix.ev {
-		if e.Node != eventlog.Control || !isProc(e.Ev) {
+		if e.Node != eventlog.Control {
 			continue
 		}
-		n, ok := e.Int(eventlog.FieldPeer)
-		if !ok || out[n] != nil {
+		if e.Ev == eventlog.Step {
+			step, stepUsed = e.Str(eventlog.FieldName), false
 			continue
 		}
-		if p := by[eventlog.MemberName(n)]; p != nil {
-			out[n] = p
+		if n, ok := e.Int(eventlog.FieldPeer); ok && isProc(e.Ev) {
+			c := ctl{i: i, n: n}
+			if !stepUsed {
+				c.step, stepUsed = step, true
+			} else {
+				// A step with several control events names none of them.
+				for k := len(ctls) - 1; k >= 0 && ctls[k].step == step && step != ""; k-- {
+					ctls[k].step = ""
+				}
+			}
+			ctls = append(ctls, c)
+		}
+	}
+	for _, c := range ctls {
+		set(c.n, by[eventlog.MemberName(c.n)])
+		set(c.n, by["dir-"+strconv.Itoa(c.n)])
+	}
+	for _, c := range ctls {
+		if c.step == "" || out[c.n] != nil {
 			continue
 		}
-		if e.Ev != eventlog.ProcStart {
+		var named []*proc
+		for _, p := range procs {
+			if !taken[p] && strings.Contains(c.step, p.Node) {
+				named = append(named, p)
+			}
+		}
+		if len(named) == 1 {
+			set(c.n, named[0])
+		}
+	}
+	for _, c := range ctls {
+		e := ix.ev[c.i]
+		if out[c.n] != nil || (e.Ev != eventlog.ProcKill && e.Ev != eventlog.ProcStop) {
 			continue
 		}
-		// The first process not yet named whose first event follows.
+		t := ix.rel[c.i]
+		var fit []*proc
+		for _, p := range procs {
+			if taken[p] {
+				continue
+			}
+			for _, l := range p.lives {
+				if l.From < t && !l.Clean && l.To <= t+leadTolerance && !p.logsIn(l, t+leadTolerance) {
+					fit = append(fit, p)
+					break
+				}
+			}
+		}
+		if len(fit) == 1 {
+			set(c.n, fit[0])
+		}
+	}
+	// A clean stop: the first unnamed process running then to end after it.
+	for _, c := range ctls {
+		if out[c.n] != nil || ix.ev[c.i].Ev != eventlog.ProcTerm {
+			continue
+		}
+		t := ix.rel[c.i]
 		var best *proc
 		bestT := 0.0
-		taken := map[*proc]bool{}
-		for _, p := range out {
-			taken[p] = true
+		for _, p := range procs {
+			if taken[p] {
+				continue
+			}
+			for _, l := range p.lives {
+				if l.From < t && l.To >= t && (best == nil || l.To < bestT) {
+					best, bestT = p, l.To
+				}
+			}
 		}
+		set(c.n, best)
+	}
+	for _, c := range ctls {
+		if out[c.n] != nil || ix.ev[c.i].Ev != eventlog.ProcStart {
+			continue
+		}
+		var best *proc
+		bestT := 0.0
 		for _, p := range procs {
 			if taken[p] || len(p.lives) == 0 {
 				continue
 			}
-			t := p.lives[0].From
-			if t+leadTolerance < ix.rel[i] {
-				continue
-			}
-			if best == nil || t < bestT {
+			if t := p.lives[0].From; t+leadTolerance >= ix.rel[c.i] && (best == nil || t < bestT) {
 				best, bestT = p, t
 			}
 		}
-		if best != nil {
-			out[n] = best
-		}
+		set(c.n, best)
 	}
 	return out
 }
+
+// logsIn reports whether p logged in its incarnation of l after t: it was
+// running then.
+func (p *proc) logsIn(l life, t float64) bool { return l.To > t }

@@ -40,7 +40,7 @@ type run struct {
 //	           ├─ readNotices
 //	           ├─ readMarks
 //	           ├─ leaderChanges (after listFaults)
-//	           └─ readProcs ─── procOf, senderColors
+//	           └─ readProcs ─── procOf ─── settleLives, senderColors
 func analyze(events []eventlog.Event) *run {
 	ix := readIndex(events)
 	states, ctrl := processStates(ix)
@@ -49,9 +49,11 @@ func analyze(events []eventlog.Event) *run {
 	converge(faults, agreement{lanes: ix.lanes, lane: ix.lane, states: states, beliefs: beliefs})
 	marks, pmarks := readMarks(ix)
 	procs := readProcs(ix)
+	of := procOf(ix, procs)
+	settleLives(ix, procs, of)
 	return &run{
 		procs:   procs,
-		procOf:  procOf(ix, procs),
+		procOf:  of,
 		senders: senderColors(procs),
 		index:   ix,
 		states:  states,

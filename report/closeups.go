@@ -142,6 +142,9 @@ func (r *run) faultTable() (rows []faultRow, panels []faultPanel, note string) {
 	return rows, panels, note
 }
 
+// faultVerb says what a fault of each kind did to its process.
+var faultVerb = map[string]string{"initial": "started", "start": "started", "kill": "killed", "stop": "hung (SIGSTOP)", "cont": "resumed (SIGCONT)", "term": "stopped (SIGTERM)"}
+
 // reactsTo reports whether a peer_down or peer_up of peer p explains a
 // fault of kind on it.
 func reactsTo(ev, kind string) bool {
@@ -165,7 +168,7 @@ func (r *run) peerRows(f *fault, n int) []panelRow {
 	for _, p := range r.lanes {
 		row := panelRow{Proc: fmt.Sprintf("peer %d", p), State: stateName[r.states.at(p, f.Ref+1e-9)]}
 		if faulted[p] {
-			row.State += " (faulted)"
+			row.State = faultVerb[f.Kind]
 		}
 		for _, i := range r.byPeer[p] {
 			t := r.rel[i]
@@ -234,8 +237,10 @@ func (r *run) procRows(f *fault) (rows []panelRow, last float64, outcome string)
 			names = append(names, p.Node)
 		}
 	}
+	done := faultVerb[f.Kind]
+	gone := f.Kind == "kill" || f.Kind == "stop" || f.Kind == "term"
 	if len(names) > 0 {
-		outcome = "the fault hit " + strings.Join(names, ", ") + ". "
+		outcome = strings.Join(names, ", ") + " " + done + ". "
 	}
 	note := func(t float64) {
 		if math.IsNaN(last) || t > last {
@@ -248,7 +253,7 @@ func (r *run) procRows(f *fault) (rows []panelRow, last float64, outcome string)
 	for _, p := range r.procs {
 		row := panelRow{Proc: p.Node + " (" + p.Kind + ")"}
 		if faulted[p] {
-			row.State = "faulted"
+			row.State = done
 		}
 		for _, s := range p.susp {
 			if s.T >= lo && s.T < hi && suspectOf(s.Kind, names) {
@@ -266,7 +271,7 @@ func (r *run) procRows(f *fault) (rows []panelRow, last float64, outcome string)
 			}
 			note(v.T)
 			seq, _, _ := strings.Cut(v.View, "@")
-			s := fmt.Sprintf("view %s (%d members) at %s", seq, v.Members, fmtDelta((v.T-f.At)*1000))
+			s := fmt.Sprintf("view %s (%s) at %s", seq, plural(v.Members, "member", "members"), fmtDelta((v.T-f.At)*1000))
 			if v.Group != "" {
 				s = v.Group + " " + s
 			}
@@ -289,7 +294,7 @@ func (r *run) procRows(f *fault) (rows []panelRow, last float64, outcome string)
 			cs = append(cs[:3], fmt.Sprintf("… %d more …", len(cs)-5), cs[len(cs)-2], cs[len(cs)-1])
 		}
 		row.Changes = strings.Join(cs, "; ")
-		if p.Kind == kindMember && !faulted[p] && finalView[p.Node] != "" {
+		if p.Kind == kindMember && !(gone && faulted[p]) && finalView[p.Node] != "" {
 			members = append(members, p.Node)
 			row.Converged = "view " + finalView[p.Node]
 		}

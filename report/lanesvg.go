@@ -132,6 +132,11 @@ func (r *run) procsView(id string, from, to float64, zoom bool, ref float64) *pr
 				}
 			}
 		}
+		for _, h := range p.hung {
+			if a, b, ok := clipSeg(h[0], h[1]); ok {
+				v.BG = append(v.BG, rectView{X: x(a), Y: y, W: x(b) - x(a), H: procLaneH, Class: "bg-" + stHung})
+			}
+		}
 		bandY, bandH := y+10, 13.0
 		// Directory roles.
 		for j, ro := range p.roles {

@@ -133,6 +133,10 @@ type page struct {
 	ZoomNote        string
 	Procs           *procView
 	ProcKinds       string
+	ProcCounts      []kv
+	HasMembers      bool
+	HasDirs         bool
+	HasClients      bool
 	Orders          []orderTable
 	Topics          *topicTable
 	Changes         []change
@@ -254,15 +258,20 @@ func build(title string, events []eventlog.Event) *page {
 	}
 	if len(r.procs) > 0 {
 		p.Procs = r.procsView("processes", 0, r.end, false, 0)
-		kinds := map[string]bool{}
+		kinds := map[string][]string{}
 		var ks []string
 		for _, q := range r.procs {
-			if !kinds[q.Kind] {
-				kinds[q.Kind] = true
-				ks = append(ks, q.Kind+"s")
+			if kinds[q.Kind] == nil {
+				ks = append(ks, q.Kind)
 			}
+			kinds[q.Kind] = append(kinds[q.Kind], q.Node)
+		}
+		for k, kind := range ks {
+			p.ProcCounts = append(p.ProcCounts, kv{K: kind + "s", V: fmt.Sprintf("%d: %s", len(kinds[kind]), strings.Join(kinds[kind], ", "))})
+			ks[k] = kind + "s"
 		}
 		p.ProcKinds = strings.Join(ks, ", ")
+		p.HasMembers, p.HasDirs, p.HasClients = kinds[kindMember] != nil, kinds[kindDir] != nil, kinds[kindClient] != nil
 	}
 	p.Orders = r.orderTables()
 	p.Topics = r.topicTable()
