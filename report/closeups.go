@@ -12,6 +12,7 @@ const (
 	maxZooms = 40    // close-ups drawn at most
 	minZoom  = 0.020 // narrowest close-up window, in seconds
 	maxReact = 10.0  // longest a fault's panel follows the reactions to it, in seconds
+	procLead = 0.002 // how long before its control event a process's reaction to a fault may be logged, in seconds
 )
 
 // faultRow is one row of the table of faults.
@@ -228,7 +229,9 @@ func (r *run) peerRows(f *fault, n int) []panelRow {
 // them happened (NaN if none); outcome sums up how they settled.
 func (r *run) procRows(f *fault) (rows []panelRow, last float64, outcome string) {
 	last = math.NaN()
-	lo, hi := f.At-leadTolerance, math.Min(f.End, f.Ref+maxReact)
+	// These processes log when they react, not when the peers' sockets
+	// do: a reaction precedes the control event by little if at all.
+	lo, hi := f.At-procLead, math.Min(f.End, f.Ref+maxReact)
 	faulted := map[*proc]bool{}
 	var names []string
 	for _, n := range f.Peers {
