@@ -1,8 +1,14 @@
 // Package report renders a conclave run, from its merged event log, as one
-// self-contained HTML page: a header with the settings, a timeline of every
-// peer's process state, leader beliefs, urgent notices and the faults
-// injected, close-ups after each fault, tables of leader changes and of
-// convergence after faults, event counts, and the log itself.
+// self-contained HTML page: first the verdicts of the property checkers of
+// package check that apply to the processes in the log, each violation
+// linked to its event; then the settings, a timeline with a lane per peer
+// (process state, leader beliefs, urgent notices), per group member (views,
+// flushes, suspicions, deliveries), per directory replica (role, term) and
+// per pub/sub client (announces, subscriptions, moves, views, deliveries),
+// the order of deliveries compared across processes, counts per topic, a
+// panel per fault (what was done, who detected it when and how, how each
+// converged, a close-up), the leader changes tied to the faults they follow
+// from, event counts, and the merged log with filters.
 package report
 
 import (

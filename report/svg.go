@@ -106,8 +106,8 @@ type markerView struct {
 	Title       string
 }
 
-// textW estimates the width of a label in the 11px sans-serif font.
-func textW(s string) float64 { return 6.3*float64(len([]rune(s))) + 4 }
+// textW estimates the width of a label in the 11px sans-serif font, bold.
+func textW(s string) float64 { return 6.8*float64(len([]rune(s))) + 6 }
 
 // view lays out the lanes of r over the window [from, to] (seconds from run
 // start). Tick labels are seconds from run start, or, in a zoom,
