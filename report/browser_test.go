@@ -102,12 +102,25 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Logf("screenshot: %s", out)
 }
 
-// TestBrowserDemoReport opens the report of a recorded conclave demo in
-// Chromium and checks what a reader would: the verdicts first, a lane per
-// peer, the hang's failover tied to "stop 1", the close-ups, and the
-// merged log's filters.
-func TestBrowserDemoReport(t *testing.T) {
+// TestBrowser opens reports of recorded runs in one headless Chromium, a
+// tab each.
+func TestBrowser(t *testing.T) {
 	ctx := browser(t)
+	for name, f := range map[string]func(*testing.T, context.Context){
+		"demo": browseDemo, "violation": browseViolation, "pubsub": browsePubSub,
+	} {
+		t.Run(name, func(t *testing.T) {
+			tab, cancel := chromedp.NewContext(ctx)
+			defer cancel()
+			f(t, tab)
+		})
+	}
+}
+
+// browseDemo opens the report of a recorded conclave demo and checks what
+// a reader would: the verdicts first, a lane per peer, the hang's
+// failover tied to "stop 1", the close-ups, and the merged log's filters.
+func browseDemo(t *testing.T, ctx context.Context) {
 	url := writeRecorded(t, "demo", nil)
 	open(t, ctx, url, "verdict")
 	verdict := eval[string](t, ctx, `document.getElementById("verdict").textContent`)
@@ -149,10 +162,9 @@ func TestBrowserDemoReport(t *testing.T) {
 	}
 }
 
-// TestBrowserViolation opens the report of a broken run and follows the
+// browseViolation opens the report of a broken run and follows the
 // violation's link to its line in the merged log.
-func TestBrowserViolation(t *testing.T) {
-	ctx := browser(t)
+func browseViolation(t *testing.T, ctx context.Context) {
 	url := writeRecorded(t, "demo", func(ev []eventlog.Event) {
 		killed := false
 		for _, e := range ev {
@@ -176,11 +188,9 @@ func TestBrowserViolation(t *testing.T) {
 	}
 }
 
-// TestBrowserPubSubReport opens the report of a recorded conclave demo
-// pubsub and checks its lanes: directory replicas with their roles, and
-// the clients.
-func TestBrowserPubSubReport(t *testing.T) {
-	ctx := browser(t)
+// browsePubSub opens the report of a recorded conclave demo pubsub and
+// checks its lanes: directory replicas with their roles, and the clients.
+func browsePubSub(t *testing.T, ctx context.Context) {
 	url := writeRecorded(t, "pubsub", nil)
 	open(t, ctx, url, "processes")
 	lanes := eval[int](t, ctx, `document.querySelectorAll('svg#processes g.plane').length`)
