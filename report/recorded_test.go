@@ -364,3 +364,20 @@ func TestAttributionByCause(t *testing.T) {
 		t.Errorf("peer 1's changes follow %v, want %s", got, want)
 	}
 }
+
+// TestNoControlEvents: peers run by hand, faults injected by hand, no
+// control events: the checkers that need to know the faults do not run
+// (a kill would pass for a false suspicion); the others do.
+func TestNoControlEvents(t *testing.T) {
+	var ev []eventlog.Event
+	for _, e := range recorded(t, "demo") {
+		if e.Node != eventlog.Control {
+			ev = append(ev, e)
+		}
+	}
+	wantVerdicts(t, render(t, "by hand", ev), map[string]string{
+		"ElectionGate": "pass", "Convergence": "pass", "DetectionCause": "n/a", "UrgentNotices": "pass",
+		"NoFalseSuspicion": "n/a", "LeaderRule": "pass",
+		"BeliefBound": "n/a", "QuorumIsolation": "n/a", "StableAgreement": "n/a", "NoHeartbeatAfterClose": "n/a",
+	})
+}
