@@ -85,7 +85,7 @@ func (r *run) procsView(id string, from, to float64, zoom bool, ref float64) *pr
 	}
 	maxRows := 6
 	if zoom {
-		maxRows = 4
+		maxRows = 6
 	}
 	ms, rows := r.placeMarks(x, from, to, v.W, maxRows)
 	v.Top = 6 + labelRowH*float64(max(rows, 1)) + 4
