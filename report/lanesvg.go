@@ -83,11 +83,7 @@ func (r *run) procsView(id string, from, to float64, zoom bool, ref float64) *pr
 		t = math.Max(from-(to-from), math.Min(to+(to-from), t))
 		return v.PlotX + (t-from)/(to-from)*v.PlotW
 	}
-	maxRows := 6
-	if zoom {
-		maxRows = 6
-	}
-	ms, rows := r.placeMarks(x, from, to, v.W, maxRows)
+	ms, rows := r.placeMarks(x, from, to, v.W, 6)
 	v.Top = 6 + labelRowH*float64(max(rows, 1)) + 4
 	v.AxisY = v.Top + procLaneH*float64(len(r.procs)) + 2
 	v.H = v.AxisY + 30

@@ -123,7 +123,7 @@ func (r *run) view(id string, from, to float64, zoom bool, ref float64) *svgView
 	}
 	laneH, maxRows := mainLaneH, 6
 	if zoom {
-		laneH, maxRows = zoomLaneH, 6
+		laneH = zoomLaneH
 	}
 
 	ms, rows := r.placeMarks(x, from, to, v.W, maxRows)
