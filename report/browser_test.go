@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/conclave/conclave/eventlog"
@@ -112,6 +113,12 @@ func TestBrowser(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			tab, cancel := chromedp.NewContext(ctx)
 			defer cancel()
+			if _, err := chromedp.Run(tab, chromedp.Evaluate[int]("1")); err != nil {
+				t.Fatal(err)
+			}
+			// A page that lacks what a test waits for fails it, in time.
+			tab, cancel = context.WithTimeout(tab, 30*time.Second)
+			defer cancel()
 			f(t, tab)
 		})
 	}
@@ -177,6 +184,9 @@ func browseViolation(t *testing.T, ctx context.Context) {
 	})
 	open(t, ctx, url, "verdict")
 	fail := eval[int](t, ctx, `document.querySelectorAll('tr.verdict[data-verdict="fail"]').length`)
+	if fail != 1 {
+		t.Fatalf("%d failing checkers, want 1", fail)
+	}
 	if err := chromedp.Do(ctx, chromedp.Click(`tr.verdict[data-verdict="fail"] ul.viol a`)); err != nil {
 		t.Fatal(err)
 	}
