@@ -130,11 +130,17 @@ func TestBadInputIsRefusedAndThePeerKeepsWorking(t *testing.T) {
 	// Peers 0 and 2 run; peer 1 is missing, so elections have not opened.
 	_, ev0 := startNode(t, 0, addrs)
 	n2, ev2 := startNode(t, 2, addrs)
+	// Peer 0's incarnation as peer 2 admitted it (its status may not show
+	// it yet).
+	up := ev2.wait(t, func(e eventlog.Event) bool { p, _ := e.Int("peer"); return e.Ev == eventlog.ConnUp && p == 0 })
 	ev2.wait(t, func(e eventlog.Event) bool { p, _ := e.Int("peer"); return e.Ev == "peer_up" && p == 0 })
 	hello := func(cluster string, id int, inc uint64) wire.Hello {
 		return wire.Hello{Version: wire.Version, Kind: wire.KindPeer, Scope: cluster, From: strconv.Itoa(id), N: 3, Incarnation: inc}
 	}
-	inc0 := n2.Status().Peers[0].Incarnation
+	inc0, ok := up.Fields[eventlog.FieldPeerInc].(uint64)
+	if !ok || inc0 == 0 {
+		t.Fatalf("conn_up of peer 0 without its incarnation: %v", eventlog.Format(up))
+	}
 
 	// Bytes refused before any handshake.
 	raw := []struct {

@@ -3,7 +3,6 @@ package pubsub
 import (
 	"context"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -12,6 +11,7 @@ import (
 	"github.com/conclave/conclave/directory"
 	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/pubsub/envelope"
+	"github.com/conclave/conclave/pubsub/moving"
 	"github.com/conclave/conclave/stack"
 )
 
@@ -84,15 +84,13 @@ func (m *member) onMarker(from string, mk envelope.Marker) {
 			p.readyFrom(name, moves)
 		}
 	case envelope.Switch, envelope.End:
-		if mk.Phase == envelope.End {
-			moves = math.MaxUint64
-		}
+		mark := moving.Mark(mk)
 		for _, s := range m.subs[topic] {
 			s.mu.Lock()
 			if s.marks == nil {
 				s.marks = map[string]uint64{}
 			}
-			s.marks[name] = max(s.marks[name], moves)
+			s.marks[from] = max(s.marks[from], mark)
 			s.mu.Unlock()
 			m.check(s)
 		}
@@ -108,12 +106,10 @@ func (m *member) check(s *Subscription) {
 	if s.closed || s.m != m || s.next == nil {
 		return
 	}
-	for name := range s.wait {
-		if skipMoveWait.Load() || s.marks[name] >= s.moving || m.viewSet && !hasClient(m.view, name) {
-			delete(s.wait, name)
-		}
+	if skipMoveWait.Load() {
+		clear(s.wait)
 	}
-	if len(s.wait) > 0 {
+	if !m.viewSet || !moving.Settled(s.wait, s.marks, s.moving, m.view.IDs(), clientName) {
 		return
 	}
 	// Switch: the events kept from the new group, then its own.
@@ -292,12 +288,8 @@ func (p *Publisher) awaitReady(ctx context.Context, old, next *member, following
 		was, is := old.g.View(), next.g.View()
 		p.readyMu.Lock()
 		ch := p.readyCh
-		var missing []string
-		for _, name := range following {
-			if hasClient(was, name) && (p.ready[name] < e || !hasClient(is, name)) {
-				missing = append(missing, name)
-			}
-		}
+		missing := moving.Unready(following, e, p.ready,
+			func(name string) bool { return hasClient(was, name) }, func(name string) bool { return hasClient(is, name) })
 		p.readyMu.Unlock()
 		if len(missing) == 0 {
 			return nil
@@ -335,15 +327,9 @@ func (s *Subscription) moveTo(f directory.Found) {
 	c := s.c
 	ctx, cancel := context.WithTimeout(c.ctx, 2*c.cfg.MoveWait)
 	defer cancel()
-	fresh := old.name != f.Topic.From // it moved more than once since
 	s.mu.Lock()
 	s.moving = e
-	s.wait = map[string]bool{}
-	if !fresh {
-		for _, name := range f.Topic.Switching {
-			s.wait[name] = true
-		}
-	}
+	s.wait = moving.Waits(old.name, f.Topic.From, f.Topic.Switching)
 	s.mu.Unlock()
 	if _, err := c.joinAs(ctx, resultOf(f), s, true); err != nil {
 		c.logEv(eventlog.PSMove, eventlog.FieldTopic, s.topic, eventlog.FieldGroup, f.Topic.Group, eventlog.FieldPrev, old.name,

@@ -1,6 +1,7 @@
 package pubsub_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -40,12 +41,14 @@ func moveRun(t *testing.T, qos string) (d *testDir, got map[string][]string, gro
 		t.Fatalf("a and c share %s", groups[0])
 	}
 	subs := map[string]*pubsub.Subscription{}
+	collected := map[string]<-chan collectedEvents{} // read as they come: the subscriptions' buffers are bounded
 	for _, name := range []string{"s1", "s2"} {
 		s, err := d.client(t, name).Subscribe(ctx, "a")
 		if err != nil {
 			t.Fatal(err)
 		}
 		subs[name] = s
+		collected[name] = collect(ctx, s, 2)
 	}
 	for _, p := range pubs {
 		if err := p.WaitMembers(ctx, 4); err != nil {
@@ -125,27 +128,17 @@ func moveRun(t *testing.T, qos string) (d *testDir, got map[string][]string, gro
 		t.Fatal(err)
 	}
 	subs["s3"] = late
+	collected["s3"] = collect(ctx, late, 2)
 	close(finish)
 	wg.Wait()
 
-	// Read until each subscriber has each publisher's last event.
+	// Until each subscriber has each publisher's last event.
 	got = map[string][]string{}
 	for name, s := range subs {
-		last := map[string]bool{}
-		for len(last) < len(pubs) {
-			select {
-			case e, ok := <-s.Events():
-				if !ok {
-					t.Fatalf("%s: events closed: %v", name, s.Err())
-				}
-				data, isLast := strings.CutSuffix(string(e.Data), "-last")
-				got[name] = append(got[name], data)
-				if isLast {
-					last[data] = true
-				}
-			case <-ctx.Done():
-				t.Fatalf("%s: got %d events, not every publisher's last", name, len(got[name]))
-			}
+		c := <-collected[name]
+		got[name] = c.events
+		if c.err != nil {
+			t.Fatalf("%s: %v, after %d events", name, c.err, len(c.events))
 		}
 		if g := s.Group(); g != groups[1] {
 			t.Errorf("%s delivers from %s after the move to %s", name, g, groups[1])
@@ -157,6 +150,41 @@ func moveRun(t *testing.T, qos string) (d *testDir, got map[string][]string, gro
 		}
 	}
 	return d, got, groups
+}
+
+// collectedEvents is what a subscription delivered, without the "-last"
+// suffix of each publisher's last event, and why it stopped early.
+type collectedEvents struct {
+	events []string
+	err    error
+}
+
+// collect reads s until it has the last event of n publishers.
+func collect(ctx context.Context, s *pubsub.Subscription, n int) <-chan collectedEvents {
+	out := make(chan collectedEvents, 1)
+	go func() {
+		var c collectedEvents
+		defer func() { out <- c }()
+		last := 0
+		for last < n {
+			select {
+			case e, ok := <-s.Events():
+				if !ok {
+					c.err = fmt.Errorf("events closed: %v", s.Err())
+					return
+				}
+				data, isLast := strings.CutSuffix(string(e.Data), "-last")
+				c.events = append(c.events, data)
+				if isLast {
+					last++
+				}
+			case <-ctx.Done():
+				c.err = fmt.Errorf("not every publisher's last event: %w", ctx.Err())
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // checkMoveRun checks that each subscriber got each publisher's events in
@@ -211,5 +239,98 @@ func TestMoveWithoutWaitingIsCaught(t *testing.T) {
 		t.Fatal("switching without waiting went unnoticed")
 	} else {
 		t.Logf("caught: %v", bad)
+	}
+}
+
+// TestMoveSurvivesPublisherCrash moves a topic whose publishers are one
+// that crashed and one that publishes: the subscriber does not wait for
+// the crashed one once it is out of the old group's view, and gets every
+// event of the other, in order, across the move.
+func TestMoveSurvivesPublisherCrash(t *testing.T) {
+	d := newDirWith(t, directory.StateConfig{MaxGroups: 4, MoveSpacing: -1})
+	ctx := testCtx(t)
+	crashed := d.client(t, "pa1")
+	if _, err := crashed.Announce(ctx, "a", "total"); err != nil {
+		t.Fatal(err)
+	}
+	live, err := d.client(t, "pa2").Announce(ctx, "a", "total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := d.client(t, "other").Announce(ctx, "c", "total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := pc.Group()
+	s, err := d.client(t, "s1").Subscribe(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := live.WaitMembers(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	crashed.Crash()
+	op, err := dirclient.New(dirclient.Config{Replicas: d.addrs, Key: d.key, Network: d.nw, Name: "operator"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	// Read while publishing: the subscription's buffer is bounded.
+	got := make(chan []string, 1)
+	go func() {
+		var evs []string
+		defer func() { got <- evs }()
+		for {
+			select {
+			case e, ok := <-s.Events():
+				if !ok {
+					return
+				}
+				evs = append(evs, string(e.Data))
+				if string(e.Data) == "last" {
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	// Publish while the topic moves, until the live publisher switched
+	// (the directory says so), then ten more and the last.
+	if _, err := op.Move(ctx, "a", to); err != nil {
+		t.Fatal(err)
+	}
+	k, more := 0, -1
+	for more != 0 {
+		if err := live.Publish(ctx, fmt.Appendf(nil, "p-%d", k)); err != nil {
+			t.Fatal(err)
+		}
+		k++
+		if more > 0 {
+			more--
+			continue
+		}
+		f, err := op.Lookup(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(f.Topic.Pending, "pa2") {
+			more = 10
+		}
+	}
+	if err := live.Publish(ctx, []byte("last")); err != nil {
+		t.Fatal(err)
+	}
+	evs := <-got
+	if len(evs) != k+1 || evs[k] != "last" {
+		t.Fatalf("the subscriber got %d events of %d (last %q): it waited for the crashed publisher (%v)", len(evs), k+1, evs[len(evs)-1:], s.Err())
+	}
+	for i := range k {
+		if want := fmt.Sprintf("p-%d", i); evs[i] != want {
+			t.Fatalf("event %d is %q, want %q", i, evs[i], want)
+		}
+	}
+	if g := s.Group(); g != to {
+		t.Errorf("the subscriber delivers from %s, not %s", g, to)
 	}
 }

@@ -742,7 +742,7 @@ type Subscription struct {
 	next    *member           // the group it moves to, while it moves
 	moving  uint64            // that group's move number
 	wait    map[string]bool   // the publishers it waits for before it switches
-	marks   map[string]uint64 // client name → last move it switched (MaxUint64: it ended)
+	marks   map[string]uint64 // member id → last move it switched (MaxUint64: it ended)
 	buf     []delivery        // what it keeps aside: from next, or while held
 	holding bool              // Subscribe has not returned yet
 	closed  bool

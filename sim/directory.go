@@ -283,6 +283,14 @@ func (s *DirSim) Command(k int, op directory.Op, then func(*DirCall)) *DirCall {
 	return s.clients[k].submit(call)
 }
 
+// Query has client k read the state with query q (directory.QueryMoves,
+// a directory.LookupQuery, ...), a linearizable read, after the
+// operations it has under way or queued, and calls then, if not nil, once
+// it is done: Data is the answer. It is kept out of Ops.
+func (s *DirSim) Query(k int, q []byte, then func(*DirCall)) *DirCall {
+	return s.clients[k].submit(&DirCall{read: true, query: q, then: then})
+}
+
 // DirCall is a client operation.
 type DirCall struct {
 	// Op is the operation as recorded; its outcome once Done.
@@ -294,9 +302,12 @@ type DirCall struct {
 	// Result is the command's result, once Done with Op.Known (not for
 	// a lookup).
 	Result directory.Result
+	// Data is the answer to a Query, once Done with Op.Known.
+	Data []byte
 
-	op   directory.Op   // a command other than announce and subscribe, kept out of Ops
-	then func(*DirCall) // called once Done
+	query []byte         // a Query's, kept out of Ops
+	op    directory.Op   // a command other than announce and subscribe, kept out of Ops
+	then  func(*DirCall) // called once Done
 
 	read, subscribe bool
 	data            []byte
@@ -810,7 +821,9 @@ func (c *dirClient) begin(call *DirCall) {
 	if call.first > 0 {
 		call.try = call.first - 1
 	}
-	if call.read {
+	if call.query != nil {
+		call.data = call.query
+	} else if call.read {
 		call.data = directory.LookupQuery(call.Op.Topic)
 	} else {
 		c.command(call)
@@ -902,7 +915,9 @@ func (c *dirClient) finish(known bool, rep directory.Reply) {
 	call.Op.Return = s.now
 	if known {
 		call.Op.Known = true
-		if call.read {
+		if call.query != nil {
+			call.Data = rep.Data
+		} else if call.read {
 			var f directory.Found
 			if err := json.Unmarshal(rep.Data, &f); err != nil {
 				panic(fmt.Sprintf("sim: a lookup's answer does not decode: %v: %q", err, rep.Data))
@@ -944,7 +959,7 @@ func (c *dirClient) finish(known bool, rep directory.Reply) {
 // recordCall records a finished or abandoned call of client id.
 func (s *DirSim) recordCall(call *DirCall, id string) {
 	call.Done = true
-	if call.op == nil {
+	if call.op == nil && call.query == nil {
 		s.ops = append(s.ops, call.Op)
 	}
 	s.calls = append(s.calls, dirClientCall{client: id, seqs: call.seqs, op: call.Op})

@@ -23,6 +23,7 @@ func (n *Net) Start(i int) {
 	}
 	p.running, p.paused = true, false
 	p.inc++
+	p.joins = 0
 	p.gen++
 	p.backlog = nil
 	p.conns = map[uint64]*conn{}

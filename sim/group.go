@@ -31,17 +31,22 @@ type GroupConfig struct {
 	// Name, if set, names the group, one of several on a Net: every
 	// member event carries it (field group), and a member joins only when
 	// asked (JoinVia), not when its process starts. Its member id then
-	// counts its joins in the incarnation too: m<slot>.<incarnation>.<join>.
+	// counts the joins in the process's incarnation too, those of every
+	// group's member: m<slot>.<incarnation>.<join>, unique over the groups
+	// of a Net as a real member's is.
 	Name string
 	// MsgName, if set, names a message in send and deliver events from
 	// its data (the data itself, as a string, otherwise).
 	MsgName func(data []byte) string
 	// OnInstall, OnDeliver and OnLeft, if set, see a slot's member
-	// install a view, deliver a message and leave the group, once the
-	// event is recorded.
-	OnInstall func(slot int, v stack.View)
+	// install a view (through a flush if e.Contribs is not nil, as
+	// group.Group.Flushed says), deliver a message and leave the group,
+	// once the event is recorded; OnAcked sees it learn that every member
+	// of the view has message msg, or that it may be lost.
+	OnInstall func(slot int, e stack.Install)
 	OnDeliver func(slot int, d stack.Deliver)
 	OnLeft    func(slot int)
+	OnAcked   func(slot int, msg string, a stack.Acked)
 }
 
 // GroupSim is a simulated group: process i of its Net hosts the member of
@@ -85,7 +90,6 @@ type member struct {
 	count   int // messages sent
 	tokens  map[uint64]string
 	batch   bool // effects are due (GroupConfig.Batch)
-	joins   int  // in this incarnation (GroupConfig.Name)
 }
 
 // NewGroup returns a simulated group of cfg.N member slots, none started.
@@ -163,8 +167,8 @@ func (s *GroupSim) JoinVia(i int, contacts []string) bool {
 	if s.cfg.Name == "" || !m.p.running || m.p.paused || m.active {
 		return false
 	}
-	m.joins++
-	m.begin(memberID(m.slot, m.p.inc)+"."+strconv.Itoa(m.joins), contacts)
+	m.p.joins++
+	m.begin(memberID(m.slot, m.p.inc)+"."+strconv.Itoa(m.p.joins), contacts)
 	return true
 }
 
@@ -244,7 +248,7 @@ func (m *member) start() {
 	g := m.g
 	m.clock = eventlog.Clock{}
 	if g.cfg.Name != "" {
-		m.active, m.left, m.inView, m.batch, m.joins = false, false, false, false, 0
+		m.active, m.left, m.inView, m.batch = false, false, false, false
 		return
 	}
 	contacts := make([]string, 0, len(g.members))
@@ -337,11 +341,15 @@ func (m *member) effects() {
 			m.log(eventlog.View, eventlog.FieldView, e.View.ID.String(), eventlog.FieldPrev, e.Prev.String(),
 				eventlog.FieldMembers, e.View.IDs(), eventlog.FieldFlushed, e.Contribs != nil)
 			if g.cfg.OnInstall != nil {
-				g.cfg.OnInstall(m.slot, e.View)
+				g.cfg.OnInstall(m.slot, e)
 			}
 		case stack.Acked:
-			m.log(eventlog.Acked, eventlog.FieldMsg, m.tokens[e.Token], eventlog.FieldLost, e.Lost)
+			msg := m.tokens[e.Token]
+			m.log(eventlog.Acked, eventlog.FieldMsg, msg, eventlog.FieldLost, e.Lost)
 			delete(m.tokens, e.Token)
+			if g.cfg.OnAcked != nil {
+				g.cfg.OnAcked(m.slot, msg, e)
+			}
 		case stack.Left:
 			m.left, m.inView = true, false
 			m.log(eventlog.Left, eventlog.FieldReason, e.Reason)

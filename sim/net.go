@@ -93,6 +93,7 @@ type proc struct {
 	running bool
 	paused  bool
 	inc     uint64 // incarnation: counts starts
+	joins   int    // the joins of its members in this incarnation, over every group (GroupConfig.Name)
 	gen     int    // changes whenever the process starts or ends
 	backlog []func()
 	// conns are the connection ends its machines know, by id.

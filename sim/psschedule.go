@@ -9,12 +9,16 @@ import (
 	"time"
 
 	"github.com/conclave/conclave/check"
+	"github.com/conclave/conclave/directory"
 	"github.com/conclave/conclave/eventlog"
 )
 
 // PubSubStep is one step of a publish/subscribe schedule: a client's
 // action (Op PSAnnounce, PSSubscribe, PSUnsubscribe or PSWithdraw, by
-// Client, on Topic, with QoS) or a fault: crash, start, pause or resume
+// Client, on Topic, with QoS), an operator's move of Topic to group QoS
+// or, if the directory refuses, to the next group that it accepts (Op
+// PSMove, directory.Move commands sent by Client's directory client), or a
+// fault: crash, start, pause or resume
 // process Proc (LeaderPeer: the directory's leader then), isolate it from
 // every other process, partition the processes into Side and the rest, or
 // heal.
@@ -34,6 +38,8 @@ func (st PubSubStep) String() string {
 		return fmt.Sprintf("%s %s announce %s %s", at, ClientName(st.Client), st.Topic, st.QoS)
 	case PSSubscribe, PSUnsubscribe, PSWithdraw:
 		return fmt.Sprintf("%s %s %s %s", at, ClientName(st.Client), st.Op, st.Topic)
+	case PSMove:
+		return fmt.Sprintf("%s %s move %s to %s", at, ClientName(st.Client), st.Topic, st.QoS)
 	case "partition":
 		return fmt.Sprintf("%s partition %v", at, st.Side)
 	case "heal":
@@ -75,6 +81,14 @@ const (
 	psFaultsFrom = time.Second
 	psRepair     = 3200 * time.Millisecond
 	psEnd        = 6 * time.Second
+	// PubSubMoveSpacing is the directory's MoveSpacing in the sweep: small,
+	// so that topics move in most runs.
+	PubSubMoveSpacing = 4
+	// psMoveWait is the clients' MoveWait in the sweep: short enough that
+	// a Subscribe held by a move that never finishes (a publisher crashed
+	// before it switched, and the directory keeps it pending) returns
+	// before the run ends, handing over what it kept aside.
+	psMoveWait = 2 * time.Second
 )
 
 // RandomPubSubSchedule draws the publish/subscribe sweep's schedule for a
@@ -194,6 +208,14 @@ func RandomPubSubSchedule(seed uint64) PubSubSchedule {
 		add(PubSubStep{At: psRepair, Op: "resume", Proc: i})
 		add(PubSubStep{At: psRepair, Op: "start", Proc: i})
 	}
+	// Moves an operator asks for, drawn apart so that the schedules
+	// above stay those of the seed: one during the faults, one after the
+	// repair.
+	mrng := rand.New(rand.NewPCG(seed, 0x9b5d))
+	for _, from := range []int{800, 3300} {
+		add(PubSubStep{At: time.Duration(from+mrng.IntN(1500)) * time.Millisecond, Op: PSMove, Client: mrng.IntN(psClients),
+			Topic: topic(mrng.IntN(PubSubTopics)), QoS: "g" + strconv.Itoa(mrng.IntN(3))})
+	}
 	slices.SortStableFunc(sc.Steps, func(a, b PubSubStep) int { return int(a.At - b.At) })
 	return sc
 }
@@ -203,6 +225,9 @@ func (s *PubSubSim) Apply(st PubSubStep) {
 	switch st.Op {
 	case PSAnnounce, PSSubscribe, PSUnsubscribe, PSWithdraw:
 		s.Do(st.Client, st.Op, st.Topic, st.QoS)
+		return
+	case PSMove:
+		s.move(st.Client, st.Topic, st.QoS, len(s.names))
 		return
 	}
 	p := st.Proc
@@ -237,6 +262,22 @@ func (s *PubSubSim) Apply(st PubSubStep) {
 	}
 }
 
+// move has client k's directory client move topic to group, or if the
+// directory refuses (the group carries another QoS, or holds the topic
+// already), to the next group, trying tries groups.
+func (s *PubSubSim) move(k int, topic, group string, tries int) {
+	c := s.clients[k]
+	if tries == 0 || !c.p.running {
+		return
+	}
+	c.command(directory.Move{Topic: topic, Group: group}, func(call *DirCall) {
+		if call.Op.Known && call.Result.Code != directory.CodeOK {
+			i := slices.Index(s.names, group)
+			s.move(k, topic, s.names[(i+1)%len(s.names)], tries-1)
+		}
+	})
+}
+
 // PubSubRun is the outcome of a publish/subscribe schedule.
 type PubSubRun struct {
 	Sim      *PubSubSim
@@ -248,7 +289,8 @@ type PubSubRun struct {
 // crypto/rand: a test makes runs replayable with
 // testing/cryptotest.SetGlobalRandom.
 func RunPubSub(sc PubSubSchedule, tweak func(*PubSubSim)) PubSubRun {
-	s, err := NewPubSub(PubSubConfig{Replicas: sc.Replicas, Clients: sc.Clients, Seed: sc.Seed})
+	s, err := NewPubSub(PubSubConfig{Replicas: sc.Replicas, Clients: sc.Clients, Seed: sc.Seed, MoveSpacing: PubSubMoveSpacing,
+		MoveWait: psMoveWait})
 	if err != nil {
 		panic(err)
 	}
@@ -269,14 +311,17 @@ func RunPubSub(sc PubSubSchedule, tweak func(*PubSubSim)) PubSubRun {
 // members' (check.Group, with total order for a group of QoS total),
 // the replicas' (check.Directory), and the directory's operations and
 // states (check.Linearizable within timeout, CheckReplicas,
-// CheckExactlyOnce). It returns what is wrong.
+// CheckExactlyOnce), liveness (Starved) and the moves (Moves). It
+// returns what is wrong.
 func (run PubSubRun) Check(timeout time.Duration) []string {
 	s := run.Sim
 	h := s.History()
 	var out []string
 	total := map[string]bool{}
 	for t, q := range run.Schedule.QoS {
-		total[t] = q == "total"
+		if q == "total" { // check.PubSubOptions.Total names them: a key is a total topic
+			total[t] = true
+		}
 	}
 	for _, v := range check.PubSub(h, check.PubSubOptions{Total: total}) {
 		out = append(out, "pubsub: "+v.String())
@@ -295,6 +340,7 @@ func (run PubSubRun) Check(timeout time.Duration) []string {
 	out = append(out, s.CheckReplicas()...)
 	out = append(out, s.CheckExactlyOnce()...)
 	out = append(out, run.Starved()...)
+	out = append(out, run.Moves()...)
 	return out
 }
 
@@ -315,12 +361,12 @@ func (run PubSubRun) Starved() []string {
 		if !c.p.running {
 			continue
 		}
-		for t, m := range c.subs {
-			if m.ended {
+		for t, ps := range c.subs {
+			if ps.closed || ps.m.ended != "" {
 				continue
 			}
 			for _, p := range s.clients {
-				if pm := p.pubs[t]; p.p.running && pm != nil && !pm.ended {
+				if pm := p.pubs[t]; p.p.running && pm != nil && pm.m.ended == "" {
 					want[sub{ClientName(k), c.p.inc, t}] = true
 				}
 			}

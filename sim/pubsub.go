@@ -1,9 +1,12 @@
 package sim
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/conclave/conclave/directory"
@@ -25,6 +28,12 @@ type PubSubConfig struct {
 	MaxGroups int
 	// Publish is the period of a publisher's events (default 50ms).
 	Publish time.Duration
+	// MoveSpacing is the directory's StateConfig.MoveSpacing (0: its
+	// default; negative: no moves).
+	MoveSpacing int
+	// MovePoll and MoveWait are the clients' pubsub.Config.MovePoll and
+	// MoveWait (defaults pubsub's: 200ms and 5s).
+	MovePoll, MoveWait time.Duration
 }
 
 // PubSubSim is a simulated publish/subscribe system on one Net: a
@@ -42,22 +51,27 @@ type PubSubConfig struct {
 // its member joins through those, founding the group if none answers. A
 // group shared by several topics of the client is joined once. A
 // publisher multicasts each event in an envelope (package
-// pubsub/envelope) with its topic; on each delivery the client decodes
-// the envelope and hands the event over (ps_deliver) only if it
-// subscribes to its topic, counting the others as filtered. Unsubscribe
-// and withdraw tell the directory, and the client's member leaves the
-// group when no topic of the client uses it any more. It records
-// ps_announce, ps_subscribe, ps_unsubscribe and ps_deliver under node
-// c<k> with the fields the real client logs; its members record their
-// group events under the process's node, m<i>, with field group.
+// pubsub/envelope) with its topic, one at a time: the next once every
+// member has the last (as Publisher.Publish returns). On each delivery
+// the client decodes the envelope and hands the event over (ps_deliver)
+// only to the subscription of its topic, counting the others as
+// filtered. Unsubscribe and withdraw tell the directory, and the
+// client's member leaves the group when no topic of the client uses it
+// any more. Clients follow the topics' moves between groups with the
+// markers of package pubsub (prepare, ready, switch, end). A client logs
+// what pubsub.Client logs, at the same moments (docs/events.md):
+// ps_announce, ps_subscribe, ps_unsubscribe, ps_view, ps_publish,
+// ps_deliver, ps_move and ps_leave, under node c<k>; its members record
+// their group events under the process's node, m<i>, with field group.
 //
 // A client's actions on one topic run one at a time, in the order given
 // (Do), as the calls of one application thread per topic; actions on
 // different topics run at once, and the client serialises what the real
-// one does: its directory commands (one at a time, as dirclient's), and
-// its joins and leaves of groups (pubsub.Client's joinMu). A restarted
-// client is a new client (c<k>.<incarnation> to the directory) that does
-// again every action given so far.
+// one does: its directory commands (one at a time, as dirclient's), its
+// joins and leaves of groups (pubsub.Client's joinMu), and the moves of
+// a publisher or a subscription. A restarted client is a new client
+// (c<k>.<incarnation> to the directory) that does again every action
+// given so far.
 type PubSubSim struct {
 	*DirSim
 	cfg     PubSubConfig
@@ -67,11 +81,21 @@ type PubSubSim struct {
 	rng     *rand.Rand        // the clients' choices
 	qos     map[string]string // group → QoS, as the directory answered
 
+	subs        []*psSub                       // every subscription made, for CheckMoves
+	published   map[psEventKey]string          // a publisher's event → ps_publish's result
+	publishedTo map[psEventKey]map[string]bool // → the clients in the view it was sent in
+	publishedIn map[psEventKey]uint64          // → the move number it was published under
+	// switchedWith holds the clients in the new group's view when a
+	// publisher switched.
+	switchedWith map[psSwitchKey]map[string]bool
+	late         map[string]map[string]bool // topic/moves → clients a publisher switched without waiting for
+
 	// Test-only switches that break the client, to show the checkers
 	// reject what follows.
 	noFilter bool // hand over the events of every topic of a group
 	reorder  bool // clients c1, c3, ... hand over each topic's events two by two, swapped
 	alone    bool // a member joins through no contact: it founds a group of its own
+	skipWait bool // subscribers switch groups without waiting for the publishers' markers
 }
 
 // NewPubSub returns a simulated publish/subscribe system, no process
@@ -83,29 +107,32 @@ func NewPubSub(cfg PubSubConfig) (*PubSubSim, error) {
 	if cfg.Publish <= 0 {
 		cfg.Publish = 50 * time.Millisecond
 	}
-	// The simulated clients do not follow moves (package pubsub does):
-	// the directory moves no topic.
+	if cfg.MovePoll <= 0 {
+		cfg.MovePoll = 200 * time.Millisecond
+	}
+	if cfg.MoveWait <= 0 {
+		cfg.MoveWait = 5 * time.Second
+	}
 	d, err := NewDir(DirConfig{Replicas: cfg.Replicas, Clients: cfg.Clients, Seed: cfg.Seed, MaxGroups: cfg.MaxGroups,
-		MoveSpacing: -1, SnapshotEvery: 64, CatchUp: 16, Attempt: 300 * time.Millisecond, Deadline: time.Second})
+		MoveSpacing: cfg.MoveSpacing, SnapshotEvery: 64, CatchUp: 16, Attempt: 300 * time.Millisecond, Deadline: time.Second})
 	if err != nil {
 		return nil, err
 	}
 	s := &PubSubSim{DirSim: d, cfg: cfg, groups: map[string]*GroupSim{}, qos: map[string]string{},
-		rng: rand.New(rand.NewPCG(cfg.Seed, 0x9b5b))}
+		rng:       rand.New(rand.NewPCG(cfg.Seed, 0x9b5b)),
+		published: map[psEventKey]string{}, publishedTo: map[psEventKey]map[string]bool{}, publishedIn: map[psEventKey]uint64{}, switchedWith: map[psSwitchKey]map[string]bool{}, late: map[string]map[string]bool{}}
 	for i := range cfg.MaxGroups {
 		name := "g" + strconv.Itoa(i)
 		s.names = append(s.names, name)
 		s.groups[name] = NewGroupOn(d.Net, GroupConfig{Name: name,
 			Stack: func(me stack.Member) *stack.Stack { return s.client(slotOf(me.Addr)).build(name, me) },
 			MsgName: func(data []byte) string {
-				if _, id, err := envelope.Decode(data); err == nil {
-					return string(id)
-				}
-				return string(data)
+				id, _, _ := bytes.Cut(data, []byte{0})
+				return string(id)
 			},
-			OnInstall: func(slot int, _ stack.View) {
+			OnInstall: func(slot int, e stack.Install) {
 				if c := s.client(slot); c != nil {
-					c.installed(name)
+					c.installed(name, e)
 				}
 			},
 			OnDeliver: func(slot int, e stack.Deliver) {
@@ -118,10 +145,15 @@ func NewPubSub(cfg PubSubConfig) (*PubSubSim, error) {
 					c.left(name)
 				}
 			},
+			OnAcked: func(slot int, msg string, a stack.Acked) {
+				if c := s.client(slot); c != nil {
+					c.acked(name, msg, &a)
+				}
+			},
 		})
 	}
 	for k := range cfg.Clients {
-		c := &psClient{s: s, k: k, proc: cfg.Replicas + k, name: ClientName(k)}
+		c := &psClient{s: s, k: k, proc: cfg.Replicas + k}
 		c.p = d.procs[c.proc]
 		s.clients = append(s.clients, c)
 		d.host(c.proc, c)
@@ -132,6 +164,31 @@ func NewPubSub(cfg PubSubConfig) (*PubSubSim, error) {
 // ClientName is the node name of publish/subscribe client k in events:
 // "c<k>", its name to the directory too.
 func ClientName(k int) string { return "c" + strconv.Itoa(k) }
+
+// dirName is the name of client k's incarnation inc to the directory:
+// c<k>, then c<k>.<inc> after a restart (as dirClient names itself).
+func dirName(k int, inc uint64) string {
+	if inc > 1 {
+		return ClientName(k) + "." + strconv.FormatUint(inc, 10)
+	}
+	return ClientName(k)
+}
+
+// clientOf returns the directory name of the client whose member is
+// memberID (m<slot>.<incarnation>.<join>), as pubsub's clientName does
+// of its members' ids; "" for none.
+func (s *PubSubSim) clientOf(memberID string) string {
+	parts := strings.Split(memberID, ".")
+	if len(parts) < 2 {
+		return ""
+	}
+	slot := slotOf(parts[0])
+	inc, err := strconv.ParseUint(parts[1], 10, 64)
+	if s.client(slot) == nil || err != nil {
+		return ""
+	}
+	return dirName(slot-s.cfg.Replicas, inc)
+}
 
 // client returns the client in process slot, nil for a replica's.
 func (s *PubSubSim) client(slot int) *psClient {
@@ -172,13 +229,16 @@ const (
 	PSSubscribe   = "subscribe"
 	PSUnsubscribe = "unsubscribe"
 	PSWithdraw    = "withdraw"
+	// PSMove is an operator's move of a topic to a group (a schedule's
+	// step, not a client's action).
+	PSMove = "move"
 )
 
 // Do has client k do an action on topic, after its actions on the topic
 // under way or queued: announce it with qos (and publish an event every
 // PubSubConfig.Publish or so from then on: between half and one and a half
-// of it), subscribe to it, unsubscribe from it, or withdraw as its
-// publisher. An action that does not apply (an
+// of it, after the last is stable), subscribe to it, unsubscribe from it,
+// or withdraw as its publisher. An action that does not apply (an
 // unsubscribe without a subscription) does nothing.
 func (s *PubSubSim) Do(k int, op, topic, qos string) {
 	c := s.clients[k]
@@ -196,6 +256,32 @@ type psAction struct {
 	tries          int
 }
 
+// psMutex is a mutex of a machine: lock runs f once it holds it, and f
+// (or what it starts) ends with unlock.
+type psMutex struct {
+	held    bool
+	waiting []func()
+}
+
+func (mu *psMutex) lock(f func()) {
+	if mu.held {
+		mu.waiting = append(mu.waiting, f)
+		return
+	}
+	mu.held = true
+	f()
+}
+
+func (mu *psMutex) unlock() {
+	if len(mu.waiting) == 0 {
+		mu.held = false
+		return
+	}
+	f := mu.waiting[0]
+	mu.waiting = mu.waiting[1:]
+	f()
+}
+
 // psClient is the machine of a publish/subscribe client in its process,
 // beside its directory client and its group member slots.
 type psClient struct {
@@ -203,44 +289,72 @@ type psClient struct {
 	p     *proc
 	k     int // directory client k
 	proc  int // its process
-	name  string
 	clock eventlog.Clock
 	gen   int // the process generation it runs in
 
-	plan    []psAction            // every action given, for a restart
-	queues  map[string][]psAction // by topic
-	busy    map[string]bool       // an action on the topic is under way
-	joining bool                  // a join or a leave is under way (joinMu)
-	waiting []func()              // joins and leaves waiting for it
+	plan   []psAction            // every action given, for a restart
+	queues map[string][]psAction // by topic
+	busy   map[string]bool       // an action on the topic is under way
+	joinMu psMutex               // joins and leaves of groups
 
 	groups map[string]*psMember // its members, by group (pubsub.Client.groups)
 	slots  map[string]*psMember // the member each group slot runs, joining, in or leaving its group
-	pubs   map[string]*psMember // by topic
-	subs   map[string]*psMember // by topic
+	pubs   map[string]*psPub    // by topic (pubsub.Client.pubs)
+	subs   map[string]*psSub    // by topic (pubsub.Client.subs)
 	descs  map[string]*stack.Description
 	stats  map[string]*PubSubStats // over incarnations
+	moves  psWatch
 }
 
-// psMember is a client's member of one group.
+// psMember is a client's member of one group (pubsub's member).
 type psMember struct {
+	c                *psClient
 	group, qos, hash string
+	id               string // its member id
 	refs             int
-	joined, ended    bool
-	leaving          bool
-	subs             map[string]bool
+	joined, leaving  bool
+	ended            string // why it stopped, once it has
+	subs             map[string][]*psSub
+	pubs             map[string][]*psPub
+	view             stack.View   // the last view installed
+	viewSet          bool         // view is set
+	last             stack.ViewID // view of the last delivery dispatched
+	sends            map[string]func(*stack.Acked)
+	watchers         []func() bool               // see each view, and the end
+	views            map[stack.ViewID]stack.View // installed
+	ct               psContacts
 	onJoin           func(error)
-	onLeft           func()
-	held             map[string]*stack.Deliver // reorder: an event held back, by topic
+	onLeft           func(result string)
 }
+
+// psContacts is the state of a member's contacts (pubsub's
+// contactKeeper): the latest list to set, whether it is to be sent, the
+// last sent, and whether a command is under way.
+type psContacts struct {
+	latest, sent  []string
+	pending, busy bool
+}
+
+// psDelivery is an event with its identity in its group.
+type psDelivery struct {
+	topic, from string
+	data        []byte
+	m           *psMember
+	view        stack.ViewID
+	seq, order  uint64
+}
+
+func (c *psClient) name() string { return dirName(c.k, c.p.inc) }
 
 func (c *psClient) start() {
 	c.gen = c.p.gen
 	c.clock = eventlog.Clock{}
 	c.queues, c.busy = map[string][]psAction{}, map[string]bool{}
-	c.joining, c.waiting = false, nil
+	c.joinMu = psMutex{}
 	c.groups, c.slots = map[string]*psMember{}, map[string]*psMember{}
-	c.pubs, c.subs = map[string]*psMember{}, map[string]*psMember{}
+	c.pubs, c.subs = map[string]*psPub{}, map[string]*psSub{}
 	c.descs = map[string]*stack.Description{}
+	c.moves = psWatch{}
 	if c.stats == nil {
 		c.stats = map[string]*PubSubStats{}
 	}
@@ -254,12 +368,13 @@ func (c *psClient) start() {
 	for _, t := range topics {
 		c.kick(t)
 	}
+	c.watchMoves()
 }
 
 func (c *psClient) tick() {}
 func (c *psClient) stop() {}
 func (c *psClient) down() {
-	c.queues, c.busy, c.waiting = nil, nil, nil
+	c.queues, c.busy = nil, nil
 	c.groups, c.slots, c.pubs, c.subs = nil, nil, nil, nil
 }
 func (c *psClient) done() bool { return false }
@@ -306,58 +421,76 @@ func (c *psClient) retry(a psAction, wait time.Duration) {
 	})
 }
 
-// lock runs f once no other join or leave is under way, as
-// pubsub.Client's joinMu; f ends with unlock.
-func (c *psClient) lock(f func()) {
-	if c.joining {
-		c.waiting = append(c.waiting, f)
-		return
-	}
-	c.joining = true
-	f()
-}
-
-func (c *psClient) unlock() {
-	if len(c.waiting) == 0 {
-		c.joining = false
-		return
-	}
-	f := c.waiting[0]
-	c.waiting = c.waiting[1:]
-	f()
-}
-
 // gone reports whether the process ended since gen.
 func (c *psClient) gone(gen int) bool { return c.gen != gen || !c.p.running }
 
+// command sends op to the directory and calls then with its outcome in
+// this incarnation.
+func (c *psClient) command(op directory.Op, then func(*DirCall)) {
+	gen := c.gen
+	c.s.Command(c.k, op, func(call *DirCall) {
+		if !c.gone(gen) {
+			then(call)
+		}
+	})
+}
+
+// lookup reads topic in the directory, as dirclient.Lookup; ok is false
+// if the read failed.
+func (c *psClient) lookup(topic string, then func(f directory.Found, ok bool)) {
+	gen := c.gen
+	c.s.Query(c.k, directory.LookupQuery(topic), func(call *DirCall) {
+		if c.gone(gen) {
+			return
+		}
+		var f directory.Found
+		if !call.Op.Known || unmarshalJSON(call.Data, &f) != nil || f.Error != "" {
+			then(f, false)
+			return
+		}
+		then(f, true)
+	})
+}
+
 func (c *psClient) do(a psAction) {
-	s, gen := c.s, c.gen
 	switch a.op {
 	case PSAnnounce:
 		if c.pubs[a.topic] != nil {
 			c.finish(a.topic)
 			return
 		}
-		s.Command(c.k, directory.Announce{Topic: a.topic, QoS: a.qos}, func(call *DirCall) {
-			if c.gone(gen) {
-				return
-			}
+		c.command(directory.Announce{Topic: a.topic, QoS: a.qos}, func(call *DirCall) {
 			if !call.Op.Known {
 				c.retry(a, 50*time.Millisecond)
 				return
 			}
-			if call.Result.Code != directory.CodeOK {
+			r := call.Result
+			if r.Code != directory.CodeOK {
 				c.finish(a.topic)
 				return
 			}
-			c.join(call.Result, "", func(m *psMember) {
-				if m != nil {
-					c.pubs[a.topic] = m
-					c.log(eventlog.PSAnnounce, eventlog.FieldTopic, a.topic, eventlog.FieldQoS, call.Result.QoS,
-						eventlog.FieldGroup, call.Result.Group)
-					c.publish(a.topic, m)
+			c.join(r, nil, false, func(m *psMember, err error) {
+				if err != nil {
+					c.finish(a.topic)
+					return
 				}
-				c.finish(a.topic)
+				p := &psPub{c: c, m: m, topic: a.topic, qos: r.QoS, moves: r.Moves, ready: map[string]uint64{}}
+				m.pubs[a.topic] = append(m.pubs[a.topic], p)
+				c.pubs[a.topic] = p
+				c.log(eventlog.PSAnnounce, eventlog.FieldTopic, a.topic, eventlog.FieldQoS, r.QoS, eventlog.FieldGroup, r.Group)
+				// The topic may have moved while this client joined: then
+				// it switches before it publishes.
+				c.lookup(a.topic, func(f directory.Found, ok bool) {
+					start := func() {
+						c.publish(p)
+						c.finish(a.topic)
+					}
+					if ok && f.Found && f.Topic.Moves > r.Moves {
+						p.moveTo(f, start)
+						return
+					}
+					start()
+				})
 			})
 		})
 	case PSSubscribe:
@@ -365,88 +498,95 @@ func (c *psClient) do(a psAction) {
 			c.finish(a.topic)
 			return
 		}
-		s.Command(c.k, directory.Subscribe{Topic: a.topic}, func(call *DirCall) {
-			if c.gone(gen) {
-				return
-			}
+		c.command(directory.Subscribe{Topic: a.topic}, func(call *DirCall) {
+			r := call.Result
 			switch {
 			case !call.Op.Known:
 				c.retry(a, 50*time.Millisecond)
 				return
-			case call.Result.Code == directory.CodeUnknownTopic:
+			case r.Code == directory.CodeUnknownTopic:
 				c.retry(a, min(10*time.Millisecond<<min(a.tries, 7), time.Second))
 				return
-			case call.Result.Code != directory.CodeOK:
+			case r.Code != directory.CodeOK:
 				c.finish(a.topic)
 				return
 			}
-			c.join(call.Result, a.topic, func(m *psMember) {
-				if m != nil {
-					c.subs[a.topic] = m
+			sub := &psSub{c: c, client: c.name(), topic: a.topic, qos: r.QoS, moves: r.Moves, holding: true}
+			c.join(r, sub, false, func(_ *psMember, err error) {
+				if err != nil {
+					c.finish(a.topic)
+					return
 				}
-				c.finish(a.topic)
+				c.s.subs = append(c.s.subs, sub)
+				sub.settle(r, func(err error) {
+					if err != nil {
+						sub.unsubscribe(func() { c.finish(a.topic) })
+						return
+					}
+					c.subs[a.topic] = sub
+					sub.holding = false
+					buf := sub.buf
+					sub.buf = nil
+					for _, d := range buf {
+						if !sub.send(d) {
+							break
+						}
+					}
+					c.finish(a.topic)
+				})
 			})
 		})
 	case PSUnsubscribe:
-		m := c.subs[a.topic]
-		if m == nil {
+		sub := c.subs[a.topic]
+		if sub == nil {
 			c.finish(a.topic)
 			return
 		}
-		delete(c.subs, a.topic)
-		delete(m.subs, a.topic)
-		c.log(eventlog.PSUnsub, eventlog.FieldTopic, a.topic)
-		s.Command(c.k, directory.Unsubscribe{Topic: a.topic}, func(*DirCall) {
-			if !c.gone(gen) {
-				c.release(m, func() { c.finish(a.topic) })
-			}
-		})
+		sub.unsubscribe(func() { c.finish(a.topic) })
 	case PSWithdraw:
-		m := c.pubs[a.topic]
-		if m == nil {
+		p := c.pubs[a.topic]
+		if p == nil {
 			c.finish(a.topic)
 			return
 		}
-		delete(c.pubs, a.topic)
-		s.Command(c.k, directory.Withdraw{Topic: a.topic}, func(*DirCall) {
-			if !c.gone(gen) {
-				c.release(m, func() { c.finish(a.topic) })
-			}
-		})
+		p.close(func() { c.finish(a.topic) })
 	default:
 		panic("sim: unknown client action " + a.op)
 	}
 }
 
 // join calls then with the client's member of r's group, with a
-// reference taken, joining the group if it has none (nil if it cannot),
-// as pubsub.Client.joinGroup. A
-// subscription to topic, if not "", is registered (and logged) before the
-// member delivers anything.
-func (c *psClient) join(r directory.Result, topic string, then func(*psMember)) {
-	c.lock(func() {
-		c.joinLocked(r, topic, func(m *psMember) {
-			c.unlock()
-			then(m)
+// reference taken, joining the group if it has none, as
+// pubsub.Client.joinAs. A subscription sub, if not nil, is registered
+// (and logged) before the member delivers anything; with next, as moving
+// there.
+func (c *psClient) join(r directory.Result, sub *psSub, next bool, then func(*psMember, error)) {
+	c.joinMu.lock(func() {
+		c.joinLocked(r, sub, next, func(m *psMember, err error) {
+			c.joinMu.unlock()
+			then(m, err)
 		})
 	})
 }
 
-func (c *psClient) joinLocked(r directory.Result, topic string, then func(*psMember)) {
-	subscribed := func(m *psMember) {
-		if topic != "" {
-			m.subs[topic] = true
-			c.log(eventlog.PSSubscribe, eventlog.FieldTopic, topic, eventlog.FieldQoS, r.QoS, eventlog.FieldGroup, r.Group)
-		}
-	}
+func (c *psClient) joinLocked(r directory.Result, sub *psSub, next bool, then func(*psMember, error)) {
 	if m := c.groups[r.Group]; m != nil {
-		if m.ended || m.hash != r.Hash {
-			then(nil)
+		if m.hash != r.Hash {
+			then(nil, fmt.Errorf("group %s runs another QoS", r.Group))
 			return
 		}
-		subscribed(m)
+		if m.ended != "" && sub == nil {
+			then(nil, fmt.Errorf("%s", m.ended)) // an application would stop publishing there
+			return
+		}
+		if sub != nil {
+			if err := m.add(sub, next); err != nil {
+				then(nil, err)
+				return
+			}
+		}
 		m.refs++
-		then(m)
+		then(m, nil)
 		return
 	}
 	g := c.s.groups[r.Group]
@@ -455,17 +595,14 @@ func (c *psClient) joinLocked(r directory.Result, topic string, then func(*psMem
 	}
 	d, err := layers.Registry().Parse(r.QoS+".xml", r.XML)
 	if err != nil {
-		then(nil)
+		then(nil, err)
 		return
 	}
 	c.s.qos[r.Group] = r.QoS
-	gen, me := c.gen, Addr(c.proc)
-	c.s.Command(c.k, directory.AddContact{Group: r.Group, Addr: me}, func(call *DirCall) {
-		if c.gone(gen) {
-			return
-		}
+	me := Addr(c.proc)
+	c.command(directory.AddContact{Group: r.Group, Addr: me}, func(call *DirCall) {
 		if !call.Op.Known || call.Result.Code != directory.CodeOK {
-			then(nil)
+			then(nil, fmt.Errorf("adding a contact failed"))
 			return
 		}
 		var contacts []string
@@ -474,24 +611,30 @@ func (c *psClient) joinLocked(r directory.Result, topic string, then func(*psMem
 				contacts = append(contacts, a)
 			}
 		}
-		m := &psMember{group: r.Group, qos: r.QoS, hash: r.Hash, subs: map[string]bool{}, held: map[string]*stack.Deliver{}}
+		m := &psMember{c: c, group: r.Group, qos: r.QoS, hash: r.Hash, subs: map[string][]*psSub{}, pubs: map[string][]*psPub{},
+			sends: map[string]func(*stack.Acked){}, views: map[stack.ViewID]stack.View{}}
 		m.onJoin = func(err error) {
+			m.onJoin = nil
 			if err != nil {
-				then(nil)
+				then(nil, err)
 				return
 			}
+			m.joined = true
+			m.refs = 1
+			if sub != nil {
+				m.add(sub, next)
+			}
 			c.groups[r.Group] = m
-			subscribed(m)
-			m.refs++
-			then(m)
+			then(m, nil)
 		}
 		c.descs[r.Group] = d
 		c.slots[r.Group] = m
 		if !g.JoinVia(c.proc, contacts) {
 			delete(c.slots, r.Group)
-			then(nil)
+			m.onJoin(fmt.Errorf("cannot join"))
 			return
 		}
+		m.id = g.Member(c.proc)
 		// The application gives the join up after a while, as a
 		// context's deadline would.
 		c.later(psJoinTimeout, func() {
@@ -504,46 +647,210 @@ func (c *psClient) joinLocked(r directory.Result, topic string, then func(*psMem
 	})
 }
 
+// add registers sub for its topic: delivering, or, with next, moving
+// here.
+func (m *psMember) add(sub *psSub, next bool) error {
+	if m.ended != "" {
+		return fmt.Errorf("%s", m.ended)
+	}
+	if next {
+		sub.next = m
+	} else {
+		sub.m = m
+	}
+	m.subs[sub.topic] = append(m.subs[sub.topic], sub)
+	m.c.log(eventlog.PSSubscribe, eventlog.FieldTopic, sub.topic, eventlog.FieldQoS, sub.qos, eventlog.FieldGroup, m.group,
+		eventlog.FieldMember, m.id, eventlog.FieldSince, viewName(m.last))
+	return nil
+}
+
+// remove forgets sub, which ended with reason ("": it was unsubscribed,
+// or moved away), logging ps_unsubscribe as pubsub's logEnded does.
+func (m *psMember) remove(sub *psSub, reason string) {
+	ss := m.subs[sub.topic]
+	i := -1
+	for j, x := range ss {
+		if x == sub {
+			i = j
+		}
+	}
+	if i < 0 {
+		return
+	}
+	m.subs[sub.topic] = append(ss[:i:i], ss[i+1:]...)
+	if len(m.subs[sub.topic]) == 0 {
+		delete(m.subs, sub.topic)
+	}
+	m.logEnded(sub, reason)
+}
+
+func (m *psMember) logEnded(sub *psSub, reason string) {
+	kv := []any{eventlog.FieldTopic, sub.topic, eventlog.FieldGroup, m.group, eventlog.FieldMember, m.id}
+	if reason == "" || reason != m.ended {
+		kv = append(kv, eventlog.FieldUntil, viewName(m.last))
+	}
+	if reason != "" {
+		kv = append(kv, eventlog.FieldReason, reason)
+	}
+	m.c.log(eventlog.PSUnsub, kv...)
+}
+
+func (m *psMember) removePub(p *psPub) {
+	ps := m.pubs[p.topic]
+	for i, x := range ps {
+		if x == p {
+			m.pubs[p.topic] = append(ps[:i:i], ps[i+1:]...)
+			break
+		}
+	}
+	if len(m.pubs[p.topic]) == 0 {
+		delete(m.pubs, p.topic)
+	}
+}
+
+// hasClient reports whether the member's view holds a member of client
+// name (pubsub's hasClient).
+func (m *psMember) hasClient(name string) bool {
+	for _, x := range m.view.Members {
+		if m.c.s.clientOf(x.ID) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// viewName is the name of view v in the log, "" for none.
+func viewName(v stack.ViewID) string {
+	if v == (stack.ViewID{}) {
+		return ""
+	}
+	return v.String()
+}
+
 // build builds the stack of the client's member of group.
 func (c *psClient) build(group string, me stack.Member) *stack.Stack {
 	st, err := layers.Registry().Build(c.descs[group], me)
 	if err != nil {
-		panic(fmt.Sprintf("sim: %s: building the stack of %s: %v", c.name, group, err))
+		panic(fmt.Sprintf("sim: %s: building the stack of %s: %v", c.name(), group, err))
 	}
 	return st
 }
 
-// installed sees the client's member of group install a view: the first
-// ends its join.
-func (c *psClient) installed(group string) {
-	if m := c.slots[group]; m != nil && !m.joined {
-		m.joined = true
-		f := m.onJoin
-		m.onJoin = nil
-		f(nil)
+// installed sees the client's member of group install a view: it logs
+// ps_view, lets the subscriptions moving out of the member check whether
+// the publishers they wait for left, and wakes whoever waits for a view;
+// the first view ends the member's join.
+func (c *psClient) installed(group string, e stack.Install) {
+	m := c.slots[group]
+	if m == nil {
+		return
 	}
+	if m.id == "" {
+		m.id = c.s.groups[group].Member(c.proc)
+	}
+	c.log(eventlog.PSView, eventlog.FieldGroup, group, eventlog.FieldMember, m.id, eventlog.FieldView, e.View.ID.String(),
+		eventlog.FieldMembers, e.View.IDs(), eventlog.FieldFlushed, e.Contribs != nil)
+	m.view, m.viewSet = e.View, true
+	m.views[e.View.ID] = e.View
+	m.followView(e.View)
+	if !m.joined && m.onJoin != nil {
+		m.onJoin(nil)
+	}
+	for _, t := range sortedKeys(m.subs) {
+		for _, sub := range slices.Clone(m.subs[t]) {
+			m.check(sub)
+		}
+	}
+	m.notify()
 }
 
 // left sees the client's member of group leave: asked to (release), or
-// failing to join, or removed from the group, which ends its
-// subscriptions, as the group's end does a pubsub member's.
+// failing to join, or removed from the group. Its dispatcher ends: the
+// subscriptions it delivers to end, and sends not yet acknowledged fail.
 func (c *psClient) left(group string) {
 	m := c.slots[group]
 	if m == nil {
 		return
 	}
 	delete(c.slots, group)
-	switch {
-	case m.leaving:
-		m.onLeft()
-	case !m.joined:
-		m.onJoin(fmt.Errorf("left before joining"))
-	default:
-		m.ended = true
-		for t := range m.subs {
-			delete(m.subs, t)
+	if !m.joined {
+		if m.onJoin != nil {
+			m.onJoin(fmt.Errorf("left before joining"))
+		}
+		return
+	}
+	m.stopped()
+	if m.leaving {
+		m.onLeft(psLeaveOK)
+	}
+}
+
+// followView has the coordinator of a view (its first member) set the
+// group's contacts to the view's members' addresses, as pubsub's
+// contacts follow the views: one command at a time, the latest list, not
+// one equal to the last sent; a failed one is sent again after a second.
+func (m *psMember) followView(v stack.View) {
+	if len(v.Members) == 0 || v.Members[0].ID != m.id {
+		return
+	}
+	var addrs []string
+	for _, x := range v.Members {
+		addrs = append(addrs, x.Addr)
+	}
+	slices.Sort(addrs)
+	m.ct.latest, m.ct.pending = slices.Compact(addrs), true
+	m.sendContacts()
+}
+
+func (m *psMember) sendContacts() {
+	k := &m.ct
+	if k.busy || !k.pending || m.leaving || m.ended != "" {
+		return
+	}
+	addrs := k.latest
+	k.pending = false
+	if k.sent != nil && slices.Equal(addrs, k.sent) {
+		return
+	}
+	k.busy = true
+	m.c.command(directory.Contacts{Group: m.group, Addrs: addrs}, func(call *DirCall) {
+		k.busy = false
+		if call.Op.Known && call.Result.Code == directory.CodeOK {
+			k.sent = addrs
+			m.sendContacts()
+			return
+		}
+		m.c.later(time.Second, func() {
+			k.pending = true
+			m.sendContacts()
+		})
+	})
+}
+
+// psLeaveOK is ps_leave's result for a member that left its group.
+const psLeaveOK = "ok"
+
+// stopped ends the member's dispatcher: every subscription it delivers to
+// ends, logged without until, and every send not yet acknowledged fails
+// (group.ErrClosed).
+func (m *psMember) stopped() {
+	if m.ended != "" {
+		return
+	}
+	m.ended = "pubsub: group " + m.group + " ended"
+	for _, t := range sortedKeys(m.subs) {
+		for _, sub := range m.subs[t] {
+			sub.end(m)
+			m.logEnded(sub, m.ended)
 		}
 	}
+	m.subs = map[string][]*psSub{}
+	sends := m.sends
+	m.sends = map[string]func(*stack.Acked){}
+	for _, id := range sortedKeys(sends) {
+		sends[id](nil)
+	}
+	m.notify()
 }
 
 // psJoinTimeout bounds a join, and a leave.
@@ -553,9 +860,13 @@ const psJoinTimeout = 5 * time.Second
 // pubsub.Client.release; then runs once the member has left (or, after
 // psJoinTimeout, been closed).
 func (c *psClient) release(m *psMember, then func()) {
-	c.lock(func() {
+	gen := c.gen
+	c.joinMu.lock(func() {
 		c.releaseLocked(m, func() {
-			c.unlock()
+			if c.gone(gen) {
+				return
+			}
+			c.joinMu.unlock()
 			then()
 		})
 	})
@@ -569,84 +880,128 @@ func (c *psClient) releaseLocked(m *psMember, then func()) {
 	}
 	delete(c.groups, m.group)
 	g := c.s.groups[m.group]
-	if c.slots[m.group] != m || !g.Active(c.proc) {
+	done := false
+	m.onLeft = func(result string) {
+		if done {
+			return
+		}
+		done = true
+		// pubsub's member.leave: ps_leave once the dispatcher ended, then
+		// its address out of the group's contacts.
+		c.log(eventlog.PSLeave, eventlog.FieldGroup, m.group, eventlog.FieldMember, m.id, eventlog.FieldView, m.view.ID.String(),
+			eventlog.FieldResult, result)
+		c.command(directory.RemoveContact{Group: m.group, Addr: Addr(c.proc)}, func(*DirCall) { then() })
+	}
+	if m.ended != "" || c.slots[m.group] != m || !g.Active(c.proc) {
+		// The member stopped before (removed from its group): Leave
+		// returns at once, without error, as group.Leave does then.
 		delete(c.slots, m.group)
-		then()
+		m.stopped()
+		m.onLeft(psLeaveOK)
 		return
 	}
 	m.leaving = true
-	done := false
-	m.onLeft = func() {
-		if !done {
-			done = true
-			then()
-		}
-	}
-	g.Leave(c.proc)
+	c.later(0, func() { g.Leave(c.proc) }) // not from inside the member's effects
 	c.later(psJoinTimeout, func() {
 		if !done && c.slots[m.group] == m {
 			delete(c.slots, m.group)
 			g.Close(c.proc)
-			m.onLeft()
+			m.stopped()
+			m.onLeft("context deadline exceeded")
 		}
 	})
 }
 
-// publish has the publisher of topic multicast an event every
-// PubSubConfig.Publish while it is the topic's publisher.
-func (c *psClient) publish(topic string, m *psMember) {
-	s := c.s
-	wait := s.cfg.Publish/2 + time.Duration(s.rng.Int64N(int64(s.cfg.Publish)))
-	c.later(wait, func() {
-		if c.pubs[topic] != m || m.ended {
-			return
+// psFrame is a simulated group message: the message's name (for the
+// group checkers), a zero byte, and what pubsub would send: an event's
+// envelope or a marker.
+func psFrame(id string, body []byte) []byte {
+	return append(append([]byte(id), 0), body...)
+}
+
+// send multicasts body in m and calls then once every member of the view
+// has it (a nil Acked: the member stopped first, group.ErrClosed), as
+// group.SendSeq.
+func (c *psClient) send(m *psMember, body []byte, then func(*stack.Acked)) {
+	// The member steps the send after the effects it is carrying out,
+	// as the group runtime's loop takes a send: never from inside them.
+	c.later(0, func() {
+		id := ""
+		if c.slots[m.group] == m && m.ended == "" {
+			// Registered before the member steps the send: it may be
+			// acknowledged at once.
+			id = c.s.groups[m.group].SendAs(c.proc, func(id string) []byte {
+				m.sends[id] = then
+				return psFrame(id, body)
+			})
 		}
-		s.groups[m.group].SendAs(c.proc, func(id string) []byte { return envelope.Encode(topic, []byte(id)) })
-		c.publish(topic, m)
+		if id == "" {
+			then(nil)
+		}
 	})
 }
 
-// deliver takes a delivery of the client's member of group, as
-// pubsub's dispatch: events of a topic the client subscribes to are
-// handed over, the others counted as filtered.
-func (c *psClient) deliver(group string, e stack.Deliver) {
+// acked sees the client's member of group learn that every member of
+// the view has msg (or that it may be lost).
+func (c *psClient) acked(group, msg string, a *stack.Acked) {
 	m := c.slots[group]
 	if m == nil {
 		return
 	}
-	topic, _, err := envelope.Decode(e.Msg.Data)
-	if err != nil {
-		return // not an event: nothing to deliver
+	if f := m.sends[msg]; f != nil {
+		delete(m.sends, msg)
+		f(a)
 	}
+}
+
+// deliver takes a delivery of the client's member of group, as pubsub's
+// dispatch: an event is handed to the subscriptions of its topic and
+// counted as delivered if there are any, as filtered if not; a marker
+// goes to the move protocol.
+func (c *psClient) deliver(group string, e stack.Deliver) {
+	m := c.slots[group]
+	if m == nil || m.ended != "" {
+		return
+	}
+	_, body, _ := bytes.Cut(e.Msg.Data, []byte{0})
+	topic, data, err := envelope.Decode(body)
+	if err != nil {
+		if mk, ok := envelope.DecodeMarker(body); ok {
+			m.onMarker(e.From, mk)
+		}
+		return
+	}
+	m.last = e.View
+	d := psDelivery{topic: topic, from: e.From, data: data, m: m, view: e.View, seq: e.Seq, order: e.Order}
+	subs := append([]*psSub(nil), m.subs[topic]...)
 	st := c.stats[topic]
 	if st == nil {
 		st = &PubSubStats{}
 		c.stats[topic] = st
 	}
-	if !m.subs[topic] && !c.s.noFilter {
+	if len(subs) > 0 {
+		st.Delivered++
+	} else {
 		st.Filtered++
+	}
+	if len(subs) == 0 && c.s.noFilter {
+		c.logDeliver(d)
 		return
 	}
-	st.Delivered++
-	if c.s.reorder && c.k%2 == 1 {
-		if h := m.held[topic]; h != nil {
-			delete(m.held, topic)
-			c.handOver(m, topic, e)
-			c.handOver(m, topic, *h)
-			return
+	for _, sub := range subs {
+		switch sub.take(m, d) {
+		case psGone:
+			m.remove(sub, sub.err)
 		}
-		m.held[topic] = &e
-		return
 	}
-	c.handOver(m, topic, e)
 }
 
-func (c *psClient) handOver(m *psMember, topic string, e stack.Deliver) {
-	c.log(eventlog.PSDeliver, eventlog.FieldTopic, topic, eventlog.FieldGroup, m.group,
-		eventlog.FieldView, e.View.String(), eventlog.FieldFrom, e.From, eventlog.FieldSeq, e.Seq, eventlog.FieldOrder, e.Order)
+func (c *psClient) logDeliver(d psDelivery) {
+	c.log(eventlog.PSDeliver, eventlog.FieldTopic, d.topic, eventlog.FieldGroup, d.m.group, eventlog.FieldMember, d.m.id,
+		eventlog.FieldView, d.view.String(), eventlog.FieldFrom, d.from, eventlog.FieldSeq, d.seq, eventlog.FieldOrder, d.order)
 }
 
 func (c *psClient) log(ev string, kv ...any) {
 	t := c.s.wall()
-	c.s.record(eventlog.Event{TS: t, Node: c.name, Inc: c.p.inc, LC: c.clock.Tick(t), Ev: ev, Fields: fields(kv)})
+	c.s.record(eventlog.Event{TS: t, Node: ClientName(c.k), Inc: c.p.inc, LC: c.clock.Tick(t), Ev: ev, Fields: fields(kv)})
 }

@@ -40,7 +40,9 @@ func runBenchGroup(args []string) error {
 	fs.DurationVar(&b.warmup, "warmup", 500*time.Millisecond, "traffic before measuring starts")
 	fs.IntVar(&b.inflight, "inflight", 512, "async mode: messages a sender may have sent and not yet seen acknowledged")
 	stacks := fs.String("stack", "vsync,total", "comma-separated stacks to measure (shipped names or XML files)")
-	modes := fs.String("mode", "async,sync", "async: every member sends as fast as acknowledgements allow; sync: one member sends, each Send waits for its acknowledgement")
+	modes := fs.String("mode", "async,sync", "async: every member sends as fast as acknowledgements allow; sync: one member sends, each Send waits for its acknowledgement; "+
+		"rate: every member sends on a fixed schedule, --rate messages per second in all, and latencies count from the scheduled send")
+	rate := fs.Int("rate", 10000, "rate mode: messages per second, all members together")
 	secs := fs.String("security", "key", "comma-separated: none (unauthenticated), key (authenticated connections), tls (authenticated and encrypted)")
 	rounds := fs.Int("rounds", 1, "run everything this many times, alternating the order of the --security settings, and print the ratios to the first setting")
 	if err := parse(fs, args); err != nil {
@@ -81,14 +83,21 @@ func runBenchGroup(args []string) error {
 		descs = append(descs, d)
 	}
 	for _, m := range b.modes {
-		if m != "async" && m != "sync" {
-			return usagef("--mode takes async and sync, not %q", m)
+		if m != "async" && m != "sync" && m != "rate" {
+			return usagef("--mode takes async, sync and rate, not %q", m)
 		}
+	}
+	if *rate < 1 {
+		return usagef("--rate must be at least 1, not %d", *rate)
 	}
 	fmt.Printf("group benchmark: %d members in this process over TCP on loopback, %d-byte messages, %v measured after %v of warm-up\n",
 		b.members, b.size, b.duration, b.warmup)
 	fmt.Printf("async: all %d members send, each with at most %d unacknowledged; sync: one member sends, each Send waits for stability\n", b.members, b.inflight)
 	fmt.Println("msgs/s: messages delivered per second at the slowest member; latency: from the send call to delivery, over every member's deliveries")
+	if slices.Contains(b.modes, "rate") {
+		fmt.Printf("rate: the %d members send %d msgs/s in all, each on a fixed schedule; latencies from the scheduled send time to delivery at the last member, and to stability\n",
+			b.members, *rate)
+	}
 	for _, d := range descs {
 		fmt.Printf("stack %s: %s\n", d.Name, describe(d))
 	}
@@ -104,6 +113,20 @@ func runBenchGroup(args []string) error {
 			b.security = sec
 			for _, d := range descs {
 				for _, m := range b.modes {
+					if m == "rate" {
+						r, err := b.runRate(context.Background(), func(ctx context.Context) ([]*group.Group, error) { return b.start(ctx, d) }, *rate)
+						if err != nil {
+							return fmt.Errorf("%s rate %s: %w", d.Name, sec, err)
+						}
+						fmt.Printf("%-8s %-6s %-8s %12.0f  send -> delivered everywhere p50 %.3f p99 %.3f p999 %.3f ms; send -> stable p50 %.3f p99 %.3f p999 %.3f ms",
+							d.Name, "rate", sec, r.rate, ms(pctf(r.everywhere, 50)), ms(pctf(r.everywhere, 99)), ms(pctf(r.everywhere, 99.9)),
+							ms(pctf(r.stable, 50)), ms(pctf(r.stable, 99)), ms(pctf(r.stable, 99.9)))
+						if r.missing > 0 {
+							fmt.Printf("; %d not delivered everywhere", r.missing)
+						}
+						fmt.Println()
+						continue
+					}
 					res, err := b.run(d, m)
 					if err != nil {
 						return fmt.Errorf("%s %s %s: %w", d.Name, m, sec, err)
@@ -167,12 +190,21 @@ type benchResult struct {
 func (b groupBench) run(d *stack.Description, mode string) (benchResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second+b.warmup+b.duration)
 	defer cancel()
-	var gs []*group.Group
+	gs, err := b.start(ctx, d)
 	defer func() {
 		for _, g := range gs {
 			g.Close()
 		}
 	}()
+	if err != nil {
+		return benchResult{}, err
+	}
+	return b.drive(ctx, gs, mode)
+}
+
+// start starts the group's members and waits until each sees them all.
+func (b groupBench) start(ctx context.Context, d *stack.Description) ([]*group.Group, error) {
+	var gs []*group.Group
 	var key transport.Key
 	if b.security != "none" {
 		key = transport.NewKey()
@@ -185,7 +217,7 @@ func (b groupBench) run(d *stack.Description, mode string) (benchResult, error) 
 		}
 		g, err := group.Join(ctx, cfg)
 		if err != nil {
-			return benchResult{}, err
+			return gs, err
 		}
 		gs = append(gs, g)
 	}
@@ -194,11 +226,15 @@ func (b groupBench) run(d *stack.Description, mode string) (benchResult, error) 
 			select {
 			case <-g.Views():
 			case <-ctx.Done():
-				return benchResult{}, fmt.Errorf("the group did not form: %v", g.View().IDs())
+				return gs, fmt.Errorf("the group did not form: %v", g.View().IDs())
 			}
 		}
 	}
+	return gs, nil
+}
 
+// drive sends in mode async or sync and measures the deliveries.
+func (b groupBench) drive(ctx context.Context, gs []*group.Group, mode string) (benchResult, error) {
 	t0 := time.Now()
 	start, end := t0.Add(b.warmup), t0.Add(b.warmup+b.duration)
 	// Each member records, for deliveries within the window, the latency

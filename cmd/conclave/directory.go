@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -16,11 +16,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/conclave/conclave/dashboard"
 	"github.com/conclave/conclave/dirclient"
 	"github.com/conclave/conclave/directory"
 	"github.com/conclave/conclave/directory/boltstore"
 	"github.com/conclave/conclave/dirnode"
 	"github.com/conclave/conclave/eventlog"
+	"github.com/conclave/conclave/metrics"
 	"github.com/conclave/conclave/transport"
 )
 
@@ -38,7 +40,7 @@ func runDirectory(args []string) error {
 	data := fs.String("data", "", "data directory: the replica's durable state, "+storeFile+" (required; made if missing)")
 	maxGroups := fs.Int("max-groups", defaultMaxGroups, "the most groups the directory hands out (above the number of shipped QoS); every replica must use the same")
 	cluster := fs.String("cluster", dirnode.DefaultCluster, "directory name; replicas and clients of another are refused")
-	httpAddr := fs.String("http", "", "address for the status endpoint, GET /status (empty: none)")
+	httpAddr := fs.String("http", "", httpFlagHelp)
 	logDir := fs.String("log-dir", "conclave-logs", "directory for the event log dir-<id>.jsonl (empty: no log)")
 	tick := fs.Duration("tick", directory.DefaultTick, "Raft's tick: heartbeats go every tick, elections time out after 10 to 20 ticks")
 	moveSpacing := fs.Int("move-spacing", directory.DefaultMoveSpacing, "the least log entries between two moves of topics to groups of less waste "+
@@ -134,22 +136,28 @@ func runDirectory(args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)
 	}
-	srv, err := dirnode.Start(cfg)
+	var srv *dirnode.Server
+	var obs *observers
+	if *httpAddr != "" {
+		obs = newObservers(metrics.Directory, dashboard.Config{State: func(ctx context.Context) dashboard.State { return dirState(ctx, srv, state, *cluster) }})
+		cfg.OnEvent = obs.observe(cfg.OnEvent)
+	}
+	srv, err = dirnode.Start(cfg)
 	if err != nil {
 		if errors.Is(err, directory.ErrIdentity) {
 			return usagef("--data %s: %v", *data, err)
 		}
 		return unprotected(fmt.Errorf("replica %d: %w", *id, err))
 	}
-	if *httpAddr != "" {
-		hl, err := net.Listen("tcp", *httpAddr)
+	if obs != nil {
+		obs.metrics.GaugeFunc("directory_commit_index", "Log index of the last entry this directory replica knows committed.",
+			func() float64 { return float64(srv.Status().Commit) })
+		stop, err := obs.serve(*httpAddr, dirStatusHandler(srv, state, *cluster))
 		if err != nil {
 			srv.Close()
-			return fmt.Errorf("status endpoint: %w", err)
+			return err
 		}
-		hs := &http.Server{Handler: dirStatusHandler(srv, state, *cluster), ReadHeaderTimeout: 5 * time.Second}
-		go hs.Serve(hl)
-		defer hs.Close()
+		defer stop()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -207,6 +215,20 @@ type dirStatus struct {
 	Groups  []directory.GroupInfo `json:"groups"`
 }
 
+// dirState is what the dashboard shows of a replica.
+func dirState(ctx context.Context, srv *dirnode.Server, state *directory.State, cluster string) dashboard.State {
+	st := srv.Status()
+	d := &dashboard.Directory{ID: st.ID, Role: st.Role, Term: st.Term, Leader: st.Leader, Commit: st.Commit, Applied: st.Applied}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var topics []directory.TopicInfo
+	var groups []directory.GroupInfo
+	if srv.Do(ctx, func() { topics, groups = state.Topics(), state.Groups() }) {
+		d.Topics, d.Groups = topics, groups // only once read: a late read writes what nobody reads
+	}
+	return dashboard.State{Title: dirnode.Name(st.ID), Kind: "directory", Addr: srv.Addr(), Cluster: cluster, Dir: d}
+}
+
 func dirStatusHandler(srv *dirnode.Server, state *directory.State, cluster string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
@@ -223,32 +245,55 @@ func dirStatusHandler(srv *dirnode.Server, state *directory.State, cluster strin
 	return mux
 }
 
+// dirClientFlags are the flags of the commands that talk to the
+// directory as its clients (topics, move).
+type dirClientFlags struct {
+	dir, cluster *string
+	timeout      *time.Duration
+	keys         keyFlags
+}
+
+func addDirClientFlags(fs *flag.FlagSet) dirClientFlags {
+	return dirClientFlags{
+		dir:     fs.String("directory", "", "comma-separated host:port of the directory's replicas, in id order (required)"),
+		cluster: fs.String("cluster", dirnode.DefaultCluster, "the directory's name"),
+		timeout: fs.Duration("timeout", 10*time.Second, "give up after this long without an answer from a majority"),
+		keys:    addKeyFlags(fs),
+	}
+}
+
+// client checks the flags and returns a client of the directory, and a
+// context bounded by --timeout.
+func (f dirClientFlags) client() (*dirclient.Client, context.Context, func(), error) {
+	if *f.dir == "" {
+		return nil, nil, nil, usagef("--directory is required: the host:port of the directory's replicas")
+	}
+	if err := positive("timeout", *f.timeout); err != nil {
+		return nil, nil, nil, err
+	}
+	c, err := newDirClient(*f.dir, *f.cluster, f.keys)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *f.timeout)
+	return c, ctx, func() { cancel(); c.Close() }, nil
+}
+
 func runTopics(args []string) error {
 	fs := newFlags("topics", "topics --directory A0,A1,A2 [flags]")
-	dir := fs.String("directory", "", "comma-separated host:port of the directory's replicas, in id order (required)")
-	cluster := fs.String("cluster", dirnode.DefaultCluster, "the directory's name")
-	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long without an answer from a majority")
 	asJSON := fs.Bool("json", false, "print the listing as JSON")
-	keys := addKeyFlags(fs)
+	df := addDirClientFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	if *dir == "" {
-		return usagef("--directory is required: the host:port of the directory's replicas")
-	}
-	if err := positive("timeout", *timeout); err != nil {
-		return err
-	}
-	c, err := newDirClient(*dir, *cluster, keys)
+	c, ctx, done, err := df.client()
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
+	defer done()
 	l, err := c.List(ctx)
 	if err != nil {
 		return err
@@ -264,35 +309,25 @@ func runTopics(args []string) error {
 
 func runMove(args []string) error {
 	fs := newFlags("move", "move --directory A0,A1,A2 --topic T --group G [flags]")
-	dir := fs.String("directory", "", "comma-separated host:port of the directory's replicas, in id order (required)")
-	cluster := fs.String("cluster", dirnode.DefaultCluster, "the directory's name")
 	topic := fs.String("topic", "", "the topic to move (required)")
 	group := fs.String("group", "", "the group to move it to: one of its QoS, or a free one (required)")
-	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long without an answer from a majority")
-	keys := addKeyFlags(fs)
+	df := addDirClientFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	switch {
 	case fs.NArg() > 0:
 		return usagef("unexpected argument %q", fs.Arg(0))
-	case *dir == "":
-		return usagef("--directory is required: the host:port of the directory's replicas")
 	case *topic == "":
 		return usagef("--topic is required: the topic to move")
 	case *group == "":
 		return usagef("--group is required: the group to move the topic to")
 	}
-	if err := positive("timeout", *timeout); err != nil {
-		return err
-	}
-	c, err := newDirClient(*dir, *cluster, keys)
+	c, ctx, done, err := df.client()
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
+	defer done()
 	r, err := c.Move(ctx, *topic, *group)
 	if err != nil {
 		return err

@@ -3,17 +3,22 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/conclave/conclave/dashboard"
 	"github.com/conclave/conclave/group"
+	"github.com/conclave/conclave/metrics"
 	"github.com/conclave/conclave/stack"
 )
 
@@ -40,6 +45,7 @@ func (c groupCmd) run(args []string) error {
 	logDeliveries := fs.Bool("log-deliveries", false, "log every send, acknowledgement and delivery (what the checkers need)")
 	stay := fs.Bool("stay", false, "stay in the group at the end of stdin, until SIGINT or SIGTERM")
 	joinTimeout := fs.Duration("join-timeout", 10*time.Second, "give up if no view is installed within this time")
+	httpAddr := fs.String("http", "", httpFlagHelp)
 	eventsFD := eventsFlag(fs)
 	keys := addKeyFlags(fs)
 	if err := parse(fs, args); err != nil {
@@ -70,6 +76,11 @@ func (c groupCmd) run(args []string) error {
 	}
 	if err := positive("join-timeout", *joinTimeout); err != nil {
 		return err
+	}
+	if *httpAddr != "" {
+		if err := checkAddr("http", *httpAddr, true); err != nil {
+			return err
+		}
 	}
 	if err := checkDir("log-dir", *logDir); err != nil {
 		return err
@@ -103,7 +114,18 @@ func (c groupCmd) run(args []string) error {
 		defer events.s.Close() // on an early return; the end reports its Err
 		cfg.Events = events.s
 	}
-	g, err := group.Join(jctx, cfg)
+	var g *group.Group
+	var obs *observers
+	var sent, delivered atomic.Uint64
+	if *httpAddr != "" {
+		obs = newObservers(metrics.Group, dashboard.Config{State: func(context.Context) dashboard.State {
+			st := groupState(g, *name, d.Name)
+			st.Groups[0].Sent, st.Groups[0].Delivered = sent.Load(), delivered.Load()
+			return st
+		}})
+		cfg.OnEvent = obs.observe(cfg.OnEvent)
+	}
+	g, err = group.Join(jctx, cfg)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("no view installed within %v", *joinTimeout)
@@ -111,6 +133,16 @@ func (c groupCmd) run(args []string) error {
 		return unprotected(err)
 	}
 	defer g.Close()
+	// The metrics count messages from the events when they are logged,
+	// here otherwise.
+	count := obs != nil && !*logDeliveries
+	if obs != nil {
+		stop, err := obs.serve(*httpAddr, groupStatusHandler(g, *name, d.Name))
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	var out sync.Mutex // one line at a time on stdout
 	say := func(format string, a ...any) {
@@ -137,6 +169,10 @@ func (c groupCmd) run(args []string) error {
 				if !ok {
 					dels = nil
 					continue
+				}
+				delivered.Add(1)
+				if count {
+					obs.metrics.Delivered(1)
 				}
 				say("%s> %s", m.From, m.Data)
 			}
@@ -178,6 +214,7 @@ read:
 				break read
 			}
 			inflight <- struct{}{}
+			start := time.Now()
 			done, err := g.Go([]byte(line))
 			if err != nil {
 				<-inflight
@@ -187,7 +224,12 @@ read:
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := <-done; err != nil {
+				err := <-done
+				sent.Add(1)
+				if count {
+					obs.metrics.SentAcked(time.Since(start), err != nil)
+				}
+				if err != nil {
 					fail(line, err)
 				}
 				<-inflight
@@ -248,4 +290,34 @@ func viewLine(prev, v stack.View) string {
 		b.WriteString(")")
 	}
 	return b.String()
+}
+
+// groupState is what the dashboard shows of a member.
+func groupState(g *group.Group, name, stackName string) dashboard.State {
+	v := g.View()
+	return dashboard.State{Title: g.Me().ID, Kind: "group", Addr: g.Me().Addr, Groups: []dashboard.Group{{
+		Group: name, Member: g.Me().ID, Stack: stackName, View: v.ID.String(), Members: v.IDs(), Flushed: g.Flushed(v.ID)}}}
+}
+
+// groupStatus is what a member's GET /status returns.
+type groupStatus struct {
+	Group   string   `json:"group"`
+	Member  string   `json:"member"`
+	Addr    string   `json:"addr"`
+	Stack   string   `json:"stack"`
+	View    string   `json:"view"`
+	Members []string `json:"members"`
+	Flushed bool     `json:"flushed"`
+}
+
+func groupStatusHandler(g *group.Group, name, stackName string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v := g.View()
+		st := groupStatus{Group: name, Member: g.Me().ID, Addr: g.Me().Addr, Stack: stackName, View: v.ID.String(),
+			Members: v.IDs(), Flushed: g.Flushed(v.ID)}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(st)
+	})
 }

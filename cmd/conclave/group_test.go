@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"github.com/conclave/conclave/transport"
 	"io"
 	"os"
@@ -28,6 +29,7 @@ func TestGroupBadConfigurationExitsWithStatus2(t *testing.T) {
 		{[]string{"group", "--group", "g", "extra"}, "unexpected argument"},
 		{[]string{"bench", "group", "--members", "1"}, "at least 2"},
 		{[]string{"bench", "group", "--mode", "fast"}, "--mode takes"},
+		{[]string{"bench", "group", "--mode", "rate", "--rate", "0"}, "--rate must be at least 1"},
 	}
 	for _, c := range cases {
 		code, stderr := runCaptured(t, c.args)
@@ -144,9 +146,10 @@ func TestGroupCommand(t *testing.T) {
 	}
 }
 
-// TestBenchGroupRuns runs a short group benchmark and checks it reports
-// a rate and latencies for each stack and mode.
-func TestBenchGroupRuns(t *testing.T) {
+// benchGroupOutput runs "conclave bench group" with args in this process
+// and returns what it printed.
+func benchGroupOutput(t *testing.T, args ...string) []byte {
+	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +158,7 @@ func TestBenchGroupRuns(t *testing.T) {
 	os.Stdout = w
 	errc := make(chan error, 1)
 	go func() {
-		errc <- runBenchGroup([]string{"--members", "3", "--duration", "300ms", "--warmup", "100ms", "--inflight", "64"})
+		errc <- runBenchGroup(args)
 		w.Close()
 	}()
 	out, _ := io.ReadAll(r)
@@ -163,6 +166,13 @@ func TestBenchGroupRuns(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatalf("bench group: %v\n%s", err, out)
 	}
+	return out
+}
+
+// TestBenchGroupRuns runs a short group benchmark and checks it reports
+// a rate and latencies for each stack and mode.
+func TestBenchGroupRuns(t *testing.T) {
+	out := benchGroupOutput(t, "--members", "3", "--duration", "500ms", "--warmup", "300ms", "--inflight", "64")
 	row := regexp.MustCompile(`(?m)^(vsync|total) +(async|sync) +key +([0-9]+) +[0-9.]+ +[0-9.]+ +[0-9.]+$`)
 	rows := row.FindAllStringSubmatch(string(out), -1)
 	if len(rows) != 4 {
@@ -212,5 +222,30 @@ func TestGroupJoinFailures(t *testing.T) {
 	code, stderr = runCaptured(t, []string{"group", "--group", "chat", "--stack", "vsync", "--contacts", addr, "--key-file", testKeyFile})
 	if want := `group "chat": the group runs stack "total" (`; code != 1 || !strings.Contains(stderr, want) || !strings.Contains(stderr, `this member stack "vsync" (`) {
 		t.Errorf("another stack: status %d, stderr %q; want 1 and %q ... vsync", code, stderr, want)
+	}
+}
+
+// TestBenchGroupRate runs the fixed-rate mode: each stack reaches the
+// rate asked for (the messages scheduled in the window, whatever their
+// latency), every one is delivered everywhere, and its percentiles are
+// in order.
+func TestBenchGroupRate(t *testing.T) {
+	out := benchGroupOutput(t, "--members", "3", "--duration", "500ms", "--warmup", "100ms", "--mode", "rate", "--rate", "600", "--security", "none")
+	row := regexp.MustCompile(`(?m)^(vsync|total) +rate +none +([0-9]+)  send -> delivered everywhere p50 ([0-9.]+) p99 ([0-9.]+) p999 ([0-9.]+) ms; send -> stable p50 ([0-9.]+) p99 ([0-9.]+) p999 ([0-9.]+) ms$`)
+	rows := row.FindAllStringSubmatch(string(out), -1)
+	if len(rows) != 2 {
+		t.Fatalf("want 2 result rows, got %d:\n%s", len(rows), out)
+	}
+	for _, r := range rows {
+		var v [7]float64
+		for i := range v {
+			fmt.Sscan(r[i+2], &v[i])
+		}
+		if v[0] < 540 || v[0] > 660 {
+			t.Errorf("%s: %v msgs/s scheduled in the window, want about 600:\n%s", r[1], v[0], out)
+		}
+		if !(v[1] <= v[2] && v[2] <= v[3] && v[4] <= v[5] && v[5] <= v[6]) {
+			t.Errorf("%s: percentiles out of order:\n%s", r[1], out)
+		}
 	}
 }

@@ -59,6 +59,7 @@ var commands = []command{
 	{"bench failover", "[--n 4] [--mode crash|hang|both]", "measure failover time with real processes", runBenchFailover},
 	{"bench directory", "[--replicas 3] [--runs 20]", "measure the directory's announces and failover", runBenchDirectory},
 	{"bench group", "[--members 4] [--size 1024]", "measure a group's throughput and latency", runBenchGroup},
+	{"bench soak", "[--n 4] [--duration 10m] [--burners 2]", "count false suspicions of peers beside CPU-burning processes", runBenchSoak},
 	{"bench pubsub", "[--topics 1000] [--subscribers 50]", "measure publish/subscribe throughput, latency and waste", runBenchPubSub},
 }
 

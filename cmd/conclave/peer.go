@@ -9,7 +9,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/conclave/conclave/dashboard"
 	"github.com/conclave/conclave/eventlog"
+	"github.com/conclave/conclave/metrics"
 	"github.com/conclave/conclave/node"
 	"github.com/conclave/conclave/peer"
 )
@@ -20,7 +22,7 @@ func runPeer(args []string) error {
 	id := fs.Int("id", -1, "this peer's id, from 0 to N-1 (required)")
 	peers := fs.String("peers", "", "comma-separated host:port of every peer, in id order; this peer listens on its own entry (required)")
 	fs.StringVar(&cfg.LogDir, "log-dir", "conclave-logs", "directory for the event log peer-<id>.jsonl (empty: no log)")
-	fs.StringVar(&cfg.HTTP, "http", "", "address for the status endpoint, GET /status (empty: none)")
+	httpAddr := fs.String("http", "", httpFlagHelp)
 	fs.DurationVar(&cfg.Peer.Heartbeat, "heartbeat", peer.DefaultHeartbeat, "interval between heartbeats to each peer")
 	fs.DurationVar(&cfg.Peer.SuspectAfter, "suspect-after", peer.DefaultSuspectAfter, "declare a peer down after this long without a heartbeat (a hung process or a partition)")
 	fs.StringVar(&cfg.Cluster, "cluster", node.DefaultCluster, "cluster name; peers of another cluster are refused")
@@ -46,8 +48,8 @@ func runPeer(args []string) error {
 			return err
 		}
 	}
-	if cfg.HTTP != "" {
-		if err := checkAddr("http", cfg.HTTP, true); err != nil {
+	if *httpAddr != "" {
+		if err := checkAddr("http", *httpAddr, true); err != nil {
 			return err
 		}
 	}
@@ -76,13 +78,26 @@ func runPeer(args []string) error {
 			cfg.Stdout = nil
 		}
 	}
-	n, err := node.New(cfg)
+	var n *node.Node
+	var obs *observers
+	if *httpAddr != "" {
+		obs = newObservers(metrics.Peer, dashboard.Config{State: func(context.Context) dashboard.State { return peerState(n.Status()) }})
+		cfg.OnEvent = obs.observe(cfg.OnEvent)
+	}
+	n, err = node.New(cfg)
 	if err != nil {
 		var ne *node.ConfigError
 		if errors.As(err, &ne) {
 			return usageError{err.Error()}
 		}
 		return unprotected(err)
+	}
+	if obs != nil {
+		stop, err := obs.serve(*httpAddr, n.Handler())
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -98,4 +113,14 @@ func runPeer(args []string) error {
 		errs = append(errs, events.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// peerState is what the dashboard shows of a peer.
+func peerState(st node.Status) dashboard.State {
+	p := &dashboard.Peer{ID: st.ID, Incarnation: st.Incarnation, Leader: st.Leader, Quorum: st.Quorum}
+	for _, o := range st.Peers {
+		p.Peers = append(p.Peers, dashboard.PeerInfo{ID: o.ID, Up: o.Up, Connected: o.Connected,
+			Incarnation: o.Incarnation, SilenceMS: o.SilenceMS})
+	}
+	return dashboard.State{Title: st.Node, Kind: "peer", Addr: st.Addr, Cluster: st.Cluster, Peer: p}
 }
