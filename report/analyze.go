@@ -25,6 +25,10 @@ type run struct {
 	pmarks  []pmark // point events on a peer's lane
 	faults  []*fault
 	changes []change
+
+	procs   []*proc           // processes that are not peers (activity.go)
+	procOf  map[int]*proc     // the processes control events name
+	senders map[string]string // a color per sender of deliveries
 }
 
 // analyze derives a run from events in causal order. It runs these stages;
@@ -35,7 +39,8 @@ type run struct {
 //	           ├─ listFaults ──────────────────────┴─ converge
 //	           ├─ readNotices
 //	           ├─ readMarks
-//	           └─ leaderChanges
+//	           ├─ leaderChanges (after listFaults)
+//	           └─ readProcs ─── procOf ─── settleLives, senderColors
 func analyze(events []eventlog.Event) *run {
 	ix := readIndex(events)
 	states, ctrl := processStates(ix)
@@ -43,7 +48,13 @@ func analyze(events []eventlog.Event) *run {
 	faults := listFaults(ix)
 	converge(faults, agreement{lanes: ix.lanes, lane: ix.lane, states: states, beliefs: beliefs})
 	marks, pmarks := readMarks(ix)
+	procs := readProcs(ix)
+	of := procOf(ix, procs)
+	settleLives(ix, procs, of)
 	return &run{
+		procs:   procs,
+		procOf:  of,
+		senders: senderColors(procs),
 		index:   ix,
 		states:  states,
 		ctrl:    ctrl,
@@ -53,6 +64,6 @@ func analyze(events []eventlog.Event) *run {
 		marks:   marks,
 		pmarks:  pmarks,
 		faults:  faults,
-		changes: leaderChanges(ix),
+		changes: leaderChanges(ix, faults),
 	}
 }

@@ -21,6 +21,7 @@ const (
 type fault struct {
 	Kind    string
 	Label   string
+	Idx     []int // its control events, indices into the log
 	Step    string
 	Peers   []int
 	At, Ref float64 // first and last event of the group
@@ -66,17 +67,22 @@ func listFaults(ix *index) []*fault {
 				f := faults[n-1]
 				if f.Kind == kind && f.Step == step && (kind == "initial" || t-f.Ref < groupGap) {
 					f.Peers = append(f.Peers, p)
+					f.Idx = append(f.Idx, i)
 					f.Ref = t
 					continue
 				}
 			}
-			faults = append(faults, &fault{Kind: kind, Step: step, Peers: []int{p},
+			faults = append(faults, &fault{Kind: kind, Step: step, Peers: []int{p}, Idx: []int{i},
 				At: t, Ref: t, convergence: convergence{Leader: noLeader}})
 		case eventlog.Converged:
 			if n := len(faults); n > 0 && !faults[n-1].RepOK {
 				f := faults[n-1]
 				f.RepOK = true
-				f.RepText = fmt.Sprintf("leader %s after %s ms", fieldStr(e, eventlog.FieldLeader), fieldStr(e, eventlog.FieldAfterMS))
+				after := "?"
+				if v, ok := num(e, eventlog.FieldAfterMS); ok {
+					after = fmtMS(v)
+				}
+				f.RepText = fmt.Sprintf("leader %s after %s ms", fieldStr(e, eventlog.FieldLeader), after)
 				if s := e.Str(eventlog.FieldStep); s != "" {
 					f.RepText += fmt.Sprintf(" (step %q)", clip(s, labelMax))
 				}
@@ -104,81 +110,149 @@ func listFaults(ix *index) []*fault {
 	return faults
 }
 
-// change is one leader_change event, with its cause and latency.
+// change is one leader_change event, with its cause and the fault it
+// follows from.
 type change struct {
 	T        float64
+	I        int // index of the event
 	Node     string
 	Prev     string
 	Leader   string
 	Alive    string
 	Cause    string
 	HasLat   bool
-	LatMS    float64
-	Since    string
+	LatMS    float64 // since the fault's control event
+	Since    string  // the fault's control event, "kill 0"
+	Fault    int     // the fault's number (from 1) in the table of faults; 0 if none
 	LeaderID int
 }
 
-// leaderChanges lists leader_change events with their cause and their
-// latency from the most recent control event before them, or from the next
-// one if that was logged less than leadTolerance after the change and the
-// one before is older than that.
-func leaderChanges(ix *index) []change {
-	var changes []change
-	var faults []int
+// causeOf is what last changed a peer's view before a leader change.
+type causeOf struct {
+	text    string
+	t       float64
+	subject int  // the peer it is about; -1 for the peer itself
+	up      bool // it says the subject came up
+}
+
+// leaderChanges lists leader_change events with their cause and the fault
+// each follows from (attribute).
+func leaderChanges(ix *index, faults []*fault) []change {
+	var procs []int
 	for i, e := range ix.ev {
 		if e.Node == eventlog.Control && isProc(e.Ev) {
-			faults = append(faults, i)
+			procs = append(procs, i)
 		}
 	}
-	cause := map[string]string{}
-	lastInc := map[string]uint64{}
-	next := 0 // faults[next] is the first fault after event i
-	for i, e := range ix.ev {
-		for next < len(faults) && faults[next] <= i {
-			next++
+	faultOf := map[int]int{}
+	for k, f := range faults {
+		for _, i := range f.Idx {
+			faultOf[i] = k + 1
 		}
-		if e.Node == eventlog.Control {
+	}
+	cause := map[string]causeOf{}
+	lastInc := map[string]uint64{}
+	var changes []change
+	for i, e := range ix.ev {
+		self, ok := peerID(e.Node)
+		if !ok {
 			continue
 		}
 		t := ix.rel[i]
 		if inc, ok := lastInc[e.Node]; ok && inc != e.Inc {
-			cause[e.Node] = ""
+			delete(cause, e.Node)
 		}
 		lastInc[e.Node] = e.Inc
 		switch e.Ev {
 		case eventlog.Start:
-			cause[e.Node] = ""
-		case eventlog.PeerDown:
-			cause[e.Node] = downText(e)
-		case eventlog.PeerUp:
-			cause[e.Node] = "peer " + intStr(e, eventlog.FieldPeer) + " up"
+			cause[e.Node] = causeOf{text: "", t: t, subject: -1, up: true}
+		case eventlog.PeerDown, eventlog.PeerUp:
+			p, ok := e.Int(eventlog.FieldPeer)
+			if !ok {
+				p = -2
+			}
+			c := causeOf{t: t, subject: p, up: e.Ev == eventlog.PeerUp}
+			if c.up {
+				c.text = "peer " + intStr(e, eventlog.FieldPeer) + " up"
+			} else {
+				c.text = downText(e)
+			}
+			cause[e.Node] = c
 		case eventlog.ElectionOpen:
-			cause[e.Node] = "election opened"
+			cause[e.Node] = causeOf{text: "election opened", t: t, subject: -1, up: true}
 		case eventlog.LeaderChange:
-			c := change{T: t, Node: e.Node,
+			cs, known := cause[e.Node]
+			c := change{T: t, I: i, Node: e.Node,
 				Prev: leaderStr(e, eventlog.FieldPrev), Leader: leaderStr(e, eventlog.FieldLeader),
-				Alive: listStr(e.Fields[eventlog.FieldAlive]), Cause: cause[e.Node], LeaderID: -2}
+				Alive: listStr(e.Fields[eventlog.FieldAlive]), Cause: cs.text, LeaderID: -2}
 			if l, ok := e.Int(eventlog.FieldLeader); ok {
 				c.LeaderID = l
 			}
 			if c.Cause == "" {
 				c.Cause = "—"
 			}
-			f := -1
-			switch {
-			case next < len(faults) && ix.rel[faults[next]]-t <= leadTolerance &&
-				(next == 0 || t-ix.rel[faults[next-1]] > leadTolerance):
-				f = faults[next]
-			case next > 0:
-				f = faults[next-1]
+			if !known {
+				cs = causeOf{t: t, subject: -1}
 			}
-			if f >= 0 {
+			if f := ix.attribute(procs, self, cs, t); f >= 0 {
 				fe := ix.ev[f]
 				c.HasLat, c.LatMS = true, (t-ix.rel[f])*1000
 				c.Since = strings.TrimPrefix(fe.Ev, "proc_") + " " + intStr(fe, eventlog.FieldPeer)
+				c.Fault = faultOf[f]
 			}
 			changes = append(changes, c)
 		}
 	}
 	return changes
+}
+
+// attribute finds the control event (an index into ix.ev, or -1) that a
+// leader change of peer self at t follows from, given its cause: the last
+// fault of the peer the cause is about, of a kind that explains it (kill,
+// stop or term for a peer down; start or cont for one up), logged before
+// the cause or less than leadTolerance after it (the orchestrator logs a
+// signal after sending it). Failing that, the last fault of self itself
+// (it was started or resumed, and rebuilt its view), then the last fault
+// before the change.
+func (ix *index) attribute(procs []int, self int, c causeOf, t float64) int {
+	last := func(ok func(e eventlog.Event) bool, by float64) int {
+		for k := len(procs) - 1; k >= 0; k-- {
+			i := procs[k]
+			if ix.rel[i] <= by && ok(ix.ev[i]) {
+				return i
+			}
+		}
+		return -1
+	}
+	on := func(p int, kinds ...string) func(e eventlog.Event) bool {
+		return func(e eventlog.Event) bool {
+			q, ok := e.Int(eventlog.FieldPeer)
+			if !ok || q != p {
+				return false
+			}
+			for _, k := range kinds {
+				if e.Ev == k {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	if c.subject >= 0 {
+		kinds := []string{eventlog.ProcKill, eventlog.ProcStop, eventlog.ProcTerm}
+		if c.up {
+			kinds = []string{eventlog.ProcStart, eventlog.ProcCont}
+		}
+		if f := last(on(c.subject, kinds...), c.t+leadTolerance); f >= 0 {
+			// Unless self was itself started or resumed since: then its
+			// own fault is what it is recovering from.
+			if g := last(on(self, eventlog.ProcStart, eventlog.ProcCont), t+leadTolerance); g < 0 || g < f {
+				return f
+			}
+		}
+	}
+	if f := last(on(self, eventlog.ProcStart, eventlog.ProcCont), t+leadTolerance); f >= 0 {
+		return f
+	}
+	return last(func(e eventlog.Event) bool { return true }, t)
 }

@@ -116,3 +116,11 @@ func downText(e eventlog.Event) string {
 	}
 	return s
 }
+
+// msField renders a field of milliseconds as fmtMS does; "?" if missing.
+func msField(e eventlog.Event, k string) string {
+	if v, ok := num(e, k); ok {
+		return fmtMS(v)
+	}
+	return "?"
+}

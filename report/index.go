@@ -138,19 +138,34 @@ type laneIndex struct {
 func findLanes(events []eventlog.Event, n int) laneIndex {
 	l := laneIndex{lane: map[int]int{}, byPeer: map[int][]int{}, ctrlBy: map[int][]int{}}
 	ids := map[int]bool{}
+	ctrlIDs := map[int]bool{}
+	others := false // processes that are not peers logged
 	for i, e := range events {
 		if p, ok := peerID(e.Node); ok {
 			ids[p] = true
 			l.byPeer[p] = append(l.byPeer[p], i)
 			continue
 		}
-		if e.Node == eventlog.Control && strings.HasPrefix(e.Ev, "proc_") {
+		if e.Node != eventlog.Control {
+			others = true
+			continue
+		}
+		if strings.HasPrefix(e.Ev, "proc_") {
 			l.hasCtrl = true
 			if p, ok := e.Int(eventlog.FieldPeer); ok && p >= 0 {
-				ids[p] = true
+				ctrlIDs[p] = true
 				l.ctrlBy[p] = append(l.ctrlBy[p], i)
 			}
 		}
+	}
+	// Control events name peers when peers logged, or nobody else did;
+	// else they name the other processes (group members, clients).
+	if len(ids) > 0 || !others {
+		for p := range ctrlIDs {
+			ids[p] = true
+		}
+	} else {
+		l.hasCtrl = false
 	}
 	if n > 0 && n <= maxLanesFromN {
 		for p := range n {

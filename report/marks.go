@@ -52,7 +52,7 @@ func readMarks(ix *index) (marks []mark, pmarks []pmark) {
 				Title: fmt.Sprintf("%.3f s: peer %d saw %s", t, p, downText(e))})
 		case eventlog.Paused:
 			pmarks = append(pmarks, pmark{Peer: p, T: t, Kind: "paused",
-				Title: fmt.Sprintf("%.3f s: peer %d noticed it had been paused for %s ms", t, p, fieldStr(e, eventlog.FieldForMS))})
+				Title: fmt.Sprintf("%.3f s: peer %d noticed it had been paused for %s ms", t, p, msField(e, eventlog.FieldForMS))})
 		}
 	}
 	return marks, pmarks

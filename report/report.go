@@ -1,8 +1,14 @@
 // Package report renders a conclave run, from its merged event log, as one
-// self-contained HTML page: a header with the settings, a timeline of every
-// peer's process state, leader beliefs, urgent notices and the faults
-// injected, close-ups after each fault, tables of leader changes and of
-// convergence after faults, event counts, and the log itself.
+// self-contained HTML page: first the verdicts of the property checkers of
+// package check that apply to the processes in the log, each violation
+// linked to its event; then the settings, a timeline with a lane per peer
+// (process state, leader beliefs, urgent notices), per group member (views,
+// flushes, suspicions, deliveries), per directory replica (role, term) and
+// per pub/sub client (announces, subscriptions, moves, views, deliveries),
+// the order of deliveries compared across processes, counts per topic, a
+// panel per fault (what was done, who detected it when and how, how each
+// converged, a close-up), the leader changes tied to the faults they follow
+// from, event counts, and the merged log with filters.
 package report
 
 import (
@@ -33,6 +39,8 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 	"f":     f1,
 	"color": leaderColor,
 	"fms":   fmtMS,
+	"fs":    fmtS,
+	"sub":   func(a, b int) int { return a - b },
 }).Parse(pageText))
 
 // Render writes the report of a run to w. events are in causal order
@@ -124,16 +132,35 @@ type page struct {
 	States          []legendItem
 	Leaders         []legendItem
 	Timeline        *svgView
+	Verdicts        []verdict
+	Checked, Failed int
 	Faults          []faultRow
-	Zooms           []zoomView
+	Panels          []faultPanel
 	ZoomNote        string
+	Procs           *procView
+	ProcKinds       string
+	ProcCounts      []kv
+	HasMembers      bool
+	HasDirs         bool
+	HasClients      bool
+	Orders          []orderTable
+	Topics          *topicTable
 	Changes         []change
 	Counts          countTable
-	Log             string
+	Log             []logLine
+	LogNodes        []string
+	LogEvs          []string
 	LogLines        int
 	LogNote         string
 	UrgentMatched   int
 	UrgentUnmatched int
+	UrgentGone      int // of those, sent to a peer that stopped running soon after
+}
+
+// logLine is one line of the merged log, with what the filters match.
+type logLine struct {
+	ID, Node, Ev, Text string
+	Bad                bool // an event a violation names
 }
 
 type kv struct{ K, V string }
@@ -204,9 +231,26 @@ func build(title string, events []eventlog.Event) *page {
 		p.Notes = append(p.Notes, fmt.Sprintf("%s not drawn (at most %d lanes).", plural(r.droppedL, "more peer is", "more peers are"), maxLanes))
 	}
 	p.UrgentMatched, p.UrgentUnmatched = len(r.urgent), len(r.unsent)
-	if len(r.unsent) > 0 {
-		p.Notes = append(p.Notes, fmt.Sprintf("%s no matching receipt in the log (open circles on the sender's lane).",
-			plural(len(r.unsent), "urgent notice has", "urgent notices have")))
+	for _, l := range r.unsent {
+		if r.states.at(l.To, l.T1+r.suspect()/1000) != stRunning {
+			p.UrgentGone++
+		}
+	}
+	p.Verdicts = verdicts(events, r.n)
+	bad := map[int]bool{}
+	for _, v := range p.Verdicts {
+		if v.Checked {
+			p.Checked++
+			if !v.Pass {
+				p.Failed++
+			}
+		}
+		for _, x := range v.Shown {
+			if x.Anchor != "" {
+				i, _ := strconv.Atoi(strings.TrimPrefix(x.Anchor, "e"))
+				bad[i] = true
+			}
+		}
 	}
 
 	for _, s := range []string{stRunning, stHung, stDown, stStopped, stNotStarted} {
@@ -218,21 +262,48 @@ func build(title string, events []eventlog.Event) *page {
 	if len(r.lanes) > 0 {
 		p.Timeline = r.view("timeline", 0, r.end, false, 0)
 	}
+	if len(r.procs) > 0 {
+		p.Procs = r.procsView("processes", 0, r.end, false, 0)
+		kinds := map[string][]string{}
+		var ks []string
+		for _, q := range r.procs {
+			if kinds[q.Kind] == nil {
+				ks = append(ks, q.Kind)
+			}
+			kinds[q.Kind] = append(kinds[q.Kind], q.Node)
+		}
+		for k, kind := range ks {
+			p.ProcCounts = append(p.ProcCounts, kv{K: kind + "s", V: fmt.Sprintf("%d: %s", len(kinds[kind]), strings.Join(kinds[kind], ", "))})
+			ks[k] = kind + "s"
+		}
+		p.ProcKinds = strings.Join(ks, ", ")
+		p.HasMembers, p.HasDirs, p.HasClients = kinds[kindMember] != nil, kinds[kindDir] != nil, kinds[kindClient] != nil
+	}
+	p.Orders = r.orderTables()
+	p.Topics = r.topicTable()
 
-	p.Faults, p.Zooms, p.ZoomNote = r.faultTable()
+	p.Faults, p.Panels, p.ZoomNote = r.faultTable()
 	p.Changes = r.changes
 
-	var b strings.Builder
+	nodes, evs := map[string]bool{}, map[string]bool{}
 	for k, e := range events {
 		if k == MaxLogLines {
 			p.LogNote = fmt.Sprintf("… %d more lines not shown (the report includes at most %d).", len(events)-k, MaxLogLines)
 			break
 		}
-		b.WriteString(eventlog.Format(e))
-		b.WriteByte('\n')
+		p.Log = append(p.Log, logLine{ID: logAnchor(k), Node: e.Node, Ev: e.Ev, Text: eventlog.Format(e), Bad: bad[k]})
+		if !nodes[e.Node] {
+			nodes[e.Node] = true
+			p.LogNodes = append(p.LogNodes, e.Node)
+		}
+		evs[e.Ev] = true
 		p.LogLines++
 	}
-	p.Log = b.String()
+	sort.Slice(p.LogNodes, func(i, j int) bool { return natLess(p.LogNodes[i], p.LogNodes[j]) })
+	for ev := range evs {
+		p.LogEvs = append(p.LogEvs, ev)
+	}
+	sort.Strings(p.LogEvs)
 	return p
 }
 

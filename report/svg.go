@@ -106,8 +106,8 @@ type markerView struct {
 	Title       string
 }
 
-// textW estimates the width of a label in the 11px sans-serif font.
-func textW(s string) float64 { return 6.3*float64(len([]rune(s))) + 4 }
+// textW estimates the width of a label in the 11px sans-serif font, bold.
+func textW(s string) float64 { return 6.8*float64(len([]rune(s))) + 6 }
 
 // view lays out the lanes of r over the window [from, to] (seconds from run
 // start). Tick labels are seconds from run start, or, in a zoom,
@@ -123,98 +123,18 @@ func (r *run) view(id string, from, to float64, zoom bool, ref float64) *svgView
 	}
 	laneH, maxRows := mainLaneH, 6
 	if zoom {
-		laneH, maxRows = zoomLaneH, 4
+		laneH = zoomLaneH
 	}
 
-	// Control markers and their labels, in rows that avoid overlaps.
-	type placed struct {
-		m   mark
-		row int
-		mx  float64
-		lx  float64
-		anc string
-	}
-	var ps []placed
-	var rowEnd []float64
-	// Control events of one kind a few pixels apart share a marker.
-	var marks []mark
-	for _, m := range r.marks {
-		if m.T < from || m.T > to {
-			continue
-		}
-		if n := len(marks); n > 0 && m.Kind != "step" && marks[n-1].Kind == m.Kind && x(m.T)-x(marks[n-1].T) < 4 {
-			last := &marks[n-1]
-			last.Peer += "," + m.Peer
-			last.Label = m.Kind + " " + last.Peer
-			last.Title += "; " + m.Title
-			continue
-		}
-		marks = append(marks, m)
-	}
-	for _, m := range marks {
-		mx := x(m.T)
-		w := textW(m.Label)
-		lx, anc, lo, hi := mx+2, "start", mx, mx+2+w
-		if hi > v.W-2 {
-			lx, anc, lo, hi = mx-2, "end", mx-2-w, mx
-		}
-		row := -1
-		for k, e := range rowEnd {
-			if e < lo {
-				row = k
-				break
-			}
-		}
-		if row < 0 && len(rowEnd) < maxRows {
-			rowEnd = append(rowEnd, 0)
-			row = len(rowEnd) - 1
-		}
-		if row < 0 {
-			row = 0
-			for k, e := range rowEnd {
-				if e < rowEnd[row] {
-					row = k
-				}
-			}
-		}
-		rowEnd[row] = math.Max(rowEnd[row], hi+4)
-		ps = append(ps, placed{m, row, mx, lx, anc})
-	}
-	v.Top = 6 + labelRowH*float64(max(len(rowEnd), 1)) + 4
+	ms, rows := r.placeMarks(x, from, to, v.W, maxRows)
+	v.Top = 6 + labelRowH*float64(max(rows, 1)) + 4
 	v.AxisY = v.Top + laneH*float64(len(r.lanes)) + 2
 	v.H = v.AxisY + 30
-	for _, p := range ps {
-		ly := 6 + labelRowH*float64(p.row+1) - 3
-		v.Markers = append(v.Markers, markerView{X: p.mx, Y1: ly - 9, Y2: v.AxisY, LX: p.lx, LY: ly,
-			Anchor: p.anc, Kind: p.m.Kind, Label: p.m.Label, Title: p.m.Title})
+	for _, m := range ms {
+		m.Y2 = v.AxisY
+		v.Markers = append(v.Markers, m)
 	}
-
-	// Time axis.
-	if zoom {
-		v.AxisLabel = "ms after"
-		step := niceStep((to - from) * 1000 / 10)
-		for k, t := 0, math.Ceil((from-ref)*1000/step)*step; k < 200 && t <= (to-ref)*1000+1e-9; k, t = k+1, t+step {
-			lbl := fmtNum(t, step)
-			if t > 0 {
-				lbl = "+" + lbl
-			}
-			v.Ticks = append(v.Ticks, tickView{X: x(ref + t/1000), Label: lbl})
-		}
-	} else {
-		v.AxisLabel = "seconds"
-		step := niceStep((to - from) / 12)
-		for k, t := 0, math.Ceil(from/step)*step; k < 200 && t <= to+1e-9; k, t = k+1, t+step {
-			v.Ticks = append(v.Ticks, tickView{X: x(t), Label: fmtNum(t, step)})
-		}
-	}
-
-	for k := range v.Ticks {
-		tk := &v.Ticks[k]
-		tk.Anchor = "middle"
-		if tk.X+textW(tk.Label)/2 > v.W {
-			tk.Anchor = "end"
-		}
-	}
+	v.Ticks, v.AxisLabel = axisTicks(x, from, to, zoom, ref, v.W)
 
 	center := map[int]float64{}
 	for k, p := range r.lanes {
@@ -297,6 +217,102 @@ func (r *run) view(id string, from, to float64, zoom bool, ref float64) *svgView
 	return v
 }
 
+// placeMarks places the control markers within [from, to] and their labels
+// in at most maxRows rows that avoid overlaps; it returns them (Y2 left to
+// the caller) and the rows used.
+func (r *run) placeMarks(x func(float64) float64, from, to, w float64, maxRows int) ([]markerView, int) {
+	type placed struct {
+		m   mark
+		row int
+		mx  float64
+		lx  float64
+		anc string
+	}
+	var ps []placed
+	var rowEnd []float64
+	// Control events of one kind a few pixels apart share a marker.
+	var marks []mark
+	for _, m := range r.marks {
+		if m.T < from || m.T > to {
+			continue
+		}
+		if n := len(marks); n > 0 && m.Kind != "step" && marks[n-1].Kind == m.Kind && x(m.T)-x(marks[n-1].T) < 4 {
+			last := &marks[n-1]
+			last.Peer += "," + m.Peer
+			last.Label = m.Kind + " " + last.Peer
+			last.Title += "; " + m.Title
+			continue
+		}
+		marks = append(marks, m)
+	}
+	for _, m := range marks {
+		mx := x(m.T)
+		tw := textW(m.Label)
+		lx, anc, lo, hi := mx+2, "start", mx, mx+2+tw
+		if hi > w-2 {
+			lx, anc, lo, hi = mx-2, "end", mx-2-tw, mx
+		}
+		row := -1
+		for k, e := range rowEnd {
+			if e < lo {
+				row = k
+				break
+			}
+		}
+		if row < 0 && len(rowEnd) < maxRows {
+			rowEnd = append(rowEnd, 0)
+			row = len(rowEnd) - 1
+		}
+		if row < 0 {
+			row = 0
+			for k, e := range rowEnd {
+				if e < rowEnd[row] {
+					row = k
+				}
+			}
+		}
+		rowEnd[row] = math.Max(rowEnd[row], hi+4)
+		ps = append(ps, placed{m, row, mx, lx, anc})
+	}
+	var out []markerView
+	for _, p := range ps {
+		ly := 6 + labelRowH*float64(p.row+1) - 3
+		out = append(out, markerView{X: p.mx, Y1: ly - 9, LX: p.lx, LY: ly,
+			Anchor: p.anc, Kind: p.m.Kind, Label: p.m.Label, Title: p.m.Title})
+	}
+	return out, len(rowEnd)
+}
+
+// axisTicks lays out the time axis of [from, to]: seconds from run start,
+// or, in a zoom, milliseconds from ref.
+func axisTicks(x func(float64) float64, from, to float64, zoom bool, ref, w float64) (ticks []tickView, label string) {
+	if zoom {
+		label = "ms after"
+		step := niceStep((to - from) * 1000 / 10)
+		for k, t := 0, math.Ceil((from-ref)*1000/step)*step; k < 200 && t <= (to-ref)*1000+1e-9; k, t = k+1, t+step {
+			lbl := fmtNum(t, step)
+			if t > 0 {
+				lbl = "+" + lbl
+			}
+			ticks = append(ticks, tickView{X: x(ref + t/1000), Label: lbl})
+		}
+	} else {
+		label = "seconds"
+		step := niceStep((to - from) / 12)
+		for k, t := 0, math.Ceil(from/step)*step; k < 200 && t <= to+1e-9; k, t = k+1, t+step {
+			ticks = append(ticks, tickView{X: x(t), Label: fmtNum(t, step)})
+		}
+	}
+	for k := range ticks {
+		tk := &ticks[k]
+		tk.Anchor = "middle"
+		if tk.X+textW(tk.Label)/2 > w {
+			tk.Anchor = "end"
+		}
+	}
+	return ticks, label
+}
+
 var stateName = map[string]string{
 	stNotStarted: "not started",
 	stRunning:    "running",
@@ -348,6 +364,17 @@ func fmtNum(v, step float64) string {
 	return strconv.FormatFloat(v, 'f', d, 64)
 }
 
+// fmtS formats seconds from run start, to the millisecond.
+func fmtS(t float64) string {
+	if math.IsNaN(t) || math.IsInf(t, 0) {
+		return "?"
+	}
+	if math.Abs(t) < 0.0005 {
+		t = 0
+	}
+	return strconv.FormatFloat(t, 'f', 3, 64)
+}
+
 // f1 formats a coordinate with one decimal.
 func f1(v float64) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -360,17 +387,24 @@ func f1(v float64) string {
 	return strconv.FormatFloat(v, 'f', -1, 64)
 }
 
-// fmtMS formats milliseconds to 0.1 ms, without a trailing ".0".
+// fmtMS formats milliseconds to 0.1 ms: the one format of durations on
+// the page.
 func fmtMS(ms float64) string {
 	if math.IsNaN(ms) || math.IsInf(ms, 0) {
 		return "?"
 	}
 	v := math.Round(ms*10) / 10
 	if v == 0 {
-		v = 0
-	}
-	if v == math.Trunc(v) {
-		return strconv.FormatFloat(v, 'f', 0, 64)
+		v = 0 // no "-0.0"
 	}
 	return strconv.FormatFloat(v, 'f', 1, 64)
+}
+
+// fmtDelta formats milliseconds after a moment, signed: "+12.3", "-0.4".
+func fmtDelta(ms float64) string {
+	s := fmtMS(ms)
+	if s != "?" && !strings.HasPrefix(s, "-") {
+		s = "+" + s
+	}
+	return s
 }

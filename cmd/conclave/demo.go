@@ -17,12 +17,13 @@ import (
 )
 
 func runDemo(args []string) error {
-	fs := newFlags("demo", "demo [--n 4] [--out DIR]")
+	fs := newFlags("demo", "demo [--n 4] [--out DIR] [--pace 400ms]")
 	n := fs.Int("n", 4, "number of peers (at least 3)")
 	out := fs.String("out", "demo-out", "directory for the logs and the report (its earlier logs are replaced)")
 	hb := fs.Duration("heartbeat", peer.DefaultHeartbeat, "heartbeat interval")
 	suspect := fs.Duration("suspect-after", peer.DefaultSuspectAfter, "silence before a peer is declared down")
 	quiet := fs.Bool("quiet", false, "do not echo the peers' output")
+	pace := fs.Duration("pace", 400*time.Millisecond, "pause after each step has converged, so that the report's timeline shows each step apart")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -37,6 +38,9 @@ func runDemo(args []string) error {
 	}
 	if err := checkDir("out", *out); err != nil {
 		return err
+	}
+	if *pace < 0 {
+		return usagef("--pace must not be negative, got %v", *pace)
 	}
 	for _, err := range []error{positive("heartbeat", *hb), positive("suspect-after", *suspect)} {
 		if err != nil {
@@ -100,6 +104,7 @@ func runDemo(args []string) error {
 		if err := step(s.name, s.want, s.wait, s.act); err != nil {
 			return err
 		}
+		time.Sleep(*pace)
 	}
 	fmt.Println("== stop every peer cleanly (SIGTERM)")
 	c.Log(eventlog.Step, eventlog.FieldName, "stop every peer cleanly")

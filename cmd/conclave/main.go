@@ -7,7 +7,7 @@
 //	conclave group --group NAME [--contacts A]  join a group; send stdin lines, print deliveries
 //	conclave publish --directory A,B,C --topic T  announce T; publish stdin lines as events
 //	conclave subscribe --directory A,B,C --topic T  print T's events as "T> data"
-//	conclave demo [--n 4] [--out DIR]           run a scripted failure story on loopback
+//	conclave demo [--n 4] [--out DIR] [--pace D] run a scripted failure story on loopback
 //	conclave demo pubsub [--out DIR]            the same for publish/subscribe
 //	conclave logs merge DIR                     merge a run's logs into DIR/run.jsonl and DIR/run.log
 //	conclave report DIR                         write DIR/report.html from a run's logs
@@ -53,7 +53,7 @@ var commands = []command{
 	{"topics", "--directory A0,A1,A2", "list the directory's topics and groups", runTopics},
 	{"move", "--directory A0,A1,A2 --topic T --group G", "move a topic to another group of its QoS", runMove},
 	{"demo pubsub", "[--out DIR]", "run a directory, publishers and subscribers on loopback through a scripted failure story", runDemoPubSub},
-	{"demo", "[--n 4] [--out DIR]", "run N peers on loopback through a scripted failure story", runDemo},
+	{"demo", "[--n 4] [--out DIR] [--pace 400ms]", "run N peers on loopback through a scripted failure story", runDemo},
 	{"logs merge", "DIR", "merge a run's event logs into DIR/run.jsonl and DIR/run.log", runLogsMerge},
 	{"report", "DIR", "write DIR/report.html, the report of a run", runReport},
 	{"bench failover", "[--n 4] [--mode crash|hang|both]", "measure failover time with real processes", runBenchFailover},

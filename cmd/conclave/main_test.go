@@ -92,6 +92,7 @@ func badFlagCases(t *testing.T) []struct {
 		{[]string{"demo", "--heartbeat", "0s"}, "--heartbeat must be positive"},
 		{[]string{"demo", "--out", ""}, "--out must name a directory"},
 		{[]string{"demo", "extra"}, "unexpected argument"},
+		{[]string{"demo", "--pace", "-1s"}, "--pace must not be negative"},
 		{[]string{"demo", "pubsub", "extra"}, "unexpected argument"},
 		{[]string{"move", "--topic", "t", "--group", "g1"}, "--directory is required"},
 		{[]string{"move", "--directory", "127.0.0.1:1", "--group", "g1"}, "--topic is required"},
