@@ -200,7 +200,7 @@ type out struct {
 	to      stack.Member
 	keys    []string // the names it serves in outConns, once connected
 	conn    *transport.Conn
-	pending []wire.Frame // queued while connecting
+	pending []wire.GroupMsg // queued while connecting
 	dialing bool
 }
 
