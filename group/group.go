@@ -455,6 +455,10 @@ func (g *Group) effect(e stack.Event) {
 	switch e := e.(type) {
 	case stack.Out:
 		g.send(e)
+	case stack.Multicast:
+		for _, to := range e.To {
+			g.send(stack.Out{To: to, Msg: e.Msg})
+		}
 	case stack.Close:
 		g.forget(e.ID)
 		for _, c := range g.inConns[e.ID] {

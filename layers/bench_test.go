@@ -95,18 +95,26 @@ func (net *memNet) collect(i int) {
 	for _, e := range net.sts[i].Ready() {
 		switch e := e.(type) {
 		case stack.Out:
-			j, ok := net.byID[e.To.ID]
-			if !ok {
-				j, ok = net.byAddr[e.To.Addr]
-			}
-			if ok {
-				net.queue[j] = append(net.queue[j], wireMsg{net.sts[i].Me(), net.encode(e.Msg)})
+			net.send(i, e)
+		case stack.Multicast:
+			for _, to := range e.To {
+				net.send(i, stack.Out{To: to, Msg: e.Msg})
 			}
 		case stack.Deliver:
 			net.delivered++
 		case stack.Install:
 			net.views[i] = len(e.View.Members)
 		}
+	}
+}
+
+func (net *memNet) send(i int, e stack.Out) {
+	j, ok := net.byID[e.To.ID]
+	if !ok {
+		j, ok = net.byAddr[e.To.Addr]
+	}
+	if ok {
+		net.queue[j] = append(net.queue[j], wireMsg{net.sts[i].Me(), net.encode(e.Msg)})
 	}
 }
 

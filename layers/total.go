@@ -114,7 +114,7 @@ func (t *total) deliver(c *stack.Ctx, e stack.Deliver) {
 			break
 		}
 		d := &stack.Dec{B: h[1:]}
-		if view := d.ViewID(); view != t.view.ID {
+		if view := d.ViewIDOf(t.view.ID); view != t.view.ID {
 			// Ordered in an earlier view, sent in this one (it waited
 			// for vsync's window): the handover settled those messages.
 			if d.Err() == nil {
