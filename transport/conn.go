@@ -48,6 +48,7 @@ func NewConn(s Stream, lim Limits) *Conn {
 func newConn(s Stream, src *source, r *wire.Reader, lim Limits) *Conn {
 	lim = lim.withDefaults()
 	r.SetMax(lim.MaxFrame)
+	r.SetReadBuffer(wire.ReadBuffer)
 	if lim.Budget != nil {
 		r.SetBudget(lim.Budget)
 	}

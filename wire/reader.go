@@ -10,6 +10,7 @@ import (
 
 // Reader reads frames from a byte stream.
 type Reader struct {
+	src    io.Reader
 	r      *bufio.Reader
 	max    int
 	buf    []byte
@@ -35,17 +36,45 @@ var ErrBudget = errors.New("wire: memory budget for frames exhausted")
 // SetBudget makes r reserve the memory of large frames from b.
 func (r *Reader) SetBudget(b Budget) { r.budget = b }
 
-// ReadBuffer is how many bytes a Reader reads from its stream at most at
-// once: many frames per read under load.
-const ReadBuffer = 32 << 10
-
 // NewReader returns a Reader that refuses payloads longer than max bytes
-// (max <= 0 means DefaultMaxFrame).
+// (max <= 0 means DefaultMaxFrame). It reads up to 4 KiB from r at once,
+// little for a connection no one has authenticated yet; SetReadBuffer
+// makes that more.
 func NewReader(r io.Reader, max int) *Reader {
 	if max <= 0 {
 		max = DefaultMaxFrame
 	}
-	return &Reader{r: bufio.NewReaderSize(r, ReadBuffer), max: max}
+	return &Reader{src: r, r: bufio.NewReader(r), max: max}
+}
+
+// ReadBuffer is what an established connection reads at once at most:
+// many frames per read under load.
+const ReadBuffer = 32 << 10
+
+// SetReadBuffer makes r read up to n bytes at once, keeping what it has
+// buffered.
+func (r *Reader) SetReadBuffer(n int) {
+	if r.r.Size() >= n {
+		return
+	}
+	k := r.r.Buffered()
+	held, _ := r.r.Peek(k)
+	r.r = bufio.NewReaderSize(&prefixed{held: append([]byte(nil), held...), src: r.src}, n)
+}
+
+// prefixed reads held, then src.
+type prefixed struct {
+	held []byte
+	src  io.Reader
+}
+
+func (p *prefixed) Read(b []byte) (int, error) {
+	if len(p.held) > 0 {
+		n := copy(b, p.held)
+		p.held = p.held[n:]
+		return n, nil
+	}
+	return p.src.Read(b)
 }
 
 // SetMax changes the limit on payload lengths (max <= 0 means

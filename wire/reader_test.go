@@ -59,3 +59,28 @@ func TestAppendGroupMsg(t *testing.T) {
 		}
 	}
 }
+
+// TestSetReadBuffer: a reader given a larger buffer between frames loses
+// none of the bytes it had buffered.
+func TestSetReadBuffer(t *testing.T) {
+	var stream []byte
+	for i := range 100 {
+		stream = Append(stream, GroupMsg{LC: uint64(i), Data: make([]byte, 100)})
+	}
+	r := NewReader(bytes.NewReader(stream), 0)
+	var m GroupMsg
+	for i := range 100 {
+		if i == 3 {
+			if r.Buffered() == 0 {
+				t.Fatal("nothing buffered to keep")
+			}
+			r.SetReadBuffer(ReadBuffer)
+		}
+		if f, err := r.NextMsg(&m); f != nil || err != nil || m.LC != uint64(i) || len(m.Data) != 100 {
+			t.Fatalf("frame %d: %v %v %d", i, f, err, m.LC)
+		}
+	}
+	if _, err := r.NextMsg(&m); err != io.EOF {
+		t.Fatalf("at the end: %v", err)
+	}
+}
