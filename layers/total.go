@@ -73,9 +73,13 @@ func (t *total) Up(c *stack.Ctx, ev stack.Event) {
 		// messages, as it is delivered.
 		if n, ok := t.own[e.Seq]; ok && t.inView && e.View == t.view.ID {
 			delete(t.own, e.Seq)
-			e.Seq = n
+			if n != e.Seq {
+				e.Seq = n
+				c.Up(e)
+				return
+			}
 		}
-		c.Up(e)
+		c.Up(ev)
 	default:
 		c.Up(ev)
 	}
