@@ -5,15 +5,24 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
+
+// cpuTime is the CPU time the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // BenchmarkTotalTCP multicasts 1 KiB messages under the total stack among
 // 4 members on loopback, every member sending; an op is one message sent
 // and delivered at every member. allocs/delivery is the process's
 // allocations (senders, readers, loops, connections) per message per
-// member.
+// member; cpu-µs/msg is the process's CPU time (user and system) per
+// message.
 func BenchmarkTotalTCP(b *testing.B) { benchGroup(b, "total", 4, 1024) }
 
 // BenchmarkVsyncTCP is BenchmarkTotalTCP under the vsync stack.
@@ -51,6 +60,7 @@ func benchGroup(b *testing.B, stackName string, n, size int) {
 	total := per * n
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
+	cpu0 := cpuTime()
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	for _, g := range gs {
@@ -91,7 +101,9 @@ func benchGroup(b *testing.B, stackName string, n, size int) {
 	}
 	wg.Wait()
 	b.StopTimer()
+	cpu := cpuTime() - cpu0
 	runtime.ReadMemStats(&ms1)
+	b.ReportMetric(float64(cpu.Microseconds())/float64(total), "cpu-µs/msg")
 	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(total*n), "allocs/delivery")
 	b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/float64(total*n), "B/delivery")
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "msgs/s")
