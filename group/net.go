@@ -185,8 +185,18 @@ func (g *Group) recv(from stack.Member, ms []wire.GroupMsg) {
 	}
 	g.loop.Lamport().Witness(lc, g.loop.Wall())
 	g.loop.Do(func() {
+		var hdrs [][]byte // one array for the batch's headers
+		if len(ms) > 1 {
+			hdrs = make([][]byte, 0, 4*len(ms))
+		}
 		for _, m := range ms {
-			msg, err := stack.ParseMsg(m.Data)
+			var msg stack.Msg
+			var err error
+			if hdrs == nil {
+				msg, err = stack.ParseMsg(m.Data)
+			} else {
+				msg, hdrs, err = stack.ParseMsgIn(m.Data, hdrs)
+			}
 			if err != nil {
 				g.logEv(eventlog.BadMsg, eventlog.FieldFrom, from.ID, eventlog.FieldError, err.Error())
 				continue

@@ -111,6 +111,27 @@ func AppendMsg(b []byte, m Msg) []byte {
 	return append(b, m.Data...)
 }
 
+// ParseMsgIn is ParseMsg with the headers appended to hdrs, so that the
+// messages of a batch can share one array; it returns hdrs with them. The
+// message's Hdrs has no spare capacity: a Push onto it makes an array.
+func ParseMsgIn(b []byte, hdrs [][]byte) (Msg, [][]byte, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > MaxHeaders {
+		return Msg{}, hdrs, ErrMsg
+	}
+	b = b[k:]
+	start := len(hdrs)
+	for range n {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			return Msg{}, hdrs[:start], ErrMsg
+		}
+		hdrs = append(hdrs, b[k:k+int(l):k+int(l)])
+		b = b[k+int(l):]
+	}
+	return Msg{Hdrs: hdrs[start:len(hdrs):len(hdrs)], Data: b}, hdrs, nil
+}
+
 // ParseMsg parses the wire form of a message. The result shares b's memory.
 func ParseMsg(b []byte) (Msg, error) {
 	n, k := binary.Uvarint(b)

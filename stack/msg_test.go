@@ -2,6 +2,7 @@ package stack
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -74,5 +75,31 @@ func TestPushShares(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { AppendMsg(nil, a) }); n != 1 {
 		t.Errorf("AppendMsg allocates %v times, want once", n)
+	}
+}
+
+// TestParseMsgIn: messages parsed into one array each hold their own
+// headers, and a Push onto one does not write into the next.
+func TestParseMsgIn(t *testing.T) {
+	a := AppendMsg(nil, Msg{Data: []byte("a")}.Push([]byte("a1")).Push([]byte("a2")))
+	b := AppendMsg(nil, Msg{Data: []byte("b")}.Push([]byte("b1")))
+	hdrs := make([][]byte, 0, 8)
+	ma, hdrs, err := ParseMsgIn(a, hdrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, hdrs, err = ParseMsgIn([]byte{5}, hdrs); err == nil || len(hdrs) != 2 {
+		t.Fatalf("a bad message: %v, %d headers kept", err, len(hdrs))
+	}
+	mb, hdrs, err := ParseMsgIn(b, hdrs)
+	if err != nil || len(hdrs) != 3 {
+		t.Fatal(err, len(hdrs))
+	}
+	pa := ma.Push([]byte("top"))
+	if got := fmt.Sprintf("%q %q %q", ma.Hdrs, mb.Hdrs, pa.Hdrs); got != `["a1" "a2"] ["b1"] ["a1" "a2" "top"]` {
+		t.Errorf("got %s", got)
+	}
+	if string(ma.Data) != "a" || string(mb.Data) != "b" {
+		t.Errorf("data %q %q", ma.Data, mb.Data)
 	}
 }
