@@ -184,7 +184,7 @@ func (g *Group) recv(from stack.Member, ms []wire.GroupMsg) {
 		lc = max(lc, m.LC)
 	}
 	g.loop.Lamport().Witness(lc, g.loop.Wall())
-	g.loop.Do(func() {
+	g.loop.DoN(len(ms), func() {
 		var hdrs [][]byte // one array for the batch's headers
 		if len(ms) > 1 {
 			hdrs = make([][]byte, 0, 4*len(ms))
