@@ -55,6 +55,11 @@ func benchGroup(b *testing.B, stackName string, n, size int) {
 			}
 		}
 	}
+	for _, g := range gs {
+		for len(g.Views()) > 0 {
+			<-g.Views()
+		}
+	}
 	payload := make([]byte, size)
 	per := (b.N + n - 1) / n
 	total := per * n
@@ -71,6 +76,9 @@ func benchGroup(b *testing.B, stackName string, n, size int) {
 				select {
 				case <-g.Deliveries():
 					got++
+				case v := <-g.Views():
+					b.Errorf("%s installed view %v while measuring (a member suspected)", g.Me().ID, v.IDs())
+					return
 				case <-ctx.Done():
 					b.Error("deliveries stopped")
 					return
