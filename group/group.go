@@ -184,7 +184,7 @@ type Group struct {
 	view    stack.View
 	flushed [flushedViews]stack.ViewID // the last views installed through a flush, a ring
 	nflush  int
-	waiters map[uint64]*waiter
+	waiters map[uint64]waiter
 	token   uint64
 	left    chan struct{}
 	leftErr error
@@ -200,7 +200,7 @@ type out struct {
 	to      stack.Member
 	keys    []string // the names it serves in outConns, once connected
 	conn    *transport.Conn
-	pending []wire.Frame // queued while connecting
+	pending []wire.GroupMsg // queued while connecting
 	dialing bool
 }
 
@@ -224,7 +224,7 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 		outConns:   map[string]*out{},
 		inConns:    map[string][]*transport.Conn{},
 		sentMsg:    map[uint64]string{},
-		waiters:    map[uint64]*waiter{},
+		waiters:    map[uint64]waiter{},
 		left:       make(chan struct{}),
 		firstOK:    make(chan struct{}),
 		deliveries: newQueue[Delivery](),
@@ -344,29 +344,29 @@ type Sent struct {
 // ErrLost, Sent is the View and Seq its deliveries carry. It is zero when
 // the message was not sent (ErrClosed) or ctx ended first.
 func (g *Group) SendSeq(ctx context.Context, data []byte) (Sent, error) {
-	w, err := g.send1(data)
+	w, err := g.send1(data, new(Sent))
 	if err != nil {
 		return Sent{}, err
 	}
 	select {
 	case err := <-w.done:
-		return w.sent, err
+		return *w.sent, err
 	case <-ctx.Done():
 		return Sent{}, ctx.Err()
 	}
 }
 
-// waiter is a Send waiting for its message to be acknowledged; sent is
-// set before done receives.
+// waiter is a Send waiting for its message to be acknowledged; *sent, if
+// sent is not nil, is set before done receives.
 type waiter struct {
 	done chan error
-	sent Sent
+	sent *Sent
 }
 
 // Go multicasts data without waiting: the returned channel receives nil
 // once every member of the view has it, or ErrLost or ErrClosed.
 func (g *Group) Go(data []byte) (<-chan error, error) {
-	w, err := g.send1(data)
+	w, err := g.send1(data, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -375,11 +375,11 @@ func (g *Group) Go(data []byte) (<-chan error, error) {
 
 // send1 hands data to the stack and returns what waits for its
 // acknowledgement.
-func (g *Group) send1(data []byte) (*waiter, error) {
+func (g *Group) send1(data []byte, sent *Sent) (waiter, error) {
 	if len(data) > g.cfg.MaxMessage {
-		return nil, fmt.Errorf("group: message of %d bytes over the limit of %d", len(data), g.cfg.MaxMessage)
+		return waiter{}, fmt.Errorf("group: message of %d bytes over the limit of %d", len(data), g.cfg.MaxMessage)
 	}
-	w := &waiter{done: make(chan error, 1)}
+	w := waiter{done: make(chan error, 1), sent: sent}
 	g.mu.Lock()
 	g.token++
 	tok := g.token
@@ -396,7 +396,7 @@ func (g *Group) send1(data []byte) (*waiter, error) {
 		g.mu.Lock()
 		delete(g.waiters, tok)
 		g.mu.Unlock()
-		return nil, ErrClosed
+		return waiter{}, ErrClosed
 	}
 	return w, nil
 }
@@ -455,6 +455,10 @@ func (g *Group) effect(e stack.Event) {
 	switch e := e.(type) {
 	case stack.Out:
 		g.send(e)
+	case stack.Multicast:
+		for _, to := range e.To {
+			g.send(stack.Out{To: to, Msg: e.Msg})
+		}
 	case stack.Close:
 		g.forget(e.ID)
 		for _, c := range g.inConns[e.ID] {
@@ -486,11 +490,13 @@ func (g *Group) effect(e stack.Event) {
 		}
 	case stack.Acked:
 		g.mu.Lock()
-		w := g.waiters[e.Token]
+		w, ok := g.waiters[e.Token]
 		delete(g.waiters, e.Token)
 		g.mu.Unlock()
-		if w != nil {
-			w.sent = Sent{View: e.View, Seq: e.Seq}
+		if ok {
+			if w.sent != nil {
+				*w.sent = Sent{View: e.View, Seq: e.Seq}
+			}
 			if e.Lost {
 				w.done <- ErrLost
 			} else {

@@ -48,7 +48,7 @@ func (g *Group) send(e stack.Out) {
 		g.outConns[key] = o
 	}
 	if o.conn != nil {
-		o.conn.Send(f, false)
+		o.conn.SendMsg(f)
 		return
 	}
 	o.pending = append(o.pending, f)
@@ -66,7 +66,7 @@ func (g *Group) encode(m stack.Msg) []byte {
 		len(l.msg.Data) == len(m.Data) && (len(m.Data) == 0 || &l.msg.Data[0] == &m.Data[0]) {
 		return l.b
 	}
-	l.msg, l.b = m, stack.AppendMsg(nil, m)
+	l.msg, l.b = m, stack.AppendMsg(make([]byte, 0, stack.MsgSize(m)), m)
 	return l.b
 }
 
@@ -101,7 +101,7 @@ func (g *Group) dial(key string, o *out, to stack.Member, hello wire.Hello) {
 			g.loop.Do(func() { g.lost(o, reason) })
 		})
 		for _, f := range o.pending {
-			c.Send(f, false)
+			c.SendMsg(f)
 		}
 		o.pending = nil
 	}) && c != nil {
@@ -165,7 +165,7 @@ func (g *Group) admit(a *transport.Accepted) {
 	if !g.loop.Do(func() {
 		g.loop.Lamport().Witness(h.LC, g.loop.Wall())
 		g.inConns[from.ID] = append(g.inConns[from.ID], c)
-		c.Start(func(f wire.Frame) { g.recv(from, f) }, func(reason string) {
+		c.StartMsgs(func(ms []wire.GroupMsg) { g.recv(from, ms) }, func(wire.Frame) {}, func(reason string) {
 			g.loop.Do(func() {
 				g.inConns[from.ID] = deleteConn(g.inConns[from.ID], c)
 				g.loop.Step(stack.Lost{ID: from.ID, Addr: from.Addr, Reason: reason})
@@ -176,20 +176,34 @@ func (g *Group) admit(a *transport.Accepted) {
 	}
 }
 
-// recv hands a message from a member to the stack; it runs on the
-// connection's reader goroutine.
-func (g *Group) recv(from stack.Member, f wire.Frame) {
-	m, ok := f.(wire.GroupMsg)
-	if !ok {
-		return
+// recv hands messages from a member to the stack, a batch at once; it
+// runs on the connection's reader goroutine.
+func (g *Group) recv(from stack.Member, ms []wire.GroupMsg) {
+	var lc uint64
+	for _, m := range ms {
+		lc = max(lc, m.LC)
 	}
-	g.loop.Lamport().Witness(m.LC, g.loop.Wall())
-	msg, err := stack.ParseMsg(m.Data)
-	if err != nil {
-		g.loop.Do(func() { g.logEv(eventlog.BadMsg, eventlog.FieldFrom, from.ID, eventlog.FieldError, err.Error()) })
-		return
-	}
-	g.loop.Do(func() { g.loop.Step(stack.Recv{From: from, Msg: msg}) })
+	g.loop.Lamport().Witness(lc, g.loop.Wall())
+	g.loop.DoN(len(ms), func() {
+		var hdrs [][]byte // one array for the batch's headers
+		if len(ms) > 1 {
+			hdrs = make([][]byte, 0, 4*len(ms))
+		}
+		for _, m := range ms {
+			var msg stack.Msg
+			var err error
+			if hdrs == nil {
+				msg, err = stack.ParseMsg(m.Data)
+			} else {
+				msg, hdrs, err = stack.ParseMsgIn(m.Data, hdrs)
+			}
+			if err != nil {
+				g.logEv(eventlog.BadMsg, eventlog.FieldFrom, from.ID, eventlog.FieldError, err.Error())
+				continue
+			}
+			g.loop.Step(stack.Recv{From: from, Msg: msg})
+		}
+	})
 }
 
 func deleteConn(cs []*transport.Conn, c *transport.Conn) []*transport.Conn {

@@ -108,7 +108,7 @@ type Loop[In, Out any] struct {
 	t0    time.Time
 	lc    eventlog.Clock
 	log   *eventlog.Writer
-	inbox chan func()
+	inbox chan posted
 	stop  chan struct{}
 	done  chan struct{}
 	once  sync.Once
@@ -125,7 +125,7 @@ func NewLoop[In, Out any](m Machine[In, Out], cfg LoopConfig[In, Out]) *Loop[In,
 	if cfg.Batch <= 0 {
 		cfg.Batch = DefaultBatch
 	}
-	l := &Loop[In, Out]{m: m, cfg: cfg, inbox: make(chan func(), cfg.Inbox),
+	l := &Loop[In, Out]{m: m, cfg: cfg, inbox: make(chan posted, cfg.Inbox),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if cfg.LogTo != nil || cfg.Stream != nil {
 		l.log = eventlog.NewWriter(cfg.LogTo, cfg.Name, cfg.Inc, &l.lc, cfg.Clock.Now)
@@ -153,18 +153,29 @@ func (l *Loop[In, Out]) Start(first func()) {
 // Do runs f on the loop goroutine, after what was posted before. It waits
 // while the inbox is full, and reports false, without running f, if the
 // loop has stopped.
-func (l *Loop[In, Out]) Do(f func()) bool {
+func (l *Loop[In, Out]) Do(f func()) bool { return l.DoN(1, f) }
+
+// DoN is Do for an f that steps n inputs (a batch of messages): it counts
+// as n of the inputs a batch may hold (LoopConfig.Batch), so that a batch
+// takes no longer for being posted in fewer calls.
+func (l *Loop[In, Out]) DoN(n int, f func()) bool {
 	select {
 	case <-l.stop:
 		return false
 	default:
 	}
 	select {
-	case l.inbox <- f:
+	case l.inbox <- posted{f, n}:
 		return true
 	case <-l.stop:
 		return false
 	}
+}
+
+// posted is an f posted with Do, counting as n inputs.
+type posted struct {
+	f func()
+	n int
 }
 
 // Step feeds in to the machine now. Call it only on the loop goroutine.
@@ -265,14 +276,15 @@ func (l *Loop[In, Out]) run(first func()) {
 			timer.Reset(max(d-l.Now(), 0))
 		}
 		select {
-		case f := <-l.inbox:
-			l.run1(f)
+		case p := <-l.inbox:
+			l.run1(p.f)
 			// Drain what is queued before ending the batch.
 		drain:
-			for n := 1; n < l.cfg.Batch; n++ {
+			for n := max(p.n, 1); n < l.cfg.Batch; {
 				select {
-				case f := <-l.inbox:
-					l.run1(f)
+				case p := <-l.inbox:
+					l.run1(p.f)
+					n += max(p.n, 1)
 				default:
 					break drain
 				}

@@ -145,6 +145,8 @@ func (d *detect) Down(c *stack.Ctx, ev stack.Event) {
 		d.watched = next
 	case stack.Out:
 		c.Down(stack.Out{To: e.To, Msg: e.Msg.Push(detectDataHdr)})
+	case stack.Multicast:
+		c.Down(stack.Multicast{To: e.To, Msg: e.Msg.Push(detectDataHdr)})
 	default:
 		c.Down(ev)
 	}

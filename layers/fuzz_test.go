@@ -266,6 +266,10 @@ func (r *scriptReader) bytes() []byte {
 func checkEffects(t *testing.T, effs []stack.Event) {
 	for _, e := range effs {
 		switch e := e.(type) {
+		case stack.Multicast:
+			for _, to := range e.To {
+				checkEffects(t, []stack.Event{stack.Out{To: to, Msg: e.Msg}})
+			}
 		case stack.Out:
 			if e.To.Addr == "" && e.To.ID == "" {
 				t.Fatalf("Out to nobody: %+v", e)

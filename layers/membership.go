@@ -421,6 +421,8 @@ func (g *membership) Down(c *stack.Ctx, ev stack.Event) {
 		g.suspect(c, e.ID) // vsync: a gap that did not fill
 	case stack.Out:
 		c.Down(stack.Out{To: e.To, Msg: e.Msg.Push(gmsDataHdr)})
+	case stack.Multicast:
+		c.Down(stack.Multicast{To: e.To, Msg: e.Msg.Push(gmsDataHdr)})
 	default:
 		c.Down(ev)
 	}

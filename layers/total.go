@@ -73,9 +73,13 @@ func (t *total) Up(c *stack.Ctx, ev stack.Event) {
 		// messages, as it is delivered.
 		if n, ok := t.own[e.Seq]; ok && t.inView && e.View == t.view.ID {
 			delete(t.own, e.Seq)
-			e.Seq = n
+			if n != e.Seq {
+				e.Seq = n
+				c.Up(e)
+				return
+			}
 		}
-		c.Up(e)
+		c.Up(ev)
 	default:
 		c.Up(ev)
 	}
@@ -114,7 +118,7 @@ func (t *total) deliver(c *stack.Ctx, e stack.Deliver) {
 			break
 		}
 		d := &stack.Dec{B: h[1:]}
-		if view := d.ViewID(); view != t.view.ID {
+		if view := d.ViewIDOf(t.view.ID); view != t.view.ID {
 			// Ordered in an earlier view, sent in this one (it waited
 			// for vsync's window): the handover settled those messages.
 			if d.Err() == nil {

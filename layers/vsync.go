@@ -1,6 +1,7 @@
 package layers
 
 import (
+	"encoding/binary"
 	"slices"
 	"time"
 
@@ -39,6 +40,7 @@ type vsync struct {
 
 	me      string
 	view    stack.View
+	others  []stack.Member // the view's members but this one, in rank order
 	inView  bool
 	blocked bool // contributed to a flush: no more sends in this view
 	frozen  bool // contributed: no more deliveries but through Install
@@ -117,6 +119,10 @@ func (v *vsync) Start(c *stack.Ctx) { v.me = c.Me().ID }
 func (v *vsync) Down(c *stack.Ctx, ev stack.Event) {
 	switch e := ev.(type) {
 	case stack.Send:
+		if len(v.waiting) == 0 && v.canSend() {
+			v.send(c, e)
+			return
+		}
 		v.waiting = append(v.waiting, e)
 		v.pump(c)
 	case stack.BlockOk:
@@ -127,32 +133,47 @@ func (v *vsync) Down(c *stack.Ctx, ev stack.Event) {
 	}
 }
 
+// canSend reports whether the view and window allow a send now.
+func (v *vsync) canSend() bool {
+	return v.inView && !v.blocked && v.sent-v.stable < uint64(v.window)
+}
+
 // pump sends waiting messages while the view and window allow.
 func (v *vsync) pump(c *stack.Ctx) {
-	for len(v.waiting) > 0 && v.inView && !v.blocked && v.sent-v.stable < uint64(v.window) {
+	for len(v.waiting) > 0 && v.canSend() {
 		e := v.waiting[0]
+		v.waiting[0] = stack.Send{}
 		v.waiting = v.waiting[1:]
-		v.sent++
-		seq := v.sent
-		if e.Token != 0 {
-			v.tokens[seq] = e.Token
-		}
-		hdr := (&stack.Enc{B: []byte{vsData}}).ViewID(v.view.ID).Uint(seq).Uint(v.stable).B
-		msg := e.Msg.Push(hdr) // one value for all: the runtime encodes it once
-		for _, m := range v.view.Members {
-			if m.ID != v.me {
-				c.Down(stack.Out{To: m, Msg: msg})
-			}
-		}
-		st := v.streams[v.me]
-		st.msgs = append(st.msgs, e.Msg)
-		st.delivered = seq
-		c.Up(stack.Deliver{View: v.view.ID, From: v.me, Seq: seq, Msg: e.Msg})
-		v.advance(c)
+		v.send(c, e)
 	}
 	if len(v.waiting) == 0 {
 		v.waiting = nil
 	}
+}
+
+// send sends e to the view, which canSend allows.
+func (v *vsync) send(c *stack.Ctx, e stack.Send) {
+	v.sent++
+	seq := v.sent
+	if e.Token != 0 {
+		v.tokens[seq] = e.Token
+	}
+	// One value for all: the runtime encodes it once.
+	msg := e.Msg.Push(v.dataHdr(seq))
+	if len(v.others) > 0 {
+		c.Down(stack.Multicast{To: v.others, Msg: msg})
+	}
+	st := v.streams[v.me]
+	st.msgs = append(st.msgs, e.Msg)
+	st.delivered = seq
+	c.Up(stack.Deliver{View: v.view.ID, From: v.me, Seq: seq, Msg: e.Msg})
+	v.advance(c)
+}
+
+// dataHdr is the header of data message seq, in one allocation.
+func (v *vsync) dataHdr(seq uint64) []byte {
+	b := make([]byte, 0, 1+3*binary.MaxVarintLen64+len(v.view.ID.Coord))
+	return (&stack.Enc{B: append(b, vsData)}).ViewID(v.view.ID).Uint(seq).Uint(v.stable).B
 }
 
 func (v *vsync) Up(c *stack.Ctx, ev stack.Event) {
@@ -178,7 +199,7 @@ func (v *vsync) recv(c *stack.Ctx, e stack.Recv) {
 		return
 	}
 	d := &stack.Dec{B: h[1:]}
-	view := d.ViewID()
+	view := d.ViewIDOf(v.view.ID)
 	switch h[0] {
 	case vsData:
 		seq, stable := d.Uint(), d.Uint()
@@ -271,8 +292,7 @@ func (v *vsync) nack(c *stack.Ctx, sender stack.Member, st *vstream) {
 func (v *vsync) resend(c *stack.Ctx, to stack.Member, n uint64) {
 	st := v.streams[v.me]
 	for seq := max(n, st.base) + 1; seq <= st.recv(); seq++ {
-		hdr := (&stack.Enc{B: []byte{vsData}}).ViewID(v.view.ID).Uint(seq).Uint(v.stable).B
-		c.Down(stack.Out{To: to, Msg: st.msgs[seq-st.base-1].Push(hdr)})
+		c.Down(stack.Out{To: to, Msg: st.msgs[seq-st.base-1].Push(v.dataHdr(seq))})
 	}
 }
 
@@ -420,6 +440,12 @@ func (v *vsync) install(c *stack.Ctx, e stack.Install) {
 		v.dropTokens(c)
 	}
 	v.view = e.View
+	v.others = make([]stack.Member, 0, len(e.View.Members))
+	for _, m := range e.View.Members {
+		if m.ID != v.me {
+			v.others = append(v.others, m)
+		}
+	}
 	v.inView = true
 	v.blocked, v.frozen = false, false
 	v.sent, v.stable = 0, 0

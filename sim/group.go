@@ -321,6 +321,10 @@ func (m *member) effects() {
 		switch e := e.(type) {
 		case stack.Out:
 			m.send(e)
+		case stack.Multicast:
+			for _, to := range e.To {
+				m.send(stack.Out{To: to, Msg: e.Msg})
+			}
 		case stack.Close:
 			m.closeMember(e.ID)
 		case stack.Deliver:

@@ -111,6 +111,24 @@ func (d *Dec) Str() string {
 // ViewID reads a view id.
 func (d *Dec) ViewID() ViewID { return ViewID{Seq: d.Uint(), Coord: d.Str()} }
 
+// ViewIDOf reads a view id, sharing known's Coord string when it names
+// the same coordinator: a message of the current view costs no string.
+func (d *Dec) ViewIDOf(known ViewID) ViewID {
+	seq := d.Uint()
+	b := d.Bytes()
+	if len(b) > MaxString {
+		d.fail("string length")
+		return ViewID{}
+	}
+	if d.err != nil {
+		return ViewID{Seq: seq}
+	}
+	if string(b) == known.Coord {
+		return ViewID{Seq: seq, Coord: known.Coord}
+	}
+	return ViewID{Seq: seq, Coord: string(b)}
+}
+
 // Member reads a member.
 func (d *Dec) Member() Member { return Member{ID: d.Str(), Addr: d.Str()} }
 

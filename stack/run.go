@@ -129,8 +129,8 @@ func (s *Stack) Step(now time.Duration, in Event) error {
 	return nil
 }
 
-// Ready returns the effects produced since the last call: Out and Close
-// for the runtime; Deliver, Install, Acked and Left for the application;
+// Ready returns the effects produced since the last call: Out, Multicast
+// and Close for the runtime; Deliver, Install, Acked and Left for the application;
 // Log for the event log. It ends the current batch first.
 func (s *Stack) Ready() []Event {
 	for i, l := range s.layers {

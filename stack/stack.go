@@ -91,6 +91,13 @@ type (
 		To  Member
 		Msg Msg
 	}
+	// Multicast is an Out to each of To, in that order: one event for a
+	// message that the layers below treat alike for every member. To is
+	// never modified once passed.
+	Multicast struct {
+		To  []Member
+		Msg Msg
+	}
 	// Close asks for the connections with a member to be closed.
 	Close struct {
 		ID string

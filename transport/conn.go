@@ -31,7 +31,8 @@ type Conn struct {
 }
 
 type item struct {
-	f      wire.Frame
+	f      wire.Frame // nil: msg
+	msg    wire.GroupMsg
 	urgent bool
 	close  bool
 	size   int64
@@ -47,6 +48,7 @@ func NewConn(s Stream, lim Limits) *Conn {
 func newConn(s Stream, src *source, r *wire.Reader, lim Limits) *Conn {
 	lim = lim.withDefaults()
 	r.SetMax(lim.MaxFrame)
+	r.SetReadBuffer(wire.ReadBuffer)
 	if lim.Budget != nil {
 		r.SetBudget(lim.Budget)
 	}
@@ -100,6 +102,22 @@ func (c *Conn) Send(f wire.Frame, urgent bool) bool {
 	}
 	select {
 	case c.out <- item{f: f, urgent: urgent, size: n}:
+		return true
+	default:
+		c.fail("send queue full")
+		return false
+	}
+}
+
+// SendMsg is Send of a group message, which it does not box in a Frame.
+func (c *Conn) SendMsg(m wire.GroupMsg) bool {
+	n := int64(len(m.Data)) + 16
+	if c.queued.Add(n) > int64(c.lim.QueuedBytes) {
+		c.fail("send queue full")
+		return false
+	}
+	select {
+	case c.out <- item{msg: m, size: n}:
 		return true
 	default:
 		c.fail("send queue full")
@@ -170,6 +188,53 @@ func (c *Conn) readLoop(onFrame func(wire.Frame)) {
 	}
 }
 
+// MsgBatch is the most group messages StartMsgs hands over at once.
+const MsgBatch = 64
+
+// StartMsgs is Start, except that group messages go to onMsgs rather
+// than onFrame, unboxed and in batches: the messages read one after
+// another while the next was already buffered, up to MsgBatch, so that
+// what arrived in one read is handed on at once. A batch is handed over
+// before the reader waits for more bytes, and before any other frame;
+// the slice is the callee's.
+func (c *Conn) StartMsgs(onMsgs func([]wire.GroupMsg), onFrame func(wire.Frame), lost func(reason string)) {
+	c.lost = lost
+	go c.readMsgs(onMsgs, onFrame)
+	go c.writeLoop()
+}
+
+func (c *Conn) readMsgs(onMsgs func([]wire.GroupMsg), onFrame func(wire.Frame)) {
+	defer close(c.readEnd)
+	var batch []wire.GroupMsg
+	for {
+		var m wire.GroupMsg
+		f, err := c.r.NextMsg(&m)
+		if err != nil {
+			if len(batch) > 0 {
+				onMsgs(batch)
+			}
+			c.fail(Reason(err))
+			return
+		}
+		if f != nil {
+			if len(batch) > 0 {
+				onMsgs(batch)
+				batch = nil
+			}
+			onFrame(f)
+			continue
+		}
+		if batch == nil {
+			batch = make([]wire.GroupMsg, 0, MsgBatch)
+		}
+		batch = append(batch, m)
+		if len(batch) == MsgBatch || !c.r.Complete() {
+			onMsgs(batch)
+			batch = nil
+		}
+	}
+}
+
 func (c *Conn) writeLoop() {
 	defer close(c.done)
 	var buf []byte
@@ -197,7 +262,11 @@ func (c *Conn) writeLoop() {
 				c.closeStream()
 				return
 			}
-			buf = wire.Append(buf, it.f)
+			if it.f != nil {
+				buf = wire.Append(buf, it.f)
+			} else {
+				buf = wire.AppendGroupMsg(buf, it.msg)
+			}
 			c.queued.Add(-it.size)
 			if it.urgent || len(buf) > 64<<10 || len(c.out) == 0 {
 				break

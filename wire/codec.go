@@ -10,7 +10,8 @@ func (f GroupMsg) appendPayload(b []byte) []byte {
 	return append(binary.AppendUvarint(b, f.LC), f.Data...)
 }
 
-// The data is copied: the reader reuses its buffer.
+// The data is copied: the reader reuses its buffer (Reader.NextMsg reads a
+// group message into memory of its own instead).
 func (f *GroupMsg) parsePayload(d *decoder) {
 	f.LC = d.uvarint()
 	f.Data = append([]byte(nil), d.bytes(len(d.b))...)
@@ -175,6 +176,24 @@ func Append(b []byte, f Frame) []byte {
 	return b
 }
 
+// AppendGroupMsg appends the encoding of m to b, as Append does, without
+// boxing m in a Frame.
+func AppendGroupMsg(b []byte, m GroupMsg) []byte {
+	lc := uvarintLen(m.LC)
+	b = append(b, byte(TypeGroupMsg))
+	b = binary.AppendUvarint(b, uint64(lc+len(m.Data)))
+	b = binary.AppendUvarint(b, m.LC)
+	return append(b, m.Data...)
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
+}
+
 // Parse reads one frame from the beginning of b. It returns the frame and the
 // number of bytes it used. If b holds only part of a frame, Parse returns
 // ErrShort; a payload longer than max returns ErrTooLarge (max <= 0 means
@@ -228,6 +247,15 @@ func ParsePayload(t Type, payload []byte) (Frame, error) {
 		return nil, fmt.Errorf("wire: unknown frame type %#02x", uint8(t))
 	}
 	return parsePayload(f, payload)
+}
+
+// known reports whether t is a frame type this version parses.
+func known(t Type) bool {
+	switch t {
+	case TypeHello, TypeReject, TypeHeartbeat, TypeLeaderChange, TypeBye, TypeGroupMsg, TypeRaft, TypeRequest, TypeResponse:
+		return true
+	}
+	return false
 }
 
 func newFrame(t Type) parser {

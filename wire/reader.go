@@ -10,6 +10,7 @@ import (
 
 // Reader reads frames from a byte stream.
 type Reader struct {
+	src    io.Reader
 	r      *bufio.Reader
 	max    int
 	buf    []byte
@@ -36,12 +37,44 @@ var ErrBudget = errors.New("wire: memory budget for frames exhausted")
 func (r *Reader) SetBudget(b Budget) { r.budget = b }
 
 // NewReader returns a Reader that refuses payloads longer than max bytes
-// (max <= 0 means DefaultMaxFrame).
+// (max <= 0 means DefaultMaxFrame). It reads up to 4 KiB from r at once,
+// little for a connection no one has authenticated yet; SetReadBuffer
+// makes that more.
 func NewReader(r io.Reader, max int) *Reader {
 	if max <= 0 {
 		max = DefaultMaxFrame
 	}
-	return &Reader{r: bufio.NewReader(r), max: max}
+	return &Reader{src: r, r: bufio.NewReader(r), max: max}
+}
+
+// ReadBuffer is what an established connection reads at once at most:
+// many frames per read under load.
+const ReadBuffer = 32 << 10
+
+// SetReadBuffer makes r read up to n bytes at once, keeping what it has
+// buffered.
+func (r *Reader) SetReadBuffer(n int) {
+	if r.r.Size() >= n {
+		return
+	}
+	k := r.r.Buffered()
+	held, _ := r.r.Peek(k)
+	r.r = bufio.NewReaderSize(&prefixed{held: append([]byte(nil), held...), src: r.src}, n)
+}
+
+// prefixed reads held, then src.
+type prefixed struct {
+	held []byte
+	src  io.Reader
+}
+
+func (p *prefixed) Read(b []byte) (int, error) {
+	if len(p.held) > 0 {
+		n := copy(b, p.held)
+		p.held = p.held[n:]
+		return n, nil
+	}
+	return p.src.Read(b)
 }
 
 // SetMax changes the limit on payload lengths (max <= 0 means
@@ -56,8 +89,20 @@ func (r *Reader) SetMax(max int) {
 // Next returns the next frame. At a clean end of stream between frames it
 // returns io.EOF; a stream that ends inside a frame returns
 // io.ErrUnexpectedEOF. Any other error means the stream is not valid framing
-// and the connection should be closed.
+// and the connection should be closed. A GroupMsg's Data is memory of its
+// own, read once from the stream.
 func (r *Reader) Next() (Frame, error) {
+	var m GroupMsg
+	f, err := r.NextMsg(&m)
+	if f == nil && err == nil {
+		return m, nil
+	}
+	return f, err
+}
+
+// NextMsg is Next, except that a GroupMsg is stored in *m, and the frame
+// returned is nil: a group message is not boxed in a Frame.
+func (r *Reader) NextMsg(m *GroupMsg) (Frame, error) {
 	tb, err := r.r.ReadByte()
 	if err != nil {
 		return nil, err
@@ -66,7 +111,7 @@ func (r *Reader) Next() (Frame, error) {
 	if t == TypeHint {
 		return Hint{}, nil
 	}
-	if newFrame(t) == nil {
+	if !known(t) {
 		return nil, fmt.Errorf("wire: unknown frame type %#02x", tb)
 	}
 	length, err := binary.ReadUvarint(r.r)
@@ -79,6 +124,27 @@ func (r *Reader) Next() (Frame, error) {
 	if length > uint64(r.max) {
 		return nil, fmt.Errorf("%w: %s frame of %d bytes, limit %d", ErrTooLarge, t, length, r.max)
 	}
+	if t == TypeGroupMsg && length <= growStep {
+		// Read straight into the message's own memory: at most growStep
+		// ahead of the bytes received, as payload allows.
+		p := make([]byte, length)
+		if _, err := io.ReadFull(r.r, p); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		d := decoder{b: p}
+		m.LC = d.uvarint()
+		if d.err != nil {
+			return nil, fmt.Errorf("wire: bad %s frame: %w", t, d.err)
+		}
+		m.Data = d.b
+		if len(m.Data) == 0 {
+			m.Data = nil // as Parse has it
+		}
+		return nil, nil
+	}
 	p, err := r.payload(int(length))
 	if err != nil {
 		r.drop()
@@ -89,7 +155,26 @@ func (r *Reader) Next() (Frame, error) {
 	}
 	f, err := ParsePayload(t, p)
 	r.drop()
+	if g, ok := f.(GroupMsg); ok {
+		*m = g
+		return nil, nil
+	}
 	return f, err
+}
+
+// Complete reports whether a whole frame is buffered: the next NextMsg
+// returns without reading from the stream.
+func (r *Reader) Complete() bool {
+	n := r.r.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := r.r.Peek(min(n, 1+binary.MaxVarintLen64))
+	if Type(b[0]) == TypeHint {
+		return true
+	}
+	length, k := binary.Uvarint(b[1:])
+	return k > 0 && length <= uint64(n) && 1+k+int(length) <= n
 }
 
 // drop lets go of a buffer grown for a large frame (a parsed frame holds
