@@ -110,11 +110,24 @@ func shift(from, to map[string]int, c string) {
 	to[c]++
 }
 
+// considerFor is consider after client's announce of, or subscription
+// to, topic name: if that topic moves now, client's result names the new
+// group, so it goes there at once; it is neither waited for nor waits.
+func (s *State) considerFor(client, name string) {
+	if s.consider(name) == name {
+		t := s.topics[name]
+		delete(t.switching, client)
+		delete(t.following, client)
+		delete(t.pending, client)
+	}
+}
+
 // consider moves a topic of the group of topic name if that lowers the
-// predicted waste enough, within the bounds above.
-func (s *State) consider(name string) {
+// predicted waste enough, within the bounds above, and returns the topic
+// it moved ("" if none).
+func (s *State) consider(name string) string {
 	if s.cfg.MoveSpacing < 0 || s.lastMove != 0 && s.applied < s.lastMove+uint64(s.cfg.MoveSpacing) {
-		return
+		return ""
 	}
 	t := s.topics[name]
 	a := t.group
@@ -135,7 +148,7 @@ func (s *State) consider(name string) {
 		}
 	}
 	if len(targets) == 0 {
-		return
+		return ""
 	}
 	wa := s.groupWaste(s.groups[a].topics, "", "")
 	bestGain, bestX, bestB := 0, "", -1
@@ -154,9 +167,11 @@ func (s *State) consider(name string) {
 			}
 		}
 	}
-	if bestB >= 0 {
-		s.move(bestX, bestB)
+	if bestB < 0 {
+		return ""
 	}
+	s.move(bestX, bestB)
+	return bestX
 }
 
 // groupWaste is the predicted waste of a group holding topics, without

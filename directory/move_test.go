@@ -3,6 +3,7 @@ package directory_test
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -56,6 +57,11 @@ func TestMoveWhenWasteDrops(t *testing.T) {
 	}
 	if moved.Topic == "b" && (r.Moves != 1 || r.From != before || r.Group != b.Group) {
 		t.Errorf("the subscribe that moved b returned %+v", r)
+	}
+	// The client whose subscribe moved its own topic was told the new
+	// group: nobody waits for it in the old one.
+	if moved.Topic == "b" && slices.Contains(moved.Following, "s4") {
+		t.Errorf("s4's subscribe moved b, yet the move waits for s4: %+v", moved)
 	}
 	// A MoveDone of another move changes nothing; the right one finishes it.
 	pub := moved.Pending[0]

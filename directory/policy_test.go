@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -99,6 +100,7 @@ func randomRun(t *testing.T, seed uint64, steps int) {
 	restarted := newMachine(t, cfg)
 	topicGroup, topicQoS, groupQoS := map[string]string{}, map[string]string{}, map[string]string{}
 	topicMoves := map[string]uint64{}
+	ownMoves := 0                 // moves of the topic a client's own command named
 	sent := map[string][][]byte{} // each client's commands, by seq-1
 	qosChoices := []directory.Announce{
 		{QoS: "vsync"}, {QoS: "total"}, {QoS: "small.xml", XML: smallXML}, {QoS: "mine.xml", XML: vsyncOtherXML},
@@ -193,6 +195,23 @@ func randomRun(t *testing.T, seed uint64, steps int) {
 				t.Fatalf("step %d: topic %s moved %d times, then %d", step, name, topicMoves[name], info.Moves)
 			case info.Moves == topicMoves[name]+1 && (info.From != g || info.Group == g):
 				t.Fatalf("step %d: topic %s in %s moved from %s to %s", step, name, g, info.From, info.Group)
+			case info.Moves == topicMoves[name]+1:
+				// A client whose own announce or subscribe moved its topic
+				// was told the new group: nobody waits for it.
+				c, _ := directory.DecodeCommand(cmd)
+				var own string
+				switch op := c.Op.(type) {
+				case directory.Announce:
+					own = op.Topic
+				case directory.Subscribe:
+					own = op.Topic
+				}
+				if own == name && (slices.Contains(info.Switching, c.Client) || slices.Contains(info.Following, c.Client)) {
+					t.Fatalf("step %d: %s's command moved %s, yet the move waits for %s: %+v", step, c.Client, name, c.Client, info)
+				}
+				if own == name {
+					ownMoves++
+				}
 			}
 			if q, ok := groupQoS[info.Group]; ok && q != info.Hash {
 				t.Fatalf("step %d: group %s carried %s, now %s", step, info.Group, q, info.Hash)
@@ -209,4 +228,5 @@ func randomRun(t *testing.T, seed uint64, steps int) {
 			t.Fatal("replicas end with different snapshots")
 		}
 	}
+	t.Logf("%d moves of the topic a client's own announce or subscribe named", ownMoves)
 }

@@ -209,7 +209,7 @@ func (s *State) do(c Command, index uint64) Result {
 			return *r
 		}
 		s.interest(t, c.Client, true, true)
-		s.consider(op.Topic)
+		s.considerFor(c.Client, op.Topic)
 		return s.topicResult(t)
 	case Unsubscribe:
 		t, r := s.topic(op.Topic)
@@ -274,7 +274,7 @@ func (s *State) announce(client string, a Announce) Result {
 	}
 	s.interest(t, client, false, true)
 	if ok {
-		s.consider(a.Topic)
+		s.considerFor(client, a.Topic)
 	}
 	return s.topicResult(t)
 }
