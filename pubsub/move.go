@@ -3,6 +3,7 @@ package pubsub
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -125,10 +126,15 @@ func (m *member) check(s *Subscription) {
 		}
 	}
 	moves := s.moves
+	result := "switched"
+	if len(s.late) > 0 {
+		result = "switched without waiting longer for " + strings.Join(s.late, ", ")
+		s.late = nil
+	}
 	s.mu.Unlock()
 	m.removeLocked(s, nil) // logs, which takes s.mu
 	m.c.logEv(eventlog.PSMove, eventlog.FieldTopic, s.topic, eventlog.FieldGroup, next.name, eventlog.FieldPrev, m.name,
-		eventlog.FieldMoves, moves, eventlog.FieldKind, "subscriber", eventlog.FieldResult, "switched")
+		eventlog.FieldMoves, moves, eventlog.FieldKind, "subscriber", eventlog.FieldResult, result)
 	go m.c.release(m)
 }
 
@@ -175,7 +181,7 @@ func (c *Client) watchMoves() {
 		}
 		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.MoveWait)
 		last, err := c.dir.LastMove(ctx)
-		if err != nil || last == seen && !retry {
+		if err != nil || last == seen && !retry && !c.moveRetry.Swap(false) {
 			cancel()
 			continue
 		}
@@ -248,6 +254,7 @@ func (p *Publisher) moveTo(f directory.Found) {
 	if err != nil {
 		c.logEv(eventlog.PSMove, eventlog.FieldTopic, p.topic, eventlog.FieldGroup, f.Topic.Group, eventlog.FieldPrev, old.name,
 			eventlog.FieldMoves, e, eventlog.FieldKind, "publisher", eventlog.FieldResult, "failed: "+err.Error())
+		c.moveRetry.Store(true)
 		return
 	}
 	next.addPub(p)
@@ -337,10 +344,26 @@ func (s *Subscription) moveTo(f directory.Found) {
 	if _, err := c.joinAs(ctx, resultOf(f), s, true); err != nil {
 		c.logEv(eventlog.PSMove, eventlog.FieldTopic, s.topic, eventlog.FieldGroup, f.Topic.Group, eventlog.FieldPrev, old.name,
 			eventlog.FieldMoves, e, eventlog.FieldKind, "subscriber", eventlog.FieldResult, "failed: "+err.Error())
+		c.moveRetry.Store(true)
 		return
 	}
 	old.g.Send(ctx, marker(s.topic, e, envelope.Ready))
 	old.mu.Lock()
 	old.check(s)
 	old.mu.Unlock()
+	// A live publisher switches within MovePoll and MoveWait of the move;
+	// one that has not a MoveWait later is gone or cut off (a marker sent
+	// while this member was partitioned away never comes): the
+	// subscription stops waiting for it, and says so.
+	time.AfterFunc(c.cfg.MovePoll+2*c.cfg.MoveWait, func() {
+		old.mu.Lock()
+		defer old.mu.Unlock()
+		s.mu.Lock()
+		if s.next != nil && s.moving == e && len(s.wait) > 0 {
+			s.late = slices.Sorted(maps.Keys(s.wait))
+			clear(s.wait)
+		}
+		s.mu.Unlock()
+		old.check(s)
+	})
 }

@@ -32,6 +32,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/conclave/conclave/dirclient"
@@ -109,10 +110,11 @@ type Client struct {
 	rep     reporter
 	closed  bool
 
-	kick    chan struct{}   // wakes watchMoves
-	ctx     context.Context // ends with Close, and so do moves
-	stop    context.CancelFunc
-	watched chan struct{} // closed when watchMoves ended
+	kick      chan struct{}   // wakes watchMoves
+	moveRetry atomic.Bool     // a move failed: look the topics up again
+	ctx       context.Context // ends with Close, and so do moves
+	stop      context.CancelFunc
+	watched   chan struct{} // closed when watchMoves ended
 
 	fault *fault // faults injected by tests; nil otherwise
 
@@ -749,6 +751,7 @@ type Subscription struct {
 	marks   map[string]uint64        // member id → last move it switched (MaxUint64: it ended)
 	buf     []delivery               // what it keeps aside: from next, or while held
 	holding bool                     // Subscribe has not returned yet
+	late    []string                 // the publishers it stopped waiting for, at its switch
 	since   map[*member]stack.ViewID // the member's last delivery when s was registered with it
 	closed  bool
 	err     error // set when ch closes

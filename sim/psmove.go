@@ -50,6 +50,7 @@ type psSub struct {
 	moveMu        psMutex
 	held          *psDelivery // reorder: an event held back
 	fresh         bool        // its move under way skips one: it waits for nobody
+	late          bool        // it stopped waiting for a publisher that did not switch in time
 
 	got      []psGot    // what it handed over, in order
 	switches []psSwitch // its moves
@@ -68,9 +69,9 @@ type psGot struct {
 // psSwitch is a subscription's switch from one group to the next:
 // present names the clients with a member in the old group's view then.
 type psSwitch struct {
-	from, to uint64
-	fresh    bool
-	present  map[string]bool
+	from, to    uint64
+	fresh, late bool
+	present     map[string]bool
 }
 
 // psSwitchKey names a publisher's switch for a move of a topic.
@@ -263,6 +264,15 @@ func (sub *psSub) moveTo(f directory.Found) {
 				old.check(sub)
 				sub.moveMu.unlock()
 			})
+			// As Subscription.moveTo: stop waiting after MovePoll and
+			// twice MoveWait for a publisher that never switches.
+			c.later(c.s.cfg.MovePoll+2*c.s.cfg.MoveWait, func() {
+				if sub.next != nil && sub.moving == e && len(sub.wait) > 0 {
+					sub.late = true
+					clear(sub.wait)
+				}
+				old.check(sub)
+			})
 		})
 	})
 }
@@ -280,7 +290,8 @@ func (m *psMember) check(sub *psSub) {
 		return
 	}
 	// Switch: the events kept from the new group, then its own.
-	sw := psSwitch{from: sub.moves, to: sub.moving, fresh: sub.fresh, present: map[string]bool{}}
+	sw := psSwitch{from: sub.moves, to: sub.moving, fresh: sub.fresh, late: sub.late, present: map[string]bool{}}
+	sub.late = false
 	for _, x := range m.view.Members {
 		sw.present[m.c.s.clientOf(x.ID)] = true
 	}
@@ -756,7 +767,7 @@ func (run PubSubRun) Moves() []string {
 			}
 		}
 		for _, sw := range sub.switches {
-			if sw.from >= p.moves && sw.to <= g.moves && (sw.fresh || !sw.present[g.pub]) {
+			if sw.from >= p.moves && sw.to <= g.moves && (sw.fresh || sw.late || !sw.present[g.pub]) {
 				return true
 			}
 		}

@@ -86,9 +86,11 @@ const (
 	PubSubMoveSpacing = 4
 	// psMoveWait is the clients' MoveWait in the sweep: short enough that
 	// a Subscribe held by a move that never finishes (a publisher crashed
-	// before it switched, and the directory keeps it pending) returns
-	// before the run ends, handing over what it kept aside.
-	psMoveWait = 2 * time.Second
+	// before it switched, and the directory keeps it pending) returns,
+	// and a subscription waiting for a switch marker it will never get
+	// (sent while it was cut off) stops waiting (after MovePoll and twice
+	// MoveWait), before the run ends.
+	psMoveWait = time.Second
 )
 
 // RandomPubSubSchedule draws the publish/subscribe sweep's schedule for a
