@@ -183,13 +183,10 @@ func (c pubsubCmd) publish(args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	if len(topics) == 0 {
-		return usagef("--topic is required: the topic to publish")
+	if err := topics.check("publish"); err != nil {
+		return err
 	}
 	for _, t := range topics {
-		if err := checkTopic(t); err != nil {
-			return err
-		}
 		if len(topics) > 1 && strings.ContainsAny(t, " \t") {
 			return usagef("--topic %q: with several topics, each line starts with its topic and a space, so a topic cannot hold one", t)
 		}
@@ -312,6 +309,20 @@ read:
 // topicList is a flag that may be given several times.
 type topicList []string
 
+// check refuses an empty list, saying what the topic is for, and any
+// topic checkTopic refuses.
+func (l topicList) check(what string) error {
+	if len(l) == 0 {
+		return usagef("--topic is required: the topic to %s", what)
+	}
+	for _, t := range l {
+		if err := checkTopic(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (l *topicList) String() string { return strings.Join(*l, ",") }
 
 func (l *topicList) Set(v string) error {
@@ -338,13 +349,8 @@ func (c pubsubCmd) subscribe(args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	if len(topics) == 0 {
-		return usagef("--topic is required: the topic to subscribe to")
-	}
-	for _, t := range topics {
-		if err := checkTopic(t); err != nil {
-			return err
-		}
+	if err := topics.check("subscribe to"); err != nil {
+		return err
 	}
 	if *count < 0 {
 		return usagef("--count must not be negative, not %d", *count)
