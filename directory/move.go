@@ -9,9 +9,10 @@ import (
 // later cost its group's members many unsolicited events. After a command
 // changes who publishes or subscribes to a topic, Apply considers moving
 // that topic, or another topic of its group, to another group of the same
-// QoS (or to a free one) when that lowers the predicted waste (see Waste:
-// each topic counts at rate 1) by at least MoveMinGain and by a tenth of
-// the waste of the two groups concerned. Moves are rare and bounded: at
+// QoS (or to a free one) when that lowers the predicted waste (see Waste;
+// each topic weighs 1 plus its events per 1000 s as the clients' reports
+// measured them) by at least MoveMinGain and by a tenth of the waste of
+// the two groups concerned. Moves are rare and bounded: at
 // most one every MoveSpacing log entries, none of a topic that moved in
 // the last 4 × MoveSpacing entries or whose last move is not finished, and
 // only among the topics of groups of at most MaxMoveCandidates topics.
@@ -96,10 +97,32 @@ func (s *State) move(name string, b int) {
 	t.from, t.group = t.group, b
 	t.moves++
 	t.at = s.applied
+	s.movedReports(name, t.from, b)
 	t.switching = maps.Clone(t.pubs)
 	t.following = maps.Clone(t.subs)
 	t.pending = maps.Clone(t.pubs)
 	s.lastMove = s.applied
+}
+
+// movedReports keeps the reports to what their clients are in after
+// topic name moved from group a to group b: a client not in b no longer
+// counts name, and one no longer in a none of a's topics.
+func (s *State) movedReports(name string, a, b int) {
+	for c, r := range s.reports {
+		if _, ok := r.topics[name]; ok && !s.inGroup(c, b) {
+			delete(r.topics, name)
+		}
+		if !s.inGroup(c, a) {
+			for other := range r.topics {
+				if s.topics[other].group == a {
+					delete(r.topics, other)
+				}
+			}
+		}
+		if len(r.topics) == 0 {
+			delete(s.reports, c)
+		}
+	}
 }
 
 // shift moves one count of client c from one group's counts to another's.
@@ -150,17 +173,18 @@ func (s *State) consider(name string) string {
 	if len(targets) == 0 {
 		return ""
 	}
-	wa := s.groupWaste(s.groups[a].topics, "", "")
-	bestGain, bestX, bestB := 0, "", -1
+	w := s.weights()
+	wa := s.groupWaste(w, s.groups[a].topics, "", "")
+	bestGain, bestX, bestB := int64(0), "", -1
 	for _, x := range cands {
 		xt := s.topics[x]
 		if len(xt.pending) > 0 || xt.moves > 0 && s.applied < xt.at+4*uint64(s.cfg.MoveSpacing) {
 			continue
 		}
-		waNo := s.groupWaste(s.groups[a].topics, x, "")
+		waNo := s.groupWaste(w, s.groups[a].topics, x, "")
 		for _, b := range targets {
-			wb := s.groupWaste(s.groups[b].topics, "", "")
-			wbWith := s.groupWaste(s.groups[b].topics, "", x)
+			wb := s.groupWaste(w, s.groups[b].topics, "", "")
+			wbWith := s.groupWaste(w, s.groups[b].topics, "", x)
 			gain := wa + wb - waNo - wbWith
 			if gain >= MoveMinGain && 10*gain >= wa+wb && gain > bestGain {
 				bestGain, bestX, bestB = gain, x, b
@@ -174,36 +198,57 @@ func (s *State) consider(name string) string {
 	return bestX
 }
 
+// weights returns each topic's weight in the predicted waste: 1, plus
+// its events per 1000 s as the clients' reports measured them (Report),
+// so that busy topics count for what they cost and topics nobody
+// reported on count as rate 1. Integers, so that every replica computes
+// the same.
+func (s *State) weights() map[string]int64 {
+	w := map[string]int64{}
+	for name, m := range s.measure() {
+		if m.millis == 0 {
+			continue
+		}
+		n := min(m.delivered+m.filtered, 1<<40) // events the reporting members counted
+		w[name] = int64(n * 1_000_000 / m.millis)
+	}
+	return w
+}
+
 // groupWaste is the predicted waste of a group holding topics, without
-// topic minus and with topic plus (either may be empty), every topic at
-// rate 1: Σ_t |members \ interested(t)|, where the members are the clients
-// interested in any of its topics.
-func (s *State) groupWaste(topics map[string]struct{}, minus, plus string) int {
+// topic minus and with topic plus (either may be empty), each topic at
+// its weight (1 + w[t]): Σ_t weight(t) · |members \ interested(t)|, where
+// the members are the clients interested in any of its topics.
+func (s *State) groupWaste(w map[string]int64, topics map[string]struct{}, minus, plus string) int64 {
 	members := map[string]struct{}{}
-	n, interested := 0, 0
-	add := func(name string) {
+	var names []string
+	for name := range topics {
+		if name != minus {
+			names = append(names, name)
+		}
+	}
+	if plus != "" {
+		names = append(names, plus)
+	}
+	for _, name := range names {
 		t := s.topics[name]
-		n++
 		for c := range t.pubs {
 			members[c] = struct{}{}
 		}
 		for c := range t.subs {
 			members[c] = struct{}{}
 		}
-		interested += len(t.pubs) + len(t.subs)
+	}
+	var waste int64
+	for _, name := range names {
+		t := s.topics[name]
+		interested := len(t.pubs) + len(t.subs)
 		for c := range t.subs {
 			if _, ok := t.pubs[c]; ok {
 				interested--
 			}
 		}
+		waste += (1 + w[name]) * int64(len(members)-interested)
 	}
-	for name := range topics {
-		if name != minus {
-			add(name)
-		}
-	}
-	if plus != "" {
-		add(plus)
-	}
-	return n*len(members) - interested
+	return waste
 }

@@ -170,3 +170,35 @@ func TestQueryMoves(t *testing.T) {
 		t.Fatalf("switching: %+v", info)
 	}
 }
+
+// TestMoveWeighsMeasuredRates: two topics sharing a group, each with a
+// subscriber of its own, gain too little from a move when both count at
+// rate 1; once the clients report one of them busy, moving the quiet one
+// out is worth it, and the state does.
+func TestMoveWeighsMeasuredRates(t *testing.T) {
+	for _, reported := range []bool{false, true} {
+		m := newMachine(t, directory.StateConfig{MaxGroups: 3, MoveSpacing: 1})
+		m.do("pa", directory.Announce{Topic: "a", QoS: "total"})
+		m.do("pc", directory.Announce{Topic: "c", QoS: "total"})
+		m.do("px", directory.Announce{Topic: "x", QoS: "vsync"})
+		m.do("pb", directory.Announce{Topic: "b", QoS: "total"})
+		shared := lookup(t, m, "a").Group
+		if lookup(t, m, "b").Group != shared {
+			t.Fatal("a and b do not share a group")
+		}
+		m.do("sa", directory.Subscribe{Topic: "a"})
+		if reported {
+			// a: 1000 events/s at its subscriber and its publisher.
+			m.do("sa", directory.Report{Millis: 1000, Topics: []directory.TopicCount{{Topic: "a", Delivered: 1000}}})
+			m.do("pa", directory.Report{Millis: 1000, Topics: []directory.TopicCount{{Topic: "a", Delivered: 1000}}})
+		}
+		m.do("sb", directory.Subscribe{Topic: "b"})
+		a, b := lookup(t, m, "a"), lookup(t, m, "b")
+		switch {
+		case !reported && (a.Moves+b.Moves != 0):
+			t.Errorf("at rate 1 the gain is 1, under MoveMinGain, yet a or b moved: %+v %+v", a, b)
+		case reported && (b.Moves != 1 || a.Moves != 0 || a.Group != shared):
+			t.Errorf("with a busy, b should leave a's group: %+v %+v", a, b)
+		}
+	}
+}
