@@ -7,7 +7,8 @@ import (
 
 // Moves. A topic placed when few clients had said what they want may
 // later cost its group's members many unsolicited events. After a command
-// changes who publishes or subscribes to a topic, Apply considers moving
+// changes who publishes or subscribes to a topic, or a client's report
+// shows it filtering a topic (the one it filtered most of), Apply considers moving
 // that topic, or another topic of its group, to another group of the same
 // QoS (or to a free one) when that lowers the predicted waste (see Waste;
 // each topic weighs 1 plus its events per 1000 s as the clients' reports

@@ -202,3 +202,21 @@ func TestMoveWeighsMeasuredRates(t *testing.T) {
 		}
 	}
 }
+
+// TestReportMovesTheTopicFiltered: a report that shows a client filtering
+// another topic of its group makes the state consider moving it.
+func TestReportMovesTheTopicFiltered(t *testing.T) {
+	m := newMachine(t, directory.StateConfig{MaxGroups: 3, MoveSpacing: 1})
+	for _, topic := range []string{"a", "x", "y", "w"} { // w shares a's group
+		m.do("p", directory.Announce{Topic: topic, QoS: "total"})
+	}
+	m.do("s", directory.Subscribe{Topic: "a"})
+	a, w := lookup(t, m, "a"), lookup(t, m, "w")
+	if a.Group != w.Group || w.Moves != 0 {
+		t.Fatalf("before any report: a %+v, w %+v", a, w)
+	}
+	m.do("s", directory.Report{Millis: 1000, Topics: []directory.TopicCount{{Topic: "a", Delivered: 10}, {Topic: "w", Filtered: 1000}}})
+	if w := lookup(t, m, "w"); w.Moves != 1 || w.Group == a.Group {
+		t.Fatalf("s filters 1000 events/s of w, yet w stays with a: %+v", w)
+	}
+}

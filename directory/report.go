@@ -69,6 +69,17 @@ func (s *State) report(client string, index uint64, r Report) Result {
 		s.dropOldestReport()
 	}
 	s.reports[client] = &report{index: index, millis: r.Millis, topics: kept}
+	// The rates changed: consider moving the topic this client filtered
+	// most of (the first by name among equals), or another of its group.
+	worst, most := "", uint64(0)
+	for _, name := range slices.Sorted(maps.Keys(kept)) {
+		if n := kept[name].filtered; n > most {
+			worst, most = name, n
+		}
+	}
+	if worst != "" {
+		s.consider(worst)
+	}
 	return Result{}
 }
 
