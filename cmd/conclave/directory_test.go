@@ -22,12 +22,17 @@ import (
 )
 
 // startDirectory launches three directory replicas with their data in
-// dir/data and a client of them.
-func startDirectory(t *testing.T, dir string) (*launch.Cluster, *dirclient.Client) {
+// dir/data, each also given the arguments extra returns for it, and a
+// client of them.
+func startDirectory(t *testing.T, dir string, extra ...func(i int) []string) (*launch.Cluster, *dirclient.Client) {
 	t.Helper()
 	c, err := launch.Start(launch.Config{Binary: conclaveBinary(t), N: 3, Dir: dir, Args: func(i int, addrs []string) []string {
-		return []string{"directory", "--id", strconv.Itoa(i), "--peers", strings.Join(addrs, ","),
+		args := []string{"directory", "--id", strconv.Itoa(i), "--peers", strings.Join(addrs, ","),
 			"--data", filepath.Join(dir, "data", strconv.Itoa(i)), "--log-dir", dir}
+		for _, f := range extra {
+			args = append(args, f(i)...)
+		}
+		return args
 	}})
 	if err != nil {
 		t.Fatal(err)

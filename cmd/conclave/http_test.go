@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,11 +12,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/conclave/conclave/dirclient"
 	"github.com/conclave/conclave/eventlog"
 	"github.com/conclave/conclave/launch"
-	"github.com/conclave/conclave/launch/launchtest"
-	"github.com/conclave/conclave/transport"
 )
 
 // httpGet returns the body of GET http://addr/path.
@@ -132,31 +127,7 @@ func TestDirectoryHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := launch.Start(launch.Config{Binary: conclaveBinary(t), N: 3, Dir: dir, Args: func(i int, addrs []string) []string {
-		return []string{"directory", "--id", strconv.Itoa(i), "--peers", strings.Join(addrs, ","),
-			"--data", filepath.Join(dir, "data", strconv.Itoa(i)), "--log-dir", dir, "--http", web[i]}
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c.Close()
-		if t.Failed() {
-			launchtest.Keep(t, dir)
-		}
-	})
-	if err := c.StartAll(); err != nil {
-		t.Fatal(err)
-	}
-	key, err := transport.ReadKeyFile(filepath.Join(dir, launch.KeyFileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := dirclient.New(dirclient.Config{Replicas: c.Addrs(), Key: key, Attempt: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	c, cl := startDirectory(t, dir, func(i int) []string { return []string{"--http", web[i]} })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if _, err := cl.Announce(ctx, "prices<&>", "total", nil); err != nil {
