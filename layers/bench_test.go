@@ -23,6 +23,10 @@ type memNet struct {
 	now       time.Duration
 	views     []int // members in each member's last view
 	delivered int
+	record    bool                    // keep what follows
+	delivers  map[int][]stack.Deliver // by member
+	acks      map[int][]stack.Acked   // by member
+	frames    map[[2]int]int          // messages sent, by sender and receiver
 	last      struct {
 		msg stack.Msg
 		b   []byte
@@ -102,6 +106,13 @@ func (net *memNet) collect(i int) {
 			}
 		case stack.Deliver:
 			net.delivered++
+			if net.record {
+				net.delivers[i] = append(net.delivers[i], e)
+			}
+		case stack.Acked:
+			if net.record {
+				net.acks[i] = append(net.acks[i], e)
+			}
 		case stack.Install:
 			net.views[i] = len(e.View.Members)
 		}
@@ -115,6 +126,9 @@ func (net *memNet) send(i int, e stack.Out) {
 	}
 	if ok {
 		net.queue[j] = append(net.queue[j], wireMsg{net.sts[i].Me(), net.encode(e.Msg)})
+		if net.record {
+			net.frames[[2]int{i, j}]++
+		}
 	}
 }
 

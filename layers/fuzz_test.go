@@ -26,7 +26,8 @@ import (
 //	opTick                    a tick at the stack's deadline (or now, if later)
 //	opRecv from uvarint n [n] a message from member "from", in its wire form
 //	opLost from               the connections with "from" ended
-//	opSend uvarint n [n]      the application sends n bytes
+//	opSend uvarint n [n]      the application sends n bytes (sends in a row
+//	                          are one batch, as the runtime steps queued sends)
 //	opLeave                   the application leaves
 //
 // A from byte names member m<from&7>.<(from>>3&7)+1> at address
@@ -67,7 +68,7 @@ type scriptWriter struct {
 }
 
 func (w *scriptWriter) at(now time.Duration) {
-	if now > w.now {
+	if now-w.now >= time.Microsecond {
 		w.b = append(w.b, opAdvance)
 		w.b = binary.AppendUvarint(w.b, uint64((now-w.now)/time.Microsecond))
 		w.now += (now - w.now) / time.Microsecond * time.Microsecond
@@ -137,10 +138,13 @@ func replay(t *testing.T, name string, n, slot int, script []byte) (views, deliv
 	var now time.Duration
 	var tokens uint64
 	var nviews, ndelivered int
-	step := func(in stack.Event) {
+	stepOnly := func(in stack.Event) {
 		if err := st.Step(now, in); err != nil {
 			t.Fatalf("step %T: %v", in, err)
 		}
+	}
+	step := func(in stack.Event) {
+		stepOnly(in)
 		effs := st.Ready()
 		checkEffects(t, effs)
 		for _, e := range effs {
@@ -205,7 +209,12 @@ func replay(t *testing.T, name string, n, slot int, script []byte) (views, deliv
 				break
 			}
 			tokens++
-			step(stack.Send{Msg: stack.Msg{Data: data}, Token: tokens})
+			in := stack.Send{Msg: stack.Msg{Data: data}, Token: tokens}
+			if !r.done() && r.b[0]%nops == opSend {
+				stepOnly(in) // one batch with the next
+			} else {
+				step(in)
+			}
 		case opLeave:
 			step(stack.Leave{})
 		}
@@ -322,12 +331,17 @@ type corpusScenario struct {
 	views, delivered int // what the member installed and delivered
 }
 
-// trafficFor has every running member send a message every 2ms for d.
+// trafficFor has every running member send a message every 2ms for d,
+// and every other time a burst of three (one bundle).
 func trafficFor(s *sim.GroupSim, n int, d time.Duration) {
 	end := s.Now() + d
-	for s.Now() < end {
+	for k := 0; s.Now() < end; k++ {
 		for i := range n {
-			s.Send(i)
+			if (i+k)%2 == 0 {
+				s.SendBurst(i, 3)
+			} else {
+				s.Send(i)
+			}
 		}
 		s.RunFor(2 * time.Millisecond)
 	}
@@ -534,11 +548,19 @@ func headerKinds(script []byte, total bool) map[string]int {
 			}
 			h, m, _ = m.Pop()
 			kinds["vsync:"+[]string{"data", "ack", "nack"}[h[0]]]++
-			if h[0] != 0 || !total {
+			if h[0] != 0 {
 				continue
 			}
-			h, _, _ = m.Pop()
-			kinds["total:"+[]string{"data", "order"}[h[0]]]++
+			if total {
+				h, m, _ = m.Pop()
+				kinds["total:"+[]string{"data", "order"}[h[0]]]++
+				if h[0] != 0 {
+					continue
+				}
+			}
+			if h, _, ok := m.Pop(); ok && len(h) == 1 && h[0] < 2 {
+				kinds["bundle:"+[]string{"one", "many"}[h[0]]]++
+			}
 		}
 	}
 	return kinds
@@ -575,7 +597,7 @@ func TestStackRecvCorpus(t *testing.T) {
 	t.Logf("header kinds: %v", all)
 	for _, k := range []string{"detect:beat", "detect:data", "membership:data", "membership:join", "membership:nack",
 		"membership:leave", "membership:flush", "membership:flush-ok", "membership:install", "membership:probe",
-		"membership:dissolve", "membership:refuse", "membership:suspect", "membership:other-stack", "vsync:data", "vsync:ack", "vsync:nack", "total:data", "total:order"} {
+		"membership:dissolve", "membership:refuse", "membership:suspect", "membership:other-stack", "vsync:data", "vsync:ack", "vsync:nack", "total:data", "total:order", "bundle:one", "bundle:many"} {
 		if all[k] == 0 {
 			t.Errorf("no %s message in the recorded scripts", k)
 		}

@@ -1,8 +1,9 @@
 // Package layers holds the protocol layers of group communication and the
 // stacks conclave ships: detect (failure detector), membership (views,
 // joins, leaves, flush), vsync (reliable FIFO multicast with view
-// synchrony) and total (sequencer total order), registered in Registry,
-// and the stack descriptions vsync and total.
+// synchrony), total (sequencer total order) and bundle (the messages of a
+// batch sent as one), registered in Registry, and the stack descriptions
+// vsync and total.
 package layers
 
 import (
@@ -68,6 +69,17 @@ func Registry() *stack.Registry {
 		Below:  []string{"membership"},
 		Unique: true,
 		New:    newVsync,
+	})
+	r.Register(stack.Kind{
+		Name: "bundle",
+		Doc:  "packs the messages sent in one batch into one, up to max bytes of data, and unpacks them on delivery; topmost",
+		Params: []stack.Param{
+			{Name: "max", Type: stack.Int, Default: strconv.Itoa(DefaultBundle), Min: 1, Max: 16 << 20, Doc: "bytes of data a bundle may hold (a larger message travels alone)"},
+		},
+		Below:  []string{"vsync"},
+		Unique: true,
+		Top:    true,
+		New:    newBundle,
 	})
 	r.Register(stack.Kind{
 		Name:   "total",

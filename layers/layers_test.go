@@ -167,7 +167,7 @@ func TestStackHash(t *testing.T) {
 	}
 	shipped := d(t, "vsync")
 	same := parse(`<stack name="mine"><layer suspect-after="500ms" kind="detect"/>
-		<layer kind="membership"/><layer kind="vsync" gap-timeout="1s"/></stack>`)
+		<layer kind="membership"/><layer kind="vsync" gap-timeout="1s"/><layer kind="bundle"/></stack>`)
 	if shipped.Hash() != same.Hash() || shipped.Canonical() != same.Canonical() {
 		t.Errorf("one stack written twice: %s and %s", shipped.Canonical(), same.Canonical())
 	}
@@ -178,7 +178,7 @@ func TestStackHash(t *testing.T) {
 	if other.Hash() == shipped.Hash() || d(t, "total").Hash() == shipped.Hash() {
 		t.Error("different stacks with one hash")
 	}
-	want := "detect(heartbeat=100ms,suspect-after=500ms) membership(retry=200ms) vsync(gap-timeout=1s,window=1024)"
+	want := "detect(heartbeat=100ms,suspect-after=500ms) membership(retry=200ms) vsync(gap-timeout=1s,window=1024) bundle(max=30720)"
 	if got := shipped.Canonical(); got != want {
 		t.Errorf("canonical text %q, want %q", got, want)
 	}

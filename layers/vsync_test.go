@@ -10,10 +10,11 @@ import (
 )
 
 // data is message seq of a sender in view v, as it arrives at the bottom
-// of a receiver's stack.
+// of a receiver's stack (the shipped vsync stack: a message alone, not in a
+// bundle).
 func data(v stack.ViewID, seq uint64, text string) stack.Msg {
 	hdr := (&stack.Enc{B: []byte{vsData}}).ViewID(v).Uint(seq).Uint(0).B
-	return stack.Msg{Hdrs: [][]byte{hdr, gmsDataHdr, detectDataHdr}, Data: []byte(text)}
+	return stack.Msg{Hdrs: [][]byte{{bundleOne}, hdr, gmsDataHdr, detectDataHdr}, Data: []byte(text)}
 }
 
 // delivered returns what m delivered from sender, in order.

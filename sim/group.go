@@ -90,6 +90,7 @@ type member struct {
 	count   int // messages sent
 	tokens  map[uint64]string
 	batch   bool // effects are due (GroupConfig.Batch)
+	burst   bool // SendBurst is stepping sends: effects after the last
 }
 
 // NewGroup returns a simulated group of cfg.N member slots, none started.
@@ -188,9 +189,10 @@ func (s *GroupSim) Active(i int) bool {
 }
 
 // Send has slot i multicast one message, named after the member and a
-// counter so the checkers can follow it.
-func (s *GroupSim) Send(i int) {
-	s.SendAs(i, func(id string) []byte { return []byte(id) })
+// counter so the checkers can follow it, and returns the name, or "" if
+// the member cannot send.
+func (s *GroupSim) Send(i int) string {
+	return s.SendAs(i, func(id string) []byte { return []byte(id) })
 }
 
 // SendAs has slot i multicast one message whose data wrap makes from the
@@ -208,6 +210,22 @@ func (s *GroupSim) SendAs(i int, wrap func(id string) []byte) string {
 	m.log(eventlog.Send, eventlog.FieldMsg, id)
 	m.step(stack.Send{Msg: stack.Msg{Data: wrap(id)}, Token: uint64(m.count)})
 	return id
+}
+
+// SendBurst has slot i multicast k messages at once, as the runtime's
+// loop steps the sends queued together before it collects their effects
+// (so they may travel in one bundle).
+func (s *GroupSim) SendBurst(i, k int) {
+	m := s.members[i]
+	m.burst = true
+	stepped := false
+	for range k {
+		stepped = s.Send(i) != "" || stepped
+	}
+	m.burst = false
+	if stepped && s.cfg.Batch <= 0 {
+		m.effects()
+	}
 }
 
 // Apply performs one fault now: leave (slot f.Peer leaves the group) or
@@ -296,7 +314,9 @@ func (m *member) step(in stack.Event) {
 		panic(err)
 	}
 	if g.cfg.Batch <= 0 {
-		m.effects()
+		if !m.burst {
+			m.effects()
+		}
 		return
 	}
 	if m.batch {

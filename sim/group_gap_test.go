@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,7 +58,7 @@ func gapStack(t *testing.T, name, at string, d *dropper) func(stack.Member) *sta
 			return st
 		}
 		ls := st.Layers()
-		kinds := []string{"detect", "membership", "dropper", "vsync", "total"}[:len(ls)+1]
+		kinds := slices.Insert(desc.Kinds(), 2, "dropper")
 		return stack.New(me, kinds, append(ls[:2:2], append([]stack.Layer{d}, ls[2:]...)...))
 	}
 }

@@ -37,7 +37,8 @@ func groupStack(t testing.TB, name string) func(stack.Member) *stack.Stack {
 	}
 }
 
-// traffic has every member send a message every interval until stop.
+// traffic has each member, every interval until stop, send a message, a
+// burst of a few, or nothing.
 func traffic(s *GroupSim, every time.Duration, until time.Duration) {
 	var tick func()
 	tick = func() {
@@ -45,8 +46,12 @@ func traffic(s *GroupSim, every time.Duration, until time.Duration) {
 			return
 		}
 		for i := range s.cfg.N {
-			if s.rng.IntN(2) == 0 {
+			switch s.rng.IntN(8) {
+			case 0, 1, 2:
 				s.Send(i)
+			case 3:
+				// Several at once: they travel in one bundle.
+				s.SendBurst(i, 2+s.rng.IntN(4))
 			}
 		}
 		s.after(every, tick)

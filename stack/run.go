@@ -28,7 +28,9 @@ type Ticker interface {
 
 // Batcher is a layer that coalesces work: EndBatch is called when the
 // runtime collects effects, after a batch of inputs (acknowledgements, say,
-// sent once per batch rather than once per message).
+// sent once per batch rather than once per message). Layers end their
+// batches from the top down, so what a layer sends at the end of its batch
+// is in the batch of the layers below.
 type Batcher interface {
 	EndBatch(c *Ctx)
 }
@@ -133,8 +135,8 @@ func (s *Stack) Step(now time.Duration, in Event) error {
 // and Close for the runtime; Deliver, Install, Acked and Left for the application;
 // Log for the event log. It ends the current batch first.
 func (s *Stack) Ready() []Event {
-	for i, l := range s.layers {
-		if b, ok := l.(Batcher); ok {
+	for i := len(s.layers) - 1; i >= 0; i-- {
+		if b, ok := s.layers[i].(Batcher); ok {
 			b.EndBatch(&s.ctxs[i])
 			s.run()
 		}

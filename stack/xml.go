@@ -136,6 +136,8 @@ type Kind struct {
 	Below []string
 	// Unique means the kind may appear at most once in a stack.
 	Unique bool
+	// Top means the kind must be the topmost layer of a stack.
+	Top bool
 	// New builds a layer from checked parameters.
 	New func(p Params) Layer
 	// Check, if set, checks the parameters together (each is already
@@ -298,6 +300,9 @@ func (r *Registry) Parse(file string, data []byte) (*Description, error) {
 		}
 		if k.Unique && slices.Contains(d.Kinds()[:i], l.Kind) {
 			return nil, fail(l.Line, "layer %q may appear only once", l.Kind)
+		}
+		if k.Top && i != len(d.Layers)-1 {
+			return nil, fail(l.Line, "layer %q must be the topmost layer", l.Kind)
 		}
 	}
 	return d, nil
