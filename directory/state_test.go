@@ -65,7 +65,7 @@ var (
 	// vsync again: other spacing, attribute order, defaults left out, a
 	// name and doc of its own.
 	vsyncOtherXML = []byte(`<stack name="myvsync"><layer kind="detect"/><layer kind="membership"/>` +
-		`<layer window="1024" kind="vsync"/></stack>`)
+		`<layer window="1024" kind="vsync"/><layer kind="bundle"/></stack>`)
 	smallXML = []byte(`<stack name="small">
   <layer kind="detect"/>
   <layer kind="membership"/>

@@ -48,6 +48,8 @@ func TestBadDescriptions(t *testing.T) {
 		{``, `no <stack> element`},
 		{`<stack name="x"></stack>`, `has no layers`},
 		{`<stack name="x"><layer kind="detect"/><layer kind="detect"/></stack>`, `may appear only once`},
+		{"<stack name=\"x\"><layer kind=\"detect\"/><layer kind=\"membership\"/><layer kind=\"vsync\"/>\n<layer kind=\"bundle\"/><layer kind=\"total\"/></stack>",
+			`f.xml:2: layer "bundle" must be the topmost layer`},
 		{"<stack name=\"x\">\n<layer kind=\"detect\" heartbeat=\"1s\" suspect-after=\"500ms\"/></stack>",
 			`f.xml:2: layer "detect": suspect-after (500ms) must be longer than the heartbeat interval (1s)`},
 		{`<stack name="x"><layer kind="detect" heartbeat="1s"/></stack>`, `suspect-after (500ms) must be longer than the heartbeat interval (1s)`},

@@ -283,7 +283,27 @@ func (b groupBench) drive(ctx context.Context, gs []*group.Group, mode string) (
 	send := func(i int, g *group.Group) {
 		defer senders.Done()
 		payload := make([]byte, b.size)
-		window := make(chan struct{}, b.inflight)
+		// The sends not yet acknowledged, in order: one goroutine waits
+		// for each in turn (a member acknowledges its messages in order).
+		window := make(chan (<-chan error), b.inflight)
+		acked := make(chan struct{})
+		go func() {
+			defer close(acked)
+			for done := range window {
+				select {
+				case err := <-done:
+					if err != nil && !errors.Is(err, group.ErrClosed) {
+						sendErr.CompareAndSwap(nil, &err)
+					}
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		defer func() {
+			close(window)
+			<-acked
+		}()
 		for seq := uint64(1); time.Now().Before(end); seq++ {
 			binary.BigEndian.PutUint64(payload, seq)
 			binary.BigEndian.PutUint64(payload[8:], uint64(time.Now().UnixNano()))
@@ -294,22 +314,16 @@ func (b groupBench) drive(ctx context.Context, gs []*group.Group, mode string) (
 				}
 				continue
 			}
-			select {
-			case window <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
 			done, err := g.Go(payload)
 			if err != nil {
 				sendErr.CompareAndSwap(nil, &err)
 				return
 			}
-			go func() {
-				if err := <-done; err != nil && !errors.Is(err, group.ErrClosed) {
-					sendErr.CompareAndSwap(nil, &err)
-				}
-				<-window
-			}()
+			select {
+			case window <- done:
+			case <-ctx.Done():
+				return
+			}
 		}
 	}
 	for i, g := range gs {
