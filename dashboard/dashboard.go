@@ -127,8 +127,8 @@ type Topic struct {
 	// events the client only filters.
 	QoS, Group, Role               string
 	Published, Delivered, Filtered uint64
-	// Rate is events (published, delivered and filtered) per second,
-	// over the last interval.
+	// Rate is events (delivered and filtered) per second, over the last
+	// interval.
 	Rate float64
 }
 

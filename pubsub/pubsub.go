@@ -83,8 +83,9 @@ type Config struct {
 	// without LogTo and Events), and the events its members log (package
 	// group: suspicions, flushes, refused connections...) but their views,
 	// which the client logs as ps_view. It is called from the goroutine
-	// that logged the event and must not block: it is how a runtime feeds
-	// its metrics and dashboard.
+	// that logged the event, before the event is written (so a reader of
+	// the log or stream knows OnEvent saw what it reads), and must not
+	// block: it is how a runtime feeds its metrics and dashboard.
 	OnEvent func(eventlog.Event)
 	// OnFiltered, if set, is called with the topic of every event the
 	// client drops because it does not subscribe to it (what Stats counts
@@ -133,7 +134,7 @@ type Client struct {
 	logMu sync.Mutex
 	log   *eventlog.Writer // nil without Config.LogTo or Events
 	inc   uint64           // the incarnation in the events
-	lc    eventlog.Clock   // stamps the events OnEvent sees without a log
+	lc    eventlog.Clock   // stamps the events
 }
 
 // logs reports whether the client's events go anywhere: a log, a stream
@@ -151,15 +152,13 @@ func (c *Client) logEv(ev string, kv ...any) {
 	}
 	c.logMu.Lock()
 	defer c.logMu.Unlock()
-	var e eventlog.Event
-	if c.log != nil {
-		e = c.log.Log(ev, f)
-	} else {
-		now := time.Now()
-		e = eventlog.Event{TS: now, Node: c.cfg.Name, Inc: c.inc, LC: c.lc.Tick(now), Ev: ev, Fields: f}
-	}
+	now := time.Now()
+	e := eventlog.Event{TS: now, Node: c.cfg.Name, Inc: c.inc, LC: c.lc.Tick(now), Ev: ev, Fields: f}
 	if c.cfg.OnEvent != nil {
 		c.cfg.OnEvent(e)
+	}
+	if c.log != nil {
+		c.log.Write(e)
 	}
 }
 
