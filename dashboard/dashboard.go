@@ -268,8 +268,19 @@ func describe(e eventlog.Event) string {
 		if r := e.Str(eventlog.FieldResult); r != "ok" {
 			return "publish of topic " + f(eventlog.FieldTopic) + ": " + r + " " + e.Str(eventlog.FieldError)
 		}
-	case eventlog.Start, eventlog.Stop, eventlog.DirStart, eventlog.DirStop, eventlog.Left,
-		eventlog.PSAnnounce, eventlog.PSSubscribe, eventlog.PSUnsub, eventlog.PSLeave:
+	case eventlog.PSAnnounce:
+		return "announced topic " + f(eventlog.FieldTopic) + " (QoS " + f(eventlog.FieldQoS) + ", group " + f(eventlog.FieldGroup) + ")"
+	case eventlog.PSSubscribe:
+		return "subscribed to topic " + f(eventlog.FieldTopic) + " in group " + f(eventlog.FieldGroup)
+	case eventlog.PSUnsub:
+		s := "unsubscribed from topic " + f(eventlog.FieldTopic) + " in group " + f(eventlog.FieldGroup)
+		if r := e.Str(eventlog.FieldReason); r != "" {
+			s += ": " + r
+		}
+		return s
+	case eventlog.PSLeave:
+		return "left group " + f(eventlog.FieldGroup) + ": " + f(eventlog.FieldResult)
+	case eventlog.Start, eventlog.Stop, eventlog.DirStart, eventlog.DirStop, eventlog.Left:
 		return e.Ev
 	}
 	return ""

@@ -205,18 +205,19 @@ func TestPubSubPage(t *testing.T) {
 	}})
 	d.Observe(eventlog.Event{Ev: eventlog.PSDirLeader, Fields: map[string]any{eventlog.FieldLeader: 1, eventlog.FieldPrev: -1}})
 	d.Observe(eventlog.Event{Ev: eventlog.PSPublish, Fields: map[string]any{eventlog.FieldTopic: "news", eventlog.FieldResult: "ok"}})
+	d.Observe(eventlog.Event{Ev: eventlog.PSSubscribe, Fields: map[string]any{eventlog.FieldTopic: "news", eventlog.FieldGroup: "g0"}})
 	d.Observe(eventlog.Event{Ev: eventlog.PSPublish, Fields: map[string]any{eventlog.FieldTopic: "news", eventlog.FieldResult: "lost"}})
 	srv := httptest.NewServer(d.Handler())
 	defer srv.Close()
 	body := get(t, srv.URL+"/")
 	for _, want := range []string{
-		`<tr data-topic="news"><td>news</td><td>subscriber</td><td>total</td><td>g0</td>`,
+		`<tr data-topic="news" data-delivered="41"><td>news</td><td>subscriber</td><td>total</td><td>g0</td>`,
 		`<td class="num delivered">41</td>`, `2.5`,
 		`<td>&lt;b&gt;</td><td><span class="muted">filtered only</span>`, `<td class="num filtered">7</td>`,
 		`data-leader="1">dir-1</span>`, `directory 127.0.0.1:1 127.0.0.1:2`,
 		`<tr><td>news</td><td>subscriber</td><td>g0</td><td>g2</td></tr>`,
 		`data-group="g0"`, `topics news`,
-		`the directory&#39;s leader is now dir-1 (was none)`, `publish of topic news: lost`,
+		`the directory&#39;s leader is now dir-1 (was none)`, `publish of topic news: lost`, `subscribed to topic news in group g0`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page lacks %q:\n%s", want, body)

@@ -183,7 +183,7 @@ func TestPubSubHTTP(t *testing.T) {
 		t.Errorf("the subscriber knows directory leader %v", l)
 	}
 	page := httpGet(t, sub, "/")
-	for _, want := range []string{`<tr data-topic="news"><td>news</td><td>subscriber</td><td>total</td><td>` + group + `</td>`,
+	for _, want := range []string{fmt.Sprintf(`<tr data-topic="news" data-delivered="%d"><td>news</td><td>subscriber</td><td>total</td><td>%s</td>`, news, group),
 		fmt.Sprintf(`<td class="num delivered">%d</td>`, news), `data-group="` + group + `"`, "topics news"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the subscriber's dashboard lacks %q", want)
