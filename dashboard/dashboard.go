@@ -91,6 +91,9 @@ type Group struct {
 	Flushed bool
 	// Sent and Delivered count the member's messages.
 	Sent, Delivered uint64
+	// Topics, for a pub/sub client's member, are the client's topics in
+	// the group (the page shows them instead of Sent and Delivered).
+	Topics []string
 }
 
 // Directory is a directory replica's state.
@@ -105,18 +108,34 @@ type Directory struct {
 	Groups  []directory.GroupInfo
 }
 
-// PubSub is a pub/sub client's topics.
+// PubSub is a pub/sub client's topics and the moves of its topics under
+// way; its groups are State.Groups.
 type PubSub struct {
-	Topics []Topic
+	// Directory holds the addresses of the directory's replicas, and
+	// DirLeader the one its last answer named as leader (-1: none).
+	Directory []string
+	DirLeader int
+	Topics    []Topic
+	Moves     []Move
 }
 
 // Topic is what a pub/sub client counted of a topic.
 type Topic struct {
-	Topic               string
-	Delivered, Filtered uint64
+	Topic string
+	// QoS and Group are the topic's QoS and group, Role the client's role
+	// in it (publisher, subscriber, or both); all empty for a topic whose
+	// events the client only filters.
+	QoS, Group, Role               string
+	Published, Delivered, Filtered uint64
 	// Rate is events (delivered and filtered) per second, over the last
 	// interval.
 	Rate float64
+}
+
+// Move is the move under way of a client's publisher or subscription
+// (Kind) of a topic from group From to group To.
+type Move struct {
+	Topic, Kind, From, To string
 }
 
 // Event is one line of the recent events.
@@ -239,9 +258,29 @@ func describe(e eventlog.Event) string {
 	case eventlog.PSView:
 		return "group " + f(eventlog.FieldGroup) + " view " + f(eventlog.FieldView)
 	case eventlog.PSMove:
-		return "topic " + f(eventlog.FieldTopic) + " moved to " + f(eventlog.FieldGroup)
-	case eventlog.Start, eventlog.Stop, eventlog.DirStart, eventlog.DirStop, eventlog.Left,
-		eventlog.PSAnnounce, eventlog.PSSubscribe, eventlog.PSUnsub, eventlog.PSLeave:
+		return f(eventlog.FieldKind) + " of topic " + f(eventlog.FieldTopic) + " moved from " + f(eventlog.FieldPrev) + " to " +
+			f(eventlog.FieldGroup) + ": " + f(eventlog.FieldResult)
+	case eventlog.PSDirLeader:
+		l, _ := e.Int(eventlog.FieldLeader)
+		p, _ := e.Int(eventlog.FieldPrev)
+		return "the directory's leader is now " + replicaName(l) + " (was " + replicaName(p) + ")"
+	case eventlog.PSPublish:
+		if r := e.Str(eventlog.FieldResult); r != "ok" {
+			return "publish of topic " + f(eventlog.FieldTopic) + ": " + r + " " + e.Str(eventlog.FieldError)
+		}
+	case eventlog.PSAnnounce:
+		return "announced topic " + f(eventlog.FieldTopic) + " (QoS " + f(eventlog.FieldQoS) + ", group " + f(eventlog.FieldGroup) + ")"
+	case eventlog.PSSubscribe:
+		return "subscribed to topic " + f(eventlog.FieldTopic) + " in group " + f(eventlog.FieldGroup)
+	case eventlog.PSUnsub:
+		s := "unsubscribed from topic " + f(eventlog.FieldTopic) + " in group " + f(eventlog.FieldGroup)
+		if r := e.Str(eventlog.FieldReason); r != "" {
+			s += ": " + r
+		}
+		return s
+	case eventlog.PSLeave:
+		return "left group " + f(eventlog.FieldGroup) + ": " + f(eventlog.FieldResult)
+	case eventlog.Start, eventlog.Stop, eventlog.DirStart, eventlog.DirStop, eventlog.Left:
 		return e.Ev
 	}
 	return ""

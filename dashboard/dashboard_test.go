@@ -189,3 +189,41 @@ func TestSSEFraming(t *testing.T) {
 		t.Errorf("sse = %q, want %q", got, want)
 	}
 }
+
+// A pub/sub client's page: its topics with their role, group and counts,
+// the directory's leader, its groups with their topics, the moves under
+// way, and the events of the client among the recent ones.
+func TestPubSubPage(t *testing.T) {
+	d := New(Config{State: func(context.Context) State {
+		return State{Title: "sub", Kind: "pubsub", Addr: "127.0.0.1:9",
+			PubSub: &PubSub{Directory: []string{"127.0.0.1:1", "127.0.0.1:2"}, DirLeader: 1, Topics: []Topic{
+				{Topic: "news", QoS: "total", Group: "g0", Role: "subscriber", Delivered: 41, Filtered: 0, Rate: 2.5},
+				{Topic: "<b>", Filtered: 7}},
+				Moves: []Move{{Topic: "news", Kind: "subscriber", From: "g0", To: "g2"}}},
+			Groups: []Group{{Group: "g0", Member: "sub.1", Stack: "total", View: "2@pub.1", Members: []string{"pub.1", "sub.1"},
+				Topics: []string{"news"}}}}
+	}})
+	d.Observe(eventlog.Event{Ev: eventlog.PSDirLeader, Fields: map[string]any{eventlog.FieldLeader: 1, eventlog.FieldPrev: -1}})
+	d.Observe(eventlog.Event{Ev: eventlog.PSPublish, Fields: map[string]any{eventlog.FieldTopic: "news", eventlog.FieldResult: "ok"}})
+	d.Observe(eventlog.Event{Ev: eventlog.PSSubscribe, Fields: map[string]any{eventlog.FieldTopic: "news", eventlog.FieldGroup: "g0"}})
+	d.Observe(eventlog.Event{Ev: eventlog.PSPublish, Fields: map[string]any{eventlog.FieldTopic: "news", eventlog.FieldResult: "lost"}})
+	srv := httptest.NewServer(d.Handler())
+	defer srv.Close()
+	body := get(t, srv.URL+"/")
+	for _, want := range []string{
+		`<tr data-topic="news" data-delivered="41"><td>news</td><td>subscriber</td><td>total</td><td>g0</td>`,
+		`<td class="num delivered">41</td>`, `2.5`,
+		`<td>&lt;b&gt;</td><td><span class="muted">filtered only</span>`, `<td class="num filtered">7</td>`,
+		`data-leader="1">dir-1</span>`, `directory 127.0.0.1:1 127.0.0.1:2`,
+		`<tr><td>news</td><td>subscriber</td><td>g0</td><td>g2</td></tr>`,
+		`data-group="g0"`, `topics news`,
+		`the directory&#39;s leader is now dir-1 (was none)`, `publish of topic news: lost`, `subscribed to topic news in group g0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "publish of topic news: ok") || strings.Contains(body, "sent 0") {
+		t.Errorf("the page lists what it should not:\n%s", body)
+	}
+}

@@ -42,6 +42,12 @@ type Config struct {
 	Network transport.Network
 	// Attempt bounds one request to one replica (DefaultAttempt).
 	Attempt time.Duration
+	// OnLeader, if set, is called when an answer names another leader
+	// than the answer before (Leader): prev is the one before (-1 at
+	// first, or none), leader the new one (-1: none). It runs on the
+	// requesting goroutine, after the request's answer is recorded, and
+	// must not block.
+	OnLeader func(prev, leader int)
 }
 
 // Client sends requests to a directory.
@@ -50,6 +56,8 @@ type Client struct {
 
 	cmdMu sync.Mutex
 	seq   uint64 // the last command's sequence number
+
+	leaderMu sync.Mutex // orders the calls of Config.OnLeader as the answers are recorded
 
 	mu     sync.Mutex
 	conns  map[int]*conn
@@ -162,9 +170,7 @@ func (c *Client) do(ctx context.Context, op wire.Op, data []byte) ([]byte, error
 			if err == nil {
 				switch directory.Status(resp.Status) {
 				case directory.StatusOK:
-					c.mu.Lock()
-					c.leader, c.named = i, resp.Leader
-					c.mu.Unlock()
+					c.answered(i, resp.Leader)
 					return resp.Data, nil
 				case directory.StatusNoLeader:
 					err = errors.New("knows no leader")
@@ -195,6 +201,20 @@ func (c *Client) do(ctx context.Context, op wire.Op, data []byte) ([]byte, error
 		case <-t.C:
 		}
 		backoff = min(2*backoff, 200*time.Millisecond)
+	}
+}
+
+// answered records that replica i answered, naming leader: the replica to
+// try first is i, and Config.OnLeader hears of a new leader.
+func (c *Client) answered(i, leader int) {
+	c.leaderMu.Lock()
+	defer c.leaderMu.Unlock()
+	c.mu.Lock()
+	prev := c.named
+	c.leader, c.named = i, leader
+	c.mu.Unlock()
+	if prev != leader && c.cfg.OnLeader != nil {
+		c.cfg.OnLeader(prev, leader)
 	}
 }
 

@@ -109,6 +109,7 @@ const (
 	PSPublish   = "ps_publish"
 	PSLeave     = "ps_leave"
 	PSMove      = "ps_move"
+	PSDirLeader = "ps_dir_leader"
 )
 
 // Control events (node Control), written by package launch, the tests and

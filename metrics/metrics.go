@@ -63,8 +63,7 @@ type Metrics struct {
 	dirElections  prometheus.Counter
 	dirApplied    prometheus.Counter
 	dirIndex      prometheus.Gauge
-	psPublished   *prometheus.CounterVec
-	psDelivered   *prometheus.CounterVec
+	ps            pubsubMetrics
 
 	mu            sync.Mutex
 	hbSeq         map[hbKey]uint64       // the last heartbeat seq logged, per peer and direction
@@ -92,8 +91,10 @@ const (
 	// Directory: the replica's term, role, leader, leader changes and
 	// applied commands.
 	Directory
-	// PubSub: events published and delivered, by topic, and filtered,
-	// with the group metrics of the client's members.
+	// PubSub: a pub/sub client's events published, delivered and
+	// filtered by topic, publish latency, moves, its groups' views and
+	// the directory leader it follows, with the views, flushes,
+	// suspicions and refused connections of its members.
 	PubSub
 )
 
@@ -126,14 +127,13 @@ func New(parts ...Part) *Metrics {
 		Help:    "Time from sending a group message until every member of the view has it (its acknowledgement).",
 		Buckets: LatencyBuckets})
 	m.dirTerm = gauge("directory_term", "The directory replica's Raft term.")
-	m.dirLeader = gauge("directory_leader", "The replica this directory replica knows as leader (-1: none).")
+	m.dirLeader = gauge("directory_leader", "The directory replica this process knows as leader (a replica, or a pub/sub client from the directory's answers; -1: none).")
 	m.dirRole = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "directory_role",
 		Help: "1 for the directory replica's current role (follower, precandidate, candidate, leader), 0 for the others."}, []string{"role"})
-	m.dirElections = counter("directory_leader_changes_total", "Changes of the leader this directory replica knows.")
+	m.dirElections = counter("directory_leader_changes_total", "Changes of the directory leader this process knows (a replica, or a pub/sub client from the directory's answers).")
 	m.dirApplied = counter("directory_applied_total", "Commands this directory replica applied.")
 	m.dirIndex = gauge("directory_applied_index", "Log index of the last command this directory replica applied.")
-	m.psPublished = counterVec("pubsub_published_total", "Events published, by outcome (ok, lost, error).", "result")
-	m.psDelivered = counterVec("pubsub_delivered_total", "Events handed to the application's subscriptions, by topic.", "topic")
+	m.ps = newPubSubMetrics()
 	var p Part
 	for _, q := range parts {
 		p |= q
@@ -141,24 +141,27 @@ func New(parts ...Part) *Metrics {
 	if p == 0 {
 		p = Peer | Group | Directory | PubSub
 	}
-	if p&PubSub != 0 {
-		p |= Group
-	}
 	m.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
-	if p&(Peer|Group) != 0 {
+	if p&(Peer|Group|PubSub) != 0 {
 		m.reg.MustRegister(m.suspicions, m.refused)
 	}
 	if p&Peer != 0 {
 		m.reg.MustRegister(m.heartbeats, m.peersUp, m.leader, m.leaderChanges, m.urgent)
 	}
+	if p&(Group|PubSub) != 0 {
+		m.reg.MustRegister(m.views, m.flushes, m.flushAttempts, m.messages)
+	}
 	if p&Group != 0 {
-		m.reg.MustRegister(m.views, m.flushes, m.flushAttempts, m.viewMembers, m.messages, m.latency)
+		m.reg.MustRegister(m.viewMembers, m.latency)
+	}
+	if p&(Directory|PubSub) != 0 {
+		m.reg.MustRegister(m.dirLeader, m.dirElections)
 	}
 	if p&Directory != 0 {
-		m.reg.MustRegister(m.dirTerm, m.dirLeader, m.dirRole, m.dirElections, m.dirApplied, m.dirIndex)
+		m.reg.MustRegister(m.dirTerm, m.dirRole, m.dirApplied, m.dirIndex)
 	}
 	if p&PubSub != 0 {
-		m.reg.MustRegister(m.psPublished, m.psDelivered)
+		m.ps.register(m.reg)
 	}
 	m.leader.Set(-1)
 	m.dirLeader.Set(-1)
@@ -275,24 +278,28 @@ func (m *Metrics) Observe(e eventlog.Event) {
 			m.dirRole.WithLabelValues(r).Set(v)
 		}
 		if l, ok := e.Int(eventlog.FieldLeader); ok {
-			m.mu.Lock()
-			prev := m.lastDirLeader
-			m.lastDirLeader = l
-			m.mu.Unlock()
-			m.dirLeader.Set(float64(l))
-			if prev != l && l >= 0 {
-				m.dirElections.Inc()
-			}
+			m.directoryLeader(l)
 		}
 	case eventlog.DirApply:
 		m.dirApplied.Inc()
 		if i, ok := e.Int(eventlog.FieldIndex); ok {
 			m.dirIndex.Set(float64(i))
 		}
-	case eventlog.PSPublish:
-		m.psPublished.WithLabelValues(label(e.Str(eventlog.FieldResult))).Inc()
-	case eventlog.PSDeliver:
-		m.psDelivered.WithLabelValues(e.Str(eventlog.FieldTopic)).Inc()
+	case eventlog.PSPublish, eventlog.PSDeliver, eventlog.PSView, eventlog.PSLeave, eventlog.PSMove, eventlog.PSDirLeader:
+		m.observePubSub(e)
+	}
+}
+
+// directoryLeader notes that the process knows replica l as the
+// directory's leader (-1: none).
+func (m *Metrics) directoryLeader(l int) {
+	m.mu.Lock()
+	prev := m.lastDirLeader
+	m.lastDirLeader = l
+	m.mu.Unlock()
+	m.dirLeader.Set(float64(l))
+	if prev != l && l >= 0 {
+		m.dirElections.Inc()
 	}
 }
 
@@ -339,15 +346,16 @@ func (m *Metrics) heartbeat(e eventlog.Event, dir, field string) {
 }
 
 // label bounds a label value taken from an event: a missing one is
-// "unknown", and an unexpected long one is cut.
+// "unknown", an unexpected long one is cut, and any is made valid UTF-8
+// (the client library refuses others).
 func label(s string) string {
 	if s == "" {
 		return "unknown"
 	}
 	if len(s) > 32 {
-		return s[:32]
+		s = s[:32]
 	}
-	return s
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // RefusalReason sorts a refused connection's reason into one of a few

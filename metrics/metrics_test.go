@@ -153,8 +153,6 @@ func TestDirectoryEvents(t *testing.T) {
 		ev("dir-0", eventlog.DirApply, 3, eventlog.FieldIndex, uint64(8), eventlog.FieldTerm, uint64(2)),
 		ev("dir-0", eventlog.DirRole, 4, eventlog.FieldRole, "candidate", eventlog.FieldTerm, uint64(3), eventlog.FieldLeader, -1),
 		ev("dir-0", eventlog.DirRole, 5, eventlog.FieldRole, "leader", eventlog.FieldTerm, uint64(3), eventlog.FieldLeader, 0),
-		ev("ps", eventlog.PSPublish, 6, eventlog.FieldTopic, "t", eventlog.FieldResult, "ok"),
-		ev("ps", eventlog.PSDeliver, 6, eventlog.FieldTopic, "t"),
 	} {
 		m.Observe(e)
 	}
@@ -170,8 +168,6 @@ func TestDirectoryEvents(t *testing.T) {
 		{"leader changes", testutil.ToFloat64(m.dirElections), 2},
 		{"applied", testutil.ToFloat64(m.dirApplied), 2},
 		{"applied index", testutil.ToFloat64(m.dirIndex), 8},
-		{"published ok", testutil.ToFloat64(m.psPublished.WithLabelValues("ok")), 1},
-		{"delivered t", testutil.ToFloat64(m.psDelivered.WithLabelValues("t")), 1},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, c.got, c.want)

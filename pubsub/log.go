@@ -53,7 +53,7 @@ func viewName(v stack.ViewID) string {
 // logView logs ps_view: the member installed v (through a flush of its
 // previous view, or not).
 func (m *member) logView(v stack.View) {
-	if m.c.log == nil {
+	if !m.c.logs() {
 		return
 	}
 	m.c.logEv(eventlog.PSView, eventlog.FieldGroup, m.name, eventlog.FieldMember, m.g.Me().ID,
@@ -64,7 +64,7 @@ func (m *member) logView(v stack.View) {
 // before the dispatcher starts): since is the view of the last delivery
 // dispatched before, so s gets every delivery of the views after it.
 func (m *member) logSubscribed(s *Subscription) {
-	if m.c.log == nil {
+	if !m.c.logs() {
 		return
 	}
 	m.c.logEv(eventlog.PSSubscribe, eventlog.FieldTopic, s.topic, eventlog.FieldQoS, s.qos, eventlog.FieldGroup, m.name,
@@ -81,7 +81,7 @@ func (m *member) logSubscribed(s *Subscription) {
 // while Subscribe had not returned) and ends so, dropping them, handed
 // over nothing of m: its until is its since, so that it covers no view.
 func (m *member) logEnded(s *Subscription, err error) {
-	if m.c.log == nil {
+	if !m.c.logs() {
 		return
 	}
 	s.mu.Lock()
@@ -106,7 +106,7 @@ func (m *member) logEnded(s *Subscription, err error) {
 // flush contribution holds all it delivered), else why not (it stopped
 // without leaving: to the others it crashed).
 func (m *member) logLeft(err error) {
-	if m.c.log == nil {
+	if !m.c.logs() {
 		return
 	}
 	result := PublishOK

@@ -258,6 +258,7 @@ func (p *Publisher) moveTo(f directory.Found) {
 		return
 	}
 	next.addPub(p)
+	p.setMoving(next.name, e)
 	old.g.Send(ctx, marker(p.topic, e, envelope.Prepare))
 	late := p.awaitReady(ctx, old, next, f.Topic.Following, e)
 	if f := beforeSwitch.Load(); f != nil {
@@ -267,6 +268,7 @@ func (p *Publisher) moveTo(f directory.Found) {
 	err = old.g.Send(ctx, marker(p.topic, e, envelope.Switch))
 	p.m, p.moves = next, e
 	p.pubMu.Unlock()
+	p.setMoving("", 0)
 	old.removePub(p)
 	result := "switched"
 	if len(late) > 0 {

@@ -79,6 +79,19 @@ type Config struct {
 	// Events, if set, receives every line of the event log as well (or
 	// alone, without LogTo), written from the stream's own goroutine.
 	Events *eventlog.Stream
+	// OnEvent, if set, sees every event of the client's log (with or
+	// without LogTo and Events), and the events its members log (package
+	// group: suspicions, flushes, refused connections...) but their views,
+	// which the client logs as ps_view. It is called from the goroutine
+	// that logged the event, before the event is written (so a reader of
+	// the log or stream knows OnEvent saw what it reads), and must not
+	// block: it is how a runtime feeds its metrics and dashboard.
+	OnEvent func(eventlog.Event)
+	// OnFiltered, if set, is called with the topic of every event the
+	// client drops because it does not subscribe to it (what Stats counts
+	// as Filtered; no event is logged for them), from the dispatching
+	// goroutine: it must not block.
+	OnFiltered func(topic string)
 	// ReportEvery is how often the client reports its counts (Stats) to
 	// the directory (DefaultReportEvery if 0); it also reports when it
 	// closes. Negative: never.
@@ -119,12 +132,18 @@ type Client struct {
 	fault *fault // faults injected by tests; nil otherwise
 
 	logMu sync.Mutex
-	log   *eventlog.Writer // nil without Config.LogTo
+	log   *eventlog.Writer // nil without Config.LogTo or Events
+	inc   uint64           // the incarnation in the events
+	lc    eventlog.Clock   // stamps the events
 }
+
+// logs reports whether the client's events go anywhere: a log, a stream
+// or Config.OnEvent.
+func (c *Client) logs() bool { return c.log != nil || c.cfg.OnEvent != nil }
 
 // logEv logs an event, if the client keeps a log.
 func (c *Client) logEv(ev string, kv ...any) {
-	if c.log == nil {
+	if !c.logs() {
 		return
 	}
 	f := make(map[string]any, len(kv)/2)
@@ -133,7 +152,14 @@ func (c *Client) logEv(ev string, kv ...any) {
 	}
 	c.logMu.Lock()
 	defer c.logMu.Unlock()
-	c.log.Log(ev, f)
+	now := time.Now()
+	e := eventlog.Event{TS: now, Node: c.cfg.Name, Inc: c.inc, LC: c.lc.Tick(now), Ev: ev, Fields: f}
+	if c.cfg.OnEvent != nil {
+		c.cfg.OnEvent(e)
+	}
+	if c.log != nil {
+		c.log.Write(e)
+	}
 }
 
 // Connect starts a client: its host listens at once; the directory is
@@ -169,18 +195,19 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pubsub: %w", err)
 	}
+	var c *Client // set before the directory client is first used
 	dc, err := dirclient.New(dirclient.Config{Replicas: cfg.Directory, Cluster: cfg.Cluster, Name: cfg.Name,
-		Key: cfg.Key, Network: cfg.Network})
+		Key: cfg.Key, Network: cfg.Network, OnLeader: func(prev, leader int) { c.dirLeader(prev, leader) }})
 	if err != nil {
 		h.Close()
 		return nil, fmt.Errorf("pubsub: %w", err)
 	}
-	c := &Client{cfg: cfg, host: h, dir: dc, groups: map[string]*member{}, stats: map[string]*Stats{},
+	c = &Client{cfg: cfg, host: h, dir: dc, inc: uint64(time.Now().UnixNano()), groups: map[string]*member{}, stats: map[string]*Stats{},
 		pubs: map[*Publisher]struct{}{}, subs: map[*Subscription]struct{}{},
 		kick: make(chan struct{}, 1), watched: make(chan struct{})}
 	c.ctx, c.stop = context.WithCancel(context.Background())
 	if cfg.LogTo != nil || cfg.Events != nil {
-		c.log = eventlog.NewWriter(cfg.LogTo, cfg.Name, uint64(time.Now().UnixNano()), &eventlog.Clock{}, nil)
+		c.log = eventlog.NewWriter(cfg.LogTo, cfg.Name, c.inc, &c.lc, nil)
 		if cfg.Events != nil {
 			c.log.Tee(cfg.Events)
 		}
@@ -224,6 +251,9 @@ type Stats struct {
 	// subscribe to their topic: the waste of sharing a group (a
 	// publisher's own events count here unless it subscribes too).
 	Filtered uint64
+	// Published counts the events this client published for which
+	// Publish returned nil (every member of the view had them).
+	Published uint64
 }
 
 // Stats returns the counts of every topic whose events reached this
@@ -343,7 +373,7 @@ func (c *Client) joinAs(ctx context.Context, r directory.Result, s *Subscription
 	// Found: with no contacts, or none answering (all gone), this client
 	// founds the group.
 	g, err := group.Join(ctx, group.Config{Name: r.Group, Description: d, Host: c.host, Contacts: contacts, Found: true,
-		Member: c.cfg.Name, InlineViews: true})
+		Member: c.cfg.Name, InlineViews: true, OnEvent: c.memberEvent()})
 	if err != nil {
 		return nil, fmt.Errorf("pubsub: joining group %s: %w", r.Group, err)
 	}
@@ -392,6 +422,9 @@ func (c *Client) count(topic string, delivered bool) {
 		s.Filtered++
 	}
 	c.statsMu.Unlock()
+	if !delivered && c.cfg.OnFiltered != nil {
+		c.cfg.OnFiltered(topic)
+	}
 }
 
 // member is this client's member of one group, shared by every topic of
@@ -594,6 +627,8 @@ type Publisher struct {
 	readyMu sync.Mutex
 	ready   map[string]uint64 // client name → the last move it is ready for
 	readyCh chan struct{}     // closed and replaced when ready changes
+	toGroup string            // the group a move under way goes to
+	toMoves uint64            // that move's number
 
 	closeMu sync.Mutex
 	closed  bool
@@ -678,10 +713,16 @@ func (p *Publisher) WaitMembers(ctx context.Context, n int) error {
 func (p *Publisher) Publish(ctx context.Context, data []byte) error {
 	p.pubMu.RLock()
 	defer p.pubMu.RUnlock()
-	if p.c.log != nil {
-		return p.publishLogged(ctx, data)
+	var err error
+	if p.c.logs() {
+		err = p.publishLogged(ctx, data)
+	} else {
+		err = p.m.g.Send(ctx, envelope.Encode(p.topic, data))
 	}
-	return p.m.g.Send(ctx, envelope.Encode(p.topic, data))
+	if err == nil {
+		p.c.published(p.topic)
+	}
+	return err
 }
 
 func (p *Publisher) isClosed() bool {
@@ -767,7 +808,7 @@ type delivery struct {
 
 // logDeliver logs the hand-over of d to the application.
 func (c *Client) logDeliver(d delivery) {
-	if c.log == nil {
+	if !c.logs() {
 		return
 	}
 	c.logEv(eventlog.PSDeliver, eventlog.FieldTopic, d.e.Topic, eventlog.FieldGroup, d.m.name, eventlog.FieldMember, d.m.g.Me().ID,

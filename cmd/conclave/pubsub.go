@@ -44,6 +44,7 @@ func runSubscribe(args []string) error {
 // clientFlags are the flags both commands share.
 type clientFlags struct {
 	dir, cluster, listen, name, logDir *string
+	http                               *string
 	timeout                            *time.Duration
 	eventsFD                           *int
 	keys                               keyFlags
@@ -57,20 +58,41 @@ func addClientFlags(fs *flag.FlagSet) clientFlags {
 		name:     fs.String("name", "", "this client's name, to the directory and in views (default: random)"),
 		timeout:  fs.Duration("timeout", 10*time.Second, "give up if the directory or the group does not answer within this time"),
 		logDir:   fs.String("log-dir", "conclave-logs", "directory for the client's event log <name>.jsonl (empty: no log)"),
+		http:     fs.String("http", "", httpFlagHelp),
 		eventsFD: eventsFlag(fs),
 		keys:     addKeyFlags(fs),
 	}
 }
 
-// connect checks the flags and connects a client; done closes it and its
-// event log.
-func (f clientFlags) connect(ctx context.Context, stderr io.Writer) (c *pubsub.Client, done func(), err error) {
-	c, logf, events, err := f.connectLog(ctx, stderr)
-	if err != nil {
-		return nil, nil, err
+// connect checks the flags and connects a client of topics; done closes
+// it, its event log and its --http endpoint (web, nil without one).
+func (f clientFlags) connect(ctx context.Context, stderr io.Writer, topics []string) (c *pubsub.Client, web *pubsubHTTP, done func(), err error) {
+	if *f.http != "" {
+		if err := checkAddr("http", *f.http, true); err != nil {
+			return nil, nil, nil, err
+		}
+		web = newPubSubHTTP(topics)
 	}
-	return c, func() {
+	c, logf, events, err := f.connectLog(ctx, stderr, web)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	stopWeb := func() {}
+	if web != nil {
+		if stopWeb, err = web.serve(*f.http, c); err != nil {
+			c.Close()
+			if logf != nil {
+				logf.Close()
+			}
+			if events != nil {
+				events.Close()
+			}
+			return nil, nil, nil, err
+		}
+	}
+	return c, web, func() {
 		c.Close()
+		stopWeb()
 		if logf != nil {
 			logf.Close()
 		}
@@ -82,7 +104,7 @@ func (f clientFlags) connect(ctx context.Context, stderr io.Writer) (c *pubsub.C
 	}, nil
 }
 
-func (f clientFlags) connectLog(ctx context.Context, stderr io.Writer) (*pubsub.Client, *os.File, *eventStream, error) {
+func (f clientFlags) connectLog(ctx context.Context, stderr io.Writer, web *pubsubHTTP) (*pubsub.Client, *os.File, *eventStream, error) {
 	if *f.dir == "" {
 		return nil, nil, nil, usagef("--directory is required: the host:port of the directory's replicas")
 	}
@@ -146,6 +168,9 @@ func (f clientFlags) connectLog(ctx context.Context, stderr io.Writer) (*pubsub.
 	if events != nil {
 		cfg.Events = events.s
 	}
+	if web != nil {
+		web.configure(&cfg)
+	}
 	c, err := pubsub.Connect(ctx, cfg)
 	if err != nil {
 		if logf != nil {
@@ -203,7 +228,7 @@ func (c pubsubCmd) publish(args []string) error {
 	defer stop()
 	ctx, cancel := context.WithTimeout(sig, *cf.timeout)
 	defer cancel()
-	cl, done, err := cf.connect(ctx, c.stderr)
+	cl, web, done, err := cf.connect(ctx, c.stderr, topics)
 	if err != nil {
 		return err
 	}
@@ -272,7 +297,12 @@ read:
 				}
 				data = []byte(rest)
 			}
-			if err := p.Publish(sig, data); err != nil {
+			start := time.Now()
+			err := p.Publish(sig, data)
+			if err == nil {
+				web.published(time.Since(start))
+			}
+			if err != nil {
 				failed++
 				fmt.Fprintf(c.stderr, "not published for sure: %q: %v\n", line, err)
 				if errors.Is(err, group.ErrClosed) || sig.Err() != nil {
@@ -359,7 +389,7 @@ func (c pubsubCmd) subscribe(args []string) error {
 	defer stop()
 	cctx, cancel := context.WithTimeout(sig, *cf.timeout)
 	defer cancel()
-	cl, done, err := cf.connect(cctx, c.stderr)
+	cl, _, done, err := cf.connect(cctx, c.stderr, topics)
 	if err != nil {
 		return err
 	}
