@@ -109,6 +109,14 @@ const (
 	PSPublish   = "ps_publish"
 	PSLeave     = "ps_leave"
 	PSMove      = "ps_move"
+	PSStats     = "ps_stats"
+)
+
+// Directory client events, written by package dirclient for the process
+// that uses it (a pub/sub client, for one).
+const (
+	DirCall   = "dir_call"
+	DirReturn = "dir_return"
 )
 
 // Control events (node Control), written by package launch, the tests and
@@ -149,11 +157,15 @@ const (
 	FieldB              = "b"
 	FieldBridge         = "bridge"
 	FieldBy             = "by"
+	FieldCall           = "call"
 	FieldCause          = "cause"
 	FieldClient         = "client"
+	FieldDelivered      = "delivered"
 	FieldDialed         = "dialed"
 	FieldError          = "error"
 	FieldEvent          = "event"
+	FieldFiltered       = "filtered"
+	FieldFinal          = "final"
 	FieldFlushed        = "flushed"
 	FieldForMS          = "for_ms"
 	FieldFrom           = "from"
@@ -184,6 +196,7 @@ const (
 	FieldPeer           = "peer"
 	FieldPeerInc        = "peer_inc"
 	FieldPrev           = "prev"
+	FieldProc           = "proc"
 	FieldProposal       = "proposal"
 	FieldQoS            = "qos"
 	FieldQuorum         = "quorum"
