@@ -2,6 +2,7 @@ package report
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -266,7 +267,8 @@ func splitNum(s string) (string, int) {
 }
 
 // procOf maps the peer numbers of control events to the processes they
-// name. The log does not say, so the evidence is weighed in this order:
+// name: as the events say (proc). Where they do not (logs written before
+// launch wrote proc), the evidence is weighed in this order:
 // the name (group member m<n>, directory replica dir-<n>); a story step
 // naming exactly one process, followed by one control event; a kill or
 // hang after which exactly one unnamed process, running until then, logs
@@ -288,6 +290,7 @@ func procOf(ix *index, procs []*proc) map[int]*proc {
 	type ctl struct {
 		i, n int
 		step string
+		name string // the process's node name, as the event gives it
 	}
 	var ctls []ctl
 	step, stepUsed := "", false
@@ -300,7 +303,7 @@ func procOf(ix *index, procs []*proc) map[int]*proc {
 			continue
 		}
 		if n, ok := e.Int(eventlog.FieldPeer); ok && isProc(e.Ev) {
-			c := ctl{i: i, n: n}
+			c := ctl{i: i, n: n, name: ctlProc(e)}
 			if !stepUsed {
 				c.step, stepUsed = step, true
 			} else {
@@ -312,6 +315,11 @@ func procOf(ix *index, procs []*proc) map[int]*proc {
 			ctls = append(ctls, c)
 		}
 	}
+	// The events that name their process say; the others are weighed.
+	for _, c := range ctls {
+		set(c.n, by[c.name])
+	}
+	ctls = slices.DeleteFunc(ctls, func(c ctl) bool { return c.name != "" })
 	for _, c := range ctls {
 		set(c.n, by[eventlog.MemberName(c.n)])
 		set(c.n, by["dir-"+strconv.Itoa(c.n)])

@@ -25,14 +25,14 @@ type pmark struct {
 
 // readMarks collects the control events drawn as vertical markers (process
 // signals and steps) and the peer events drawn as points on their lanes.
-func readMarks(ix *index) (marks []mark, pmarks []pmark) {
+func readMarks(ix *index, names namer) (marks []mark, pmarks []pmark) {
 	for i, e := range ix.ev {
 		t := ix.rel[i]
 		if e.Node == eventlog.Control {
 			switch e.Ev {
 			case eventlog.ProcStart, eventlog.ProcKill, eventlog.ProcStop, eventlog.ProcCont, eventlog.ProcTerm:
 				kind := strings.TrimPrefix(e.Ev, "proc_")
-				lbl := kind + " " + intStr(e, eventlog.FieldPeer)
+				lbl := kind + " " + names.name(e)
 				marks = append(marks, mark{T: t, Kind: kind, Peer: intStr(e, eventlog.FieldPeer), Label: lbl,
 					Title: fmt.Sprintf("%s at %.3f s (pid %s)", lbl, t, fieldStr(e, eventlog.FieldPID))})
 			case eventlog.Step:
