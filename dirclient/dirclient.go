@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/conclave/conclave/directory"
@@ -42,6 +43,12 @@ type Config struct {
 	Network transport.Network
 	// Attempt bounds one request to one replica (DefaultAttempt).
 	Attempt time.Duration
+	// Log, if set, receives the client's operations as events: dir_call
+	// as each command or read of a topic (Lookup) begins, dir_return as
+	// it ends (docs/events.md); kv are field keys and values in turn. It
+	// is called from the goroutine making the call, and must be safe for
+	// concurrent use.
+	Log func(ev string, kv ...any)
 }
 
 // Client sends requests to a directory.
@@ -50,6 +57,8 @@ type Client struct {
 
 	cmdMu sync.Mutex
 	seq   uint64 // the last command's sequence number
+
+	calls atomic.Uint64 // operations logged
 
 	mu     sync.Mutex
 	conns  map[int]*conn
