@@ -34,6 +34,7 @@ type proc struct {
 	psmarks []pointAt    // announces, subscriptions, moves
 	roles   []roleAt     // directory roles
 	hung    [][2]float64 // stretches it was hung (SIGSTOP)
+	counts  []countsOf   // per incarnation, the last counts it logged (ps_stats)
 }
 
 // settleLives ends each life of the processes named by control events
@@ -162,6 +163,8 @@ func readProcs(ix *index) []*proc {
 		l := &p.lives[len(p.lives)-1]
 		l.To, l.lastEv = t, e.Ev
 		switch {
+		case e.Ev == eventlog.DirCall || e.Ev == eventlog.DirReturn:
+			// A directory client's operations: any process may log them.
 		case strings.HasPrefix(e.Ev, "dir_"):
 			p.Kind = kindDir
 		case strings.HasPrefix(e.Ev, "ps_"):
@@ -211,6 +214,8 @@ func readProcs(ix *index) []*proc {
 				p.pubs = append(p.pubs, delivery{T: t, From: e.Str(eventlog.FieldFrom), Seq: sq, Topic: e.Str(eventlog.FieldTopic),
 					Group: e.Str(eventlog.FieldGroup), View: e.Str(eventlog.FieldView)})
 			}
+		case eventlog.PSStats:
+			p.logCounts(e, t)
 		case eventlog.DirRole:
 			r := roleAt{T: t, I: i, Role: e.Str(eventlog.FieldRole), Incarnated: e.Inc}
 			if v, ok := num(e, eventlog.FieldTerm); ok && v >= 0 {
