@@ -11,6 +11,7 @@ type mark struct {
 	T     float64
 	Kind  string // kill, stop, cont, start, term, step
 	Peer  string // for control events
+	Who   string // for control events: the process, as labels name it
 	Label string
 	Title string
 }
@@ -32,8 +33,9 @@ func readMarks(ix *index, names namer) (marks []mark, pmarks []pmark) {
 			switch e.Ev {
 			case eventlog.ProcStart, eventlog.ProcKill, eventlog.ProcStop, eventlog.ProcCont, eventlog.ProcTerm:
 				kind := strings.TrimPrefix(e.Ev, "proc_")
-				lbl := kind + " " + names.name(e)
-				marks = append(marks, mark{T: t, Kind: kind, Peer: intStr(e, eventlog.FieldPeer), Label: lbl,
+				who := names.name(e)
+				lbl := kind + " " + who
+				marks = append(marks, mark{T: t, Kind: kind, Peer: intStr(e, eventlog.FieldPeer), Who: who, Label: lbl,
 					Title: fmt.Sprintf("%s at %.3f s (pid %s)", lbl, t, fieldStr(e, eventlog.FieldPID))})
 			case eventlog.Step:
 				name := clip(e.Str(eventlog.FieldName), labelMax)

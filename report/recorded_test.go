@@ -20,7 +20,10 @@ import (
 //	group.jsonl.gz   four "conclave group" members (total) under traffic,
 //	                 through launch: kill m3, kill m0 (the coordinator),
 //	                 restart m3, stop
-//	pubsub.jsonl.gz  conclave demo pubsub --out DIR --pace 300ms
+//	pubsub.jsonl.gz  conclave demo pubsub --out DIR --pace 300ms, before the
+//	                 control events named their processes and the clients
+//	                 logged their counts and directory operations
+//	pubsub-ops.jsonl.gz  the same, after (evidence_test.go)
 
 // recorded reads a recorded merged log.
 func recorded(t *testing.T, name string) []eventlog.Event {
