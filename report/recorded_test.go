@@ -298,6 +298,12 @@ func TestRecordedPubSub(t *testing.T) {
 		if strings.HasPrefix(row.Client, "sub-") && row.Filtered == 0 {
 			t.Errorf("%s filtered nothing", row.Client)
 		}
+		if row.Source != countsEstimated {
+			t.Errorf("%s: counts %s in a log without ps_stats, want them estimated", row.Client, row.Source)
+		}
+	}
+	if !strings.Contains(html, "Some control events name processes by number only") {
+		t.Errorf("the report does not say it inferred which process each control event names")
 	}
 }
 
