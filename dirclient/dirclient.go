@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/conclave/conclave/directory"
@@ -48,6 +49,12 @@ type Config struct {
 	// requesting goroutine, after the request's answer is recorded, and
 	// must not block.
 	OnLeader func(prev, leader int)
+	// Log, if set, receives the client's operations as events: dir_call
+	// as each command or read of a topic (Lookup) begins, dir_return as
+	// it ends (docs/events.md); kv are field keys and values in turn. It
+	// is called from the goroutine making the call, and must be safe for
+	// concurrent use.
+	Log func(ev string, kv ...any)
 }
 
 // Client sends requests to a directory.
@@ -57,7 +64,8 @@ type Client struct {
 	cmdMu sync.Mutex
 	seq   uint64 // the last command's sequence number
 
-	leaderMu sync.Mutex // orders the calls of Config.OnLeader as the answers are recorded
+	leaderMu sync.Mutex    // orders the calls of Config.OnLeader as the answers are recorded
+	calls    atomic.Uint64 // operations logged
 
 	mu     sync.Mutex
 	conns  map[int]*conn

@@ -16,14 +16,20 @@ func (c *Client) command(ctx context.Context, op directory.Op) (directory.Result
 	c.cmdMu.Lock()
 	defer c.cmdMu.Unlock()
 	c.seq++
+	kind, topic, group, qos := describe(op)
+	l := c.logCall(kind, topic, group, qos, c.seq)
 	b, err := c.Propose(ctx, directory.EncodeCommand(directory.Command{Client: c.cfg.Name, Seq: c.seq, Op: op}))
 	if err != nil {
+		l.failed(err)
 		return directory.Result{}, err
 	}
 	r, err := directory.DecodeResult(b)
 	if err != nil {
-		return directory.Result{}, fmt.Errorf("the directory's answer: %w", err)
+		err = fmt.Errorf("the directory's answer: %w", err)
+		l.failed(err)
+		return directory.Result{}, err
 	}
+	l.result(r)
 	return r, r.Err()
 }
 
@@ -96,11 +102,20 @@ func (c *Client) MoveDone(ctx context.Context, topic string, moves uint64) error
 // Lookup reads topic at a linearizable point.
 func (c *Client) Lookup(ctx context.Context, topic string) (directory.Found, error) {
 	var f directory.Found
+	l := c.logCall(opLookup, topic, "", "", 0)
 	if err := c.query(ctx, directory.LookupQuery(topic), &f); err != nil {
+		l.failed(err)
 		return f, err
 	}
 	if f.Error != "" {
-		return f, fmt.Errorf("directory: %s", f.Error)
+		err := fmt.Errorf("directory: %s", f.Error)
+		l.failed(err)
+		return f, err
+	}
+	if !f.Found {
+		l.answered(directory.CodeUnknownTopic.String(), "", "", 0)
+	} else {
+		l.answered(directory.CodeOK.String(), f.Topic.QoS, f.Topic.Group, f.Topic.Moves)
 	}
 	return f, nil
 }

@@ -110,6 +110,14 @@ const (
 	PSLeave     = "ps_leave"
 	PSMove      = "ps_move"
 	PSDirLeader = "ps_dir_leader"
+	PSStats     = "ps_stats"
+)
+
+// Directory client events, written by package dirclient for the process
+// that uses it (a pub/sub client, for one).
+const (
+	DirCall   = "dir_call"
+	DirReturn = "dir_return"
 )
 
 // Control events (node Control), written by package launch, the tests and
@@ -150,11 +158,15 @@ const (
 	FieldB              = "b"
 	FieldBridge         = "bridge"
 	FieldBy             = "by"
+	FieldCall           = "call"
 	FieldCause          = "cause"
 	FieldClient         = "client"
+	FieldDelivered      = "delivered"
 	FieldDialed         = "dialed"
 	FieldError          = "error"
 	FieldEvent          = "event"
+	FieldFiltered       = "filtered"
+	FieldFinal          = "final"
 	FieldFlushed        = "flushed"
 	FieldForMS          = "for_ms"
 	FieldFrom           = "from"
@@ -185,6 +197,7 @@ const (
 	FieldPeer           = "peer"
 	FieldPeerInc        = "peer_inc"
 	FieldPrev           = "prev"
+	FieldProc           = "proc"
 	FieldProposal       = "proposal"
 	FieldQoS            = "qos"
 	FieldQuorum         = "quorum"

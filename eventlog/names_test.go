@@ -35,6 +35,7 @@ var blocks = []block{
 	{"Group member events", []string{"Group member events"}},
 	{"Directory replica events", []string{"Directory replica events"}},
 	{"Publish/subscribe client events", []string{"Publish/subscribe client events"}},
+	{"Directory client events", []string{"Directory client events"}},
 	{"Control events", []string{"Control events"}},
 	{"Events any process", []string{"Events of any process"}},
 	{"Field keys", []string{"fields"}},

@@ -32,6 +32,7 @@ type head struct {
 // at now.
 func (p *proc) observe(line []byte, h head, now time.Time) {
 	p.raw = append(p.raw, line)
+	p.learnNode(line)
 	switch h.Ev {
 	case eventlog.LeaderChange:
 		var l int

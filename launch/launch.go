@@ -3,7 +3,8 @@
 // it. Each process writes its events as JSON lines to file descriptor 3
 // (--events-fd 3), a pipe launch reads to follow leaders, views and
 // deliveries; what it prints on stdout is kept as it is. Launch records
-// what it does to the processes in <dir>/control.jsonl (node "control"),
+// what it does to the processes in <dir>/control.jsonl (node "control",
+// each event naming its process as the process's own log does: proc),
 // so the run's merged log and report show the faults next to their
 // effects.
 package launch
@@ -68,6 +69,11 @@ type Config struct {
 	Unauthenticated bool
 	// TLS starts the processes with --tls.
 	TLS bool
+	// Name, if set, gives the node name process i logs under, which the
+	// control events name it by (proc). By default launch reads it from
+	// the process's arguments (NodeName), and failing that from the first
+	// event the process writes.
+	Name func(i int) string
 }
 
 // KeyFileName is the key file Start makes in Config.Dir.
@@ -91,6 +97,7 @@ type proc struct {
 	lines     []string         // everything it printed
 	events    []eventlog.Event // everything it logged, decoded (see decode)
 	raw       [][]byte         // lines it logged, not yet decoded into events
+	node      string           // the node name of its first event
 	leader    int              // last leader it logged
 	since     time.Time        // when that event arrived
 	view      []string         // member names of the last view it logged, sorted
@@ -241,7 +248,7 @@ func (c *Cluster) StartPeer(i int) error {
 	c.mu.Lock()
 	c.procs[i] = p
 	c.mu.Unlock()
-	c.Log(eventlog.ProcStart, eventlog.FieldPeer, i, eventlog.FieldPID, cmd.Process.Pid)
+	c.Log(eventlog.ProcStart, c.procFields(i, cmd.Process.Pid)...)
 	evDone := make(chan struct{})
 	go func() {
 		defer close(evDone)
@@ -303,7 +310,7 @@ func (c *Cluster) signal(i int, sig syscall.Signal, ev string) (time.Time, error
 	if p == nil || isDone(p.exited) {
 		return time.Time{}, fmt.Errorf("launch: peer %d is not running", i)
 	}
-	e := c.Log(ev, eventlog.FieldPeer, i, eventlog.FieldPID, p.cmd.Process.Pid)
+	e := c.Log(ev, c.procFields(i, p.cmd.Process.Pid)...)
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		return e.TS, err
 	}

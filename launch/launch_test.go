@@ -182,6 +182,20 @@ func TestRealCrashHangResumeRestart(t *testing.T) {
 	if len(incs) != 2 {
 		t.Errorf("peer 0 ran as %d incarnations, want 2", len(incs))
 	}
+	// Every control event names its process as the process's own log does.
+	procs := 0
+	for _, e := range h {
+		if e.Node == eventlog.Control && len(e.Ev) > 5 && e.Ev[:5] == "proc_" {
+			procs++
+			p, _ := e.Int(eventlog.FieldPeer)
+			if got := e.Str(eventlog.FieldProc); got != eventlog.PeerName(p) {
+				t.Errorf("%s of peer %d names %q", e.Ev, p, got)
+			}
+		}
+	}
+	if procs < 11 { // 4 starts, a kill, a stop, a cont, a restart, the terms of Close
+		t.Errorf("%d control events about processes", procs)
+	}
 }
 
 func TestRealQuorum(t *testing.T) {

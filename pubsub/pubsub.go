@@ -73,8 +73,10 @@ type Config struct {
 	Buffer int
 	// LogTo, if set, receives the client's event log (docs/events.md,
 	// "Publish/subscribe client events"): what it announces and subscribes
-	// to, the views its members install, what it publishes, and every
-	// event it hands to the application; check.PubSub checks it.
+	// to, the views its members install, what it publishes, every event
+	// it hands to the application, its counts per topic (ps_stats) and
+	// its operations on the directory (dir_call, dir_return);
+	// check.PubSub and check.DirLinearizable check it.
 	LogTo io.Writer
 	// Events, if set, receives every line of the event log as well (or
 	// alone, without LogTo), written from the stream's own goroutine.
@@ -94,7 +96,9 @@ type Config struct {
 	OnFiltered func(topic string)
 	// ReportEvery is how often the client reports its counts (Stats) to
 	// the directory (DefaultReportEvery if 0); it also reports when it
-	// closes. Negative: never.
+	// closes. Negative: never. A client with a log logs the counts that
+	// changed as often, or every StatsEvery if that is sooner, and all of
+	// them when it closes (ps_stats).
 	ReportEvery time.Duration
 	// MovePoll is how often the client asks the directory whether one of
 	// its topics moved to another group (DefaultMovePoll if 0; negative:
@@ -195,9 +199,13 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pubsub: %w", err)
 	}
-	var c *Client // set before the directory client is first used
+	var c *Client                         // set before the directory client is first used
+	var logDir func(ev string, kv ...any) // the directory client's operations, into the log
+	if cfg.LogTo != nil || cfg.Events != nil {
+		logDir = func(ev string, kv ...any) { c.logEv(ev, kv...) }
+	}
 	dc, err := dirclient.New(dirclient.Config{Replicas: cfg.Directory, Cluster: cfg.Cluster, Name: cfg.Name,
-		Key: cfg.Key, Network: cfg.Network, OnLeader: func(prev, leader int) { c.dirLeader(prev, leader) }})
+		Key: cfg.Key, Network: cfg.Network, Log: logDir, OnLeader: func(prev, leader int) { c.dirLeader(prev, leader) }})
 	if err != nil {
 		h.Close()
 		return nil, fmt.Errorf("pubsub: %w", err)

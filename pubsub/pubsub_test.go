@@ -55,7 +55,7 @@ func (d *testDir) violations(t *testing.T) []check.Violation {
 	if err != nil || bad > 0 {
 		t.Fatalf("reading the clients' logs: %v (%d bad lines)", err, bad)
 	}
-	return check.PubSub(h, check.PubSubOptions{})
+	return append(check.PubSub(h, check.PubSubOptions{}), check.DirLinearizable(h, time.Minute)...)
 }
 
 // startDir starts three replicas with maxGroups groups.

@@ -2,6 +2,7 @@ package report
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,6 +34,7 @@ type proc struct {
 	psmarks []pointAt    // announces, subscriptions, moves
 	roles   []roleAt     // directory roles
 	hung    [][2]float64 // stretches it was hung (SIGSTOP)
+	counts  []countsOf   // per incarnation, the last counts it logged (ps_stats)
 }
 
 // settleLives ends each life of the processes named by control events
@@ -161,6 +163,8 @@ func readProcs(ix *index) []*proc {
 		l := &p.lives[len(p.lives)-1]
 		l.To, l.lastEv = t, e.Ev
 		switch {
+		case e.Ev == eventlog.DirCall || e.Ev == eventlog.DirReturn:
+			// A directory client's operations: any process may log them.
 		case strings.HasPrefix(e.Ev, "dir_"):
 			p.Kind = kindDir
 		case strings.HasPrefix(e.Ev, "ps_"):
@@ -210,6 +214,8 @@ func readProcs(ix *index) []*proc {
 				p.pubs = append(p.pubs, delivery{T: t, From: e.Str(eventlog.FieldFrom), Seq: sq, Topic: e.Str(eventlog.FieldTopic),
 					Group: e.Str(eventlog.FieldGroup), View: e.Str(eventlog.FieldView)})
 			}
+		case eventlog.PSStats:
+			p.logCounts(e, t)
 		case eventlog.DirRole:
 			r := roleAt{T: t, I: i, Role: e.Str(eventlog.FieldRole), Incarnated: e.Inc}
 			if v, ok := num(e, eventlog.FieldTerm); ok && v >= 0 {
@@ -266,7 +272,8 @@ func splitNum(s string) (string, int) {
 }
 
 // procOf maps the peer numbers of control events to the processes they
-// name. The log does not say, so the evidence is weighed in this order:
+// name: as the events say (proc). Where they do not (logs written before
+// launch wrote proc), the evidence is weighed in this order:
 // the name (group member m<n>, directory replica dir-<n>); a story step
 // naming exactly one process, followed by one control event; a kill or
 // hang after which exactly one unnamed process, running until then, logs
@@ -288,6 +295,7 @@ func procOf(ix *index, procs []*proc) map[int]*proc {
 	type ctl struct {
 		i, n int
 		step string
+		name string // the process's node name, as the event gives it
 	}
 	var ctls []ctl
 	step, stepUsed := "", false
@@ -300,7 +308,7 @@ func procOf(ix *index, procs []*proc) map[int]*proc {
 			continue
 		}
 		if n, ok := e.Int(eventlog.FieldPeer); ok && isProc(e.Ev) {
-			c := ctl{i: i, n: n}
+			c := ctl{i: i, n: n, name: ctlProc(e)}
 			if !stepUsed {
 				c.step, stepUsed = step, true
 			} else {
@@ -312,6 +320,11 @@ func procOf(ix *index, procs []*proc) map[int]*proc {
 			ctls = append(ctls, c)
 		}
 	}
+	// The events that name their process say; the others are weighed.
+	for _, c := range ctls {
+		set(c.n, by[c.name])
+	}
+	ctls = slices.DeleteFunc(ctls, func(c ctl) bool { return c.name != "" })
 	for _, c := range ctls {
 		set(c.n, by[eventlog.MemberName(c.n)])
 		set(c.n, by["dir-"+strconv.Itoa(c.n)])

@@ -36,21 +36,21 @@ type run struct {
 // can run before the stages it depends on:
 //
 //	readIndex ─┬─ processStates ─── leaderBeliefs ─┐
-//	           ├─ listFaults ──────────────────────┴─ converge
+//	           ├─ readProcs ─── procOf ─┬─ listFaults ─┴─ converge
+//	           │                        ├─ readMarks
+//	           │                        └─ settleLives, senderColors
 //	           ├─ readNotices
-//	           ├─ readMarks
-//	           ├─ leaderChanges (after listFaults)
-//	           └─ readProcs ─── procOf ─── settleLives, senderColors
+//	           └─ leaderChanges (after listFaults)
 func analyze(events []eventlog.Event) *run {
 	ix := readIndex(events)
 	states, ctrl := processStates(ix)
 	beliefs, leaders := leaderBeliefs(ix, states)
-	faults := listFaults(ix)
-	converge(faults, agreement{lanes: ix.lanes, lane: ix.lane, states: states, beliefs: beliefs})
-	marks, pmarks := readMarks(ix)
 	procs := readProcs(ix)
 	of := procOf(ix, procs)
 	settleLives(ix, procs, of)
+	faults := listFaults(ix, of)
+	converge(faults, agreement{lanes: ix.lanes, lane: ix.lane, states: states, beliefs: beliefs})
+	marks, pmarks := readMarks(ix, of)
 	return &run{
 		procs:   procs,
 		procOf:  of,

@@ -108,7 +108,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 func TestBrowser(t *testing.T) {
 	ctx := browser(t)
 	for name, f := range map[string]func(*testing.T, context.Context){
-		"demo": browseDemo, "violation": browseViolation, "pubsub": browsePubSub,
+		"demo": browseDemo, "violation": browseViolation, "pubsub": browsePubSub, "pubsub-ops": browsePubSubEvidence,
 	} {
 		t.Run(name, func(t *testing.T) {
 			tab, cancel := chromedp.NewContext(ctx)
@@ -210,5 +210,22 @@ func browsePubSub(t *testing.T, ctx context.Context) {
 	screenshot(t, ctx, "pubsub-report")
 	if lanes != 11 || leaders < 2 || moves == 0 || pass != 2 {
 		t.Errorf("%d lanes (want 11), %d leader terms (want 2 or more), %d moves, %d verdicts passed (want 2)", lanes, leaders, moves, pass)
+	}
+}
+
+// browsePubSubEvidence opens the report of a recorded conclave demo pubsub
+// whose clients logged their counts and directory operations: the
+// directory's history is checked linearizable, and the table of topics
+// shows the counts the clients logged, a row of filtered events per topic.
+func browsePubSubEvidence(t *testing.T, ctx context.Context) {
+	url := writeRecorded(t, "pubsub-ops", nil)
+	open(t, ctx, url, "topic-counts")
+	lin := eval[string](t, ctx, `document.querySelector('tr.verdict[data-name="Linearizable"]').dataset.verdict`)
+	pass := eval[int](t, ctx, `document.querySelectorAll('tr.verdict[data-verdict="pass"]').length`)
+	final := eval[int](t, ctx, `document.querySelectorAll('#topic-counts tr[data-counts="final"]').length`)
+	rows := eval[int](t, ctx, `document.querySelectorAll('#topic-counts tr.filtered').length`)
+	screenshot(t, ctx, "pubsub-ops-report")
+	if lin != "pass" || pass != 3 || final != 6 || rows != 7 {
+		t.Errorf("Linearizable %q, %d verdicts passed (want 3), %d clients with final counts (want 6), %d rows of filtered counts (want 7)", lin, pass, final, rows)
 	}
 }

@@ -3,7 +3,6 @@ package report
 import (
 	"fmt"
 	"github.com/conclave/conclave/eventlog"
-	"strconv"
 	"strings"
 )
 
@@ -39,7 +38,8 @@ type fault struct {
 // other fault between are grouped: first starts always, others when under
 // groupGap apart (a script that kills two peers at once, or stops them
 // all). When the peers converged is left to converge.
-func listFaults(ix *index) []*fault {
+func listFaults(ix *index, names namer) []*fault {
+	var labels [][]string // each fault's processes, named
 	var faults []*fault
 	step := ""
 	started := map[int]bool{}
@@ -66,12 +66,14 @@ func listFaults(ix *index) []*fault {
 			if n := len(faults); n > 0 {
 				f := faults[n-1]
 				if f.Kind == kind && f.Step == step && (kind == "initial" || t-f.Ref < groupGap) {
+					labels[n-1] = append(labels[n-1], names.name(e))
 					f.Peers = append(f.Peers, p)
 					f.Idx = append(f.Idx, i)
 					f.Ref = t
 					continue
 				}
 			}
+			labels = append(labels, []string{names.name(e)})
 			faults = append(faults, &fault{Kind: kind, Step: step, Peers: []int{p}, Idx: []int{i},
 				At: t, Ref: t, convergence: convergence{Leader: noLeader}})
 		case eventlog.Converged:
@@ -90,13 +92,7 @@ func listFaults(ix *index) []*fault {
 		}
 	}
 	for k, f := range faults {
-		ps := make([]string, len(f.Peers))
-		for j, p := range f.Peers {
-			ps[j] = "?"
-			if p >= 0 {
-				ps[j] = strconv.Itoa(p)
-			}
-		}
+		ps := labels[k]
 		kind := f.Kind
 		if kind == "initial" {
 			kind = "start"

@@ -28,6 +28,16 @@ func FuzzRender(f *testing.F) {
 {"ts":"2026-11-23T18:40:00.4Z","node":"control","inc":0,"lc":5,"ev":"step","name":"kill pub"}
 {"ts":"2026-11-23T18:40:00.4Z","node":"control","inc":0,"lc":6,"ev":"proc_kill","peer":3}
 `))
+	f.Add([]byte(`{"ts":"2026-11-23T18:40:00Z","node":"control","inc":0,"lc":1,"ev":"proc_start","peer":0,"proc":"pub"}
+{"ts":"2026-11-23T18:40:00.1Z","node":"pub","inc":1,"lc":2,"ev":"dir_call","client":"pub","call":1,"op":"announce","topic":"t","qos":"total","seq":5}
+{"ts":"2026-11-23T18:40:00.2Z","node":"pub","inc":1,"lc":3,"ev":"dir_return","client":"pub","call":1,"op":"announce","topic":"t","result":"ok","qos":"total","group":"g0","moves":0}
+{"ts":"2026-11-23T18:40:00.3Z","node":"sub","inc":1,"lc":4,"ev":"dir_return","client":"sub","call":1,"op":"lookup","topic":"t","result":"ok","qos":"total","group":"g1","moves":1}
+{"ts":"2026-11-23T18:40:00.4Z","node":"sub","inc":1,"lc":5,"ev":"dir_call","client":"sub","call":1,"op":"lookup","topic":"t"}
+{"ts":"2026-11-23T18:40:00.5Z","node":"sub","inc":1,"lc":6,"ev":"dir_call","client":"sub","call":2,"op":"subscribe","topic":"t"}
+{"ts":"2026-11-23T18:40:00.6Z","node":"sub","inc":1,"lc":7,"ev":"dir_return","client":"sub","call":2,"op":"subscribe","topic":"t","result":"unknown-topic"}
+{"ts":"2026-11-23T18:40:00.7Z","node":"sub","inc":1,"lc":8,"ev":"ps_stats","topic":"t","delivered":3,"filtered":2,"final":true}
+{"ts":"2026-11-23T18:40:00.8Z","node":"control","inc":0,"lc":9,"ev":"proc_kill","peer":0,"proc":"pub"}
+`))
 	f.Add([]byte(`{"ts":"x","node":"","ev":1}` + "\n{}\n\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		events, _, _ := eventlog.Read(bytes.NewReader(data))

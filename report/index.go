@@ -140,6 +140,7 @@ func findLanes(events []eventlog.Event, n int) laneIndex {
 	ids := map[int]bool{}
 	ctrlIDs := map[int]bool{}
 	others := false // processes that are not peers logged
+	named := false  // control events named a peer by its node name
 	for i, e := range events {
 		if p, ok := peerID(e.Node); ok {
 			ids[p] = true
@@ -148,6 +149,15 @@ func findLanes(events []eventlog.Event, n int) laneIndex {
 		}
 		if e.Node != eventlog.Control {
 			others = true
+			continue
+		}
+		if name := ctlProc(e); name != "" && strings.HasPrefix(e.Ev, "proc_") {
+			// The event says which process it is about: a peer, or not.
+			if p := eventlog.PeerID(name); p >= 0 {
+				named = true
+				ids[p] = true
+				l.ctrlBy[p] = append(l.ctrlBy[p], i)
+			}
 			continue
 		}
 		if strings.HasPrefix(e.Ev, "proc_") {
@@ -167,6 +177,7 @@ func findLanes(events []eventlog.Event, n int) laneIndex {
 	} else {
 		l.hasCtrl = false
 	}
+	l.hasCtrl = l.hasCtrl || named
 	if n > 0 && n <= maxLanesFromN {
 		for p := range n {
 			ids[p] = true

@@ -11,6 +11,7 @@ type mark struct {
 	T     float64
 	Kind  string // kill, stop, cont, start, term, step
 	Peer  string // for control events
+	Who   string // for control events: the process, as labels name it
 	Label string
 	Title string
 }
@@ -25,15 +26,16 @@ type pmark struct {
 
 // readMarks collects the control events drawn as vertical markers (process
 // signals and steps) and the peer events drawn as points on their lanes.
-func readMarks(ix *index) (marks []mark, pmarks []pmark) {
+func readMarks(ix *index, names namer) (marks []mark, pmarks []pmark) {
 	for i, e := range ix.ev {
 		t := ix.rel[i]
 		if e.Node == eventlog.Control {
 			switch e.Ev {
 			case eventlog.ProcStart, eventlog.ProcKill, eventlog.ProcStop, eventlog.ProcCont, eventlog.ProcTerm:
 				kind := strings.TrimPrefix(e.Ev, "proc_")
-				lbl := kind + " " + intStr(e, eventlog.FieldPeer)
-				marks = append(marks, mark{T: t, Kind: kind, Peer: intStr(e, eventlog.FieldPeer), Label: lbl,
+				who := names.name(e)
+				lbl := kind + " " + who
+				marks = append(marks, mark{T: t, Kind: kind, Peer: intStr(e, eventlog.FieldPeer), Who: who, Label: lbl,
 					Title: fmt.Sprintf("%s at %.3f s (pid %s)", lbl, t, fieldStr(e, eventlog.FieldPID))})
 			case eventlog.Step:
 				name := clip(e.Str(eventlog.FieldName), labelMax)

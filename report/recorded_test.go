@@ -20,7 +20,10 @@ import (
 //	group.jsonl.gz   four "conclave group" members (total) under traffic,
 //	                 through launch: kill m3, kill m0 (the coordinator),
 //	                 restart m3, stop
-//	pubsub.jsonl.gz  conclave demo pubsub --out DIR --pace 300ms
+//	pubsub.jsonl.gz  conclave demo pubsub --out DIR --pace 300ms, before the
+//	                 control events named their processes and the clients
+//	                 logged their counts and directory operations
+//	pubsub-ops.jsonl.gz  the same, after (evidence_test.go)
 
 // recorded reads a recorded merged log.
 func recorded(t *testing.T, name string) []eventlog.Event {
@@ -295,6 +298,12 @@ func TestRecordedPubSub(t *testing.T) {
 		if strings.HasPrefix(row.Client, "sub-") && row.Filtered == 0 {
 			t.Errorf("%s filtered nothing", row.Client)
 		}
+		if row.Source != countsEstimated {
+			t.Errorf("%s: counts %s in a log without ps_stats, want them estimated", row.Client, row.Source)
+		}
+	}
+	if !strings.Contains(html, "Some control events name processes by number only") {
+		t.Errorf("the report does not say it inferred which process each control event names")
 	}
 }
 

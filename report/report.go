@@ -143,6 +143,7 @@ type page struct {
 	HasMembers      bool
 	HasDirs         bool
 	HasClients      bool
+	CtlInferred     bool // some control events about processes do not name them (proc)
 	Orders          []orderTable
 	Topics          *topicTable
 	Changes         []change
@@ -278,6 +279,12 @@ func build(title string, events []eventlog.Event) *page {
 		}
 		p.ProcKinds = strings.Join(ks, ", ")
 		p.HasMembers, p.HasDirs, p.HasClients = kinds[kindMember] != nil, kinds[kindDir] != nil, kinds[kindClient] != nil
+	}
+	for _, e := range events {
+		if e.Node == eventlog.Control && isProc(e.Ev) && ctlProc(e) == "" {
+			p.CtlInferred = true
+			break
+		}
 	}
 	p.Orders = r.orderTables()
 	p.Topics = r.topicTable()

@@ -239,7 +239,8 @@ func (r *run) placeMarks(x func(float64) float64, from, to, w float64, maxRows i
 		if n := len(marks); n > 0 && m.Kind != "step" && marks[n-1].Kind == m.Kind && x(m.T)-x(marks[n-1].T) < 4 {
 			last := &marks[n-1]
 			last.Peer += "," + m.Peer
-			last.Label = m.Kind + " " + last.Peer
+			last.Who += "," + m.Who
+			last.Label = m.Kind + " " + last.Who
 			last.Title += "; " + m.Title
 			continue
 		}

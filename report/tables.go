@@ -136,19 +136,27 @@ func (r *run) orderTables() []orderTable {
 }
 
 // topicTable counts, per pub/sub client, the events of each topic it
-// published and handed over, and estimates those its members filtered.
+// published and handed over, and those it filtered: as it logged them
+// (ps_stats), or, in logs written before clients logged their counts,
+// estimated from the log.
 type topicTable struct {
-	Topics []string
-	Rows   []topicRow
+	Topics    []string
+	Rows      []topicRow
+	Estimated bool // some rows are estimates
+	Last      bool // some rows are the last counts of a client that ended without its final ones
 }
 
 type topicRow struct {
-	Client    string
-	Published []int
-	Delivered []int
-	Filtered  int // events published in a view its member was in, not handed over
-	Views     int
-	Moves     int
+	Client      string
+	Published   []int
+	Delivered   []int
+	FilteredBy  []int  // per topic, as the client logged them; nil if it logged none
+	Filtered    int    // in all
+	Source      string // countsFinal, countsLast or countsEstimated
+	SourceTitle string
+	Views       int
+	Moves       int
+	RowSpan     int
 }
 
 func (r *run) topicTable() *topicTable {
@@ -161,6 +169,11 @@ func (r *run) topicTable() *topicTable {
 		}
 		for _, d := range p.dels {
 			topics[d.Topic] = true
+		}
+		for _, c := range p.counts {
+			for tp := range c.Filtered {
+				topics[tp] = true
+			}
 		}
 	}
 	delete(topics, "")
@@ -192,6 +205,7 @@ func (r *run) topicTable() *topicTable {
 			got[[2]string{d.Group, d.View}]++
 		}
 		seen := map[[2]string]bool{}
+		estimate := 0 // events published in a view its member was in, not handed over
 		for _, v := range p.views {
 			k := [2]string{v.Group, v.View}
 			if seen[k] {
@@ -200,7 +214,28 @@ func (r *run) topicTable() *topicTable {
 			seen[k] = true
 			row.Views++
 			if n := pubIn[k] - got[k]; n > 0 {
+				estimate += n
+			}
+		}
+		row.RowSpan = 2
+		by, source, ok := p.loggedFiltered()
+		row.Source = source
+		switch {
+		case !ok:
+			row.Filtered = estimate
+			row.SourceTitle = "estimated from the log: this client logged no counts"
+			t.Estimated = true
+		default:
+			row.FilteredBy = make([]int, len(t.Topics))
+			for tp, n := range by {
+				row.FilteredBy[col[tp]] = n
 				row.Filtered += n
+			}
+			row.RowSpan = 3
+			row.SourceTitle = "as the client counted them (ps_stats, final)"
+			if source == countsLast {
+				t.Last = true
+				row.SourceTitle = "the last counts the client logged, at " + fmtS(p.counts[len(p.counts)-1].T) + " s: it ended without logging its final ones"
 			}
 		}
 		for _, m := range p.psmarks {

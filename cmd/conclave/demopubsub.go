@@ -661,6 +661,7 @@ func (d *pubsubDemo) summary(events []eventlog.Event, l listing) int {
 	}
 	verdict("pub/sub: topic isolation, no duplicates, each publisher in order, one order per total topic, view synchrony, acknowledged events delivered", check.PubSub(events, check.PubSubOptions{Total: total}))
 	verdict("directory: one leader per term, the same command at each index", check.Directory(events))
+	verdict("directory: the clients' announces, subscriptions and lookups form a linearizable history", check.DirLinearizable(events, time.Minute))
 	if failed == 0 {
 		fmt.Println("  pass  every subscriber got its topics' events without gaps, duplicates or reordering")
 	} else {

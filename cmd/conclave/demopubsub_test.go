@@ -1,17 +1,26 @@
 package main
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/conclave/conclave/eventlog"
+	"github.com/conclave/conclave/report"
 )
 
 // TestDemoPubSub runs "conclave demo pubsub" as a user would: it must end
 // with status 0, every verdict a pass; the late subscriber must have
 // events, and the topic moved by hand must have its publisher and
-// subscribers switch groups.
+// subscribers switch groups. Its report checks the directory's history
+// linearizable and shows the counts the clients logged.
 func TestDemoPubSub(t *testing.T) {
-	out, err := exec.Command(conclaveBinary(t), "demo", "pubsub", "--quiet", "--pace", "300ms", "--out", t.TempDir()).CombinedOutput()
+	dir := t.TempDir()
+	out, err := exec.Command(conclaveBinary(t), "demo", "pubsub", "--quiet", "--pace", "300ms", "--out", dir).CombinedOutput()
 	s := string(out)
 	if err != nil {
 		t.Fatalf("demo pubsub: %v\n%s", err, s)
@@ -21,6 +30,7 @@ func TestDemoPubSub(t *testing.T) {
 		"SIGKILL the directory's leader",
 		"pass  pub/sub: topic isolation",
 		"pass  directory: one leader per term",
+		"pass  directory: the clients' announces, subscriptions and lookups form a linearizable history",
 		"pass  every subscriber got its topics' events without gaps",
 		"pass  the subscribers of the killed publisher's topics agree",
 		"report:",
@@ -49,5 +59,44 @@ func TestDemoPubSub(t *testing.T) {
 	}
 	if late != 1 {
 		t.Errorf("the late subscriber got no events of orders.eu:\n%s", s)
+	}
+	checkDemoPubSubReport(t, dir)
+}
+
+// checkDemoPubSubReport checks the report of a pub/sub demo in dir: the
+// directory's history was checked and is linearizable, and each client
+// that closed has the filtered counts it logged at its end.
+func checkDemoPubSubReport(t *testing.T, dir string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, report.HTMLFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	html := string(b)
+	if !strings.Contains(html, `data-name="Linearizable" data-verdict="pass"`) {
+		t.Errorf("the report does not show the directory's history checked linearizable")
+	}
+	ev, _, err := eventlog.ReadFile(filepath.Join(dir, eventlog.RunJSONL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logged := map[string]int{}
+	for _, e := range ev {
+		if e.Ev == eventlog.PSStats && e.Fields[eventlog.FieldFinal] == true {
+			n, _ := e.Int(eventlog.FieldFiltered)
+			logged[e.Node] += n
+		}
+	}
+	shown := map[string]string{}
+	for _, m := range regexp.MustCompile(`<tr data-client="([^"]*)" data-filtered="(\d+)" data-counts="final">`).FindAllStringSubmatch(html, -1) {
+		shown[m[1]] = m[2]
+	}
+	for _, cl := range demoCast {
+		if cl.name == demoKilledPub || cl.name == demoKilledSub {
+			continue
+		}
+		if n, ok := logged[cl.name]; !ok || shown[cl.name] != strconv.Itoa(n) {
+			t.Errorf("%s logged %d filtered at its end (%v), the report shows %q", cl.name, n, ok, shown[cl.name])
+		}
 	}
 }
