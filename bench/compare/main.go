@@ -21,6 +21,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/conclave/conclave/peer"
@@ -34,6 +35,7 @@ type options struct {
 	warmup       time.Duration
 	inflight     int
 	security     string
+	group        bool // bench group's figures and their anchors
 	failover     bool
 	hang         bool // hang failover too, when failover
 	failoverRuns int
@@ -52,14 +54,15 @@ func (o *options) smoke() {
 
 func main() {
 	serveIfAsked()
-	o := options{ps: defaultShape()}
+	o := options{group: true, ps: defaultShape()}
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds, each running conclave and the others, in alternating order")
 	flag.IntVar(&o.size, "size", 1024, "message size in bytes (at least 16)")
 	flag.DurationVar(&o.duration, "duration", 2*time.Second, "measured time of each throughput and latency figure")
 	flag.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "traffic before measuring starts")
 	flag.IntVar(&o.inflight, "inflight", 512, "async: messages a sender may have unacknowledged (NATS core: not yet received by every subscriber)")
 	flag.StringVar(&o.security, "security", "none", "conclave bench group --security: none, key or tls (the NATS servers run without authentication or TLS)")
-	flag.BoolVar(&o.failover, "failover", true, "measure failover too")
+	flag.BoolVar(&o.group, "group", true, "measure group throughput and latency (bench group) against JetStream, core NATS fan-out and the TCP floor")
+	flag.BoolVar(&o.failover, "failover", true, "measure failover")
 	flag.BoolVar(&o.hang, "hang", true, "with --failover, measure hang failover (SIGSTOP of the leader) too")
 	flag.IntVar(&o.failoverRuns, "failover-runs", 3, "failovers per system and round")
 	flag.BoolVar(&o.pubsub, "pubsub", true, "measure topic pub/sub against core NATS subjects")
@@ -203,6 +206,7 @@ func run(w io.Writer, o options) ([]round, error) {
 	}
 	fmt.Fprintf(w, "compare: %d round(s), %d-byte messages, %v measured after %v of warm-up, at most %d in flight per sender; everything on loopback\n",
 		o.rounds, o.size, o.duration, o.warmup, o.inflight)
+	fmt.Fprintf(w, "load average at the start: %s\n", loadAverage())
 	if o.pubsub {
 		describeShape(w, o)
 	}
@@ -210,9 +214,11 @@ func run(w io.Writer, o options) ([]round, error) {
 	for i := range o.rounds {
 		r := round{}
 		fmt.Fprintf(w, "round %d\n", i+1)
-		blocks := []func() error{
-			func() error { return measureConclave(w, o, r) },
-			func() error { return measureOthers(w, o, r) },
+		var blocks []func() error
+		if o.group {
+			blocks = append(blocks,
+				func() error { return measureConclave(w, o, r) },
+				func() error { return measureOthers(w, o, r) })
 		}
 		if o.failover {
 			blocks = append(blocks,
@@ -231,8 +237,19 @@ func run(w io.Writer, o options) ([]round, error) {
 		}
 		rounds = append(rounds, r)
 	}
+	fmt.Fprintf(w, "load average at the end: %s (above 1 on 2 cores: other work shared the machine)\n", loadAverage())
 	summarize(w, rounds)
 	return rounds, nil
+}
+
+// loadAverage returns the 1-, 5- and 15-minute load averages of the
+// machine, or "unknown".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }
 
 // alternate returns the pairs of xs (conclave, the others) in their
