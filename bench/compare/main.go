@@ -1,6 +1,9 @@
 // Command compare measures conclave side by side with NATS on this
-// machine: core NATS (one server and a 3-server cluster), JetStream (an
-// R3 memory stream on 3 clustered servers) and a raw Go TCP floor. It
+// machine: core NATS (one server and a 3-server cluster; fan-out, and
+// subjects in the shape of conclave's pub/sub benchmark), JetStream (an
+// R3 memory stream on 3 clustered servers; throughput, latency, and
+// failover of its leader after SIGKILL and SIGSTOP) and a raw Go TCP
+// floor. It
 // runs conclave and the others alternately, round after round, and prints
 // min/median/max of each figure and of the ratios computed within each
 // round.
@@ -12,7 +15,7 @@
 //
 // conclave's figures come from the conclave command of the repository
 // (built from ../..), run as "conclave bench group", "conclave bench
-// failover" and "conclave bench directory".
+// failover", "conclave bench directory" and "conclave bench pubsub".
 package main
 
 import (
