@@ -252,6 +252,8 @@ func natsPubSub(o options) (psResult, error) {
 			wg.Go(func() {
 				payload := make([]byte, max(o.size, 20))
 				binary.BigEndian.PutUint32(payload, uint32(g))
+				timeout := time.NewTimer(time.Hour)
+				defer timeout.Stop()
 				for seq := uint64(1); time.Now().Before(win.end) && !failed.Load(); seq++ {
 					t := next()
 					n := subscribers[t]
@@ -262,9 +264,10 @@ func natsPubSub(o options) (psResult, error) {
 					if err == nil && n == 0 {
 						err = nc.Flush()
 					} else if err == nil {
+						timeout.Reset(10 * time.Second)
 						select {
 						case <-slot.done:
-						case <-time.After(10 * time.Second):
+						case <-timeout.C:
 							err = fmt.Errorf("an event to %s did not reach its %d subscribers in 10 s", t, n)
 						}
 					}
