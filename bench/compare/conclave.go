@@ -84,28 +84,40 @@ func parseGroup(out string) (map[string]groupFigure, error) {
 	return figs, nil
 }
 
-var p50Re = regexp.MustCompile(`(?m)^crash\s.*\sp50\s+([0-9.]+) ms`)
-
-// parseCrashP50 reads the p50 of the crash line of "conclave bench
-// failover" or "conclave bench directory".
-func parseCrashP50(out string) (time.Duration, error) {
-	m := p50Re.FindStringSubmatch(out)
+// parseP50 reads the p50 of the line of mode ("crash" or "hang") of
+// "conclave bench failover" or "conclave bench directory".
+func parseP50(out, mode string) (time.Duration, error) {
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(mode) + `\s.*\sp50\s+([0-9.]+) ms`)
+	m := re.FindStringSubmatch(out)
 	if m == nil {
-		return 0, fmt.Errorf("no crash p50 in:\n%s", out)
+		return 0, fmt.Errorf("no %s p50 in:\n%s", mode, out)
 	}
 	v, err := strconv.ParseFloat(m[1], 64)
 	return time.Duration(v * float64(time.Millisecond)), err
 }
 
-// conclaveFailover runs "conclave bench failover" for crashes (SIGKILL
-// of the leader until every survivor reports the new one) and returns
-// its p50.
-func conclaveFailover(bin string, runs int) (time.Duration, error) {
-	out, err := runConclave(bin, "bench", "failover", "--mode", "crash", "--runs", strconv.Itoa(runs))
+// detector is the failure detector's settings of a conclave failover;
+// zero values are conclave's defaults.
+type detector struct {
+	heartbeat, suspectAfter time.Duration
+}
+
+// conclaveFailover runs "conclave bench failover" in mode "crash"
+// (SIGKILL of the leader) or "hang" (SIGSTOP), until every survivor
+// reports the new leader, and returns its p50.
+func conclaveFailover(bin string, runs int, mode string, d detector) (time.Duration, error) {
+	args := []string{"bench", "failover", "--mode", mode, "--runs", strconv.Itoa(runs)}
+	if d.heartbeat != 0 {
+		args = append(args, "--heartbeat", d.heartbeat.String())
+	}
+	if d.suspectAfter != 0 {
+		args = append(args, "--suspect-after", d.suspectAfter.String())
+	}
+	out, err := runConclave(bin, args...)
 	if err != nil {
 		return 0, err
 	}
-	return parseCrashP50(out)
+	return parseP50(out, mode)
 }
 
 // conclaveDirectory runs "conclave bench directory" for crashes (SIGKILL
@@ -117,5 +129,5 @@ func conclaveDirectory(bin string, runs int) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	return parseCrashP50(out)
+	return parseP50(out, "crash")
 }

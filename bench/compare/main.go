@@ -1,6 +1,9 @@
 // Command compare measures conclave side by side with NATS on this
-// machine: core NATS (one server and a 3-server cluster), JetStream (an
-// R3 memory stream on 3 clustered servers) and a raw Go TCP floor. It
+// machine: core NATS (one server and a 3-server cluster; fan-out, and
+// subjects in the shape of conclave's pub/sub benchmark), JetStream (an
+// R3 memory stream on 3 clustered servers; throughput, latency, and
+// failover of its leader after SIGKILL and SIGSTOP) and a raw Go TCP
+// floor. It
 // runs conclave and the others alternately, round after round, and prints
 // min/median/max of each figure and of the ratios computed within each
 // round.
@@ -12,7 +15,7 @@
 //
 // conclave's figures come from the conclave command of the repository
 // (built from ../..), run as "conclave bench group", "conclave bench
-// failover" and "conclave bench directory".
+// failover", "conclave bench directory" and "conclave bench pubsub".
 package main
 
 import (
@@ -21,7 +24,10 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/conclave/conclave/peer"
 )
 
 // options are the harness's settings.
@@ -32,28 +38,45 @@ type options struct {
 	warmup       time.Duration
 	inflight     int
 	security     string
+	group        bool // bench group's figures and their anchors
 	failover     bool
+	hang         bool // hang failover too, when failover
 	failoverRuns int
+	pubsub       bool
+	ps           psShape
 	conclave     string // the conclave binary; "": build it
 }
 
 // smoke makes o tiny: one round, one failover each, half a second a
-// figure (on a busy machine, conclave's async latencies can exceed less).
+// figure (on a busy machine, conclave's async latencies can exceed less),
+// and a small pub/sub shape.
 func (o *options) smoke() {
 	o.rounds, o.duration, o.warmup, o.failoverRuns = 1, 500*time.Millisecond, 100*time.Millisecond, 1
+	o.ps.topics, o.ps.groups, o.ps.subscribers, o.ps.perSubscriber = 10, 4, 4, 2
 }
 
 func main() {
 	serveIfAsked()
-	var o options
+	o := options{group: true, ps: defaultShape()}
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds, each running conclave and the others, in alternating order")
 	flag.IntVar(&o.size, "size", 1024, "message size in bytes (at least 16)")
 	flag.DurationVar(&o.duration, "duration", 2*time.Second, "measured time of each throughput and latency figure")
 	flag.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "traffic before measuring starts")
 	flag.IntVar(&o.inflight, "inflight", 512, "async: messages a sender may have unacknowledged (NATS core: not yet received by every subscriber)")
 	flag.StringVar(&o.security, "security", "none", "conclave bench group --security: none, key or tls (the NATS servers run without authentication or TLS)")
-	flag.BoolVar(&o.failover, "failover", true, "measure failover too")
+	flag.BoolVar(&o.group, "group", true, "measure group throughput and latency (bench group) against JetStream, core NATS fan-out and the TCP floor")
+	flag.BoolVar(&o.failover, "failover", true, "measure failover")
+	flag.BoolVar(&o.hang, "hang", true, "with --failover, measure hang failover (SIGSTOP of the leader) too")
 	flag.IntVar(&o.failoverRuns, "failover-runs", 3, "failovers per system and round")
+	flag.BoolVar(&o.pubsub, "pubsub", true, "measure topic pub/sub against core NATS subjects")
+	flag.IntVar(&o.ps.topics, "pubsub-topics", o.ps.topics, "pub/sub: topics (NATS: subjects)")
+	flag.IntVar(&o.ps.groups, "pubsub-groups", o.ps.groups, "pub/sub: the most groups conclave's directory hands out")
+	flag.IntVar(&o.ps.publishers, "pubsub-publishers", o.ps.publishers, "pub/sub: publishers; topic i is published by publisher i mod N")
+	flag.IntVar(&o.ps.subscribers, "pubsub-subscribers", o.ps.subscribers, "pub/sub: subscribers")
+	flag.IntVar(&o.ps.perSubscriber, "pubsub-per-subscriber", o.ps.perSubscriber, "pub/sub: distinct topics each subscriber takes, drawn by zipf popularity")
+	flag.Float64Var(&o.ps.zipf, "pubsub-zipf", o.ps.zipf, "pub/sub: exponent of the topics' popularity (subscriptions and publish rates), above 1")
+	flag.IntVar(&o.ps.inflight, "pubsub-inflight", o.ps.inflight, "pub/sub: publishes each publisher has in progress at once")
+	flag.Uint64Var(&o.ps.seed, "pubsub-seed", o.ps.seed, "pub/sub: seed of the workload")
 	flag.StringVar(&o.conclave, "conclave", "", "the conclave binary to measure (default: build it from the repository)")
 	smoke := flag.Bool("smoke", false, "run every figure once, tiny, to show that it runs")
 	flag.Parse()
@@ -62,6 +85,10 @@ func main() {
 	}
 	if o.rounds < 1 || o.size < 16 || o.inflight < 1 || o.failoverRuns < 1 || o.duration <= 0 || o.warmup < 0 {
 		fmt.Fprintln(os.Stderr, "compare: --rounds, --inflight and --failover-runs must be at least 1, --size at least 16, --duration positive")
+		os.Exit(2)
+	}
+	if err := o.ps.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
 		os.Exit(2)
 	}
 	if _, err := run(os.Stdout, o); err != nil {
@@ -84,10 +111,19 @@ var (
 	cTotalSync  = figure{"c.total.sync", "conclave total sync, send → delivered p50 (1 sender)", true}
 	cFailover   = figure{"c.failover", "conclave crash failover p50 (SIGKILL of the leader → all 3 survivors report the new one)", true}
 	cDirectory  = figure{"c.directory", "conclave directory failover p50 (SIGKILL of the leader → next announce acknowledged)", true}
+	cHang       = figure{"c.hang", "conclave hang failover p50 (SIGSTOP of the leader → all 3 survivors report the new one; heartbeat " + peer.DefaultHeartbeat.String() + ", suspect-after " + peer.DefaultSuspectAfter.String() + ": the defaults)", true}
+	cHangFast   = figure{"c.hang.fast", "conclave hang failover p50 (the same, heartbeat " + fastDetector.heartbeat.String() + ", suspect-after " + fastDetector.suspectAfter.String() + ")", true}
+	cPubSub     = figure{"c.pubsub", "conclave pub/sub, delivered events/s summed over the subscribers (bench pubsub)", false}
+	cPubSubP50  = figure{"c.pubsub.p50", "conclave pub/sub, Publish → every member of the topic's group has the event, p50", true}
+	cPubSubP99  = figure{"c.pubsub.p99", "conclave pub/sub, Publish → every member of the topic's group has the event, p99", true}
 	jsDelivered = figure{"js.delivered", "JetStream R3 memory, delivered/s at the slowest of 3 consumers (4 async publishers)", false}
 	jsAcked     = figure{"js.acked", "JetStream R3 memory, acknowledged publishes/s (4 async publishers)", false}
 	jsSync      = figure{"js.sync", "JetStream R3 memory, sync publish → PubAck p50", true}
 	jsFailover  = figure{"js.failover", "JetStream R3 failover p50 (SIGKILL of the stream leader → next PubAck)", true}
+	jsHang      = figure{"js.hang", "JetStream R3 hang failover p50 (SIGSTOP of the stream leader → next PubAck; nats-server's defaults)", true}
+	natsPS      = figure{"nats.pubsub", "core NATS subjects, 1 server, the same shape: delivered events/s summed over the subscribers", false}
+	natsPSP50   = figure{"nats.pubsub.p50", "core NATS subjects, publish → every subscriber of the subject has the event, p50", true}
+	natsPSP99   = figure{"nats.pubsub.p99", "core NATS subjects, publish → every subscriber of the subject has the event, p99", true}
 	nats1       = figure{"nats1", "core NATS 1 server, 1 → 4 fan-out, delivered/s at the slowest subscriber", false}
 	nats3       = figure{"nats3", "core NATS 3-server cluster, 1 → 4 fan-out, delivered/s at the slowest subscriber", false}
 	tcpFloor    = figure{"tcp.mesh", "TCP floor, 4 × 3 mesh of buffered frames, delivered/s at the slowest node", false}
@@ -112,7 +148,16 @@ var comparisons = []comparison{
 	{cTotalSync, tcpRTTFig},
 	{cFailover, jsFailover},
 	{cDirectory, jsFailover},
+	{cHang, jsHang},
+	{cHangFast, jsHang},
+	{cPubSub, natsPS},
+	{cPubSubP50, natsPSP50},
+	{cPubSubP99, natsPSP99},
 }
+
+// fastDetector is the faster failure detection conclave's hang
+// failover is measured with besides its defaults.
+var fastDetector = detector{heartbeat: 20 * time.Millisecond, suspectAfter: 100 * time.Millisecond}
 
 // round is the figures of one round by key.
 type round map[string]float64
@@ -164,18 +209,29 @@ func run(w io.Writer, o options) ([]round, error) {
 	}
 	fmt.Fprintf(w, "compare: %d round(s), %d-byte messages, %v measured after %v of warm-up, at most %d in flight per sender; everything on loopback\n",
 		o.rounds, o.size, o.duration, o.warmup, o.inflight)
+	fmt.Fprintf(w, "load average at the start: %s\n", loadAverage())
+	if o.pubsub {
+		describeShape(w, o)
+	}
 	var rounds []round
 	for i := range o.rounds {
 		r := round{}
 		fmt.Fprintf(w, "round %d\n", i+1)
-		blocks := []func() error{
-			func() error { return measureConclave(w, o, r) },
-			func() error { return measureOthers(w, o, r) },
+		var blocks []func() error
+		if o.group {
+			blocks = append(blocks,
+				func() error { return measureConclave(w, o, r) },
+				func() error { return measureOthers(w, o, r) })
 		}
 		if o.failover {
 			blocks = append(blocks,
 				func() error { return measureConclaveFailover(w, o, r) },
 				func() error { return measureOthersFailover(w, o, r) })
+		}
+		if o.pubsub {
+			blocks = append(blocks,
+				func() error { return measureConclavePubSub(w, o, r) },
+				func() error { return measureNATSPubSub(w, o, r) })
 		}
 		for _, b := range alternate(blocks, i) {
 			if err := b(); err != nil {
@@ -184,8 +240,19 @@ func run(w io.Writer, o options) ([]round, error) {
 		}
 		rounds = append(rounds, r)
 	}
+	fmt.Fprintf(w, "load average at the end: %s (above 1 on 2 cores: other work shared the machine)\n", loadAverage())
 	summarize(w, rounds)
 	return rounds, nil
+}
+
+// loadAverage returns the 1-, 5- and 15-minute load averages of the
+// machine, or "unknown".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }
 
 // alternate returns the pairs of xs (conclave, the others) in their
@@ -243,7 +310,7 @@ func measureOthers(w io.Writer, o options, r round) error {
 }
 
 func measureConclaveFailover(w io.Writer, o options, r round) error {
-	d, err := conclaveFailover(o.conclave, o.failoverRuns)
+	d, err := conclaveFailover(o.conclave, o.failoverRuns, "crash", detector{})
 	if err != nil {
 		return err
 	}
@@ -252,16 +319,35 @@ func measureConclaveFailover(w io.Writer, o options, r round) error {
 		return err
 	}
 	r.setDuration(w, cDirectory, d)
+	if !o.hang {
+		return nil
+	}
+	if d, err = conclaveFailover(o.conclave, o.failoverRuns, "hang", detector{}); err != nil {
+		return err
+	}
+	r.setDuration(w, cHang, d)
+	if d, err = conclaveFailover(o.conclave, o.failoverRuns, "hang", fastDetector); err != nil {
+		return err
+	}
+	r.setDuration(w, cHangFast, d)
 	return nil
 }
 
 func measureOthersFailover(w io.Writer, o options, r round) error {
-	lat, err := jetStreamFailover(o.failoverRuns)
+	lat, err := jetStreamFailover(o.failoverRuns, "crash")
 	if err != nil {
 		return fmt.Errorf("jetstream failover: %w", err)
 	}
 	slices.Sort(lat)
 	r.setDuration(w, jsFailover, pct(lat, 50))
+	if !o.hang {
+		return nil
+	}
+	if lat, err = jetStreamFailover(o.failoverRuns, "hang"); err != nil {
+		return fmt.Errorf("jetstream hang failover: %w", err)
+	}
+	slices.Sort(lat)
+	r.setDuration(w, jsHang, pct(lat, 50))
 	return nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -146,6 +150,58 @@ func (p *procCluster) kill(i int) (time.Time, error) {
 	return t, nil
 }
 
+// pause sends SIGSTOP to server i, waits until all its threads have
+// stopped, and returns when the signal was sent. A thread may run on
+// for a millisecond or more after the signal (seen here): long enough
+// to acknowledge a publish sent after it.
+func (p *procCluster) pause(i int) (time.Time, error) {
+	t := time.Now()
+	pid := p.cmds[i].Process.Pid
+	if err := p.cmds[i].Process.Signal(syscall.SIGSTOP); err != nil {
+		return t, err
+	}
+	for {
+		stopped, err := allStopped(pid)
+		if err != nil || stopped {
+			return t, err
+		}
+		if time.Since(t) > 5*time.Second {
+			return t, fmt.Errorf("nats server %d did not stop in 5 s", i)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// allStopped says whether every thread of process pid is stopped, as
+// /proc tells.
+func allStopped(pid int) (bool, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return false, err
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/stat")
+		if err != nil {
+			return false, err
+		}
+		// pid (comm) state …: the command may hold spaces and parentheses.
+		k := bytes.LastIndexByte(b, ')')
+		if k < 0 || k+2 >= len(b) {
+			return false, fmt.Errorf("%s/%s/stat: %q", dir, t.Name(), b)
+		}
+		if b[k+2] != 'T' {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// resume sends SIGCONT to server i.
+func (p *procCluster) resume(i int) error {
+	return p.cmds[i].Process.Signal(syscall.SIGCONT)
+}
+
 // Close stops the servers and removes their state.
 func (p *procCluster) Close() {
 	for i, c := range p.cmds {
@@ -158,14 +214,22 @@ func (p *procCluster) Close() {
 	os.RemoveAll(p.dir)
 }
 
-// jetStreamFailover measures, runs times, the time from SIGKILL of the
+// tryEvery is how often the JetStream failover starts a new try to
+// publish while none is acknowledged.
+const tryEvery = 5 * time.Millisecond
+
+// jetStreamFailover measures, runs times, the time from a signal to the
 // leader of an R3 memory stream, served by a cluster of three nats-server
-// processes, until the next publish is acknowledged. The publisher is
-// connected to a surviving server and retries at once when a publish
-// fails, giving each try at most a second. The killed server is started
-// again between runs and the stream waits until all its replicas are
-// current.
-func jetStreamFailover(runs int) ([]time.Duration, error) {
+// processes, until the next publish is acknowledged: SIGKILL if mode is
+// "crash", SIGSTOP if it is "hang". The publisher is connected to a
+// surviving server and starts a new try every 5 ms until one is
+// acknowledged, giving each at most a second. Between runs, the killed
+// server is started again (the stopped one continued) and the stream
+// waits until all its replicas are current.
+func jetStreamFailover(runs int, mode string) ([]time.Duration, error) {
+	if mode != "crash" && mode != "hang" {
+		return nil, fmt.Errorf("failover mode %q, not crash or hang", mode)
+	}
 	p, err := startProcs(3)
 	if err != nil {
 		return nil, err
@@ -188,19 +252,42 @@ func jetStreamFailover(runs int) ([]time.Duration, error) {
 		return nil, err
 	}
 	payload := make([]byte, 1024)
-	// publish publishes through server i until a publish is acknowledged.
+	// publish publishes through server i until a publish is acknowledged:
+	// it starts a try every tryEvery, each waiting at most a second, so
+	// that a try lost with the leader does not hide a new leader's
+	// answer to the next one.
 	publish := func(i int) error {
+		var wg sync.WaitGroup
+		defer wg.Wait() // after pcancel has ended the tries
+		pctx, pcancel := context.WithCancel(ctx)
+		defer pcancel()
+		acked := make(chan struct{}, 1)
+		var last atomic.Pointer[error]
+		tick := time.NewTicker(tryEvery)
+		defer tick.Stop()
 		for {
-			actx, acancel := context.WithTimeout(ctx, time.Second)
-			_, err := js[i].Publish(actx, "fail", payload, jetstream.WithRetryAttempts(0))
-			acancel()
-			if err == nil {
-				return nil
-			}
+			wg.Go(func() {
+				actx, acancel := context.WithTimeout(pctx, time.Second)
+				defer acancel()
+				_, err := js[i].Publish(actx, "fail", payload, jetstream.WithRetryAttempts(0))
+				if err != nil {
+					last.Store(&err)
+					return
+				}
+				select {
+				case acked <- struct{}{}:
+				default:
+				}
+			})
 			select {
+			case <-acked:
+				return nil
 			case <-ctx.Done():
-				return fmt.Errorf("no publish was acknowledged: %w", err)
-			case <-time.After(time.Millisecond):
+				if err := last.Load(); err != nil {
+					return fmt.Errorf("no publish was acknowledged: %w", *err)
+				}
+				return errors.New("no publish was acknowledged")
+			case <-tick.C:
 			}
 		}
 	}
@@ -214,7 +301,11 @@ func jetStreamFailover(runs int) ([]time.Duration, error) {
 		if err := publish(survivor); err != nil {
 			return nil, err
 		}
-		t0, err := p.kill(leader)
+		stop, restart := p.kill, p.start
+		if mode == "hang" {
+			stop, restart = p.pause, p.resume
+		}
+		t0, err := stop(leader)
 		if err != nil {
 			return nil, err
 		}
@@ -222,7 +313,7 @@ func jetStreamFailover(runs int) ([]time.Duration, error) {
 			return nil, err
 		}
 		lat = append(lat, time.Since(t0))
-		if err := p.start(leader); err != nil {
+		if err := restart(leader); err != nil {
 			return nil, err
 		}
 	}
