@@ -128,6 +128,7 @@ var (
 	nats3       = figure{"nats3", "core NATS 3-server cluster, 1 → 4 fan-out, delivered/s at the slowest subscriber", false}
 	tcpFloor    = figure{"tcp.mesh", "TCP floor, 4 × 3 mesh of buffered frames, delivered/s at the slowest node", false}
 	tcpRTTFig   = figure{"tcp.rtt", "TCP ping-pong round trip p50", true}
+	tcpFanFig   = figure{"tcp.fanout", "TCP 1 → 3 round trip p50 (a frame written to 3 connections, until the last echo is read)", true}
 )
 
 // comparison is a conclave figure against another system's.
@@ -146,6 +147,7 @@ var comparisons = []comparison{
 	{cTotalSync, jsSync},
 	{cTotalAsync, tcpFloor},
 	{cTotalSync, tcpRTTFig},
+	{cTotalSync, tcpFanFig},
 	{cFailover, jsFailover},
 	{cDirectory, jsFailover},
 	{cHang, jsHang},
@@ -306,6 +308,10 @@ func measureOthers(w io.Writer, o options, r round) error {
 		return fmt.Errorf("tcp round trip: %w", err)
 	}
 	r.setDuration(w, tcpRTTFig, rtt)
+	if rtt, err = tcpFanoutRTT(o, 3); err != nil {
+		return fmt.Errorf("tcp fan-out round trip: %w", err)
+	}
+	r.setDuration(w, tcpFanFig, rtt)
 	return nil
 }
 

@@ -197,3 +197,72 @@ func tcpRTT(o options) (time.Duration, error) {
 	slices.Sort(lat)
 	return pct(lat, 50), nil
 }
+
+// tcpFanoutRTT is tcpRTT with a frame written to n echoing connections
+// at once: the floor under a synchronous send among n+1 members, which
+// waits until every other member has the message and has said so. It
+// returns the median time until the last echo is read.
+func tcpFanoutRTT(o options, n int) (time.Duration, error) {
+	type end struct {
+		c net.Conn
+		r *bufio.Reader
+		w *bufio.Writer
+	}
+	ends := make([]end, n)
+	for i := range ends {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		defer ln.Close()
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			r, w := bufio.NewReaderSize(c, tcpBuffer), bufio.NewWriterSize(c, tcpBuffer)
+			buf := make([]byte, o.size)
+			for {
+				p, err := readFrame(r, buf)
+				if err != nil || writeFrame(w, p) != nil || w.Flush() != nil {
+					return
+				}
+			}
+		}()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		ends[i] = end{c, bufio.NewReaderSize(c, tcpBuffer), bufio.NewWriterSize(c, tcpBuffer)}
+	}
+	payload, buf := make([]byte, o.size), make([]byte, o.size)
+	w := newWindow(o)
+	var lat []time.Duration
+	for seq := uint64(1); time.Now().Before(w.end); seq++ {
+		stamp(payload, seq)
+		t0 := time.Now()
+		for _, e := range ends {
+			if err := writeFrame(e.w, payload); err != nil {
+				return 0, err
+			}
+			if err := e.w.Flush(); err != nil {
+				return 0, err
+			}
+		}
+		for _, e := range ends {
+			if _, err := readFrame(e.r, buf); err != nil {
+				return 0, err
+			}
+		}
+		if !t0.Before(w.start) {
+			lat = append(lat, time.Since(t0))
+		}
+	}
+	if len(lat) == 0 {
+		return 0, errors.New("no round trip in the window")
+	}
+	slices.Sort(lat)
+	return pct(lat, 50), nil
+}
