@@ -256,6 +256,7 @@ func (l *Loop[In, Out]) run(first func()) {
 	}
 	timer := l.cfg.Clock.NewTimer(Never)
 	defer timer.Stop()
+	armed := time.Duration(-1) // the deadline the timer is set for; -1: none
 	if first != nil {
 		first()
 	}
@@ -269,11 +270,15 @@ func (l *Loop[In, Out]) run(first func()) {
 			return
 		default:
 		}
-		d := l.m.Deadline()
-		if d == Never {
-			timer.Reset(time.Hour)
-		} else {
-			timer.Reset(max(d-l.Now(), 0))
+		// Setting a timer costs more than most batches: only when the
+		// deadline moved.
+		if d := l.m.Deadline(); d != armed {
+			armed = d
+			if d == Never {
+				timer.Reset(time.Hour)
+			} else {
+				timer.Reset(max(d-l.Now(), 0))
+			}
 		}
 		select {
 		case p := <-l.inbox:
@@ -290,6 +295,7 @@ func (l *Loop[In, Out]) run(first func()) {
 				}
 			}
 		case <-timer.C():
+			armed = -1
 			l.Step(l.cfg.Tick)
 		case <-l.stop:
 			return

@@ -225,6 +225,12 @@ func (c *Conn) readMsgs(onMsgs func([]wire.GroupMsg), onFrame func(wire.Frame)) 
 			continue
 		}
 		if batch == nil {
+			if !c.r.Complete() {
+				// Alone in what was read (a quiet connection): a batch
+				// of one, without room for more.
+				onMsgs([]wire.GroupMsg{m})
+				continue
+			}
 			batch = make([]wire.GroupMsg, 0, MsgBatch)
 		}
 		batch = append(batch, m)
