@@ -134,16 +134,24 @@ func shift(from, to map[string]int, c string) {
 	to[c]++
 }
 
-// considerFor is consider after client's announce of, or subscription
-// to, topic name: if that topic moves now, client's result names the new
-// group, so it goes there at once; it is neither waited for nor waits.
-func (s *State) considerFor(client, name string) {
-	if s.consider(name) == name {
-		t := s.topics[name]
-		delete(t.switching, client)
-		delete(t.following, client)
-		delete(t.pending, client)
+// considerFor is consider after client's announce of (sub false), or
+// subscription to (sub true), topic name, a role the client had before
+// the command or not (was). If that topic moves now, client's result
+// names the new group, so the client takes its new role there at once:
+// in that role it is neither waited for nor waits. In a role it had
+// before (its publisher of the topic, when it subscribes, say), it is
+// still in the old group, and switches as the others do.
+func (s *State) considerFor(client, name string, sub, was bool) {
+	if s.consider(name) != name || was {
+		return
 	}
+	t := s.topics[name]
+	if sub {
+		delete(t.following, client)
+		return
+	}
+	delete(t.switching, client)
+	delete(t.pending, client)
 }
 
 // consider moves a topic of the group of topic name if that lowers the

@@ -100,8 +100,9 @@ func randomRun(t *testing.T, seed uint64, steps int) {
 	restarted := newMachine(t, cfg)
 	topicGroup, topicQoS, groupQoS := map[string]string{}, map[string]string{}, map[string]string{}
 	topicMoves := map[string]uint64{}
-	ownMoves := 0                 // moves of the topic a client's own command named
-	sent := map[string][][]byte{} // each client's commands, by seq-1
+	prevInfo := map[string]directory.TopicInfo{} // each topic at the step before
+	ownMoves := 0                                // moves of the topic a client's own command named
+	sent := map[string][][]byte{}                // each client's commands, by seq-1
 	qosChoices := []directory.Announce{
 		{QoS: "vsync"}, {QoS: "total"}, {QoS: "small.xml", XML: smallXML}, {QoS: "mine.xml", XML: vsyncOtherXML},
 		{QoS: "fifo"}, {XML: []byte("<stack>")},
@@ -197,19 +198,29 @@ func randomRun(t *testing.T, seed uint64, steps int) {
 				t.Fatalf("step %d: topic %s in %s moved from %s to %s", step, name, g, info.From, info.Group)
 			case info.Moves == topicMoves[name]+1:
 				// A client whose own announce or subscribe moved its topic
-				// was told the new group: nobody waits for it.
+				// was told the new group: in the role its command gave it,
+				// nobody waits for it. In a role it had before (its
+				// publisher, when it subscribes), it is in the old group
+				// still, and switches as the others do.
 				c, _ := directory.DecodeCommand(cmd)
-				var own string
+				prev := prevInfo[name]
+				pub, sub := slices.Contains(info.Switching, c.Client), slices.Contains(info.Following, c.Client)
+				var own, bad bool
 				switch op := c.Op.(type) {
 				case directory.Announce:
-					own = op.Topic
+					own = op.Topic == name
+					bad = own && !slices.Contains(prev.Publishers, c.Client) && pub ||
+						own && slices.Contains(prev.Subscribers, c.Client) && !sub
 				case directory.Subscribe:
-					own = op.Topic
+					own = op.Topic == name
+					bad = own && !slices.Contains(prev.Subscribers, c.Client) && sub ||
+						own && slices.Contains(prev.Publishers, c.Client) && !pub
 				}
-				if own == name && (slices.Contains(info.Switching, c.Client) || slices.Contains(info.Following, c.Client)) {
-					t.Fatalf("step %d: %s's command moved %s, yet the move waits for %s: %+v", step, c.Client, name, c.Client, info)
+				if bad {
+					t.Fatalf("step %d: %s's command moved %s, and the move waits for it in its new role, or not in its old one: before %+v, now %+v",
+						step, c.Client, name, prev, info)
 				}
-				if own == name {
+				if own {
 					ownMoves++
 				}
 			}
@@ -218,6 +229,7 @@ func randomRun(t *testing.T, seed uint64, steps int) {
 			}
 			groupQoS[info.Group] = info.Hash
 			topicGroup[name], topicMoves[name] = info.Group, info.Moves
+			prevInfo[name] = info
 		}
 		if len(groupQoS) > cfg.MaxGroups {
 			t.Fatalf("step %d: %d groups used, MaxGroups %d", step, len(groupQoS), cfg.MaxGroups)

@@ -208,8 +208,9 @@ func (s *State) do(c Command, index uint64) Result {
 		if r != nil {
 			return *r
 		}
+		_, was := t.subs[c.Client]
 		s.interest(t, c.Client, true, true)
-		s.considerFor(c.Client, op.Topic)
+		s.considerFor(c.Client, op.Topic, true, was)
 		return s.topicResult(t)
 	case Unsubscribe:
 		t, r := s.topic(op.Topic)
@@ -272,9 +273,10 @@ func (s *State) announce(client string, a Announce) Result {
 		}
 		t = s.addTopic(a.Topic, q, gi)
 	}
+	_, was := t.pubs[client]
 	s.interest(t, client, false, true)
 	if ok {
-		s.considerFor(client, a.Topic)
+		s.considerFor(client, a.Topic, false, was)
 	}
 	return s.topicResult(t)
 }

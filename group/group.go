@@ -461,6 +461,9 @@ func (g *Group) effect(e stack.Event) {
 		}
 	case stack.Close:
 		g.forget(e.ID)
+		if e.KeepIn {
+			break
+		}
 		for _, c := range g.inConns[e.ID] {
 			c.Close()
 		}

@@ -98,7 +98,7 @@ func (d *detect) Tick(c *stack.Ctx) {
 func (d *detect) suspect(c *stack.Ctx, w *watched, cause string) {
 	w.suspected = true
 	c.Log(eventlog.Suspect, eventlog.FieldOf, w.m.ID, eventlog.FieldCause, cause)
-	c.Down(stack.Close{ID: w.m.ID})
+	c.Down(stack.Close{ID: w.m.ID, KeepIn: cause == eventlog.CauseConnClosed})
 	c.Up(Suspect{ID: w.m.ID, Cause: cause})
 }
 

@@ -346,7 +346,7 @@ func (m *member) effects() {
 				m.send(stack.Out{To: to, Msg: e.Msg})
 			}
 		case stack.Close:
-			m.closeMember(e.ID)
+			m.closeMember(e.ID, e.KeepIn)
 		case stack.Deliver:
 			if e.View != m.viewID || m.viewStr == "" {
 				m.viewID, m.viewStr = e.View, e.View.String()

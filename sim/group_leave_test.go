@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/conclave/conclave/eventlog"
 )
 
 // TestGroupAllLeaveAtOnce has every member leave within a few
@@ -80,4 +82,39 @@ func TestGroupSweepBatched(t *testing.T) {
 		t.Errorf("seed %d (%s) failed; replay with: go test ./sim -run TestGroupSweepBatched -seed %d", f.seed, groupStackName(f.seed), f.seed)
 	}
 	t.Logf("%d batched group schedules in %v (%.0f/s)", len(ran), time.Since(start).Round(time.Millisecond), float64(len(ran))/time.Since(start).Seconds())
+}
+
+// TestGroupCoordinatorLeavesCleanly has the coordinator leave during
+// traffic: every other member must install the view it leaves behind,
+// through its flush. A member whose connection to the leaver closed
+// before the Install arrived on the leaver's connection to it used to
+// close that connection too, unread: it lost the Install, waited, and
+// went on alone (flush_abandoned), and the others sent to it in vain.
+func TestGroupCoordinatorLeavesCleanly(t *testing.T) {
+	for sd := uint64(1); sd <= 60; sd++ {
+		if *seedFlag != 0 && sd != *seedFlag {
+			continue
+		}
+		name := []string{"vsync", "total"}[sd%2]
+		s := NewGroup(GroupConfig{N: 4, Seed: sd, Stack: groupStack(t, name)})
+		for i := range 4 {
+			s.Start(i)
+		}
+		settle(t, s, 5*time.Second)
+		traffic(s, time.Millisecond, s.Now()+300*time.Millisecond)
+		s.RunFor(100 * time.Millisecond)
+		s.Leave(0)
+		s.RunFor(time.Second)
+		for _, e := range s.History() {
+			if e.Ev == "flush_abandoned" {
+				dumpGroup(t, s, e.Node)
+				t.Fatalf("seed %d (%s): %s; replay with -run TestGroupCoordinatorLeavesCleanly -seed %d", sd, name, eventlog.Format(e), sd)
+			}
+		}
+		for i := 1; i < 4; i++ {
+			if v, ok := s.View(i); !ok || len(v.Members) != 3 || v.Has(s.Member(0)) {
+				t.Fatalf("seed %d (%s): m%d is in view %v, want the 3 who stayed", sd, name, i, v.IDs())
+			}
+		}
+	}
 }

@@ -111,13 +111,17 @@ func (m *member) write(c *conn, msg stack.Msg) {
 	})
 }
 
-// closeMember closes both directions with member id, as stack.Close asks.
-func (m *member) closeMember(id string) {
+// closeMember closes both directions with member id, as stack.Close asks,
+// or with keepIn only the connection to it.
+func (m *member) closeMember(id string, keepIn bool) {
 	if o := m.out[id]; o != nil {
 		if o.c != nil {
 			m.g.close(o.c, 0)
 		}
 		delete(m.out, id)
+	}
+	if keepIn {
+		return
 	}
 	for _, c := range m.in[id] {
 		m.g.close(c, 1)

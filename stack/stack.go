@@ -98,9 +98,15 @@ type (
 		To  []Member
 		Msg Msg
 	}
-	// Close asks for the connections with a member to be closed.
+	// Close asks for the connections with a member to be closed. With
+	// KeepIn, those from the member stay open until they end, so that
+	// what it sent before is still read: a member suspected because a
+	// connection with it closed is gone or leaving, and the rest of what
+	// it sent (the Install of a flush it ran before leaving, say) may
+	// still be on its way on another connection.
 	Close struct {
-		ID string
+		ID     string
+		KeepIn bool
 	}
 )
 
