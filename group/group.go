@@ -416,6 +416,16 @@ func (g *Group) Leave(ctx context.Context) error {
 	return err
 }
 
+// AddContacts gives the member more addresses where members of its group
+// may be (up to 64 in all): besides those it joined through, it looks
+// there for another group of the same name to merge with, should the
+// group have split (its members founded two, say, each unaware of the
+// other).
+func (g *Group) AddContacts(addrs []string) {
+	addrs = slices.Clone(addrs)
+	g.loop.Do(func() { g.loop.Step(stack.Contacts{Addrs: addrs}) })
+}
+
 // Close stops the member at once, without leaving: the others see it
 // fail. Deliveries and views not yet read are dropped.
 func (g *Group) Close() error {

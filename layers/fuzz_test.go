@@ -440,7 +440,9 @@ var corpusScenarios = []corpusScenario{
 var synthetic = map[string]func(v stack.ViewID) []stack.Msg{
 	"refused-total": func(stack.ViewID) []stack.Msg {
 		other := (&stack.Enc{B: []byte{gmsOtherStackForTest}}).Str("vsync#0123456789abcdef").B
-		return []stack.Msg{{Hdrs: [][]byte{{gmsRefuseForTest}, {detectDataForTest}}}, {Hdrs: [][]byte{other, {detectDataForTest}}}}
+		contacts := (&stack.Enc{B: []byte{gmsContactsForTest}}).Uint(2).Str("m3").Str("m4").B
+		return []stack.Msg{{Hdrs: [][]byte{{gmsRefuseForTest}, {detectDataForTest}}}, {Hdrs: [][]byte{other, {detectDataForTest}}},
+			{Hdrs: [][]byte{contacts, {detectDataForTest}}}}
 	},
 	"form-vsync": func(v stack.ViewID) []stack.Msg {
 		gap := (&stack.Enc{B: []byte{vsDataForTest}}).ViewID(v).Uint(1 << 20).Uint(0).B
@@ -458,6 +460,7 @@ const (
 	gmsDataForTest       = 0
 	gmsRefuseForTest     = 9
 	gmsOtherStackForTest = 11
+	gmsContactsForTest   = 12
 	vsDataForTest        = 0
 	vsNackForTest        = 2
 )
@@ -541,7 +544,7 @@ func headerKinds(script []byte, total bool) map[string]int {
 			}
 			kinds["detect:data"]++
 			h, m, _ = m.Pop()
-			gms := []string{"data", "join", "nack", "leave", "flush", "flush-ok", "install", "probe", "dissolve", "refuse", "suspect", "other-stack"}
+			gms := []string{"data", "join", "nack", "leave", "flush", "flush-ok", "install", "probe", "dissolve", "refuse", "suspect", "other-stack", "contacts"}
 			kinds["membership:"+gms[h[0]]]++
 			if h[0] != 0 {
 				continue
@@ -597,7 +600,7 @@ func TestStackRecvCorpus(t *testing.T) {
 	t.Logf("header kinds: %v", all)
 	for _, k := range []string{"detect:beat", "detect:data", "membership:data", "membership:join", "membership:nack",
 		"membership:leave", "membership:flush", "membership:flush-ok", "membership:install", "membership:probe",
-		"membership:dissolve", "membership:refuse", "membership:suspect", "membership:other-stack", "vsync:data", "vsync:ack", "vsync:nack", "total:data", "total:order", "bundle:one", "bundle:many"} {
+		"membership:dissolve", "membership:refuse", "membership:suspect", "membership:other-stack", "membership:contacts", "vsync:data", "vsync:ack", "vsync:nack", "total:data", "total:order", "bundle:one", "bundle:many"} {
 		if all[k] == 0 {
 			t.Errorf("no %s message in the recorded scripts", k)
 		}

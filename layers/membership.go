@@ -89,6 +89,7 @@ const (
 	gmsRefuse
 	gmsSuspect
 	gmsOtherStack // a join of a member whose stack is not the group's
+	gmsContacts   // addresses a member was given (stack.Contacts), for its coordinator to probe
 )
 
 // gmsDataHdr is the header of every data message (never written to).
@@ -120,6 +121,25 @@ func (g *membership) retrying() bool {
 // merge into a larger group.
 func (g *membership) alone() bool {
 	return g.inView && len(g.view.Members) == 1 && !g.left
+}
+
+// maxContacts bounds the contacts a member keeps.
+const maxContacts = 64
+
+// addContacts adds addresses to the contacts, up to maxContacts, and
+// returns those it added.
+func (g *membership) addContacts(addrs []string) []string {
+	var added []string
+	for _, a := range addrs {
+		if len(g.contacts) >= maxContacts {
+			break
+		}
+		if a != "" && a != g.me.Addr && !slices.Contains(g.contacts, a) {
+			g.contacts = append(g.contacts, a)
+			added = append(added, a)
+		}
+	}
+	return added
 }
 
 // targets are the addresses this member probes when it coordinates: its
@@ -374,11 +394,7 @@ func (g *membership) send(c *stack.Ctx, to stack.Member, hdr []byte) {
 func (g *membership) Down(c *stack.Ctx, ev stack.Event) {
 	switch e := ev.(type) {
 	case stack.Join:
-		for _, a := range e.Contacts {
-			if a != g.me.Addr && !slices.Contains(g.contacts, a) {
-				g.contacts = append(g.contacts, a)
-			}
-		}
+		g.addContacts(e.Contacts)
 		g.joining = true
 		g.joinOnly = e.JoinOnly
 		g.why = map[string]string{}
@@ -387,6 +403,18 @@ func (g *membership) Down(c *stack.Ctx, ev stack.Event) {
 		}
 		g.askToJoin(c)
 		g.nextRetry = c.Now() + g.retry
+	case stack.Contacts:
+		// The coordinator probes its contacts: another member passes
+		// them on to it, so two parts of a split group merge though
+		// neither coordinator knew of the other.
+		g.addContacts(e.Addrs)
+		if g.inView && !g.left && g.coord() != g.me.ID && g.coord() != "" && len(e.Addrs) > 0 {
+			enc := (&stack.Enc{B: []byte{gmsContacts}}).Uint(uint64(min(len(e.Addrs), maxContacts)))
+			for _, a := range e.Addrs[:min(len(e.Addrs), maxContacts)] {
+				enc.Str(a)
+			}
+			g.send(c, g.member(g.coord()), enc.B)
+		}
 	case stack.Leave:
 		g.leaving = true
 		switch {
@@ -559,10 +587,13 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 		if d.Done() != nil {
 			break
 		}
+		// The prober is known by the address it gives, not by who sent
+		// the probe: a member passes a probe on to its coordinator.
+		ours := slices.ContainsFunc(g.view.Members, func(m stack.Member) bool { return m.Addr == addr })
 		switch {
 		case !sameStack(st, g.stack): // another group of the same name: never one
-		case g.view.Has(e.From.ID) || !g.atRest():
-			if g.inView && !g.left && g.coord() != g.me.ID && g.coord() != "" && !g.view.Has(e.From.ID) {
+		case ours || !g.atRest():
+			if g.inView && !g.left && g.coord() != g.me.ID && g.coord() != "" && !ours {
 				g.send(c, g.member(g.coord()), h) // forward to the coordinator
 			}
 		case addr == g.me.Addr:
@@ -590,6 +621,19 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 			c.Log(eventlog.Refused, eventlog.FieldOf, e.From.ID)
 			g.suspects[e.From.ID] = true
 			g.maybeFlush(c)
+		}
+		return
+	case gmsContacts:
+		n := d.Count(1)
+		addrs := make([]string, 0, min(n, maxContacts))
+		for range n {
+			addrs = append(addrs, d.Str())
+		}
+		if d.Done() != nil {
+			break
+		}
+		if g.inView && !g.left && g.view.Has(e.From.ID) {
+			g.addContacts(addrs)
 		}
 		return
 	case gmsSuspect:

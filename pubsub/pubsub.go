@@ -350,6 +350,10 @@ func (c *Client) joinAs(ctx context.Context, r directory.Result, s *Subscription
 		if m.hash != r.Hash {
 			return nil, fmt.Errorf("pubsub: group %s runs QoS %s here, but the directory says %s", r.Group, m.qos, r.QoS)
 		}
+		// The directory's contacts of the group: should it have split
+		// (members that founded it twice, unaware of each other), the
+		// member finds the other part there and they merge.
+		m.g.AddContacts(r.Contacts)
 		if s != nil {
 			if err := m.add(s, next); err != nil {
 				return nil, err

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -156,6 +157,14 @@ func (s *GroupSim) Leave(i int) {
 			s.control(eventlog.ProcLeave, eventlog.FieldPeer, i)
 		}
 		m.step(stack.Leave{})
+	}
+}
+
+// AddContacts gives slot i's member more contacts, as
+// group.Group.AddContacts does.
+func (s *GroupSim) AddContacts(i int, addrs []string) {
+	if m := s.members[i]; m.active && m.p.running && !m.p.paused {
+		m.step(stack.Contacts{Addrs: slices.Clone(addrs)})
 	}
 }
 

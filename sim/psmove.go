@@ -52,8 +52,9 @@ type psSub struct {
 	fresh         bool        // its move under way skips one: it waits for nobody
 	late          bool        // it stopped waiting for a publisher that did not switch in time
 
-	got      []psGot    // what it handed over, in order
-	switches []psSwitch // its moves
+	since    map[*psMember]string // the view of each of its registrations (ps_subscribe)
+	got      []psGot              // what it handed over, in order
+	switches []psSwitch           // its moves
 }
 
 // psGot is an event a subscription handed over, as its publisher
@@ -205,9 +206,9 @@ func (sub *psSub) settle(r directory.Result, then func(error)) {
 				then(err)
 				return
 			}
+			old.remove(sub, "") // while it holds: it kept old's events, and hands over none
 			sub.m, sub.next, sub.moves = sub.next, nil, f.Topic.Moves
 			sub.buf = nil // events of the old group, before Subscribe returned
-			old.remove(sub, "")
 			after := func() { c.release(old, func() { sub.waitPending(f, deadline, then) }) }
 			if old.hasClient(c.name()) {
 				c.send(old, marker(sub.topic, f.Topic.Moves, envelope.Ready), func(*stack.Acked) { after() })

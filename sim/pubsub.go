@@ -575,6 +575,11 @@ func (c *psClient) joinLocked(r directory.Result, sub *psSub, next bool, then fu
 			then(nil, fmt.Errorf("group %s runs another QoS", r.Group))
 			return
 		}
+		if !c.s.alone {
+			// As pubsub's client: the directory's contacts, where the
+			// member finds a split-off part of its group.
+			c.s.groups[r.Group].AddContacts(c.proc, r.Contacts)
+		}
 		if m.ended != "" && sub == nil {
 			then(nil, fmt.Errorf("%s", m.ended)) // an application would stop publishing there
 			return
@@ -659,8 +664,12 @@ func (m *psMember) add(sub *psSub, next bool) error {
 		sub.m = m
 	}
 	m.subs[sub.topic] = append(m.subs[sub.topic], sub)
+	if sub.since == nil {
+		sub.since = map[*psMember]string{}
+	}
+	sub.since[m] = viewName(m.last)
 	m.c.log(eventlog.PSSubscribe, eventlog.FieldTopic, sub.topic, eventlog.FieldQoS, sub.qos, eventlog.FieldGroup, m.group,
-		eventlog.FieldMember, m.id, eventlog.FieldSince, viewName(m.last))
+		eventlog.FieldMember, m.id, eventlog.FieldSince, sub.since[m])
 	return nil
 }
 
@@ -684,9 +693,15 @@ func (m *psMember) remove(sub *psSub, reason string) {
 	m.logEnded(sub, reason)
 }
 
+// logEnded logs ps_unsubscribe as pubsub's does: a registration that only
+// kept m's events aside (moving to m, or held while Subscribe had not
+// returned) handed over nothing of m, so its until is its since.
 func (m *psMember) logEnded(sub *psSub, reason string) {
 	kv := []any{eventlog.FieldTopic, sub.topic, eventlog.FieldGroup, m.group, eventlog.FieldMember, m.id}
-	if reason == "" || reason != m.ended {
+	switch {
+	case sub.next == m || sub.m == m && sub.holding:
+		kv = append(kv, eventlog.FieldUntil, sub.since[m])
+	case reason == "" || reason != m.ended:
 		kv = append(kv, eventlog.FieldUntil, viewName(m.last))
 	}
 	if reason != "" {

@@ -96,8 +96,8 @@ func (s *Stack) SetID(id string) { s.id = id }
 func (s *Stack) Layers() []Layer { return s.layers }
 
 // Step feeds one input at time now: Start, Tick, Recv or Lost (from the
-// network, entering at the bottom) or Send or Leave (from the application,
-// entering at the top).
+// network, entering at the bottom) or Send, Join, Leave or Contacts (from
+// the application, entering at the top).
 func (s *Stack) Step(now time.Duration, in Event) error {
 	if now > s.now {
 		s.now = now
@@ -122,7 +122,7 @@ func (s *Stack) Step(now time.Duration, in Event) error {
 		}
 	case Recv, Lost:
 		s.queue = append(s.queue, item{at: 0, up: true, ev: in})
-	case Send, Join, Leave:
+	case Send, Join, Leave, Contacts:
 		s.queue = append(s.queue, item{at: len(s.layers) - 1, up: false, ev: in})
 	default:
 		return fmt.Errorf("stack: unknown input %T", in)

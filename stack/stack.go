@@ -130,6 +130,12 @@ type (
 	}
 	// Leave asks to leave the group.
 	Leave struct{}
+	// Contacts gives more addresses where members of the group may be
+	// (the directory's, say): besides those of Join, they are where this
+	// member looks for another group of the same name to merge with.
+	Contacts struct {
+		Addrs []string
+	}
 )
 
 // Events leaving at the top, for the application, and travelling up
