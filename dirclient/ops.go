@@ -58,10 +58,11 @@ func (c *Client) Withdraw(ctx context.Context, topic string) error {
 	return err
 }
 
-// SetContacts replaces the contact addresses of group.
-func (c *Client) SetContacts(ctx context.Context, group string, addrs []string) error {
-	_, err := c.command(ctx, directory.Contacts{Group: group, Addrs: addrs})
-	return err
+// SetContacts replaces the contact addresses of group, and returns those
+// it replaced that addrs does not list.
+func (c *Client) SetContacts(ctx context.Context, group string, addrs []string) ([]string, error) {
+	r, err := c.command(ctx, directory.Contacts{Group: group, Addrs: addrs})
+	return r.Contacts, err
 }
 
 // AddContact adds addr to the contacts of group and returns those it had

@@ -67,3 +67,25 @@ func TestRemoveContactRemovesOnlyItsAddress(t *testing.T) {
 		t.Fatalf("no such group: %v", r.Err())
 	}
 }
+
+// TestContactsTellWhomTheyReplaced: a coordinator that sets the contacts
+// is told the addresses it replaced that its list does not name, so the
+// coordinators of two parts of a split group, each listing its own part,
+// learn of each other.
+func TestContactsTellWhomTheyReplaced(t *testing.T) {
+	m := newMachine(t, directory.StateConfig{MaxGroups: 4})
+	m.do("p", directory.Announce{Topic: "prices", QoS: "total"})
+	for _, step := range []struct {
+		addrs, replaced []string
+	}{
+		{[]string{"a:1", "b:1"}, nil},
+		{[]string{"b:1", "c:1"}, []string{"a:1"}},
+		{[]string{"x:1"}, []string{"b:1", "c:1"}},
+		{[]string{"x:1"}, nil},
+	} {
+		r := m.do("c", directory.Contacts{Group: "g0", Addrs: step.addrs})
+		if r.Err() != nil || !slices.Equal(r.Contacts, step.replaced) {
+			t.Fatalf("contacts %v: %+v (%v), want replaced %v", step.addrs, r, r.Err(), step.replaced)
+		}
+	}
+}

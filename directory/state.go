@@ -427,8 +427,17 @@ func (s *State) setContacts(c Contacts) Result {
 	if len(addrs) > 0 && addrs[0] == "" {
 		return fail(CodeBadCommand, "an empty contact address for group %s", c.Group)
 	}
+	// The addresses replaced go back to the sender: a coordinator that
+	// replaces another's list (two parts of a split group, each listing
+	// itself) learns of the other part, and its member can merge with it.
+	var replaced []string
+	for _, a := range s.groups[gi].contacts {
+		if _, found := slices.BinarySearch(addrs, a); !found {
+			replaced = append(replaced, a)
+		}
+	}
 	s.groups[gi].contacts = addrs
-	return Result{}
+	return Result{Contacts: replaced}
 }
 
 // removeContact removes r.Addr from the contacts of a group, if it is

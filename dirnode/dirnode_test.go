@@ -255,7 +255,7 @@ func TestDirectoryStateThroughReplicas(t *testing.T) {
 	if err != nil || len(before) != 0 {
 		t.Fatalf("the first contact of %s: told of %v, %v", a.Group, before, err)
 	}
-	if err := pub.SetContacts(ctx, a.Group, []string{"10.0.0.1:7000"}); err != nil {
+	if _, err := pub.SetContacts(ctx, a.Group, []string{"10.0.0.1:7000"}); err != nil {
 		t.Fatal(err)
 	}
 	if before, err = sub.AddContact(ctx, a.Group, "10.0.0.2:7000"); err != nil || len(before) != 1 || before[0] != "10.0.0.1:7000" {

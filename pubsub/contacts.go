@@ -77,10 +77,13 @@ func (m *member) sendContacts() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := m.c.dir.SetContacts(ctx, m.name, addrs)
+		replaced, err := m.c.dir.SetContacts(ctx, m.name, addrs)
 		cancel()
 		if err == nil {
 			sent = addrs
+			// Members the list named that this view does not: another
+			// part of the group, perhaps, which the member may merge with.
+			m.g.AddContacts(replaced)
 			continue
 		}
 		t := time.NewTimer(time.Second)

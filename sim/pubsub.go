@@ -832,6 +832,11 @@ func (m *psMember) sendContacts() {
 		k.busy = false
 		if call.Op.Known && call.Result.Code == directory.CodeOK {
 			k.sent = addrs
+			if g := m.c.s.groups[m.group]; g != nil && !m.c.s.alone && m.ended == "" {
+				// As pubsub's: the addresses replaced, where another
+				// part of the group may be.
+				g.AddContacts(m.c.proc, call.Result.Contacts)
+			}
 			m.sendContacts()
 			return
 		}
