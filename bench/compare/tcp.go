@@ -145,63 +145,13 @@ func tcpMesh(o options, n int) (float64, error) {
 
 // tcpRTT measures round trips of o.size-byte frames over one loopback
 // connection, echoed by the other end, and returns their median.
-func tcpRTT(o options) (time.Duration, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		r, w := bufio.NewReaderSize(c, tcpBuffer), bufio.NewWriterSize(c, tcpBuffer)
-		buf := make([]byte, o.size)
-		for {
-			p, err := readFrame(r, buf)
-			if err != nil || writeFrame(w, p) != nil || w.Flush() != nil {
-				return
-			}
-		}
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	r, bw := bufio.NewReaderSize(c, tcpBuffer), bufio.NewWriterSize(c, tcpBuffer)
-	payload, buf := make([]byte, o.size), make([]byte, o.size)
-	w := newWindow(o)
-	var lat []time.Duration
-	for seq := uint64(1); time.Now().Before(w.end); seq++ {
-		stamp(payload, seq)
-		t0 := time.Now()
-		if err := writeFrame(bw, payload); err != nil {
-			return 0, err
-		}
-		if err := bw.Flush(); err != nil {
-			return 0, err
-		}
-		if _, err := readFrame(r, buf); err != nil {
-			return 0, err
-		}
-		if !t0.Before(w.start) {
-			lat = append(lat, time.Since(t0))
-		}
-	}
-	if len(lat) == 0 {
-		return 0, errors.New("no round trip in the window")
-	}
-	slices.Sort(lat)
-	return pct(lat, 50), nil
-}
+func tcpRTT(o options) (time.Duration, error) { return tcpFanoutRTT(o, 1) }
 
-// tcpFanoutRTT is tcpRTT with a frame written to n echoing connections
-// at once: the floor under a synchronous send among n+1 members, which
-// waits until every other member has the message and has said so. It
-// returns the median time until the last echo is read.
+// tcpFanoutRTT measures round trips of o.size-byte frames written to n
+// loopback connections at once, each echoed by its other end, and returns
+// their median, until the last echo is read: with n = 3, the floor under a
+// synchronous send among 4 members, which waits until every other member
+// has the message and has said so.
 func tcpFanoutRTT(o options, n int) (time.Duration, error) {
 	type end struct {
 		c net.Conn
