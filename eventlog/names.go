@@ -227,4 +227,5 @@ const (
 	CauseGap        = "gap"
 	CauseSuspected  = "suspected" // flush_abandoned: its coordinator is suspected
 	CauseWaited     = "waited"    // flush_abandoned: no Install nor new attempt came
+	CauseExcluded   = "excluded"  // flush_abandoned: a member of its view installed the next one without it
 )

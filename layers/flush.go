@@ -95,9 +95,19 @@ func (g *membership) flushOk(c *stack.Ctx, from string, id stack.FlushID, parts 
 			g.send(c, m, enc.B)
 		}
 	}
+	var out []byte
 	for _, m := range g.view.Members {
-		if _, ok := f.contribs[m.ID]; ok && m.ID != g.me.ID && !v.Has(m.ID) {
+		_, ok := f.contribs[m.ID]
+		switch {
+		case m.ID == g.me.ID || v.Has(m.ID):
+		case ok:
 			g.send(c, m, enc.B) // leavers learn they are out
+		default:
+			// An excluded member learns it is out, if it can hear.
+			if out == nil {
+				out = (&stack.Enc{B: []byte{gmsExcluded}}).ViewID(g.view.ID).B
+			}
+			g.send(c, m, out)
 		}
 	}
 	g.onInstall(c, id, v, contribs)
@@ -117,7 +127,7 @@ func (g *membership) onInstall(c *stack.Ctx, id stack.FlushID, v stack.View, con
 			if v.Has(g.me.ID) && id.View != g.view.ID {
 				// Taken in by a group this member does not belong to
 				// (it asked several while joining): say so.
-				g.send(c, g.memberOf(v, v.ID.Coord), []byte{gmsRefuse})
+				g.send(c, g.memberOf(v, v.ID.Coord), refuseMsg(v.ID))
 			}
 			return // not the flush this member took part in
 		}
@@ -129,7 +139,7 @@ func (g *membership) onInstall(c *stack.Ctx, id stack.FlushID, v stack.View, con
 		// numbers increase along a member's life (vsync tells a coming
 		// view from a past one by them): refuse, so the coordinator
 		// excludes it, and ask again with the number it has reached.
-		g.send(c, g.memberOf(v, v.ID.Coord), []byte{gmsRefuse})
+		g.send(c, g.memberOf(v, v.ID.Coord), refuseMsg(v.ID))
 		return
 	default:
 		// Joining, or merging from a view of one: the previous view's

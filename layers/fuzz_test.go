@@ -389,15 +389,13 @@ var corpusScenarios = []corpusScenario{
 		s.RunFor(300 * time.Millisecond)
 	}},
 	{name: "merge-vsync", stack: "vsync", n: 4, slot: 3, run: func(s *sim.GroupSim) {
-		// The pause of m0 and m1 splits the group in two of two; the
-		// one with the higher addresses dissolves into the other.
+		// A partition splits the group in two of two; once it heals,
+		// the one with the higher addresses dissolves into the other.
 		formed(s, 4)
 		trafficFor(s, 4, 10*time.Millisecond)
-		s.Pause(0)
-		s.Pause(1)
+		s.Partition([]int{0, 1}, []int{2, 3})
 		s.RunFor(800 * time.Millisecond)
-		s.Resume(0)
-		s.Resume(1)
+		s.Heal()
 		s.RunUntil(s.Now()+3*time.Second, s.Agreed)
 		trafficFor(s, 4, 10*time.Millisecond)
 		s.RunFor(100 * time.Millisecond)
@@ -441,8 +439,10 @@ var synthetic = map[string]func(v stack.ViewID) []stack.Msg{
 	"refused-total": func(stack.ViewID) []stack.Msg {
 		other := (&stack.Enc{B: []byte{gmsOtherStackForTest}}).Str("vsync#0123456789abcdef").B
 		contacts := (&stack.Enc{B: []byte{gmsContactsForTest}}).Uint(2).Str("m3").Str("m4").B
-		return []stack.Msg{{Hdrs: [][]byte{{gmsRefuseForTest}, {detectDataForTest}}}, {Hdrs: [][]byte{other, {detectDataForTest}}},
-			{Hdrs: [][]byte{contacts, {detectDataForTest}}}}
+		excluded := (&stack.Enc{B: []byte{gmsExcludedForTest}}).ViewID(stack.ViewID{Seq: 1, Coord: "m1.1"}).B
+		refuse := (&stack.Enc{B: []byte{gmsRefuseForTest}}).ViewID(stack.ViewID{Seq: 1, Coord: "m1.1"}).B
+		return []stack.Msg{{Hdrs: [][]byte{refuse, {detectDataForTest}}}, {Hdrs: [][]byte{other, {detectDataForTest}}},
+			{Hdrs: [][]byte{contacts, {detectDataForTest}}}, {Hdrs: [][]byte{excluded, {detectDataForTest}}}}
 	},
 	"form-vsync": func(v stack.ViewID) []stack.Msg {
 		gap := (&stack.Enc{B: []byte{vsDataForTest}}).ViewID(v).Uint(1 << 20).Uint(0).B
@@ -461,6 +461,7 @@ const (
 	gmsRefuseForTest     = 9
 	gmsOtherStackForTest = 11
 	gmsContactsForTest   = 12
+	gmsExcludedForTest   = 13
 	vsDataForTest        = 0
 	vsNackForTest        = 2
 )
@@ -544,7 +545,7 @@ func headerKinds(script []byte, total bool) map[string]int {
 			}
 			kinds["detect:data"]++
 			h, m, _ = m.Pop()
-			gms := []string{"data", "join", "nack", "leave", "flush", "flush-ok", "install", "probe", "dissolve", "refuse", "suspect", "other-stack", "contacts"}
+			gms := []string{"data", "join", "nack", "leave", "flush", "flush-ok", "install", "probe", "dissolve", "refuse", "suspect", "other-stack", "contacts", "excluded"}
 			kinds["membership:"+gms[h[0]]]++
 			if h[0] != 0 {
 				continue
@@ -600,7 +601,7 @@ func TestStackRecvCorpus(t *testing.T) {
 	t.Logf("header kinds: %v", all)
 	for _, k := range []string{"detect:beat", "detect:data", "membership:data", "membership:join", "membership:nack",
 		"membership:leave", "membership:flush", "membership:flush-ok", "membership:install", "membership:probe",
-		"membership:dissolve", "membership:refuse", "membership:suspect", "membership:other-stack", "membership:contacts", "vsync:data", "vsync:ack", "vsync:nack", "total:data", "total:order", "bundle:one", "bundle:many"} {
+		"membership:dissolve", "membership:refuse", "membership:suspect", "membership:other-stack", "membership:contacts", "membership:excluded", "vsync:data", "vsync:ack", "vsync:nack", "total:data", "total:order", "bundle:one", "bundle:many"} {
 		if all[k] == 0 {
 			t.Errorf("no %s message in the recorded scripts", k)
 		}

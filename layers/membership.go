@@ -90,6 +90,7 @@ const (
 	gmsSuspect
 	gmsOtherStack // a join of a member whose stack is not the group's
 	gmsContacts   // addresses a member was given (stack.Contacts), for its coordinator to probe
+	gmsExcluded   // the next view of the view named was installed without the receiver
 )
 
 // gmsDataHdr is the header of every data message (never written to).
@@ -121,6 +122,11 @@ func (g *membership) retrying() bool {
 // merge into a larger group.
 func (g *membership) alone() bool {
 	return g.inView && len(g.view.Members) == 1 && !g.left
+}
+
+// refuseMsg refuses view v: this member is in another.
+func refuseMsg(v stack.ViewID) []byte {
+	return (&stack.Enc{B: []byte{gmsRefuse}}).ViewID(v).B
 }
 
 // maxContacts bounds the contacts a member keeps.
@@ -558,7 +564,7 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 			// A view this member has left (views are numbered in
 			// increasing order along a member's life): the flusher
 			// waits for it in vain. It must go on without it.
-			g.send(c, e.From, []byte{gmsRefuse})
+			g.send(c, e.From, refuseMsg(id.View))
 			return
 		}
 		if !g.inView || id.View != g.view.ID || g.suspects[e.From.ID] || !g.view.Has(e.From.ID) {
@@ -616,8 +622,13 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 		}
 		return
 	case gmsRefuse:
-		// A member we installed is in another view: exclude it.
-		if d.Done() == nil && g.inView && g.view.Has(e.From.ID) && !g.suspects[e.From.ID] {
+		// A member we installed is in another view: exclude it. The
+		// refusal names the view it refuses (the one flushed, or the one
+		// it was taken into): one of a view this member has since left
+		// is stale (a flush it started, then gave up for another's
+		// Install) and excludes nobody.
+		vid := d.ViewID()
+		if d.Done() == nil && g.inView && g.view.ID == vid && g.view.Has(e.From.ID) && !g.suspects[e.From.ID] {
 			c.Log(eventlog.Refused, eventlog.FieldOf, e.From.ID)
 			g.suspects[e.From.ID] = true
 			g.maybeFlush(c)
@@ -634,6 +645,20 @@ func (g *membership) recv(c *stack.Ctx, e stack.Recv) {
 		}
 		if g.inView && !g.left && g.view.Has(e.From.ID) {
 			g.addContacts(addrs)
+		}
+		return
+	case gmsExcluded:
+		vid := d.ViewID()
+		if d.Done() != nil {
+			break
+		}
+		// A member of this view installed the next one without this
+		// member: it is out, and others no longer listen to it. It goes
+		// on alone at once and asks to be let in again, rather than
+		// talk to nobody until it suspects them all by their silence.
+		if g.inView && !g.left && !g.leaving && g.view.ID == vid && g.view.Has(e.From.ID) && !g.alone() {
+			c.Log(eventlog.FlushAbandoned, eventlog.FieldView, g.view.ID.String(), eventlog.FieldOf, e.From.ID, eventlog.FieldCause, eventlog.CauseExcluded)
+			g.install(c, stack.View{ID: g.nextID(), Members: []stack.Member{g.me}}, g.view.ID, nil)
 		}
 		return
 	case gmsSuspect:

@@ -107,7 +107,9 @@ func TestGroupCoordinatorLeavesCleanly(t *testing.T) {
 		s.RunFor(time.Second)
 		for _, e := range s.History() {
 			if e.Ev == "flush_abandoned" {
-				dumpGroup(t, s, e.Node)
+				for i := range 4 {
+					dumpGroup(t, s, Addr(i))
+				}
 				t.Fatalf("seed %d (%s): %s; replay with -run TestGroupCoordinatorLeavesCleanly -seed %d", sd, name, eventlog.Format(e), sd)
 			}
 		}
@@ -116,5 +118,47 @@ func TestGroupCoordinatorLeavesCleanly(t *testing.T) {
 				t.Fatalf("seed %d (%s): m%d is in view %v, want the 3 who stayed", sd, name, i, v.IDs())
 			}
 		}
+	}
+}
+
+// TestGroupExcludedMemberLearnsIt cuts two members of four apart, so
+// that the coordinator excludes one of them though it still hears it:
+// told that the next view was installed without it, the excluded member
+// goes on alone at once (flush_abandoned cause=excluded) and asks to be
+// let in again, rather than talk to a view nobody else is in until it
+// suspects them all by their silence. Healed, the group is whole again,
+// and every group property holds.
+func TestGroupExcludedMemberLearnsIt(t *testing.T) {
+	for _, name := range []string{"vsync", "total"} {
+		t.Run(name, func(t *testing.T) {
+			s := NewGroup(GroupConfig{N: 4, Seed: seed(5), Stack: groupStack(t, name)})
+			for i := range 4 {
+				s.Start(i)
+			}
+			settle(t, s, 5*time.Second)
+			end := s.Now() + 1500*time.Millisecond
+			traffic(s, 2*time.Millisecond, end)
+			s.Cut(1, 3)
+			s.RunFor(time.Second)
+			excluded := false
+			for _, e := range s.History() {
+				if e.Ev == eventlog.FlushAbandoned && e.Str(eventlog.FieldCause) == eventlog.CauseExcluded {
+					excluded = true
+				}
+			}
+			if !excluded {
+				for i := range 4 {
+					dumpGroup(t, s, Addr(i))
+				}
+				t.Fatalf("no member went on alone on being told it was excluded (seed %d)", s.cfg.Seed)
+			}
+			s.Heal()
+			s.RunFor(max(end-s.Now(), 0))
+			settle(t, s, 5*time.Second)
+			if v, _ := s.View(0); len(v.Members) != 4 {
+				t.Fatalf("view %v after the heal, want all 4", v.IDs())
+			}
+			groupCheck(t, s, name == "total")
+		})
 	}
 }
