@@ -83,6 +83,7 @@ func (m *member) sendContacts() {
 			sent = addrs
 			// Members the list named that this view does not: another
 			// part of the group, perhaps, which the member may merge with.
+			m.c.note(m.name, replaced)
 			m.g.AddContacts(replaced)
 			continue
 		}
@@ -137,4 +138,38 @@ func (m *member) removeContact(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	m.c.dir.RemoveContact(ctx, m.name, m.g.Me().Addr)
+}
+
+// maxSeen bounds the addresses a client remembers of a group.
+const maxSeen = 64
+
+// note remembers addresses of members of group, the latest kept.
+func (c *Client) note(group string, addrs []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.noteLocked(group, addrs)
+}
+
+func (c *Client) noteLocked(group string, addrs []string) {
+	seen := c.seen[group]
+	for _, a := range addrs {
+		if a == "" || slices.Contains(seen, a) {
+			continue
+		}
+		if len(seen) >= maxSeen {
+			seen = seen[1:]
+		}
+		seen = append(seen, a)
+	}
+	if c.seen == nil {
+		c.seen = map[string][]string{}
+	}
+	c.seen[group] = seen
+}
+
+// seenOf returns the addresses this client remembers of group.
+func (c *Client) seenOf(group string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.seen[group])
 }

@@ -331,9 +331,21 @@ func (s *Subscription) moveTo(f directory.Found) {
 	defer s.moveMu.Unlock()
 	e := f.Topic.Moves
 	s.mu.Lock()
-	old, closed, busy := s.m, s.closed, s.next != nil && e <= s.moving
+	old, closed, busy := s.m, s.closed, s.next != nil
 	s.mu.Unlock()
-	if closed || busy || e <= s.epoch() {
+	if closed || e <= s.epoch() {
+		return
+	}
+	if busy {
+		// One move at a time: a later one waits until this one switches
+		// (its registration in the group it moves to, its events kept
+		// from there), then the watcher looks the topic up again at its
+		// next poll. Taking the later one now would leave the earlier
+		// one's registration behind, and its member would hand each event
+		// over twice.
+		if e > s.moving {
+			s.c.moveRetry.Store(true)
+		}
 		return
 	}
 	c := s.c

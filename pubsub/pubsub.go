@@ -119,9 +119,10 @@ type Client struct {
 
 	joinMu  sync.Mutex // serialises joins and leaves of groups
 	mu      sync.Mutex
-	groups  map[string]*member // by group name
-	statsMu sync.Mutex         // taken under a member's mu
-	stats   map[string]*Stats  // by topic; under statsMu
+	groups  map[string]*member  // by group name
+	seen    map[string][]string // addresses of members each group had, as this client learnt them; under mu
+	statsMu sync.Mutex          // taken under a member's mu
+	stats   map[string]*Stats   // by topic; under statsMu
 	pubs    map[*Publisher]struct{}
 	subs    map[*Subscription]struct{}
 	rep     reporter
@@ -353,6 +354,7 @@ func (c *Client) joinAs(ctx context.Context, r directory.Result, s *Subscription
 		// The directory's contacts of the group: should it have split
 		// (members that founded it twice, unaware of each other), the
 		// member finds the other part there and they merge.
+		c.noteLocked(r.Group, r.Contacts)
 		m.g.AddContacts(r.Contacts)
 		if s != nil {
 			if err := m.add(s, next); err != nil {
@@ -376,6 +378,8 @@ func (c *Client) joinAs(ctx context.Context, r directory.Result, s *Subscription
 	if err != nil {
 		return nil, fmt.Errorf("pubsub: advertising this member of group %s: %w", r.Group, err)
 	}
+	c.note(r.Group, before)
+	c.note(r.Group, r.Contacts)
 	var contacts []string
 	for _, a := range before {
 		if a != c.host.Addr() {
@@ -389,6 +393,10 @@ func (c *Client) joinAs(ctx context.Context, r directory.Result, s *Subscription
 	if err != nil {
 		return nil, fmt.Errorf("pubsub: joining group %s: %w", r.Group, err)
 	}
+	// Whatever this client learnt of the group's members before (the
+	// directory's list may have lost them to another part's): if this
+	// member founded a part of its own, it finds the others there.
+	g.AddContacts(c.seenOf(r.Group))
 	m := &member{c: c, name: r.Group, qos: r.QoS, hash: r.Hash, g: g, refs: 1,
 		subs: map[string][]*Subscription{}, pubs: map[string][]*Publisher{}, done: make(chan struct{}), viewed: make(chan struct{})}
 	if s != nil {
@@ -527,6 +535,11 @@ func (m *member) watchViews() {
 	for v := range m.g.Views() {
 		m.logView(v)
 		m.followView(v)
+		addrs := make([]string, 0, len(v.Members))
+		for _, mb := range v.Members {
+			addrs = append(addrs, mb.Addr)
+		}
+		m.c.note(m.name, addrs)
 		m.mu.Lock()
 		close(m.viewed)
 		m.viewed = make(chan struct{})

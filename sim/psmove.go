@@ -247,8 +247,16 @@ func (sub *psSub) moveTo(f directory.Found) {
 	sub.moveMu.lock(func() {
 		e := f.Topic.Moves
 		old := sub.m
-		busy := sub.next != nil && e <= sub.moving
-		if sub.closed || busy || e <= sub.moves {
+		if sub.closed || e <= sub.moves {
+			sub.moveMu.unlock()
+			return
+		}
+		if sub.next != nil {
+			// As Subscription.moveTo: one move at a time; the watcher
+			// looks the topic up again at its next poll.
+			if e > sub.moving {
+				c.moves.retry = true
+			}
 			sub.moveMu.unlock()
 			return
 		}

@@ -292,6 +292,7 @@ type psClient struct {
 	clock eventlog.Clock
 	gen   int // the process generation it runs in
 
+	seen   map[string][]string   // addresses of members each group had, as pubsub's client remembers them
 	plan   []psAction            // every action given, for a restart
 	queues map[string][]psAction // by topic
 	busy   map[string]bool       // an action on the topic is under way
@@ -352,6 +353,7 @@ func (c *psClient) start() {
 	c.queues, c.busy = map[string][]psAction{}, map[string]bool{}
 	c.joinMu = psMutex{}
 	c.groups, c.slots = map[string]*psMember{}, map[string]*psMember{}
+	c.seen = nil // a process that restarts remembers nothing
 	c.pubs, c.subs = map[string]*psPub{}, map[string]*psSub{}
 	c.descs = map[string]*stack.Description{}
 	c.moves = psWatch{}
@@ -578,6 +580,7 @@ func (c *psClient) joinLocked(r directory.Result, sub *psSub, next bool, then fu
 		if !c.s.alone {
 			// As pubsub's client: the directory's contacts, where the
 			// member finds a split-off part of its group.
+			c.note(r.Group, r.Contacts)
 			c.s.groups[r.Group].AddContacts(c.proc, r.Contacts)
 		}
 		if m.ended != "" && sub == nil {
@@ -616,6 +619,10 @@ func (c *psClient) joinLocked(r directory.Result, sub *psSub, next bool, then fu
 				contacts = append(contacts, a)
 			}
 		}
+		if !c.s.alone {
+			c.note(r.Group, contacts)
+			c.note(r.Group, r.Contacts)
+		}
 		m := &psMember{c: c, group: r.Group, qos: r.QoS, hash: r.Hash, subs: map[string][]*psSub{}, pubs: map[string][]*psPub{},
 			sends: map[string]func(*stack.Acked){}, views: map[stack.ViewID]stack.View{}}
 		m.onJoin = func(err error) {
@@ -623,6 +630,12 @@ func (c *psClient) joinLocked(r directory.Result, sub *psSub, next bool, then fu
 			if err != nil {
 				then(nil, err)
 				return
+			}
+			if !c.s.alone {
+				// As pubsub's: what the client learnt of the group before,
+				// given as the runtime does, after this step.
+				seen := slices.Clone(c.seen[r.Group])
+				c.later(0, func() { g.AddContacts(c.proc, seen) })
 			}
 			m.joined = true
 			m.refs = 1
@@ -767,6 +780,13 @@ func (c *psClient) installed(group string, e stack.Install) {
 		eventlog.FieldMembers, e.View.IDs(), eventlog.FieldFlushed, e.Contribs != nil)
 	m.view, m.viewSet = e.View, true
 	m.views[e.View.ID] = e.View
+	if !c.s.alone {
+		addrs := make([]string, 0, len(e.View.Members))
+		for _, x := range e.View.Members {
+			addrs = append(addrs, x.Addr)
+		}
+		c.note(group, addrs)
+	}
 	m.followView(e.View)
 	if !m.joined && m.onJoin != nil {
 		m.onJoin(nil)
@@ -835,6 +855,7 @@ func (m *psMember) sendContacts() {
 			if g := m.c.s.groups[m.group]; g != nil && !m.c.s.alone && m.ended == "" {
 				// As pubsub's: the addresses replaced, where another
 				// part of the group may be.
+				m.c.note(m.group, call.Result.Contacts)
 				g.AddContacts(m.c.proc, call.Result.Contacts)
 			}
 			m.sendContacts()
@@ -1024,4 +1045,23 @@ func (c *psClient) logDeliver(d psDelivery) {
 func (c *psClient) log(ev string, kv ...any) {
 	t := c.s.wall()
 	c.s.record(eventlog.Event{TS: t, Node: ClientName(c.k), Inc: c.p.inc, LC: c.clock.Tick(t), Ev: ev, Fields: fields(kv)})
+}
+
+// note remembers addresses of members of group, as pubsub's client does
+// (the latest 64).
+func (c *psClient) note(group string, addrs []string) {
+	if c.seen == nil {
+		c.seen = map[string][]string{}
+	}
+	seen := c.seen[group]
+	for _, a := range addrs {
+		if a == "" || slices.Contains(seen, a) {
+			continue
+		}
+		if len(seen) >= 64 {
+			seen = seen[1:]
+		}
+		seen = append(seen, a)
+	}
+	c.seen[group] = seen
 }

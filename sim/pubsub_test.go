@@ -65,10 +65,14 @@ func (ty *psTally) add(run PubSubRun) {
 // subscribe moved a topic it also published not waited for as its
 // publisher; 253, 606 and 688, a group split in two parts that never
 // heard of each other; 218, a subscription that dropped the events it
-// held while Subscribe settled logged them as covered. Each took a run of
-// hundreds of seeds to find.
+// held while Subscribe settled logged them as covered; 450 (events lost
+// across a move), 769 and 1028 (a starved subscriber) failed until the
+// clients remembered the addresses they learnt of their groups; 1216, a
+// subscription that took a second move before the first switched kept
+// the first's registration and handed events over twice. Each took a run
+// of hundreds of seeds to find.
 func TestPubSubFoundSeeds(t *testing.T) {
-	for _, seed := range []uint64{22, 157, 218, 253, 606, 688} {
+	for _, seed := range []uint64{22, 157, 218, 253, 450, 606, 688, 769, 1028, 1216} {
 		sc := RandomPubSubSchedule(seed)
 		run := runPubSubSeeded(t, sc, nil)
 		for _, x := range run.Check(dirCheckTimeout) {
