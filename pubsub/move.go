@@ -175,13 +175,17 @@ func (c *Client) watchMoves() {
 		case <-c.ctx.Done():
 			return
 		}
+		// The flag first, then the list: what is tracked after the flag
+		// is taken sets it again, for the next poll.
+		forced := c.moveRetry.Swap(false)
 		pubs, subs := c.tracked()
 		if len(pubs)+len(subs) == 0 {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.MoveWait)
 		last, err := c.dir.LastMove(ctx)
-		if err != nil || last == seen && !retry && !c.moveRetry.Swap(false) {
+		if err != nil || last == seen && !retry && !forced {
+			retry = retry || err != nil && forced
 			cancel()
 			continue
 		}

@@ -690,6 +690,7 @@ func (c *Client) Announce(ctx context.Context, topic, qos string) (*Publisher, e
 	c.mu.Lock()
 	c.pubs[p] = struct{}{}
 	c.mu.Unlock()
+	c.moveRetry.Store(true) // the watcher's next poll looks its topic up
 	c.logEv(eventlog.PSAnnounce, eventlog.FieldTopic, topic, eventlog.FieldQoS, r.QoS, eventlog.FieldGroup, r.Group)
 	// The topic may have moved while this client joined: then it switches
 	// before it publishes.
@@ -956,6 +957,10 @@ func (c *Client) Subscribe(ctx context.Context, topic string, opts ...SubscribeO
 	c.mu.Lock()
 	c.subs[s] = struct{}{}
 	c.mu.Unlock()
+	// The watcher's next poll looks its topic up: a poll under way may
+	// have taken its list before this subscription was in it, and yet
+	// count a move it saw as seen.
+	c.moveRetry.Store(true)
 	s.mu.Lock()
 	s.holding = false
 	buf := s.buf

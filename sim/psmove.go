@@ -640,6 +640,9 @@ func (c *psClient) kickMoves() {
 // looks the client's topics up and moves its publishers and
 // subscriptions whose topic moved.
 func (c *psClient) pollMoves() {
+	// As watchMoves: the flag first, then the list.
+	forced := c.moves.retry
+	c.moves.retry = false
 	var pubs []*psPub
 	var subs []*psSub
 	for _, t := range sortedKeys(c.pubs) {
@@ -665,11 +668,12 @@ func (c *psClient) pollMoves() {
 			return
 		}
 		var mv directory.Moves
-		if !call.Op.Known || unmarshalJSON(call.Data, &mv) != nil || mv.Error != "" || mv.Last == c.moves.seen && !c.moves.retry {
+		failed := !call.Op.Known || unmarshalJSON(call.Data, &mv) != nil || mv.Error != ""
+		if failed || mv.Last == c.moves.seen && !forced {
+			c.moves.retry = c.moves.retry || failed && forced
 			done()
 			return
 		}
-		c.moves.retry = false
 		var topics []string
 		for _, p := range pubs {
 			topics = append(topics, p.topic)

@@ -479,6 +479,7 @@ func (c *psClient) do(a psAction) {
 				p := &psPub{c: c, m: m, topic: a.topic, qos: r.QoS, moves: r.Moves, ready: map[string]uint64{}}
 				m.pubs[a.topic] = append(m.pubs[a.topic], p)
 				c.pubs[a.topic] = p
+				c.moves.retry = true // as pubsub's: the next poll looks it up
 				c.log(eventlog.PSAnnounce, eventlog.FieldTopic, a.topic, eventlog.FieldQoS, r.QoS, eventlog.FieldGroup, r.Group)
 				// The topic may have moved while this client joined: then
 				// it switches before it publishes.
@@ -526,6 +527,7 @@ func (c *psClient) do(a psAction) {
 						return
 					}
 					c.subs[a.topic] = sub
+					c.moves.retry = true // as pubsub's: the next poll looks it up
 					sub.holding = false
 					buf := sub.buf
 					sub.buf = nil
