@@ -352,6 +352,20 @@ func (s *Subscription) moveTo(f directory.Found) {
 		}
 		return
 	}
+	if f.Topic.Group == old.name {
+		// The topic moved away and back before this subscription
+		// followed: it is in the topic's group already, and takes the
+		// move number. It missed what was published elsewhere meanwhile,
+		// as a subscription that learns of two moves at once does
+		// (moving.Waits). Registering it again in its own member would
+		// hand each event over twice.
+		s.mu.Lock()
+		s.moves = e
+		s.mu.Unlock()
+		s.c.logEv(eventlog.PSMove, eventlog.FieldTopic, s.topic, eventlog.FieldGroup, old.name, eventlog.FieldPrev, old.name,
+			eventlog.FieldMoves, e, eventlog.FieldKind, "subscriber", eventlog.FieldResult, "stayed")
+		return
+	}
 	c := s.c
 	ctx, cancel := context.WithTimeout(c.ctx, 2*c.cfg.MoveWait)
 	defer cancel()

@@ -260,6 +260,15 @@ func (sub *psSub) moveTo(f directory.Found) {
 			sub.moveMu.unlock()
 			return
 		}
+		if f.Topic.Group == old.group {
+			// As Subscription.moveTo: back in its own group, it stays.
+			sub.switches = append(sub.switches, psSwitch{from: sub.moves, to: e, fresh: true, present: map[string]bool{}})
+			sub.moves = e
+			c.log(eventlog.PSMove, eventlog.FieldTopic, sub.topic, eventlog.FieldGroup, old.group, eventlog.FieldPrev, old.group,
+				eventlog.FieldMoves, e, eventlog.FieldKind, "subscriber", eventlog.FieldResult, "stayed")
+			sub.moveMu.unlock()
+			return
+		}
 		sub.moving, sub.fresh = e, old.group != f.Topic.From // it moved more than once since
 		sub.wait = moving.Waits(old.group, f.Topic.From, f.Topic.Switching)
 		c.join(resultOf(f), sub, true, func(_ *psMember, err error) {
