@@ -347,21 +347,24 @@ func (c *Client) joinAs(ctx context.Context, r directory.Result, s *Subscription
 		return nil, ErrClosed
 	}
 	if m := c.groups[r.Group]; m != nil {
-		defer c.mu.Unlock()
 		if m.hash != r.Hash {
+			c.mu.Unlock()
 			return nil, fmt.Errorf("pubsub: group %s runs QoS %s here, but the directory says %s", r.Group, m.qos, r.QoS)
 		}
-		// The directory's contacts of the group: should it have split
-		// (members that founded it twice, unaware of each other), the
-		// member finds the other part there and they merge.
 		c.noteLocked(r.Group, r.Contacts)
-		m.g.AddContacts(r.Contacts)
 		if s != nil {
 			if err := m.add(s, next); err != nil {
+				c.mu.Unlock()
 				return nil, err
 			}
 		}
 		m.refs++
+		c.mu.Unlock()
+		// The directory's contacts of the group: should it have split
+		// (members that founded it twice, unaware of each other), the
+		// member finds the other part there and they merge. Given
+		// without c.mu: it waits for room in the member's loop.
+		m.g.AddContacts(r.Contacts)
 		return m, nil
 	}
 	c.mu.Unlock()

@@ -390,9 +390,11 @@ func runGroupScheduleBatch(sd uint64, batch time.Duration) (r groupResult) {
 	return r
 }
 
+// dumpGroup logs node's events but its messages, and the faults; every
+// node's with node empty.
 func dumpGroup(t *testing.T, s *GroupSim, node string) {
 	for _, e := range s.History() {
-		if e.Node == node || e.Node == "control" {
+		if node == "" || e.Node == node || e.Node == "control" {
 			if e.Ev != "deliver" && e.Ev != "send" && e.Ev != "acked" {
 				t.Log(eventlog.Format(e))
 			}
