@@ -362,41 +362,89 @@ func NoHeartbeatAfterClose(h []eventlog.Event) []Violation {
 	return out
 }
 
-// UrgentNotices checks that each leader_change is followed at once, before
-// any other event of the node, by an urgent notice with that leader to
-// every peer it had an admitted connection with. A process killed before it
-// logged all its notices is excused: SIGKILL may land between the log line
-// of the change and those of the notices.
+// UrgentNotices checks the urgent notices of leader changes. The notices a
+// process sends in one step (consecutive urgent_sent events) go to every
+// peer it has an admitted connection with, and name one leader.
+//
+// A process whose start event says notice_delay_ms 0 (or says nothing of
+// it) sends them in the step of each leader_change, before any other event
+// of its own, naming the new leader. With a delay, they name the leader of
+// that moment, which differs from the one the process announced before,
+// and a change is announced unless it is undone: a process whose leader
+// differs from the one it announced, with connections admitted, announces
+// it within the delay plus announceSlack of the change (or of the first
+// connection since, or of its last paused event); no event of its own, and
+// not the end of the history, may come later than that before it does.
+//
+// A process killed is excused for the notices it had not sent: SIGKILL may
+// land between the log line of the change and those of the notices; so is
+// one that stopped cleanly.
 func UrgentNotices(h []eventlog.Event) []Violation {
 	var out []Violation
 	type key struct {
 		node string
 		inc  uint64
 	}
-	conns := map[key]map[int]bool{}
-	type pending struct {
+	type group struct {
 		ev      eventlog.Event
 		leader  int
 		missing map[int]bool
 	}
-	wait := map[key]*pending{}
-	flush := func(k key) {
-		if p := wait[k]; p != nil && len(p.missing) > 0 {
+	type proc struct {
+		conns   map[int]bool
+		delay   time.Duration
+		leader  int
+		told    int
+		group   *group         // the notices of the step under way
+		pending eventlog.Event // what left a change to announce: a change, or a connection since
+		gone    bool           // killed or stopped
+	}
+	procs := map[key]*proc{}
+	var order []key
+	var end time.Time
+	flush := func(p *proc) {
+		g := p.group
+		if g == nil {
+			return
+		}
+		p.group = nil
+		if len(g.missing) > 0 {
 			var ids []int
-			for id := range p.missing {
+			for id := range g.missing {
 				ids = append(ids, id)
 			}
 			slices.Sort(ids)
-			out = append(out, Violation{"urgent-notices", p.ev, fmt.Sprintf("no urgent notice of leader %d to connected peers %v", p.leader, ids)})
+			out = append(out, Violation{"urgent-notices", g.ev, fmt.Sprintf("no urgent notice of leader %d to connected peers %v", g.leader, ids)})
 		}
-		delete(wait, k)
+		p.told = g.leader
+		if p.told == p.leader {
+			p.pending = eventlog.Event{}
+		}
+	}
+	// overdue reports a change p has left unannounced for longer than its
+	// delay and the slack, at time at.
+	overdue := func(p *proc, at time.Time) {
+		if p.delay > 0 && p.leader != p.told && len(p.conns) > 0 && p.pending.Ev != "" && p.pending.TS.Add(p.delay+announceSlack).Before(at) {
+			out = append(out, Violation{"urgent-notices", p.pending, fmt.Sprintf("leader %d was not announced within the notice delay (%v)", p.leader, p.delay)})
+			p.pending = eventlog.Event{}
+		}
+	}
+	newGroup := func(p *proc, e eventlog.Event, leader int) *group {
+		g := &group{ev: e, leader: leader, missing: map[int]bool{}}
+		for id := range p.conns {
+			g.missing[id] = true
+		}
+		return g
 	}
 	for _, e := range h {
+		if e.TS.After(end) {
+			end = e.TS
+		}
 		if e.Node == eventlog.Control && e.Ev == eventlog.ProcKill {
 			node := eventlog.PeerName(intField(e, eventlog.FieldPeer))
-			for k := range wait {
+			for k, p := range procs {
 				if k.node == node {
-					delete(wait, k)
+					p.group, p.gone = nil, true
 				}
 			}
 		}
@@ -404,37 +452,74 @@ func UrgentNotices(h []eventlog.Event) []Violation {
 			continue
 		}
 		k := key{e.Node, e.Inc}
-		if conns[k] == nil {
-			conns[k] = map[int]bool{}
+		p := procs[k]
+		if p == nil {
+			p = &proc{conns: map[int]bool{}, leader: -1, told: -1}
+			procs[k] = p
+			order = append(order, k)
+		}
+		if p.gone {
+			continue
 		}
 		if e.Ev != eventlog.UrgentSent {
-			// The notices follow the change in the same step: any other
-			// event of this process means the step is over.
-			flush(k)
+			// Any other event of this process means the step is over.
+			flush(p)
+			if e.Ev == eventlog.Paused && p.pending.Ev != "" {
+				p.pending.TS = e.TS // its timers could not fire
+			}
+			overdue(p, e.TS)
 		}
 		switch e.Ev {
+		case eventlog.Start:
+			p.delay = msField(e, eventlog.FieldNoticeDelayMS)
+		case eventlog.Stop:
+			p.gone = true
 		case eventlog.ConnUp:
-			conns[k][intField(e, eventlog.FieldPeer)] = true
-		case eventlog.ConnDown, eventlog.PeerDown:
-			delete(conns[k], intField(e, eventlog.FieldPeer))
-		case eventlog.LeaderChange:
-			p := &pending{ev: e, leader: intField(e, eventlog.FieldLeader), missing: map[int]bool{}}
-			for id := range conns[k] {
-				p.missing[id] = true
+			if p.leader != p.told && (p.pending.Ev == "" || len(p.conns) == 0) {
+				p.pending = e // the change waited for a connection
 			}
-			wait[k] = p
+			p.conns[intField(e, eventlog.FieldPeer)] = true
+		case eventlog.ConnDown, eventlog.PeerDown:
+			delete(p.conns, intField(e, eventlog.FieldPeer))
+		case eventlog.LeaderChange:
+			p.leader = intField(e, eventlog.FieldLeader)
+			switch {
+			case p.delay == 0:
+				p.group = newGroup(p, e, p.leader)
+			case p.leader == p.told:
+				p.pending = eventlog.Event{}
+			case p.pending.Ev == "":
+				p.pending = e
+			}
 		case eventlog.UrgentSent:
-			if p := wait[k]; p != nil && intField(e, eventlog.FieldLeader) == p.leader {
-				delete(p.missing, intField(e, eventlog.FieldTo))
+			l := intField(e, eventlog.FieldLeader)
+			if p.group == nil {
+				p.group = newGroup(p, e, l)
+				switch {
+				case l != p.leader:
+					out = append(out, Violation{"urgent-notices", e, fmt.Sprintf("an urgent notice names leader %d, but this peer's leader is %d", l, p.leader)})
+				case p.delay > 0 && l == p.told:
+					out = append(out, Violation{"urgent-notices", e, fmt.Sprintf("an urgent notice repeats leader %d, announced before", l)})
+				}
+			}
+			if l == p.group.leader {
+				delete(p.group.missing, intField(e, eventlog.FieldTo))
 			}
 		}
 	}
-	for k := range wait {
-		flush(k)
+	for _, k := range order {
+		if p := procs[k]; !p.gone {
+			flush(p)
+			overdue(p, end)
+		}
 	}
 	slices.SortFunc(out, func(a, b Violation) int { return a.Event.TS.Compare(b.Event.TS) })
 	return out
 }
+
+// announceSlack is how late after its notice delay UrgentNotices lets a
+// process announce a change: timers of loaded processes fire late.
+const announceSlack = 2 * time.Second
 
 // NoFalseSuspicion checks that nobody is declared down without a fault.
 // It judges the history up to the first fault (histories with no control

@@ -243,3 +243,49 @@ func TestElectionGateHeardOnce(t *testing.T) {
 	}
 	expect(t, "first leader 1 while 0 is up", ElectionGate(hist(up...), o), "election-gate", 1)
 }
+
+// TestDelayedNotices: with a notice delay, the notices come later, name
+// the leader of their moment, and a change is announced unless undone.
+func TestDelayedNotices(t *testing.T) {
+	base := []string{
+		"peer-1 start id=1 n=3 notice_delay_ms=5",
+		"peer-1 conn_up peer=0", "peer-1 conn_up peer=2",
+		"peer-1 leader_change leader=0 prev=-1",
+		"peer-1 hb_sent to=0 seq=1",
+		"peer-1 urgent_sent to=0 leader=0", "peer-1 urgent_sent to=2 leader=0",
+		"peer-1 peer_down peer=0 cause=conn_closed",
+		"peer-1 leader_change leader=1 prev=0",
+		"peer-1 hb_sent to=2 seq=2",
+	}
+	ok := append(append([]string{}, base...), "peer-1 urgent_sent to=2 leader=1", "peer-1 hb_sent to=2 seq=3")
+	if v := UrgentNotices(hist(ok...)); len(v) != 0 {
+		t.Fatalf("good history: %v", v)
+	}
+	// Not announced, and the history goes on long after.
+	never := append(append([]string{}, base...), "+10s", "peer-1 hb_sent to=2 seq=100")
+	expect(t, "never announced", UrgentNotices(hist(never...)), "urgent-notices", 1)
+	// The history ends within the delay and its slack: not yet due.
+	if v := UrgentNotices(hist(base...)); len(v) != 0 {
+		t.Fatalf("history ending right after the change: %v", v)
+	}
+	// Undone: 0 is back before the notices were due.
+	undone := append(append([]string{}, base...), "peer-1 conn_up peer=0", "peer-1 leader_change leader=0 prev=1", "+10s", "peer-1 hb_sent to=2 seq=100")
+	if v := UrgentNotices(hist(undone...)); len(v) != 0 {
+		t.Fatalf("undone change: %v", v)
+	}
+	// A notice naming a leader that is not this peer's, and one that
+	// repeats the leader announced before.
+	stale := append(append([]string{}, base...), "peer-1 urgent_sent to=2 leader=0")
+	expect(t, "stale notice", UrgentNotices(hist(stale...)), "urgent-notices", 1)
+	again := append(append([]string{}, ok...), "peer-1 urgent_sent to=2 leader=1")
+	expect(t, "repeated notice", UrgentNotices(hist(again...)), "urgent-notices", 1)
+	// Alone, nobody to tell: the change waits for a connection.
+	alone := append(append([]string{}, base[:len(base)-1]...), "peer-1 peer_down peer=2 cause=conn_closed",
+		"+10s", "peer-1 conn_up peer=2", "peer-1 hb_sent to=2 seq=1", "+4ms", "peer-1 urgent_sent to=2 leader=1", "+10s", "peer-1 hb_sent to=2 seq=100")
+	if v := UrgentNotices(hist(alone...)); len(v) != 0 {
+		t.Fatalf("a change announced once a connection came: %v", v)
+	}
+	// A notice group that misses a connected peer.
+	short := append(append([]string{}, base...), "peer-1 conn_up peer=0", "peer-1 urgent_sent to=2 leader=1")
+	expect(t, "missing peer", UrgentNotices(hist(short...)), "urgent-notices", 1)
+}

@@ -197,6 +197,7 @@ const (
 	FieldPeer           = "peer"
 	FieldPeerInc        = "peer_inc"
 	FieldPrev           = "prev"
+	FieldNoticeDelayMS  = "notice_delay_ms"
 	FieldProc           = "proc"
 	FieldProposal       = "proposal"
 	FieldQoS            = "qos"

@@ -44,6 +44,9 @@ type Config struct {
 	Addrs []string
 	// Heartbeat and SuspectAfter are passed to every peer when non-zero.
 	Heartbeat, SuspectAfter time.Duration
+	// NoticeDelay is passed to every peer when non-zero; a negative one
+	// passes 0 (notices in the step of the change).
+	NoticeDelay time.Duration
 	// Quorum starts every peer with --quorum.
 	Quorum bool
 	// LogHeartbeats starts every peer with --log-heartbeats.
@@ -182,6 +185,12 @@ func (c *Cluster) Args(i int) []string {
 	}
 	if c.cfg.SuspectAfter > 0 {
 		args = append(args, "--suspect-after", c.cfg.SuspectAfter.String())
+	}
+	switch {
+	case c.cfg.NoticeDelay > 0:
+		args = append(args, "--notice-delay", c.cfg.NoticeDelay.String())
+	case c.cfg.NoticeDelay < 0:
+		args = append(args, "--notice-delay", "0s")
 	}
 	if c.cfg.Quorum {
 		args = append(args, "--quorum")

@@ -12,6 +12,7 @@ const (
 	DefaultSuspectAfter = 500 * time.Millisecond
 	DefaultRedialMin    = 20 * time.Millisecond
 	DefaultRedialMax    = 500 * time.Millisecond
+	DefaultNoticeDelay  = 5 * time.Millisecond
 )
 
 // Config configures a Core. The zero value of each duration means its
@@ -33,6 +34,13 @@ type Config struct {
 	// RedialMin and RedialMax bound the exponential back-off between
 	// attempts to connect to a peer.
 	RedialMin, RedialMax time.Duration
+	// NoticeDelay is how long after a change of leader the peer waits
+	// before it sends its urgent notices, which then name the leader of
+	// that moment. Changes within that time go out as one notice, and one
+	// undone within it (the leader is again the one last announced) as
+	// none. A negative NoticeDelay sends the notices in the step of the
+	// change.
+	NoticeDelay time.Duration
 }
 
 // Validate fills in defaults and reports the first problem with c.
@@ -45,6 +53,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RedialMin == 0 {
 		c.RedialMin = DefaultRedialMin
+	}
+	if c.NoticeDelay == 0 {
+		c.NoticeDelay = DefaultNoticeDelay
 	}
 	if c.RedialMax == 0 {
 		c.RedialMax = max(DefaultRedialMax, c.RedialMin)

@@ -31,10 +31,15 @@
 //     leader of a cluster is 0 whenever 0 is up when elections open; a peer
 //     that lost a peer before it had seen all up at once, or restarted while
 //     another is down, still gets to elect.
-//   - On every change of leader the peer sends a LeaderChange frame followed
-//     by one urgent byte on every admitted connection. A received notice
-//     naming a leader this peer cannot see makes it redial that peer at
-//     once; correctness never depends on the notice.
+//   - A change of leader is announced NoticeDelay later with a LeaderChange
+//     frame followed by one urgent byte on every admitted connection, naming
+//     the leader of that moment and the one announced before; changes in
+//     between go out as one notice, and none if the leader is back to the
+//     one announced. In a crash every survivor sees the connection close by
+//     itself, so the N*(N-1) notices wait until the detections are done
+//     rather than compete with them for the CPU. A received notice naming a
+//     leader this peer cannot see makes it redial that peer at once;
+//     correctness never depends on the notice.
 package peer
 
 import (
@@ -61,6 +66,8 @@ type Core struct {
 	stopped bool
 	ready   bool // every peer has been accounted for: elections are open
 	leader  int
+	told    int           // the leader last announced in urgent notices
+	tellAt  time.Duration // when to announce a change; Never if none is due
 	nextHB  time.Duration
 	peers   []peerState // indexed by id; peers[cfg.ID] is unused
 	out     []Effect
@@ -89,7 +96,7 @@ func New(cfg Config) (*Core, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Core{cfg: cfg, leader: None, peers: make([]peerState, cfg.N)}
+	c := &Core{cfg: cfg, leader: None, told: None, tellAt: Never, peers: make([]peerState, cfg.N)}
 	for i := range c.peers {
 		c.peers[i].dialAt = Never
 	}
@@ -128,7 +135,8 @@ func (c *Core) Step(now time.Duration, in Input) error {
 		c.started = true
 		c.nextHB = c.now + c.cfg.Heartbeat
 		c.log(eventlog.Start, eventlog.FieldID, c.cfg.ID, eventlog.FieldN, c.cfg.N, eventlog.FieldQuorum, c.cfg.Quorum,
-			eventlog.FieldHeartbeatMS, ms(c.cfg.Heartbeat), eventlog.FieldSuspectAfterMS, ms(c.cfg.SuspectAfter))
+			eventlog.FieldHeartbeatMS, ms(c.cfg.Heartbeat), eventlog.FieldSuspectAfterMS, ms(c.cfg.SuspectAfter),
+			eventlog.FieldNoticeDelayMS, ms(max(c.cfg.NoticeDelay, 0)))
 		for j := c.cfg.ID + 1; j < c.cfg.N; j++ {
 			c.peers[j].dialAt = c.now
 		}
@@ -173,7 +181,7 @@ func (c *Core) Deadline() time.Duration {
 	if !c.started || c.stopped {
 		return Never
 	}
-	d := c.nextHB
+	d := min(c.nextHB, c.tellAt)
 	for j := range c.peers {
 		p := &c.peers[j]
 		if p.conn != 0 {
@@ -226,6 +234,9 @@ func (c *Core) handshake(h Handshake) error {
 	*p = peerState{conn: h.Conn, inc: h.Incarnation, maxInc: h.Incarnation, heard: p.heard, lastHeard: c.now, dialAt: Never}
 	c.log(eventlog.ConnUp, eventlog.FieldPeer, j, eventlog.FieldPeerInc, h.Incarnation, eventlog.FieldDialed, h.Dialed, eventlog.FieldAddr, h.Addr)
 	c.heartbeat(j)
+	if c.cfg.NoticeDelay >= 0 && c.leader != c.told {
+		c.tellLater()
+	}
 	return nil
 }
 
@@ -318,7 +329,8 @@ func (c *Core) drop(j int, cause, reason string) {
 	c.scheduleDial(j)
 }
 
-// advance does what is due at c.now: silence checks, heartbeats, dials.
+// advance does what is due at c.now: silence checks, notices, heartbeats,
+// dials.
 func (c *Core) advance() {
 	for j := range c.peers {
 		p := &c.peers[j]
@@ -327,6 +339,9 @@ func (c *Core) advance() {
 			c.emit(Close{Peer: j, Conn: p.conn, Reason: "silence: " + reason})
 			c.drop(j, eventlog.CauseSilence, reason)
 		}
+	}
+	if c.now >= c.tellAt {
+		c.announce(c.told)
 	}
 	if c.now >= c.nextHB {
 		c.nextHB = c.now + c.cfg.Heartbeat
@@ -409,12 +424,47 @@ func (c *Core) elect() {
 	prev := c.leader
 	c.leader = leader
 	c.log(eventlog.LeaderChange, eventlog.FieldLeader, leader, eventlog.FieldPrev, prev, eventlog.FieldAlive, alive)
+	if c.cfg.NoticeDelay < 0 {
+		c.announce(prev)
+	} else {
+		c.tellLater()
+	}
+}
+
+// tellLater plans the notices of a change not yet announced, if none are
+// planned.
+func (c *Core) tellLater() {
+	if c.tellAt == Never {
+		c.tellAt = c.now + c.cfg.NoticeDelay
+	}
+}
+
+// announce sends the urgent notices of a change of leader, naming prev as
+// the one before, on every admitted connection. With a NoticeDelay it
+// sends nothing if the leader is back to the one last announced, or if no
+// connection is admitted: then the change waits for one (handshake).
+func (c *Core) announce(prev int) {
+	c.tellAt = Never
+	if c.cfg.NoticeDelay >= 0 && (c.leader == c.told || !c.connected()) {
+		return
+	}
+	c.told = c.leader
 	for j := range c.peers {
 		if p := &c.peers[j]; p.conn != 0 {
-			c.emit(Send{Peer: j, Conn: p.conn, Frame: wire.LeaderChange{Leader: leader, Prev: prev}, Urgent: true})
-			c.log(eventlog.UrgentSent, eventlog.FieldTo, j, eventlog.FieldLeader, leader)
+			c.emit(Send{Peer: j, Conn: p.conn, Frame: wire.LeaderChange{Leader: c.leader, Prev: prev}, Urgent: true})
+			c.log(eventlog.UrgentSent, eventlog.FieldTo, j, eventlog.FieldLeader, c.leader)
 		}
 	}
+}
+
+// connected reports whether any connection is admitted.
+func (c *Core) connected() bool {
+	for j := range c.peers {
+		if c.peers[j].conn != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // accounted reports whether this peer has accounted for every peer: it

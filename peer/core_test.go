@@ -286,3 +286,110 @@ func TestElectionsOpenOnPeersHeardOnce(t *testing.T) {
 		t.Fatalf("leader %d, want 0: it is up when elections open", c.Leader())
 	}
 }
+
+// notices returns the urgent LeaderChange frames among effects, by peer.
+func notices(effects []Effect) map[int]wire.LeaderChange {
+	out := map[int]wire.LeaderChange{}
+	for _, e := range effects {
+		if s, ok := e.(Send); ok && s.Urgent {
+			out[s.Peer] = s.Frame.(wire.LeaderChange)
+		}
+	}
+	return out
+}
+
+// electing returns peer 3 of 5 with every other peer connected and up, and
+// peer 0 elected and announced.
+func electing(t *testing.T, delay time.Duration) *Core {
+	t.Helper()
+	c, err := New(Config{ID: 3, N: 5, NoticeDelay: delay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Step(0, Start{})
+	for j := 0; j < 5; j++ {
+		if j != 3 {
+			c.Step(0, Handshake{Peer: j, Conn: ConnID(j + 1), Incarnation: 1, Dialed: j > 3})
+			c.Step(0, Recv{Peer: j, Conn: ConnID(j + 1), Frame: wire.Heartbeat{Seq: 1}})
+		}
+	}
+	c.Step(time.Second, Tick{})
+	c.Ready()
+	if c.Leader() != 0 {
+		t.Fatalf("leader %d, want 0", c.Leader())
+	}
+	return c
+}
+
+func TestNoticesWaitAndNameTheLeaderOfTheirMoment(t *testing.T) {
+	const d = 5 * time.Millisecond
+	c := electing(t, d)
+	t0 := time.Second
+	// 0 and then 1 crash: two changes, 0 -> 1 -> 2, in the notice delay.
+	c.Step(t0, Closed{Peer: 0, Conn: 1})
+	if n := notices(c.Ready()); len(n) != 0 {
+		t.Fatalf("notices sent in the step of the change: %v", n)
+	}
+	if c.Deadline() != t0+d {
+		t.Fatalf("deadline %v, want the notice delay after the change, %v", c.Deadline(), t0+d)
+	}
+	c.Step(t0+d/2, Closed{Peer: 1, Conn: 2})
+	if n := notices(c.Ready()); len(n) != 0 || c.Leader() != 2 {
+		t.Fatalf("leader %d, notices %v: want 2 and none yet", c.Leader(), n)
+	}
+	c.Step(t0+d, Tick{})
+	n := notices(c.Ready())
+	want := wire.LeaderChange{Leader: 2, Prev: 0}
+	if len(n) != 2 || n[2] != want || n[4] != want {
+		t.Fatalf("notices %v, want %+v to peers 2 and 4 alone", n, want)
+	}
+
+	// 2 crashes and comes back within the delay: the change is undone,
+	// and nobody is told of it.
+	c.Step(t0+2*d, Closed{Peer: 2, Conn: 3})
+	c.Step(t0+2*d+1, Handshake{Peer: 2, Conn: 6, Incarnation: 2})
+	c.Step(t0+2*d+2, Recv{Peer: 2, Conn: 6, Frame: wire.Heartbeat{Seq: 1, Open: true, Alive: []int{2, 3, 4}}})
+	if c.Leader() != 2 {
+		t.Fatalf("leader %d, want 2 again", c.Leader())
+	}
+	c.Step(t0+4*d, Tick{})
+	if n := notices(c.Ready()); len(n) != 0 {
+		t.Fatalf("an undone change was announced: %v", n)
+	}
+}
+
+func TestNoticesWithoutDelayGoInTheStepOfTheChange(t *testing.T) {
+	c := electing(t, -1)
+	c.Step(time.Second, Closed{Peer: 0, Conn: 1})
+	n := notices(c.Ready())
+	want := wire.LeaderChange{Leader: 1, Prev: 0}
+	if len(n) != 3 || n[1] != want || n[2] != want || n[4] != want {
+		t.Fatalf("notices %v, want %+v to peers 1, 2 and 4 at once", n, want)
+	}
+}
+
+// TestNoticeWaitsForAConnection: a change made while no connection is
+// admitted is announced once one is.
+func TestNoticeWaitsForAConnection(t *testing.T) {
+	const d = 5 * time.Millisecond
+	c, _ := New(Config{ID: 1, N: 2, NoticeDelay: d})
+	c.Step(0, Start{})
+	c.Step(0, Handshake{Peer: 0, Conn: 1, Incarnation: 1})
+	c.Step(0, Recv{Peer: 0, Conn: 1, Frame: wire.Heartbeat{Seq: 1}})
+	c.Step(d, Tick{})
+	if n := notices(c.Ready()); n[0] != (wire.LeaderChange{Leader: 0, Prev: -1}) {
+		t.Fatalf("first leader not announced: %v", n)
+	}
+	t0 := time.Second
+	c.Step(t0, Closed{Peer: 0, Conn: 1})
+	c.Step(t0+d, Tick{})
+	if n := notices(c.Ready()); len(n) != 0 || c.Leader() != 1 {
+		t.Fatalf("leader %d, notices %v", c.Leader(), n)
+	}
+	c.Step(t0+2*d, Handshake{Peer: 0, Conn: 2, Incarnation: 2})
+	c.Ready()
+	c.Step(t0+3*d, Tick{})
+	if n := notices(c.Ready()); n[0] != (wire.LeaderChange{Leader: 1, Prev: 0}) {
+		t.Fatalf("the change was not announced to the peer that came: %v", n)
+	}
+}

@@ -25,6 +25,7 @@ func runPeer(args []string) error {
 	httpAddr := fs.String("http", "", httpFlagHelp)
 	fs.DurationVar(&cfg.Peer.Heartbeat, "heartbeat", peer.DefaultHeartbeat, "interval between heartbeats to each peer")
 	fs.DurationVar(&cfg.Peer.SuspectAfter, "suspect-after", peer.DefaultSuspectAfter, "declare a peer down after this long without a heartbeat (a hung process or a partition)")
+	noticeDelay := fs.Duration("notice-delay", peer.DefaultNoticeDelay, "wait this long after a change of leader before sending the urgent notices, which name the leader of that moment (0: at once)")
 	fs.StringVar(&cfg.Cluster, "cluster", node.DefaultCluster, "cluster name; peers of another cluster are refused")
 	fs.BoolVar(&cfg.Peer.Quorum, "quorum", false, "recognise a leader only while a majority of the peers is seen correct")
 	fs.BoolVar(&cfg.LogHeartbeats, "log-heartbeats", false, "log every heartbeat (default: the first on each connection and every 50th)")
@@ -47,6 +48,11 @@ func runPeer(args []string) error {
 		if err != nil {
 			return err
 		}
+	}
+	if cfg.Peer.NoticeDelay = *noticeDelay; *noticeDelay == 0 {
+		cfg.Peer.NoticeDelay = -1
+	} else if *noticeDelay < 0 {
+		return usagef("--notice-delay must be 0 or more, not %v", *noticeDelay)
 	}
 	if *httpAddr != "" {
 		if err := checkAddr("http", *httpAddr, true); err != nil {
