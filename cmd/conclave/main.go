@@ -60,6 +60,7 @@ var commands = []command{
 	{"bench directory", "[--replicas 3] [--runs 20]", "measure the directory's announces and failover", runBenchDirectory},
 	{"bench group", "[--members 4] [--size 1024]", "measure a group's throughput and latency", runBenchGroup},
 	{"bench soak", "[--n 4] [--duration 10m] [--burners 2]", "count false suspicions of peers beside CPU-burning processes", runBenchSoak},
+	{"bench floor-peer", "--id I --peers A0,A1,...", "one process of the floor of bench failover --floor: it only watches its connections close", runBenchFloorPeer},
 	{"bench pubsub", "[--topics 1000] [--subscribers 50]", "measure publish/subscribe throughput, latency and waste", runBenchPubSub},
 }
 
