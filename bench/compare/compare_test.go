@@ -80,12 +80,17 @@ total    sync   none            19842      0.029      0.610      2.000
 	fail := `failover benchmark: 4 peers on loopback
 crash SIGKILL (detected by connection close)       p50     0.85 ms   p99     1.13 ms   max     1.20 ms   min     0.70 ms
 hang  SIGSTOP (detected by heartbeat silence)      p50   504.20 ms   p99   506.00 ms   max   506.00 ms   min   503.00 ms
+floor SIGKILL of a floor process                   p50     0.80 ms   p99     1.00 ms   max     1.00 ms   min     0.60 ms
+crash / floor: p50 1.06   p99 1.13
 `
 	if d, err := parseP50(fail, "crash"); err != nil || d != 850*time.Microsecond {
 		t.Errorf("crash p50 %v, %v", d, err)
 	}
 	if d, err := parseP50(fail, "hang"); err != nil || d != 504200*time.Microsecond {
 		t.Errorf("hang p50 %v, %v", d, err)
+	}
+	if d, err := parseP50(fail, "floor"); err != nil || d != 800*time.Microsecond {
+		t.Errorf("floor p50 %v, %v", d, err)
 	}
 	if _, err := parseP50("hang  x p50 1.00 ms", "crash"); err == nil {
 		t.Error("a missing crash line was not noticed")

@@ -106,7 +106,18 @@ type detector struct {
 // (SIGKILL of the leader) or "hang" (SIGSTOP), until every survivor
 // reports the new leader, and returns its p50.
 func conclaveFailover(bin string, runs int, mode string, d detector) (time.Duration, error) {
+	p50, _, err := conclaveFailoverFloor(bin, runs, mode, d, false)
+	return p50, err
+}
+
+// conclaveFailoverFloor is conclaveFailover, and with floor it also
+// measures the same crashes on the machine's floor (bench failover
+// --floor) and returns that p50 too.
+func conclaveFailoverFloor(bin string, runs int, mode string, d detector, floor bool) (p50, floorP50 time.Duration, err error) {
 	args := []string{"bench", "failover", "--mode", mode, "--runs", strconv.Itoa(runs)}
+	if floor {
+		args = append(args, "--floor")
+	}
 	if d.heartbeat != 0 {
 		args = append(args, "--heartbeat", d.heartbeat.String())
 	}
@@ -115,9 +126,13 @@ func conclaveFailover(bin string, runs int, mode string, d detector) (time.Durat
 	}
 	out, err := runConclave(bin, args...)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return parseP50(out, mode)
+	if p50, err = parseP50(out, mode); err != nil || !floor {
+		return p50, 0, err
+	}
+	floorP50, err = parseP50(out, "floor")
+	return p50, floorP50, err
 }
 
 // conclaveDirectory runs "conclave bench directory" for crashes (SIGKILL

@@ -128,6 +128,7 @@ var (
 	nats3       = figure{"nats3", "core NATS 3-server cluster, 1 → 4 fan-out, delivered/s at the slowest subscriber", false}
 	tcpFloor    = figure{"tcp.mesh", "TCP floor, 4 × 3 mesh of buffered frames, delivered/s at the slowest node", false}
 	tcpRTTFig   = figure{"tcp.rtt", "TCP ping-pong round trip p50", true}
+	failFloor   = figure{"floor.failover", "failover floor p50 (the same crashes, of processes that only heartbeat and watch their connections close: bench failover --floor)", true}
 	tcpFanFig   = figure{"tcp.fanout", "TCP 1 → 3 round trip p50 (a frame written to 3 connections, until the last echo is read)", true}
 )
 
@@ -149,6 +150,7 @@ var comparisons = []comparison{
 	{cTotalSync, tcpRTTFig},
 	{cTotalSync, tcpFanFig},
 	{cFailover, jsFailover},
+	{cFailover, failFloor},
 	{cDirectory, jsFailover},
 	{cHang, jsHang},
 	{cHangFast, jsHang},
@@ -316,11 +318,12 @@ func measureOthers(w io.Writer, o options, r round) error {
 }
 
 func measureConclaveFailover(w io.Writer, o options, r round) error {
-	d, err := conclaveFailover(o.conclave, o.failoverRuns, "crash", detector{})
+	d, floor, err := conclaveFailoverFloor(o.conclave, o.failoverRuns, "crash", detector{}, true)
 	if err != nil {
 		return err
 	}
 	r.setDuration(w, cFailover, d)
+	r.setDuration(w, failFloor, floor)
 	if d, err = conclaveDirectory(o.conclave, o.failoverRuns); err != nil {
 		return err
 	}
