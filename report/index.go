@@ -76,7 +76,7 @@ type startInfo struct {
 }
 
 // settingKeys are the start-event fields shown in the header.
-var settingKeys = []string{eventlog.FieldHeartbeatMS, eventlog.FieldSuspectAfterMS, eventlog.FieldQuorum}
+var settingKeys = []string{eventlog.FieldHeartbeatMS, eventlog.FieldSuspectAfterMS, eventlog.FieldNoticeDelayMS, eventlog.FieldQuorum}
 
 func readStarts(events []eventlog.Event) startInfo {
 	s := startInfo{settings: map[string][]string{}}
