@@ -330,11 +330,19 @@ type psMember struct {
 
 // psContacts is the state of a member's contacts (pubsub's
 // contactKeeper): the latest list to set, whether it is to be sent, the
-// last sent, and whether a command is under way.
+// last sent, whether a command is under way, whether the member
+// coordinates its latest view, whether the next send goes even if equal
+// to the last (a refresh), and the sends so far.
 type psContacts struct {
-	latest, sent  []string
-	pending, busy bool
+	latest, sent        []string
+	pending, busy       bool
+	coordinating, force bool
+	sends               int
 }
+
+// psContactsRefresh is how often a coordinator sets its view's contacts
+// again, unchanged (pubsub's contactsRefresh).
+const psContactsRefresh = time.Second
 
 // psDelivery is an event with its identity in its group.
 type psDelivery struct {
@@ -825,9 +833,11 @@ func (c *psClient) left(group string) {
 // followView has the coordinator of a view (its first member) set the
 // group's contacts to the view's members' addresses, as pubsub's
 // contacts follow the views: one command at a time, the latest list, not
-// one equal to the last sent; a failed one is sent again after a second.
+// one equal to the last sent; a failed one is sent again after a second;
+// and the last sent again every psContactsRefresh while it coordinates.
 func (m *psMember) followView(v stack.View) {
-	if len(v.Members) == 0 || v.Members[0].ID != m.id {
+	m.ct.coordinating = len(v.Members) > 0 && v.Members[0].ID == m.id
+	if !m.ct.coordinating {
 		return
 	}
 	var addrs []string
@@ -844,9 +854,9 @@ func (m *psMember) sendContacts() {
 	if k.busy || !k.pending || m.leaving || m.ended != "" {
 		return
 	}
-	addrs := k.latest
-	k.pending = false
-	if k.sent != nil && slices.Equal(addrs, k.sent) {
+	addrs, force := k.latest, k.force
+	k.pending, k.force = false, false
+	if !force && k.sent != nil && slices.Equal(addrs, k.sent) {
 		return
 	}
 	k.busy = true
@@ -860,9 +870,20 @@ func (m *psMember) sendContacts() {
 				m.c.note(m.group, call.Result.Contacts)
 				g.AddContacts(m.c.proc, call.Result.Contacts)
 			}
+			// As pubsub's: the same list again after a while, unless
+			// another is sent first.
+			k.sends++
+			n := k.sends
+			m.c.later(psContactsRefresh, func() {
+				if k.sends == n && k.coordinating {
+					k.pending, k.force = true, true
+					m.sendContacts()
+				}
+			})
 			m.sendContacts()
 			return
 		}
+		k.sent = nil // as pubsub's: the retry goes even if equal
 		m.c.later(time.Second, func() {
 			k.pending = true
 			m.sendContacts()
