@@ -85,8 +85,9 @@ type PubSubSim struct {
 	published   map[psEventKey]string          // a publisher's event → ps_publish's result
 	publishedTo map[psEventKey]map[string]bool // → the clients in the view it was sent in
 	publishedIn map[psEventKey]uint64          // → the move number it was published under
+	publishedAt map[psEventKey]int             // → the history's length when it was acknowledged
 	// switchedWith holds the clients in the new group's view when a
-	// publisher switched.
+	// publisher found its subscribers ready, and when it switched.
 	switchedWith map[psSwitchKey]map[string]bool
 	late         map[string]map[string]bool // topic/moves → clients a publisher switched without waiting for
 
@@ -120,7 +121,7 @@ func NewPubSub(cfg PubSubConfig) (*PubSubSim, error) {
 	}
 	s := &PubSubSim{DirSim: d, cfg: cfg, groups: map[string]*GroupSim{}, qos: map[string]string{},
 		rng:       rand.New(rand.NewPCG(cfg.Seed, 0x9b5b)),
-		published: map[psEventKey]string{}, publishedTo: map[psEventKey]map[string]bool{}, publishedIn: map[psEventKey]uint64{}, switchedWith: map[psSwitchKey]map[string]bool{}, late: map[string]map[string]bool{}}
+		published: map[psEventKey]string{}, publishedTo: map[psEventKey]map[string]bool{}, publishedIn: map[psEventKey]uint64{}, publishedAt: map[psEventKey]int{}, switchedWith: map[psSwitchKey]map[string]bool{}, late: map[string]map[string]bool{}}
 	for i := range cfg.MaxGroups {
 		name := "g" + strconv.Itoa(i)
 		s.names = append(s.names, name)
