@@ -83,6 +83,12 @@ type psSwitchKey struct {
 	moves      uint64
 }
 
+// psViewKey names a view of a group.
+type psViewKey struct {
+	group string
+	view  stack.ViewID
+}
+
 // psEventKey names a publisher's event of a topic.
 type psEventKey struct {
 	topic, pub string
@@ -436,11 +442,7 @@ func (p *psPub) publishOne() {
 		c.s.publishedIn[key] = moves
 		c.s.publishedAt[key] = len(c.s.History())
 		if a != nil {
-			in := map[string]bool{}
-			for _, x := range m.views[a.View].Members {
-				in[c.s.clientOf(x.ID)] = true
-			}
-			c.s.publishedTo[key] = in
+			c.s.publishedTo[key] = psViewKey{m.group, a.View}
 		}
 		if w := p.writer; w != nil {
 			p.writer, p.writing = nil, true
@@ -759,14 +761,16 @@ func sortedKeys[V any](m map[string]V) []string {
 //     between its last event in the old group and its first in the new
 //     one. A gap is allowed where the protocol does not promise more: an
 //     event missing in it was not stable when published (ps_publish not
-//     ok) or was published in the new group in a view without the
-//     subscriber's member though the publisher had seen it in that
-//     group's view when it found it ready or when it switched (as when
-//     the new group was founded twice at once and one dissolved into the
-//     other, or the subscriber's member was excluded from it), or was
-//     published in the old group, before the subscriber switched, in a
-//     view without the subscriber's member (split off or excluded, as
-//     any member misses the messages of views it is not in), the
+//     ok) or was published in a view the subscriber's member never
+//     installed (not in it, or listed in it but never told of it, as a
+//     member that refused it): in the new group, though the publisher
+//     had seen the subscriber in that group's view when it found it
+//     ready or when it switched (as when the new group was founded twice
+//     at once and one dissolved into the other, or the subscriber's
+//     member was excluded from it); in the old group, before the
+//     subscriber switched out of it (its member split off or excluded:
+//     no member gets the messages of a view it is not in, move or not);
+//     or the
 //     publisher was not in the old group's view when the subscriber
 //     switched, the subscriber's move skipped one (it waits
 //     for nobody then), the publisher switched without waiting longer for
@@ -784,6 +788,13 @@ func (run PubSubRun) Moves() []string {
 		i, _ := slices.BinarySearch(faults, a)
 		return i < len(faults) && faults[i] < b
 	}
+	// missed reports whether sub's client never installed the view event
+	// k was sent in (not in it, or listed in it but never told: a member
+	// that refused it): no member gets the messages of such a view.
+	missed := func(sub *psSub, k psEventKey) bool {
+		v, ok := s.publishedTo[k]
+		return ok && !s.installedBy[v][sub.client]
+	}
 	excused := func(sub *psSub, p, g psGot) bool {
 		if faultBetween(p.at, g.at) {
 			return true
@@ -798,14 +809,14 @@ func (run PubSubRun) Moves() []string {
 			// view when it found it ready or when it switched: that
 			// group's views changed since (its member excluded, say).
 			e := s.publishedIn[k]
-			if e > p.moves && !s.publishedTo[k][sub.client] && s.switchedWith[psSwitchKey{sub.topic, g.pub, e}][sub.client] {
+			if e > p.moves && missed(sub, k) && s.switchedWith[psSwitchKey{sub.topic, g.pub, e}][sub.client] {
 				return true
 			}
 			// Published in the old group, before the subscriber switched
 			// out of it, in a view without the subscriber's member (split
 			// off or excluded): nothing of a view it is not in reaches a
 			// member, move or not.
-			if e < g.moves && !s.publishedTo[k][sub.client] {
+			if e < g.moves && missed(sub, k) {
 				for _, sw := range sub.switches {
 					if sw.from <= e && e < sw.to && sw.at > 0 && s.publishedAt[k] < sw.at {
 						return true

@@ -81,11 +81,12 @@ type PubSubSim struct {
 	rng     *rand.Rand        // the clients' choices
 	qos     map[string]string // group → QoS, as the directory answered
 
-	subs        []*psSub                       // every subscription made, for CheckMoves
-	published   map[psEventKey]string          // a publisher's event → ps_publish's result
-	publishedTo map[psEventKey]map[string]bool // → the clients in the view it was sent in
-	publishedIn map[psEventKey]uint64          // → the move number it was published under
-	publishedAt map[psEventKey]int             // → the history's length when it was acknowledged
+	subs        []*psSub                      // every subscription made, for CheckMoves
+	published   map[psEventKey]string         // a publisher's event → ps_publish's result
+	publishedTo map[psEventKey]psViewKey      // → the view it was sent in
+	installedBy map[psViewKey]map[string]bool // a view → the clients whose member installed it
+	publishedIn map[psEventKey]uint64         // → the move number it was published under
+	publishedAt map[psEventKey]int            // → the history's length when it was acknowledged
 	// switchedWith holds the clients in the new group's view when a
 	// publisher found its subscribers ready, and when it switched.
 	switchedWith map[psSwitchKey]map[string]bool
@@ -121,7 +122,7 @@ func NewPubSub(cfg PubSubConfig) (*PubSubSim, error) {
 	}
 	s := &PubSubSim{DirSim: d, cfg: cfg, groups: map[string]*GroupSim{}, qos: map[string]string{},
 		rng:       rand.New(rand.NewPCG(cfg.Seed, 0x9b5b)),
-		published: map[psEventKey]string{}, publishedTo: map[psEventKey]map[string]bool{}, publishedIn: map[psEventKey]uint64{}, publishedAt: map[psEventKey]int{}, switchedWith: map[psSwitchKey]map[string]bool{}, late: map[string]map[string]bool{}}
+		published: map[psEventKey]string{}, publishedTo: map[psEventKey]psViewKey{}, installedBy: map[psViewKey]map[string]bool{}, publishedIn: map[psEventKey]uint64{}, publishedAt: map[psEventKey]int{}, switchedWith: map[psSwitchKey]map[string]bool{}, late: map[string]map[string]bool{}}
 	for i := range cfg.MaxGroups {
 		name := "g" + strconv.Itoa(i)
 		s.names = append(s.names, name)
@@ -322,8 +323,7 @@ type psMember struct {
 	viewSet          bool         // view is set
 	last             stack.ViewID // view of the last delivery dispatched
 	sends            map[string]func(*stack.Acked)
-	watchers         []func() bool               // see each view, and the end
-	views            map[stack.ViewID]stack.View // installed
+	watchers         []func() bool // see each view, and the end
 	ct               psContacts
 	onJoin           func(error)
 	onLeft           func(result string)
@@ -635,7 +635,7 @@ func (c *psClient) joinLocked(r directory.Result, sub *psSub, next bool, then fu
 			c.note(r.Group, r.Contacts)
 		}
 		m := &psMember{c: c, group: r.Group, qos: r.QoS, hash: r.Hash, subs: map[string][]*psSub{}, pubs: map[string][]*psPub{},
-			sends: map[string]func(*stack.Acked){}, views: map[stack.ViewID]stack.View{}}
+			sends: map[string]func(*stack.Acked){}}
 		m.onJoin = func(err error) {
 			m.onJoin = nil
 			if err != nil {
@@ -790,7 +790,11 @@ func (c *psClient) installed(group string, e stack.Install) {
 	c.log(eventlog.PSView, eventlog.FieldGroup, group, eventlog.FieldMember, m.id, eventlog.FieldView, e.View.ID.String(),
 		eventlog.FieldMembers, e.View.IDs(), eventlog.FieldFlushed, e.Contribs != nil)
 	m.view, m.viewSet = e.View, true
-	m.views[e.View.ID] = e.View
+	vk := psViewKey{group, e.View.ID}
+	if c.s.installedBy[vk] == nil {
+		c.s.installedBy[vk] = map[string]bool{}
+	}
+	c.s.installedBy[vk][c.name()] = true
 	if !c.s.alone {
 		addrs := make([]string, 0, len(e.View.Members))
 		for _, x := range e.View.Members {
