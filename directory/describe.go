@@ -28,6 +28,10 @@ func Describe(cmd, result []byte) map[string]any {
 		f["op"], f["group"] = "remove-contact", op.Group
 	case Report:
 		f["op"] = "report"
+	case Move:
+		f["op"], f["topic"], f["group"] = "move", op.Topic, op.Group
+	case MoveDone:
+		f["op"], f["topic"] = "move-done", op.Topic
 	}
 	if r, err := DecodeResult(result); err == nil {
 		f["result"] = r.Code.String()

@@ -14,21 +14,32 @@ import (
 // "Contacts follow the views"). Its zero value is ready; its loop starts
 // with the first view to publish.
 type contactKeeper struct {
-	mu      sync.Mutex
-	latest  []string      // addresses of the latest view this member coordinates, to be sent
-	pending bool          // latest not sent yet
-	wake    chan struct{} // room for one; nil until the loop starts
-	stop    chan struct{}
-	done    chan struct{}
-	stopped bool
+	mu           sync.Mutex
+	latest       []string      // addresses of the latest view this member coordinates, to be sent
+	pending      bool          // latest not sent yet
+	coordinating bool          // the member coordinates the latest view it installed
+	wake         chan struct{} // room for one; nil until the loop starts
+	stop         chan struct{}
+	done         chan struct{}
+	stopped      bool
 }
+
+// contactsRefresh is how often a coordinator sets its view's contacts
+// again, unchanged: another coordinator's list (a stale one, of a part
+// cut off, which may then have left and emptied it) may have replaced
+// them, and no view change would set them back.
+const contactsRefresh = time.Second
 
 // followView notes a view this member installed: if it is the view's
 // coordinator (its first member), the group's contacts become the
 // addresses of the view's members. Views are sent in order, one at a
 // time; one not yet sent when a newer comes is skipped.
 func (m *member) followView(v stack.View) {
-	if len(v.Members) == 0 || v.Members[0].ID != m.g.Me().ID {
+	coordinating := len(v.Members) > 0 && v.Members[0].ID == m.g.Me().ID
+	if !coordinating {
+		m.ct.mu.Lock()
+		m.ct.coordinating = false
+		m.ct.mu.Unlock()
 		return
 	}
 	addrs := make([]string, 0, len(v.Members))
@@ -45,7 +56,7 @@ func (m *member) followView(v stack.View) {
 	if k.stopped {
 		return
 	}
-	k.latest, k.pending = addrs, true
+	k.latest, k.pending, k.coordinating = addrs, true, true
 	if k.wake == nil {
 		k.wake, k.stop, k.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
 		go m.sendContacts()
@@ -57,23 +68,31 @@ func (m *member) followView(v stack.View) {
 }
 
 // sendContacts sends the latest coordinated view's addresses whenever
-// there is one, until stopContacts. A failed send is retried with the next
-// view, or after a second if none came.
+// there is one, and again every contactsRefresh while the member
+// coordinates it, until stopContacts. A failed send is retried with the
+// next view, or after a second if none came.
 func (m *member) sendContacts() {
 	k := &m.ct
 	defer close(k.done)
 	var sent []string
+	var refresh <-chan time.Time // after the last send that went through
 	for {
+		force := false
 		select {
 		case <-k.stop:
 			return
 		case <-k.wake:
+		case <-refresh:
+			m.mu.Lock()
+			force = m.ended == nil // a member that stopped lists nobody
+			m.mu.Unlock()
+			refresh = nil
 		}
 		k.mu.Lock()
-		addrs, pending := k.latest, k.pending
+		addrs, pending := k.latest, k.pending || force && k.coordinating
 		k.pending = false
 		k.mu.Unlock()
-		if !pending || sent != nil && slices.Equal(addrs, sent) {
+		if !pending || !force && sent != nil && slices.Equal(addrs, sent) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -81,12 +100,14 @@ func (m *member) sendContacts() {
 		cancel()
 		if err == nil {
 			sent = addrs
+			refresh = time.After(contactsRefresh)
 			// Members the list named that this view does not: another
 			// part of the group, perhaps, which the member may merge with.
 			m.c.note(m.name, replaced)
 			m.g.AddContacts(replaced)
 			continue
 		}
+		sent = nil // the directory's list is unknown: the retry goes even if equal
 		t := time.NewTimer(time.Second)
 		select {
 		case <-k.stop:

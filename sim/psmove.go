@@ -68,17 +68,25 @@ type psGot struct {
 }
 
 // psSwitch is a subscription's switch from one group to the next:
-// present names the clients with a member in the old group's view then.
+// present names the clients with a member in the old group's view then,
+// at the history's length then.
 type psSwitch struct {
 	from, to    uint64
 	fresh, late bool
 	present     map[string]bool
+	at          int
 }
 
 // psSwitchKey names a publisher's switch for a move of a topic.
 type psSwitchKey struct {
 	topic, pub string
 	moves      uint64
+}
+
+// psViewKey names a view of a group.
+type psViewKey struct {
+	group string
+	view  stack.ViewID
 }
 
 // psEventKey names a publisher's event of a topic.
@@ -328,6 +336,7 @@ func (m *psMember) check(sub *psSub) {
 	c := m.c
 	c.log(eventlog.PSMove, eventlog.FieldTopic, sub.topic, eventlog.FieldGroup, next.group, eventlog.FieldPrev, m.group,
 		eventlog.FieldMoves, sub.moves, eventlog.FieldKind, "subscriber", eventlog.FieldResult, "switched")
+	sub.switches[len(sub.switches)-1].at = len(c.s.History())
 	c.later(0, func() { c.release(m, func() {}) })
 }
 
@@ -431,12 +440,9 @@ func (p *psPub) publishOne() {
 		c.log(eventlog.PSPublish, kv...)
 		c.s.published[key] = result
 		c.s.publishedIn[key] = moves
+		c.s.publishedAt[key] = len(c.s.History())
 		if a != nil {
-			in := map[string]bool{}
-			for _, x := range m.views[a.View].Members {
-				in[c.s.clientOf(x.ID)] = true
-			}
-			c.s.publishedTo[key] = in
+			c.s.publishedTo[key] = psViewKey{m.group, a.View}
 		}
 		if w := p.writer; w != nil {
 			p.writer, p.writing = nil, true
@@ -527,9 +533,12 @@ func (p *psPub) moveTo(f directory.Found, then func()) {
 			next.pubs[p.topic] = append(next.pubs[p.topic], p)
 			c.send(old, marker(p.topic, e, envelope.Prepare), func(*stack.Acked) {
 				p.awaitReady(old, next, f.Topic.Following, e, func(late []string) {
+					in := map[string]bool{} // who the publisher saw in the new group
+					for _, x := range next.view.Members {
+						in[c.s.clientOf(x.ID)] = true
+					}
 					p.lockWrite(func() {
 						c.send(old, marker(p.topic, e, envelope.Switch), func(a *stack.Acked) {
-							in := map[string]bool{}
 							for _, x := range next.view.Members {
 								in[c.s.clientOf(x.ID)] = true
 							}
@@ -752,11 +761,18 @@ func sortedKeys[V any](m map[string]V) []string {
 //     between its last event in the old group and its first in the new
 //     one. A gap is allowed where the protocol does not promise more: an
 //     event missing in it was not stable when published (ps_publish not
-//     ok) or was published in the new group in a view without the
-//     subscriber's member though the publisher had seen it in that
-//     group's view when it switched (as when the new group was founded
-//     twice at once and one dissolved into the other), the publisher was not in the old group's view when the
-//     subscriber switched, the subscriber's move skipped one (it waits
+//     ok) or was published in a view the subscriber's member never
+//     installed (not in it, or listed in it but never told of it, as a
+//     member that refused it): in the new group, though the publisher
+//     had seen the subscriber in that group's view when it found it
+//     ready or when it switched (as when the new group was founded twice
+//     at once and one dissolved into the other, or the subscriber's
+//     member was excluded from it); in the old group, before the
+//     subscriber switched out of it (its member split off or excluded:
+//     no member gets the messages of a view it is not in, move or not);
+//     or the
+//     publisher was not in the old group's view when the subscriber
+//     switched, the subscriber's move skipped one (it waits
 //     for nobody then), the publisher switched without waiting longer for
 //     the subscriber (MoveWait), or a fault struck between the two events.
 func (run PubSubRun) Moves() []string {
@@ -772,6 +788,13 @@ func (run PubSubRun) Moves() []string {
 		i, _ := slices.BinarySearch(faults, a)
 		return i < len(faults) && faults[i] < b
 	}
+	// missed reports whether sub's client never installed the view event
+	// k was sent in (not in it, or listed in it but never told: a member
+	// that refused it): no member gets the messages of such a view.
+	missed := func(sub *psSub, k psEventKey) bool {
+		v, ok := s.publishedTo[k]
+		return ok && !s.installedBy[v][sub.client]
+	}
 	excused := func(sub *psSub, p, g psGot) bool {
 		if faultBetween(p.at, g.at) {
 			return true
@@ -783,9 +806,22 @@ func (run PubSubRun) Moves() []string {
 			}
 			// Published in the new group in a view without the
 			// subscriber, though the publisher saw it in the new group's
-			// view when it switched: that group's views changed since.
-			if e := s.publishedIn[k]; e > p.moves && !s.publishedTo[k][sub.client] && s.switchedWith[psSwitchKey{sub.topic, g.pub, e}][sub.client] {
+			// view when it found it ready or when it switched: that
+			// group's views changed since (its member excluded, say).
+			e := s.publishedIn[k]
+			if e > p.moves && missed(sub, k) && s.switchedWith[psSwitchKey{sub.topic, g.pub, e}][sub.client] {
 				return true
+			}
+			// Published in the old group, before the subscriber switched
+			// out of it, in a view without the subscriber's member (split
+			// off or excluded): nothing of a view it is not in reaches a
+			// member, move or not.
+			if e < g.moves && missed(sub, k) {
+				for _, sw := range sub.switches {
+					if sw.from <= e && e < sw.to && sw.at > 0 && s.publishedAt[k] < sw.at {
+						return true
+					}
+				}
 			}
 		}
 		for _, sw := range sub.switches {

@@ -81,12 +81,14 @@ type PubSubSim struct {
 	rng     *rand.Rand        // the clients' choices
 	qos     map[string]string // group → QoS, as the directory answered
 
-	subs        []*psSub                       // every subscription made, for CheckMoves
-	published   map[psEventKey]string          // a publisher's event → ps_publish's result
-	publishedTo map[psEventKey]map[string]bool // → the clients in the view it was sent in
-	publishedIn map[psEventKey]uint64          // → the move number it was published under
+	subs        []*psSub                      // every subscription made, for CheckMoves
+	published   map[psEventKey]string         // a publisher's event → ps_publish's result
+	publishedTo map[psEventKey]psViewKey      // → the view it was sent in
+	installedBy map[psViewKey]map[string]bool // a view → the clients whose member installed it
+	publishedIn map[psEventKey]uint64         // → the move number it was published under
+	publishedAt map[psEventKey]int            // → the history's length when it was acknowledged
 	// switchedWith holds the clients in the new group's view when a
-	// publisher switched.
+	// publisher found its subscribers ready, and when it switched.
 	switchedWith map[psSwitchKey]map[string]bool
 	late         map[string]map[string]bool // topic/moves → clients a publisher switched without waiting for
 
@@ -120,7 +122,7 @@ func NewPubSub(cfg PubSubConfig) (*PubSubSim, error) {
 	}
 	s := &PubSubSim{DirSim: d, cfg: cfg, groups: map[string]*GroupSim{}, qos: map[string]string{},
 		rng:       rand.New(rand.NewPCG(cfg.Seed, 0x9b5b)),
-		published: map[psEventKey]string{}, publishedTo: map[psEventKey]map[string]bool{}, publishedIn: map[psEventKey]uint64{}, switchedWith: map[psSwitchKey]map[string]bool{}, late: map[string]map[string]bool{}}
+		published: map[psEventKey]string{}, publishedTo: map[psEventKey]psViewKey{}, installedBy: map[psViewKey]map[string]bool{}, publishedIn: map[psEventKey]uint64{}, publishedAt: map[psEventKey]int{}, switchedWith: map[psSwitchKey]map[string]bool{}, late: map[string]map[string]bool{}}
 	for i := range cfg.MaxGroups {
 		name := "g" + strconv.Itoa(i)
 		s.names = append(s.names, name)
@@ -321,8 +323,7 @@ type psMember struct {
 	viewSet          bool         // view is set
 	last             stack.ViewID // view of the last delivery dispatched
 	sends            map[string]func(*stack.Acked)
-	watchers         []func() bool               // see each view, and the end
-	views            map[stack.ViewID]stack.View // installed
+	watchers         []func() bool // see each view, and the end
 	ct               psContacts
 	onJoin           func(error)
 	onLeft           func(result string)
@@ -330,11 +331,19 @@ type psMember struct {
 
 // psContacts is the state of a member's contacts (pubsub's
 // contactKeeper): the latest list to set, whether it is to be sent, the
-// last sent, and whether a command is under way.
+// last sent, whether a command is under way, whether the member
+// coordinates its latest view, whether the next send goes even if equal
+// to the last (a refresh), and the sends so far.
 type psContacts struct {
-	latest, sent  []string
-	pending, busy bool
+	latest, sent        []string
+	pending, busy       bool
+	coordinating, force bool
+	sends               int
 }
+
+// psContactsRefresh is how often a coordinator sets its view's contacts
+// again, unchanged (pubsub's contactsRefresh).
+const psContactsRefresh = time.Second
 
 // psDelivery is an event with its identity in its group.
 type psDelivery struct {
@@ -626,7 +635,7 @@ func (c *psClient) joinLocked(r directory.Result, sub *psSub, next bool, then fu
 			c.note(r.Group, r.Contacts)
 		}
 		m := &psMember{c: c, group: r.Group, qos: r.QoS, hash: r.Hash, subs: map[string][]*psSub{}, pubs: map[string][]*psPub{},
-			sends: map[string]func(*stack.Acked){}, views: map[stack.ViewID]stack.View{}}
+			sends: map[string]func(*stack.Acked){}}
 		m.onJoin = func(err error) {
 			m.onJoin = nil
 			if err != nil {
@@ -781,7 +790,11 @@ func (c *psClient) installed(group string, e stack.Install) {
 	c.log(eventlog.PSView, eventlog.FieldGroup, group, eventlog.FieldMember, m.id, eventlog.FieldView, e.View.ID.String(),
 		eventlog.FieldMembers, e.View.IDs(), eventlog.FieldFlushed, e.Contribs != nil)
 	m.view, m.viewSet = e.View, true
-	m.views[e.View.ID] = e.View
+	vk := psViewKey{group, e.View.ID}
+	if c.s.installedBy[vk] == nil {
+		c.s.installedBy[vk] = map[string]bool{}
+	}
+	c.s.installedBy[vk][c.name()] = true
 	if !c.s.alone {
 		addrs := make([]string, 0, len(e.View.Members))
 		for _, x := range e.View.Members {
@@ -825,9 +838,11 @@ func (c *psClient) left(group string) {
 // followView has the coordinator of a view (its first member) set the
 // group's contacts to the view's members' addresses, as pubsub's
 // contacts follow the views: one command at a time, the latest list, not
-// one equal to the last sent; a failed one is sent again after a second.
+// one equal to the last sent; a failed one is sent again after a second;
+// and the last sent again every psContactsRefresh while it coordinates.
 func (m *psMember) followView(v stack.View) {
-	if len(v.Members) == 0 || v.Members[0].ID != m.id {
+	m.ct.coordinating = len(v.Members) > 0 && v.Members[0].ID == m.id
+	if !m.ct.coordinating {
 		return
 	}
 	var addrs []string
@@ -844,9 +859,9 @@ func (m *psMember) sendContacts() {
 	if k.busy || !k.pending || m.leaving || m.ended != "" {
 		return
 	}
-	addrs := k.latest
-	k.pending = false
-	if k.sent != nil && slices.Equal(addrs, k.sent) {
+	addrs, force := k.latest, k.force
+	k.pending, k.force = false, false
+	if !force && k.sent != nil && slices.Equal(addrs, k.sent) {
 		return
 	}
 	k.busy = true
@@ -860,9 +875,20 @@ func (m *psMember) sendContacts() {
 				m.c.note(m.group, call.Result.Contacts)
 				g.AddContacts(m.c.proc, call.Result.Contacts)
 			}
+			// As pubsub's: the same list again after a while, unless
+			// another is sent first.
+			k.sends++
+			n := k.sends
+			m.c.later(psContactsRefresh, func() {
+				if k.sends == n && k.coordinating {
+					k.pending, k.force = true, true
+					m.sendContacts()
+				}
+			})
 			m.sendContacts()
 			return
 		}
+		k.sent = nil // as pubsub's: the retry goes even if equal
 		m.c.later(time.Second, func() {
 			k.pending = true
 			m.sendContacts()

@@ -73,9 +73,18 @@ func (ty *psTally) add(run PubSubRun) {
 // subscription made while the move watcher's poll was under way missed a
 // move the poll counted as seen; 3852, a subscription whose topic moved
 // away and back before it followed registered again in its own member and
-// handed events over twice. Each took a run of hundreds of seeds to find.
+// handed events over twice; 3087 and 3650, a starved subscriber: a
+// coordinator cut off from its group set the group's contacts to its own
+// part, then left and emptied them, and a newcomer founded the group anew
+// beside the live part, which had no view change to list itself again,
+// until coordinators set their contacts again every second; 6386, 8721,
+// 8856 and 11599, events the move check counted as lost, published in a
+// view the subscriber's member never installed (excluded, split off, or
+// listed but refusing it, its Install queued on a connection dialled
+// across a partition), which no member gets, move or not. Each took a run
+// of hundreds of seeds to find.
 func TestPubSubFoundSeeds(t *testing.T) {
-	for _, seed := range []uint64{22, 157, 158, 218, 253, 450, 606, 688, 769, 1028, 1216, 3852} {
+	for _, seed := range []uint64{22, 157, 158, 218, 253, 450, 606, 688, 769, 1028, 1216, 3087, 3650, 3852, 6386, 8721, 8856, 11599} {
 		sc := RandomPubSubSchedule(seed)
 		run := runPubSubSeeded(t, sc, nil)
 		for _, x := range run.Check(dirCheckTimeout) {
