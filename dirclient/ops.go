@@ -121,6 +121,19 @@ func (c *Client) Lookup(ctx context.Context, topic string) (directory.Found, err
 	return f, nil
 }
 
+// Contacts reads the contacts of group at a linearizable point: the
+// addresses of its members, sorted; ok is false if there is no such group.
+func (c *Client) Contacts(ctx context.Context, group string) (addrs []string, ok bool, err error) {
+	var g directory.GroupFound
+	if err := c.query(ctx, directory.GroupQuery(group), &g); err != nil {
+		return nil, false, err
+	}
+	if g.Error != "" {
+		return nil, false, fmt.Errorf("directory: %s", g.Error)
+	}
+	return g.Group.Contacts, g.Found, nil
+}
+
 // LastMove reads the log index of the directory's last move of a topic
 // (0 if none) at a linearizable point.
 func (c *Client) LastMove(ctx context.Context) (uint64, error) {

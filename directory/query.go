@@ -112,20 +112,27 @@ func (s *State) topicInfo(name string, t *topic, m *measured) TopicInfo {
 func (s *State) Groups() []GroupInfo {
 	out := make([]GroupInfo, len(s.groups))
 	m := s.measure()
-	for i, g := range s.groups {
-		out[i] = GroupInfo{Name: groupName(i), Hash: g.qos, Topics: keys(g.topics), Contacts: slices.Clone(g.contacts)}
-		if q, ok := s.qos[g.qos]; ok {
-			out[i].QoS = q.name
-		}
-		for t := range g.topics {
-			if tm := m[t]; tm != nil {
-				out[i].Delivered += tm.delivered
-				out[i].Filtered += tm.filtered
-			}
-		}
-		out[i].Waste = wasteRatio(out[i].Delivered, out[i].Filtered)
+	for i := range s.groups {
+		out[i] = s.groupInfo(i, m)
 	}
 	return out
+}
+
+// groupInfo describes group i, with the topics' measures m.
+func (s *State) groupInfo(i int, m map[string]*measured) GroupInfo {
+	g := s.groups[i]
+	info := GroupInfo{Name: groupName(i), Hash: g.qos, Topics: keys(g.topics), Contacts: slices.Clone(g.contacts)}
+	if q, ok := s.qos[g.qos]; ok {
+		info.QoS = q.name
+	}
+	for t := range g.topics {
+		if tm := m[t]; tm != nil {
+			info.Delivered += tm.delivered
+			info.Filtered += tm.filtered
+		}
+	}
+	info.Waste = wasteRatio(info.Delivered, info.Filtered)
+	return info
 }
 
 // QoS returns the QoS whose hash is hash, if a group carries it.
@@ -195,7 +202,21 @@ const (
 	// QueryMoves asks when a topic last moved: the answer is a Moves.
 	// Clients ask it often, and look their topics up when it changes.
 	QueryMoves byte = 3
+	// QueryGroup, followed by a group's name, asks for that group: the
+	// answer is a GroupFound. Coordinators ask it to see that the
+	// group's contacts still list their view.
+	QueryGroup byte = 4
 )
+
+// GroupFound answers QueryGroup: the group, if it exists.
+type GroupFound struct {
+	Found bool      `json:"found"`
+	Group GroupInfo `json:"group"`
+	Error string    `json:"error,omitempty"`
+}
+
+// GroupQuery returns the query for group.
+func GroupQuery(group string) []byte { return append([]byte{QueryGroup}, group...) }
 
 // Moves answers QueryMoves.
 type Moves struct {
@@ -222,7 +243,8 @@ type Found struct {
 // LookupQuery returns the query for topic.
 func LookupQuery(topic string) []byte { return append([]byte{QueryLookup}, topic...) }
 
-// Query answers a query (QueryList, QueryLookup) in JSON.
+// Query answers a query (QueryList, QueryLookup, QueryMoves, QueryGroup)
+// in JSON.
 func (s *State) Query(q []byte) []byte {
 	var v any
 	switch {
@@ -230,6 +252,12 @@ func (s *State) Query(q []byte) []byte {
 		v = Listing{Topics: s.Topics(), Groups: s.Groups()}
 	case len(q) == 1 && q[0] == QueryMoves:
 		v = Moves{Last: s.lastMove}
+	case len(q) >= 1 && q[0] == QueryGroup:
+		f := GroupFound{}
+		if i, ok := s.groupIndex(string(q[1:])); ok {
+			f.Found, f.Group = true, s.groupInfo(i, s.measure())
+		}
+		v = f
 	case len(q) >= 1 && q[0] == QueryLookup:
 		f := Found{}
 		if t, ok := s.Lookup(string(q[1:])); ok {

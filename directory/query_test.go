@@ -30,6 +30,23 @@ func TestQueryAnswers(t *testing.T) {
 	if len(l.Topics) != 1 || l.Topics[0].Topic != "prices" || len(l.Groups) != 4 || l.Groups[0].Topics[0] != "prices" {
 		t.Fatalf("list: %+v", l)
 	}
+	if r := m.do("p", directory.Contacts{Group: "g0", Addrs: []string{"127.0.0.1:7001", "127.0.0.1:7000"}}); r.Err() != nil {
+		t.Fatal(r.Err())
+	}
+	var g directory.GroupFound
+	if err := json.Unmarshal(m.s.Query(directory.GroupQuery("g0")), &g); err != nil {
+		t.Fatal(err)
+	}
+	if !g.Found || g.Group.Name != "g0" || g.Group.QoS != "total" || len(g.Group.Topics) != 1 ||
+		len(g.Group.Contacts) != 2 || g.Group.Contacts[0] != "127.0.0.1:7000" {
+		t.Fatalf("group g0: %+v", g)
+	}
+	for _, name := range []string{"g4", "x", ""} {
+		g = directory.GroupFound{}
+		if err := json.Unmarshal(m.s.Query(directory.GroupQuery(name)), &g); err != nil || g.Found {
+			t.Errorf("group %q: %+v, %v: want none", name, g, err)
+		}
+	}
 	for _, q := range [][]byte{nil, {0}, {directory.QueryList, 1}} {
 		l = directory.Listing{}
 		if err := json.Unmarshal(m.s.Query(q), &l); err != nil || l.Error == "" {

@@ -24,10 +24,11 @@ type contactKeeper struct {
 	stopped      bool
 }
 
-// contactsRefresh is how often a coordinator sets its view's contacts
-// again, unchanged: another coordinator's list (a stale one, of a part
-// cut off, which may then have left and emptied it) may have replaced
-// them, and no view change would set them back.
+// contactsRefresh is how often a coordinator reads its group's contacts,
+// and sets them to its view's again if they differ: another coordinator's
+// list (a stale one, of a part cut off, which may then have left and
+// emptied it) may have replaced them, and no view change would set them
+// back.
 const contactsRefresh = time.Second
 
 // followView notes a view this member installed: if it is the view's
@@ -68,8 +69,9 @@ func (m *member) followView(v stack.View) {
 }
 
 // sendContacts sends the latest coordinated view's addresses whenever
-// there is one, and again every contactsRefresh while the member
-// coordinates it, until stopContacts. A failed send is retried with the
+// there is one, and every contactsRefresh while the member coordinates it
+// reads the group's contacts and sends them again if they differ, until
+// stopContacts. A failed send is retried with the
 // next view, or after a second if none came.
 func (m *member) sendContacts() {
 	k := &m.ct
@@ -89,11 +91,24 @@ func (m *member) sendContacts() {
 			refresh = nil
 		}
 		k.mu.Lock()
-		addrs, pending := k.latest, k.pending || force && k.coordinating
+		addrs, fresh := k.latest, k.pending
+		pending := fresh || force && k.coordinating
 		k.pending = false
 		k.mu.Unlock()
 		if !pending || !force && sent != nil && slices.Equal(addrs, sent) {
 			continue
+		}
+		if !fresh {
+			// A refresh: read first, and write only if the list
+			// changed behind this member's back, so that a group at
+			// rest costs the directory's log nothing.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			listed, _, err := m.c.dir.Contacts(ctx, m.name)
+			cancel()
+			if err == nil && sameAddrs(listed, addrs) {
+				refresh = time.After(contactsRefresh)
+				continue
+			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		replaced, err := m.c.dir.SetContacts(ctx, m.name, addrs)
@@ -125,6 +140,14 @@ func (m *member) sendContacts() {
 		}
 		k.mu.Unlock()
 	}
+}
+
+// sameAddrs reports whether a and b hold the same addresses.
+func sameAddrs(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
 }
 
 // stopContacts ends the sending of contacts, letting a send under way

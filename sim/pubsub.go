@@ -341,8 +341,8 @@ type psContacts struct {
 	sends               int
 }
 
-// psContactsRefresh is how often a coordinator sets its view's contacts
-// again, unchanged (pubsub's contactsRefresh).
+// psContactsRefresh is how often a coordinator reads its group's contacts
+// and sets them again if they differ (pubsub's contactsRefresh).
 const psContactsRefresh = time.Second
 
 // psDelivery is an event with its identity in its group.
@@ -460,6 +460,23 @@ func (c *psClient) lookup(topic string, then func(f directory.Found, ok bool)) {
 			return
 		}
 		then(f, true)
+	})
+}
+
+// contacts reads group's contacts in the directory, as
+// dirclient.Contacts; ok is false if the read failed.
+func (c *psClient) contacts(group string, then func(addrs []string, ok bool)) {
+	gen := c.gen
+	c.s.Query(c.k, directory.GroupQuery(group), func(call *DirCall) {
+		if c.gone(gen) {
+			return
+		}
+		var g directory.GroupFound
+		if !call.Op.Known || unmarshalJSON(call.Data, &g) != nil || g.Error != "" {
+			then(nil, false)
+			return
+		}
+		then(g.Group.Contacts, true)
 	})
 }
 
@@ -839,7 +856,8 @@ func (c *psClient) left(group string) {
 // group's contacts to the view's members' addresses, as pubsub's
 // contacts follow the views: one command at a time, the latest list, not
 // one equal to the last sent; a failed one is sent again after a second;
-// and the last sent again every psContactsRefresh while it coordinates.
+// and every psContactsRefresh while it coordinates, the group's contacts
+// are read and the last sent again if they differ.
 func (m *psMember) followView(v stack.View) {
 	m.ct.coordinating = len(v.Members) > 0 && v.Members[0].ID == m.id
 	if !m.ct.coordinating {
@@ -875,22 +893,40 @@ func (m *psMember) sendContacts() {
 				m.c.note(m.group, call.Result.Contacts)
 				g.AddContacts(m.c.proc, call.Result.Contacts)
 			}
-			// As pubsub's: the same list again after a while, unless
-			// another is sent first.
+			// As pubsub's: after a while, unless another is sent
+			// first, read the list and send it again if it differs.
 			k.sends++
-			n := k.sends
-			m.c.later(psContactsRefresh, func() {
-				if k.sends == n && k.coordinating {
-					k.pending, k.force = true, true
-					m.sendContacts()
-				}
-			})
+			m.refreshContacts(k.sends)
 			m.sendContacts()
 			return
 		}
 		k.sent = nil // as pubsub's: the retry goes even if equal
 		m.c.later(time.Second, func() {
 			k.pending = true
+			m.sendContacts()
+		})
+	})
+}
+
+// refreshContacts reads the group's contacts psContactsRefresh from now,
+// unless a send (the n-th is the last) came since or the member no longer
+// coordinates, and sends the latest list again if they differ or the
+// read failed, as pubsub's.
+func (m *psMember) refreshContacts(n int) {
+	k := &m.ct
+	m.c.later(psContactsRefresh, func() {
+		if k.sends != n || !k.coordinating || m.leaving || m.ended != "" {
+			return
+		}
+		m.c.contacts(m.group, func(listed []string, ok bool) {
+			if k.sends != n || !k.coordinating {
+				return
+			}
+			if ok && slices.Equal(listed, k.sent) {
+				m.refreshContacts(n)
+				return
+			}
+			k.pending, k.force = true, true
 			m.sendContacts()
 		})
 	})

@@ -236,3 +236,31 @@ func TestPubSubSkipMoveWaitIsCaught(t *testing.T) {
 	}
 	t.Logf("caught at seeds %v", caught)
 }
+
+// TestPubSubContactsAtRestCostNoCommands: a group at rest keeps its
+// contacts by reading them every second; it sends Contacts commands only
+// when its views change or the list was changed behind its back, so the
+// directory's log does not grow with every group every second.
+func TestPubSubContactsAtRestCostNoCommands(t *testing.T) {
+	sc := PubSubSchedule{Seed: 1, Replicas: 3, Clients: 2, QoS: map[string]string{"t0": "vsync"}, End: 10 * time.Second,
+		Steps: []PubSubStep{
+			{At: 100 * time.Millisecond, Op: PSAnnounce, Client: 0, Topic: "t0", QoS: "vsync"},
+			{At: 200 * time.Millisecond, Op: PSSubscribe, Client: 1, Topic: "t0"},
+		}}
+	run := runPubSubSeeded(t, sc, nil)
+	h := run.Sim.History()
+	var early, late int
+	for _, e := range h {
+		if e.Ev != eventlog.DirApply || e.Str(eventlog.FieldOp) != "contacts" {
+			continue
+		}
+		if e.TS.Sub(h[0].TS) < 4*time.Second {
+			early++
+		} else {
+			late++
+		}
+	}
+	if early == 0 || late != 0 {
+		t.Fatalf("Contacts commands applied by the replicas: %d in the first 4 s, %d in the 6 s at rest after: want some, then none", early, late)
+	}
+}
