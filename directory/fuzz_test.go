@@ -2,6 +2,7 @@ package directory_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"reflect"
@@ -260,6 +261,24 @@ func FuzzRestore(f *testing.F) {
 			if err := s.CheckInvariants(); err != nil {
 				t.Fatalf("after command %d on the restored state: %v", i, err)
 			}
+		}
+	})
+}
+
+// FuzzQuery answers arbitrary queries, as clients send them, on a state
+// with topics and groups: no panic, and an answer in JSON.
+func FuzzQuery(f *testing.F) {
+	f.Add([]byte{directory.QueryList})
+	f.Add([]byte{directory.QueryMoves})
+	f.Add(directory.LookupQuery("t0"))
+	f.Add(directory.GroupQuery("g0"))
+	f.Add(directory.GroupQuery("g99999999999999999999"))
+	f.Add([]byte{directory.QueryGroup, 'g', '-', '1'})
+	f.Add([]byte{})
+	s := busy(f).s
+	f.Fuzz(func(t *testing.T, q []byte) {
+		if out := s.Query(q); !json.Valid(out) {
+			t.Fatalf("query %q: answer %q is not JSON", q, out)
 		}
 	})
 }
