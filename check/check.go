@@ -378,7 +378,7 @@ func NoHeartbeatAfterClose(h []eventlog.Event) []Violation {
 //
 // A process killed is excused for the notices it had not sent: SIGKILL may
 // land between the log line of the change and those of the notices; so is
-// one that stopped cleanly.
+// one that stopped cleanly, and one hung (SIGSTOP) when the history ends.
 func UrgentNotices(h []eventlog.Event) []Violation {
 	var out []Violation
 	type key struct {
@@ -398,6 +398,7 @@ func UrgentNotices(h []eventlog.Event) []Violation {
 		group   *group         // the notices of the step under way
 		pending eventlog.Event // what left a change to announce: a change, or a connection since
 		gone    bool           // killed or stopped
+		hung    bool           // SIGSTOPped, not yet continued
 	}
 	procs := map[key]*proc{}
 	var order []key
@@ -440,11 +441,22 @@ func UrgentNotices(h []eventlog.Event) []Violation {
 		if e.TS.After(end) {
 			end = e.TS
 		}
-		if e.Node == eventlog.Control && e.Ev == eventlog.ProcKill {
+		if e.Node == eventlog.Control && (e.Ev == eventlog.ProcKill || e.Ev == eventlog.ProcStop || e.Ev == eventlog.ProcCont) {
 			node := eventlog.PeerName(intField(e, eventlog.FieldPeer))
 			for k, p := range procs {
-				if k.node == node {
+				if k.node != node {
+					continue
+				}
+				switch e.Ev {
+				case eventlog.ProcKill:
 					p.group, p.gone = nil, true
+				case eventlog.ProcStop:
+					p.hung = true
+				case eventlog.ProcCont:
+					p.hung = false
+					if p.pending.Ev != "" {
+						p.pending.TS = e.TS // its timers could not fire
+					}
 				}
 			}
 		}
@@ -510,7 +522,9 @@ func UrgentNotices(h []eventlog.Event) []Violation {
 	for _, k := range order {
 		if p := procs[k]; !p.gone {
 			flush(p)
-			overdue(p, end)
+			if !p.hung {
+				overdue(p, end)
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b Violation) int { return a.Event.TS.Compare(b.Event.TS) })

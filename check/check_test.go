@@ -279,6 +279,13 @@ func TestDelayedNotices(t *testing.T) {
 	expect(t, "stale notice", UrgentNotices(hist(stale...)), "urgent-notices", 1)
 	again := append(append([]string{}, ok...), "peer-1 urgent_sent to=2 leader=1")
 	expect(t, "repeated notice", UrgentNotices(hist(again...)), "urgent-notices", 1)
+	// Hung when the history ends: excused; continued: due again.
+	hung := append(append([]string{}, base...), "control proc_stop peer=1", "+10s", "peer-2 hb_sent to=0 seq=1")
+	if v := UrgentNotices(hist(hung...)); len(v) != 0 {
+		t.Fatalf("a change of a process hung at the end: %v", v)
+	}
+	resumed := append(append([]string{}, hung...), "control proc_cont peer=1", "peer-1 paused for_ms=10000", "+10s", "peer-1 hb_sent to=2 seq=3")
+	expect(t, "resumed and never announced", UrgentNotices(hist(resumed...)), "urgent-notices", 1)
 	// Alone, nobody to tell: the change waits for a connection.
 	alone := append(append([]string{}, base[:len(base)-1]...), "peer-1 peer_down peer=2 cause=conn_closed",
 		"+10s", "peer-1 conn_up peer=2", "peer-1 hb_sent to=2 seq=1", "+4ms", "peer-1 urgent_sent to=2 leader=1", "+10s", "peer-1 hb_sent to=2 seq=100")
