@@ -17,8 +17,9 @@
 //     hung one by silence, never the other way.
 //   - NoHeartbeatAfterClose: no heartbeat on a connection after its closure
 //     was detected (needs every hb_sent logged).
-//   - UrgentNotices: every leader change is followed by an urgent notice to
-//     every peer connected at that moment.
+//   - UrgentNotices: every leader change is announced with an urgent notice
+//     to every peer connected at that moment, in the step of the change or,
+//     with a notice delay, within it unless undone first.
 //   - NoFalseSuspicion: without faults, or with only delays below the
 //     settings and process faults, nobody correct is declared down.
 //   - LeaderRule: each peer's leader follows from its own view at once

@@ -96,7 +96,7 @@ func (k runKinds) checkers() []checker {
 				run: func(h []eventlog.Event) []check.Violation { return check.Convergence(h, o) }},
 			checker{scope: "peer", name: "DetectionCause", what: "a killed peer is detected by its connection closing, a hung one by silence",
 				run: check.DetectionCause, why: noControl},
-			checker{scope: "peer", name: "UrgentNotices", what: "every leader change is followed by an urgent notice to every connected peer",
+			checker{scope: "peer", name: "UrgentNotices", what: "every leader change is announced with an urgent notice to every connected peer, within the notice delay, unless undone first",
 				run: check.UrgentNotices},
 			checker{scope: "peer", name: "NoFalseSuspicion", what: "nobody correct is declared down before the first fault",
 				run: func(h []eventlog.Event) []check.Violation { return check.NoFalseSuspicion(h, o) }, why: noControl},
