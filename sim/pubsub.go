@@ -592,8 +592,8 @@ func (c *psClient) do(a psAction) {
 // join calls then with the client's member of r's group, with a
 // reference taken, joining the group if it has none, as
 // pubsub.Client.joinAs. A subscription sub, if not nil, is registered
-// (and logged) before the member delivers anything; with next, as moving
-// there.
+// before the member delivers anything (and logged once it hands over:
+// show); with next, as moving there.
 func (c *psClient) join(r directory.Result, sub *psSub, next bool, then func(*psMember, error)) {
 	c.joinMu.lock(func() {
 		c.joinLocked(r, sub, next, func(m *psMember, err error) {
