@@ -22,7 +22,7 @@ const (
 // publishLogged is Publish for a client that keeps a log: it logs
 // ps_publish with the event's name in its group once the send returns.
 func (p *Publisher) publishLogged(ctx context.Context, data []byte) error {
-	s, err := p.m.g.SendSeq(ctx, envelope.Encode(p.topic, data))
+	s, err := p.m.g.SendSeq(ctx, envelope.Encode(p.topic, p.moves, data))
 	result := PublishOK
 	switch {
 	case errors.Is(err, group.ErrLost):
@@ -60,39 +60,42 @@ func (m *member) logView(v stack.View) {
 		eventlog.FieldView, v.ID.String(), eventlog.FieldMembers, v.IDs(), eventlog.FieldFlushed, m.g.Flushed(v.ID))
 }
 
-// logSubscribed logs ps_subscribe as s is registered (under m.mu, or
-// before the dispatcher starts): since is the view of the last delivery
-// dispatched before, so s gets every delivery of the views after it.
-func (m *member) logSubscribed(s *Subscription) {
+// showLocked logs ps_subscribe for s's registration with m (s.mu held),
+// as s starts handing over m's events: those it kept aside, at once, then
+// m's from then on. Its since is the view of m's last delivery dispatched
+// when s was registered: s hands over every delivery of the views after
+// it. A registration that ends before (Subscribe failed, or the client
+// stopped while it waited; a move that did not switch) handed over nothing
+// and is not logged: it claims no view.
+func (s *Subscription) showLocked(m *member) {
+	if s.shown == nil {
+		s.shown = map[*member]bool{}
+	}
+	s.shown[m] = true
 	if !m.c.logs() {
 		return
 	}
 	m.c.logEv(eventlog.PSSubscribe, eventlog.FieldTopic, s.topic, eventlog.FieldQoS, s.qos, eventlog.FieldGroup, m.name,
-		eventlog.FieldMember, m.g.Me().ID, eventlog.FieldSince, viewName(m.last))
+		eventlog.FieldMember, m.g.Me().ID, eventlog.FieldSince, viewName(s.since[m]))
 }
 
-// logEnded logs ps_unsubscribe as s is removed (under m.mu): until is the
-// view of the last delivery dispatched, so s got every delivery of the
-// views before it; it is absent when s ends with its member, once the
-// member's every delivery was dispatched. reason is empty after
-// Unsubscribe.
-//
-// A subscription that only kept m's events aside (moving to m, or held
-// while Subscribe had not returned) and ends so, dropping them, handed
-// over nothing of m: its until is its since, so that it covers no view.
+// logEnded logs ps_unsubscribe as s is removed from m (under m.mu), if
+// its registration there was logged (showLocked): until is the view of
+// the last delivery dispatched, so s got every delivery of the views
+// before it; it is absent when s ends with its member, once the member's
+// every delivery was dispatched. reason is empty after Unsubscribe.
 func (m *member) logEnded(s *Subscription, err error) {
 	if !m.c.logs() {
 		return
 	}
 	s.mu.Lock()
-	kept := s.next == m || s.m == m && s.holding
-	since := s.since[m]
+	shown := s.shown[m]
 	s.mu.Unlock()
+	if !shown {
+		return
+	}
 	kv := []any{eventlog.FieldTopic, s.topic, eventlog.FieldGroup, m.name, eventlog.FieldMember, m.g.Me().ID}
-	switch {
-	case kept:
-		kv = append(kv, eventlog.FieldUntil, viewName(since))
-	case err == nil || err != m.ended:
+	if err == nil || err != m.ended {
 		kv = append(kv, eventlog.FieldUntil, viewName(m.last))
 	}
 	if err != nil {

@@ -37,7 +37,10 @@ import (
 // Each publisher's events thus reach each subscriber in the order sent,
 // all of a's before any of b's, and with total order every subscriber
 // delivers the topic's events of a in a's order, then those of b in b's:
-// none is lost, duplicated or reordered. A subscription made while the
+// none is lost, duplicated or reordered. Events carry the publisher's move
+// number: a subscription that gets one of a later move than its own in
+// the group it delivers from stays there and drops the move it was making
+// (Subscription.cameBackLocked). A subscription made while the
 // topic moves joins b only, and Subscribe returns once no publisher is
 // left to switch (at most MoveWait).
 
@@ -103,7 +106,9 @@ func (m *member) onMarker(from string, mk envelope.Marker) {
 // waits for may still send there (m.mu held).
 func (m *member) check(s *Subscription) {
 	s.mu.Lock()
-	if s.closed || s.m != m || s.next == nil {
+	if s.closed || s.m != m || s.next == nil || s.moving <= s.moves {
+		// Not moving; or the topic came back while s joined the group it
+		// moves to: moveTo drops that move.
 		s.mu.Unlock()
 		return
 	}
@@ -118,6 +123,7 @@ func (m *member) check(s *Subscription) {
 	next := s.next
 	s.m, s.next = next, nil
 	s.moves = s.moving
+	s.showLocked(next)
 	buf := s.buf
 	s.buf = nil
 	for _, d := range buf {
@@ -373,10 +379,28 @@ func (s *Subscription) moveTo(f directory.Found) {
 	s.moving = e
 	s.wait = moving.Waits(old.name, f.Topic.From, f.Topic.Switching)
 	s.mu.Unlock()
-	if _, err := c.joinAs(ctx, resultOf(f), s, true); err != nil {
+	next, err := c.joinAs(ctx, resultOf(f), s, true)
+	if err != nil {
 		c.logEv(eventlog.PSMove, eventlog.FieldTopic, s.topic, eventlog.FieldGroup, f.Topic.Group, eventlog.FieldPrev, old.name,
 			eventlog.FieldMoves, e, eventlog.FieldKind, "subscriber", eventlog.FieldResult, "failed: "+err.Error())
 		c.moveRetry.Store(true)
+		return
+	}
+	// An event of a later move came in the old group while s joined
+	// (cameBackLocked): the topic is back there, and s stays.
+	next.mu.Lock()
+	s.mu.Lock()
+	back := s.moves >= e && s.next == next
+	if back {
+		s.next, s.buf = nil, nil
+	}
+	s.mu.Unlock()
+	if back {
+		next.removeLocked(s, nil) // logs nothing: it was not logged (showLocked)
+	}
+	next.mu.Unlock()
+	if back {
+		c.release(next)
 		return
 	}
 	old.g.Send(ctx, marker(s.topic, e, envelope.Ready))

@@ -490,7 +490,7 @@ func (m *member) dispatch() {
 			m.mu.Unlock()
 			continue
 		}
-		topic, data, err := envelope.Decode(d.Data)
+		topic, moves, data, err := envelope.Decode(d.Data)
 		if err != nil {
 			if mk, ok := envelope.DecodeMarker(d.Data); ok {
 				m.mu.Lock()
@@ -501,7 +501,7 @@ func (m *member) dispatch() {
 		}
 		m.mu.Lock()
 		m.last = d.View
-		dv := delivery{e: Event{Topic: topic, From: d.From, Data: data}, m: m, view: d.View, seq: d.Seq, order: d.Order}
+		dv := delivery{e: Event{Topic: topic, From: d.From, Data: data}, m: m, view: d.View, seq: d.Seq, order: d.Order, moves: moves}
 		subs := slices.Clone(m.subs[m.c.route(topic)])
 		// Counted before it is handed over, so that Stats has counted
 		// every event the application has read.
@@ -568,6 +568,9 @@ func (m *member) waitMembers(ctx context.Context, n int) error {
 }
 
 // add registers s for its topic: delivering, or, with next, moving here.
+// Either way s keeps the member's events aside at first (Subscribe has not
+// returned, or s has not switched): the registration is logged
+// (ps_subscribe) when s starts handing them over (showLocked).
 func (m *member) add(s *Subscription, next bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -585,9 +588,27 @@ func (m *member) add(s *Subscription, next bool) error {
 	}
 	s.since[m] = m.last
 	s.mu.Unlock()
-	m.subs[s.topic] = append(m.subs[s.topic], s)
-	m.logSubscribed(s)
+	if !slices.Contains(m.subs[s.topic], s) { // not registered still, by a move it dropped
+		m.subs[s.topic] = append(m.subs[s.topic], s)
+	}
 	return nil
+}
+
+// drop removes the registration of s with next, a group it no longer
+// moves to (cameBackLocked), unless a later move registered it there
+// again, and releases its reference.
+func (s *Subscription) drop(next *member) {
+	s.moveMu.Lock()
+	next.mu.Lock()
+	s.mu.Lock()
+	again := s.m == next || s.next == next
+	s.mu.Unlock()
+	if !again {
+		next.removeLocked(s, nil)
+	}
+	next.mu.Unlock()
+	s.moveMu.Unlock()
+	s.c.release(next)
 }
 
 // removeLocked forgets s (m.mu held), which ended with err (nil: it
@@ -746,7 +767,7 @@ func (p *Publisher) Publish(ctx context.Context, data []byte) error {
 	if p.c.logs() {
 		err = p.publishLogged(ctx, data)
 	} else {
-		err = p.m.g.Send(ctx, envelope.Encode(p.topic, data))
+		err = p.m.g.Send(ctx, envelope.Encode(p.topic, p.moves, data))
 	}
 	if err == nil {
 		p.c.published(p.topic)
@@ -823,6 +844,7 @@ type Subscription struct {
 	holding bool                     // Subscribe has not returned yet
 	late    []string                 // the publishers it stopped waiting for, at its switch
 	since   map[*member]stack.ViewID // the member's last delivery when s was registered with it
+	shown   map[*member]bool         // the registrations logged (ps_subscribe): those that hand over
 	closed  bool
 	err     error // set when ch closes
 }
@@ -833,6 +855,7 @@ type delivery struct {
 	m          *member // that delivered it
 	view       stack.ViewID
 	seq, order uint64
+	moves      uint64 // the topic's move number its publisher published it at
 }
 
 // logDeliver logs the hand-over of d to the application.
@@ -868,12 +891,35 @@ func (s *Subscription) take(m *member, d delivery) int {
 		s.buf = append(s.buf, d)
 		return kept
 	case m == s.m:
+		if d.moves > s.moves {
+			s.cameBackLocked(d.moves)
+		}
 		if !s.sendLocked(d, false) {
 			return gone
 		}
 		return handed1
 	}
 	return ignored
+}
+
+// cameBackLocked takes move number moves, that of an event of the group s
+// delivers from, published after a later move than the one s is in (s.mu
+// held): the topic moved away and back before s followed. s stays, as
+// when it learns of such a move from the directory (moveTo), and drops
+// the move it was making, if any, with the events it kept from there: a
+// publisher already at the later move sent those before the event, and
+// handing them over after it would reorder its events. A subscription
+// makes one move at a time (docs/directory.md, Moves).
+func (s *Subscription) cameBackLocked(moves uint64) {
+	s.moves = moves
+	m, next := s.m, s.next
+	s.next, s.buf, s.wait, s.late = nil, nil, nil, nil
+	if next != nil {
+		// Not here: that takes next.mu, and m.mu is held.
+		go s.drop(next)
+	}
+	s.c.logEv(eventlog.PSMove, eventlog.FieldTopic, s.topic, eventlog.FieldGroup, m.name, eventlog.FieldPrev, m.name,
+		eventlog.FieldMoves, moves, eventlog.FieldKind, "subscriber", eventlog.FieldResult, "stayed")
 }
 
 // sendLocked hands d to the application (logging it if log), or ends s
@@ -966,6 +1012,9 @@ func (c *Client) Subscribe(ctx context.Context, topic string, opts ...SubscribeO
 	c.moveRetry.Store(true)
 	s.mu.Lock()
 	s.holding = false
+	if !s.closed {
+		s.showLocked(s.m)
+	}
 	buf := s.buf
 	s.buf = nil
 	for _, d := range buf {
@@ -996,9 +1045,17 @@ func (s *Subscription) settle(ctx context.Context, r directory.Result) error {
 		}
 		old.remove(s) // held: it hands over nothing of the old group
 		s.mu.Lock()
-		s.m, s.next, s.moves = s.next, nil, f.Topic.Moves
-		s.buf = nil // events of both groups, before Subscribe returned
+		next := s.next
 		s.mu.Unlock()
+		next.mu.Lock()
+		s.mu.Lock()
+		s.m, s.next, s.moves = next, nil, f.Topic.Moves
+		// Events of both groups, before Subscribe returned: dropped, so
+		// s covers the new group's views from here on only.
+		s.buf = nil
+		s.since[next] = next.last
+		s.mu.Unlock()
+		next.mu.Unlock()
 		if hasClient(old.g.View(), c.cfg.Name) {
 			old.g.Send(ctx, marker(s.topic, f.Topic.Moves, envelope.Ready))
 		}

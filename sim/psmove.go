@@ -53,6 +53,7 @@ type psSub struct {
 	late          bool        // it stopped waiting for a publisher that did not switch in time
 
 	since    map[*psMember]string // the view of each of its registrations (ps_subscribe)
+	shown    map[*psMember]bool   // the registrations logged: those that hand over
 	got      []psGot              // what it handed over, in order
 	switches []psSwitch           // its moves
 }
@@ -112,10 +113,43 @@ func (sub *psSub) take(m *psMember, d psDelivery) int {
 		sub.buf = append(sub.buf, d)
 		return psKept
 	case m == sub.m:
+		if d.moves > sub.moves {
+			sub.cameBack(d.moves)
+		}
 		sub.send(d)
 		return psHanded
 	}
 	return psIgnored
+}
+
+// cameBack takes move number moves, that of an event of the group sub
+// delivers from published after a later move than sub's, as
+// Subscription.cameBackLocked: the topic came back, sub stays, and drops
+// the move it was making with the events it kept from there.
+func (sub *psSub) cameBack(moves uint64) {
+	c := sub.c
+	sub.switches = append(sub.switches, psSwitch{from: sub.moves, to: moves, fresh: true, present: map[string]bool{}})
+	sub.moves = moves
+	m, next := sub.m, sub.next
+	sub.next, sub.buf, sub.wait, sub.late = nil, nil, nil, false
+	if next != nil {
+		c.later(0, func() { sub.drop(next) })
+	}
+	c.log(eventlog.PSMove, eventlog.FieldTopic, sub.topic, eventlog.FieldGroup, m.group, eventlog.FieldPrev, m.group,
+		eventlog.FieldMoves, moves, eventlog.FieldKind, "subscriber", eventlog.FieldResult, "stayed")
+}
+
+// drop removes sub's registration with next, a group it no longer moves
+// to, unless a later move registered it there again, and releases its
+// reference (Subscription.drop).
+func (sub *psSub) drop(next *psMember) {
+	sub.moveMu.lock(func() {
+		if sub.m != next && sub.next != next {
+			next.remove(sub, "")
+		}
+		sub.moveMu.unlock()
+		sub.c.release(next, func() {})
+	})
 }
 
 // send hands d to the application and logs ps_deliver.
@@ -216,7 +250,10 @@ func (sub *psSub) settle(r directory.Result, then func(error)) {
 			}
 			old.remove(sub, "") // while it holds: it kept old's events, and hands over none
 			sub.m, sub.next, sub.moves = sub.next, nil, f.Topic.Moves
-			sub.buf = nil // events of the old group, before Subscribe returned
+			// Events of both groups, before Subscribe returned: dropped,
+			// so sub covers the new group's views from here on only.
+			sub.buf = nil
+			sub.since[sub.m] = viewName(sub.m.last)
 			after := func() { c.release(old, func() { sub.waitPending(f, deadline, then) }) }
 			if old.hasClient(c.name()) {
 				c.send(old, marker(sub.topic, f.Topic.Moves, envelope.Ready), func(*stack.Acked) { after() })
@@ -286,6 +323,16 @@ func (sub *psSub) moveTo(f directory.Found) {
 				sub.moveMu.unlock()
 				return
 			}
+			if sub.moves >= e && sub.next != nil {
+				// As Subscription.moveTo: the topic came back while sub
+				// joined (cameBack); it stays.
+				next := sub.next
+				sub.next, sub.buf = nil, nil
+				next.remove(sub, "")
+				sub.moveMu.unlock()
+				c.release(next, func() {})
+				return
+			}
 			c.send(old, marker(sub.topic, e, envelope.Ready), func(*stack.Acked) {
 				old.check(sub)
 				sub.moveMu.unlock()
@@ -306,7 +353,7 @@ func (sub *psSub) moveTo(f directory.Found) {
 // check ends the move of sub out of m, its old group, once no publisher
 // it waits for may still send there (member.check).
 func (m *psMember) check(sub *psSub) {
-	if sub.closed || sub.m != m || sub.next == nil {
+	if sub.closed || sub.m != m || sub.next == nil || sub.moving <= sub.moves {
 		return
 	}
 	if m.c.s.skipWait {
@@ -325,6 +372,7 @@ func (m *psMember) check(sub *psSub) {
 	next := sub.next
 	sub.m, sub.next = next, nil
 	sub.moves = sub.moving
+	sub.show(next)
 	buf := sub.buf
 	sub.buf = nil
 	for _, d := range buf {
@@ -422,7 +470,7 @@ func (p *psPub) publishOne() {
 	p.inflight = true
 	moves := p.moves
 	payload := fmt.Sprintf("%s %d %d", key.pub, moves, p.n)
-	c.send(m, envelope.Encode(p.topic, []byte(payload)), func(a *stack.Acked) {
+	c.send(m, envelope.Encode(p.topic, moves, []byte(payload)), func(a *stack.Acked) {
 		p.inflight = false
 		kv := []any{eventlog.FieldTopic, p.topic, eventlog.FieldGroup, m.group, eventlog.FieldFrom, m.id}
 		result := "ok"

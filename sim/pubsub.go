@@ -352,6 +352,7 @@ type psDelivery struct {
 	m           *psMember
 	view        stack.ViewID
 	seq, order  uint64
+	moves       uint64 // the move number in its envelope
 }
 
 func (c *psClient) name() string { return dirName(c.k, c.p.inc) }
@@ -555,6 +556,9 @@ func (c *psClient) do(a psAction) {
 					c.subs[a.topic] = sub
 					c.moves.retry = true // as pubsub's: the next poll looks it up
 					sub.holding = false
+					if !sub.closed {
+						sub.show(sub.m)
+					}
 					buf := sub.buf
 					sub.buf = nil
 					for _, d := range buf {
@@ -588,8 +592,8 @@ func (c *psClient) do(a psAction) {
 // join calls then with the client's member of r's group, with a
 // reference taken, joining the group if it has none, as
 // pubsub.Client.joinAs. A subscription sub, if not nil, is registered
-// (and logged) before the member delivers anything; with next, as moving
-// there.
+// before the member delivers anything (and logged once it hands over:
+// show); with next, as moving there.
 func (c *psClient) join(r directory.Result, sub *psSub, next bool, then func(*psMember, error)) {
 	c.joinMu.lock(func() {
 		c.joinLocked(r, sub, next, func(m *psMember, err error) {
@@ -704,14 +708,27 @@ func (m *psMember) add(sub *psSub, next bool) error {
 	} else {
 		sub.m = m
 	}
-	m.subs[sub.topic] = append(m.subs[sub.topic], sub)
+	if !slices.Contains(m.subs[sub.topic], sub) { // as pubsub's: not registered still, by a move it dropped
+		m.subs[sub.topic] = append(m.subs[sub.topic], sub)
+	}
 	if sub.since == nil {
 		sub.since = map[*psMember]string{}
 	}
 	sub.since[m] = viewName(m.last)
+	return nil
+}
+
+// show logs ps_subscribe for sub's registration with m as sub starts
+// handing over m's events, as pubsub's showLocked: since is the view of
+// m's last delivery when sub was registered. A registration that ends
+// before handed over nothing and is not logged.
+func (sub *psSub) show(m *psMember) {
+	if sub.shown == nil {
+		sub.shown = map[*psMember]bool{}
+	}
+	sub.shown[m] = true
 	m.c.log(eventlog.PSSubscribe, eventlog.FieldTopic, sub.topic, eventlog.FieldQoS, sub.qos, eventlog.FieldGroup, m.group,
 		eventlog.FieldMember, m.id, eventlog.FieldSince, sub.since[m])
-	return nil
 }
 
 // remove forgets sub, which ended with reason ("": it was unsubscribed,
@@ -734,15 +751,15 @@ func (m *psMember) remove(sub *psSub, reason string) {
 	m.logEnded(sub, reason)
 }
 
-// logEnded logs ps_unsubscribe as pubsub's does: a registration that only
-// kept m's events aside (moving to m, or held while Subscribe had not
-// returned) handed over nothing of m, so its until is its since.
+// logEnded logs ps_unsubscribe as pubsub's does, for a registration that
+// was logged (show): one that only kept m's events aside (moving to m, or
+// held while Subscribe had not returned) handed over nothing of m.
 func (m *psMember) logEnded(sub *psSub, reason string) {
+	if !sub.shown[m] {
+		return
+	}
 	kv := []any{eventlog.FieldTopic, sub.topic, eventlog.FieldGroup, m.group, eventlog.FieldMember, m.id}
-	switch {
-	case sub.next == m || sub.m == m && sub.holding:
-		kv = append(kv, eventlog.FieldUntil, sub.since[m])
-	case reason == "" || reason != m.ended:
+	if reason == "" || reason != m.ended {
 		kv = append(kv, eventlog.FieldUntil, viewName(m.last))
 	}
 	if reason != "" {
@@ -1069,7 +1086,7 @@ func (c *psClient) deliver(group string, e stack.Deliver) {
 		return
 	}
 	_, body, _ := bytes.Cut(e.Msg.Data, []byte{0})
-	topic, data, err := envelope.Decode(body)
+	topic, moves, data, err := envelope.Decode(body)
 	if err != nil {
 		if mk, ok := envelope.DecodeMarker(body); ok {
 			m.onMarker(e.From, mk)
@@ -1077,7 +1094,7 @@ func (c *psClient) deliver(group string, e stack.Deliver) {
 		return
 	}
 	m.last = e.View
-	d := psDelivery{topic: topic, from: e.From, data: data, m: m, view: e.View, seq: e.Seq, order: e.Order}
+	d := psDelivery{topic: topic, from: e.From, data: data, m: m, view: e.View, seq: e.Seq, order: e.Order, moves: moves}
 	subs := append([]*psSub(nil), m.subs[topic]...)
 	st := c.stats[topic]
 	if st == nil {

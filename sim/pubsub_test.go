@@ -81,10 +81,16 @@ func (ty *psTally) add(run PubSubRun) {
 // 8856 and 11599, events the move check counted as lost, published in a
 // view the subscriber's member never installed (excluded, split off, or
 // listed but refusing it, its Install queued on a connection dialled
-// across a partition), which no member gets, move or not. Each took a run
+// across a partition), which no member gets, move or not; 11401, a
+// subscription logged (ps_subscribe) as it was registered, whose client
+// crashed while Subscribe held its events, claimed views it never
+// handed over; 13431, a subscriber waiting for a switch marker sent while
+// it was cut off handed over its publisher's events of the topic's next
+// move back in its group, then the older events it kept from the group it
+// was moving to, until events carried their move number. Each took a run
 // of hundreds of seeds to find.
 func TestPubSubFoundSeeds(t *testing.T) {
-	for _, seed := range []uint64{22, 157, 158, 218, 253, 450, 606, 688, 769, 1028, 1216, 3087, 3650, 3852, 6386, 8721, 8856, 11599} {
+	for _, seed := range []uint64{22, 157, 158, 218, 253, 450, 606, 688, 769, 1028, 1216, 3087, 3650, 3852, 6386, 8721, 8856, 11401, 11599, 13431} {
 		sc := RandomPubSubSchedule(seed)
 		run := runPubSubSeeded(t, sc, nil)
 		for _, x := range run.Check(dirCheckTimeout) {

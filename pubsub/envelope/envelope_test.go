@@ -7,14 +7,18 @@ import (
 )
 
 func TestRoundTrip(t *testing.T) {
-	for _, c := range []struct{ topic, data string }{{"a", ""}, {"prices", "hello"}, {"", "x"}, {"é", "\x00\x01"}} {
-		topic, data, err := Decode(Encode(c.topic, []byte(c.data)))
-		if err != nil || topic != c.topic || string(data) != c.data {
-			t.Errorf("%q %q: got %q %q %v", c.topic, c.data, topic, data, err)
+	for _, c := range []struct {
+		topic string
+		moves uint64
+		data  string
+	}{{"a", 0, ""}, {"prices", 1, "hello"}, {"", 1 << 40, "x"}, {"é", 3, "\x00\x01"}} {
+		topic, moves, data, err := Decode(Encode(c.topic, c.moves, []byte(c.data)))
+		if err != nil || topic != c.topic || moves != c.moves || string(data) != c.data {
+			t.Errorf("%q %d %q: got %q %d %q %v", c.topic, c.moves, c.data, topic, moves, data, err)
 		}
 	}
-	for _, b := range [][]byte{nil, {}, {2, 0}, {1}, {1, 5, 'a'}, {1, 0x80}, {1, 1, 0xff}} {
-		if _, _, err := Decode(b); !errors.Is(err, ErrNotEnvelope) {
+	for _, b := range [][]byte{nil, {}, {2, 0}, {1, 0, 0}, {3}, {3, 0}, {3, 5, 'a'}, {3, 0x80}, {3, 1, 0xff, 0}, {3, 1, 'a'}, {3, 1, 'a', 0x80}, {3, 0, 0x80, 0}} {
+		if _, _, _, err := Decode(b); !errors.Is(err, ErrNotEnvelope) {
 			t.Errorf("%x: got %v", b, err)
 		}
 	}
@@ -23,15 +27,15 @@ func TestRoundTrip(t *testing.T) {
 // FuzzDecode checks that the decoder never panics, and that what it
 // accepts encodes back to the same bytes.
 func FuzzDecode(f *testing.F) {
-	f.Add(Encode("prices", []byte("42")))
-	f.Add([]byte{1, 0})
+	f.Add(Encode("prices", 2, []byte("42")))
+	f.Add([]byte{3, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		topic, data, err := Decode(b)
+		topic, moves, data, err := Decode(b)
 		if err != nil {
 			return
 		}
-		if again := Encode(topic, data); !bytes.Equal(again, b) {
-			t.Fatalf("%x decodes to %q %q, which encodes to %x", b, topic, data, again)
+		if again := Encode(topic, moves, data); !bytes.Equal(again, b) {
+			t.Fatalf("%x decodes to %q %d %q, which encodes to %x", b, topic, moves, data, again)
 		}
 	})
 }
@@ -42,10 +46,10 @@ func TestMarkerRoundTrip(t *testing.T) {
 		if !ok || got != m {
 			t.Errorf("%+v: got %+v %v", m, got, ok)
 		}
-		if _, _, err := Decode(EncodeMarker(m)); err == nil {
+		if _, _, _, err := Decode(EncodeMarker(m)); err == nil {
 			t.Errorf("%+v decodes as an event", m)
 		}
-		if _, ok := DecodeMarker(Encode(m.Topic, nil)); ok {
+		if _, ok := DecodeMarker(Encode(m.Topic, m.Moves, nil)); ok {
 			t.Errorf("an event of %q decodes as a marker", m.Topic)
 		}
 	}
