@@ -123,7 +123,16 @@ func moveRun(t *testing.T, qos string) (d *testDir, got map[string][]string, gro
 	if r, err := op.Move(ctx, "a", groups[1]); err != nil || r.Group != groups[1] {
 		t.Fatalf("Move: %+v %v", r, err)
 	}
-	late, err := d.client(t, "s3").Subscribe(ctx, "a")
+	// The late subscriber's Subscribe may wait for the publishers'
+	// markers while they go on publishing, and it is read only once
+	// Subscribe returned: room for what comes in the meantime, on a
+	// slow machine.
+	lc, err := pubsub.Connect(ctx, pubsub.Config{Directory: d.addrs, Key: d.key, Network: d.nw, Name: "s3", LogTo: &d.logs, Buffer: 1 << 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lc.Close() })
+	late, err := lc.Subscribe(ctx, "a")
 	if err != nil {
 		t.Fatal(err)
 	}
