@@ -58,6 +58,10 @@ func (o *observer) filter(topic string) {
 		o.filtered = map[string]int{}
 	}
 	o.filtered[topic]++
+	if o.more != nil {
+		close(o.more)
+		o.more = nil
+	}
 }
 
 // count returns how many events named ev it saw that match (nil: all).
@@ -189,6 +193,13 @@ func TestObserverSeesWhatTheClientDoes(t *testing.T) {
 		!slices.Equal(st.Groups[0].Topics, []string{"a"}) || st.Groups[0].View != a.View().ID.String() {
 		t.Errorf("the subscriber's groups: %+v (the publisher's view %s)", st.Groups, a.View().ID)
 	}
+	// The publisher's own member filters a's events as it delivers them,
+	// which may come after Publish returned.
+	po.wait(ctx, t, func() bool {
+		po.mu.Lock()
+		defer po.mu.Unlock()
+		return po.filtered["a"] == 3
+	})
 	pst := pc.Status()
 	if ts := topicStatus(pst, "a"); ts.Role != pubsub.RolePublisher || ts.Published != 3 || ts.Filtered != 3 {
 		t.Errorf("the publisher's status of a: %+v", ts)
